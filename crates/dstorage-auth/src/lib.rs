@@ -1,0 +1,1 @@
+//! Verify who signed what: key types, signature standards, address formats and key files.

@@ -1,0 +1,1 @@
+//! Talk to a dstorage node's HTTP API from Rust.

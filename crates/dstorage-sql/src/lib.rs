@@ -1,0 +1,1 @@
+//! Run SQL deterministically on SQLite and record each block's canonical changeset.

@@ -1,0 +1,3 @@
+//! Name the things every dstorage crate talks about: identities, transactions, payloads and their canonical encoding.
+
+pub mod identity;
