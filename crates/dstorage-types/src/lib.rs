@@ -1,3 +1,5 @@
 //! Name the things every dstorage crate talks about: identities, transactions, payloads and their canonical encoding.
 
 pub mod identity;
+pub mod result;
+pub mod tx;

@@ -1,0 +1,115 @@
+//! Result codes: why a transaction was refused by the mempool or failed in a block.
+//!
+//! Codes are part of consensus (they enter the app hash), so their numbers never change once released.
+
+use serde::{Deserialize, Serialize};
+
+/// A transaction's outcome code, as CheckTx and FinalizeBlock report it to CometBFT and the API reports to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u32)]
+#[non_exhaustive]
+pub enum ResultCode {
+    /// Accepted / executed.
+    Ok = 0,
+    /// The bytes are not a canonical transaction.
+    Malformed = 1,
+    /// The signature does not verify for the sender under the named standard.
+    BadSignature = 2,
+    /// The transaction names another network.
+    WrongChainId = 3,
+    /// The nonce was already used (replay).
+    NonceReplayed = 4,
+    /// The nonce skips ahead of the sender's next nonce.
+    NonceGap = 5,
+    /// The transaction is larger than the network allows.
+    TooLarge = 6,
+    /// The signature standard is not known to this network.
+    UnknownStandard = 7,
+    /// The estimated cost exceeds the per-transaction limit.
+    CostEstimateTooHigh = 8,
+    /// SQL failed while executing (syntax, types, constraints, unknown tables, ...).
+    SqlError = 9,
+    /// The sender may not do this (e.g. write to a schema it does not own).
+    Unauthorized = 10,
+    /// The schema to create already exists.
+    SchemaExists = 11,
+    /// The schema does not exist.
+    SchemaNotFound = 12,
+    /// Execution used more than the per-transaction cost limit.
+    CostLimitExceeded = 13,
+    /// The deterministic SQL guard refused a construct.
+    SqlRefused = 14,
+}
+
+impl ResultCode {
+    /// Every code, in numeric order.
+    pub const ALL: [ResultCode; 15] = [
+        ResultCode::Ok,
+        ResultCode::Malformed,
+        ResultCode::BadSignature,
+        ResultCode::WrongChainId,
+        ResultCode::NonceReplayed,
+        ResultCode::NonceGap,
+        ResultCode::TooLarge,
+        ResultCode::UnknownStandard,
+        ResultCode::CostEstimateTooHigh,
+        ResultCode::SqlError,
+        ResultCode::Unauthorized,
+        ResultCode::SchemaExists,
+        ResultCode::SchemaNotFound,
+        ResultCode::CostLimitExceeded,
+        ResultCode::SqlRefused,
+    ];
+
+    /// The numeric code sent to CometBFT.
+    pub fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// The code for a number, if it is one of ours.
+    pub fn from_code(code: u32) -> Option<ResultCode> {
+        Self::ALL.iter().copied().find(|c| c.code() == code)
+    }
+
+    /// Snake-case name, used as the metrics label and in CLI output.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResultCode::Ok => "ok",
+            ResultCode::Malformed => "malformed",
+            ResultCode::BadSignature => "bad_signature",
+            ResultCode::WrongChainId => "wrong_chain_id",
+            ResultCode::NonceReplayed => "nonce_replayed",
+            ResultCode::NonceGap => "nonce_gap",
+            ResultCode::TooLarge => "too_large",
+            ResultCode::UnknownStandard => "unknown_standard",
+            ResultCode::CostEstimateTooHigh => "cost_estimate_too_high",
+            ResultCode::SqlError => "sql_error",
+            ResultCode::Unauthorized => "unauthorized",
+            ResultCode::SchemaExists => "schema_exists",
+            ResultCode::SchemaNotFound => "schema_not_found",
+            ResultCode::CostLimitExceeded => "cost_limit_exceeded",
+            ResultCode::SqlRefused => "sql_refused",
+        }
+    }
+}
+
+impl std::fmt::Display for ResultCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name(), self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_dense_unique_and_round_trip() {
+        for (i, c) in ResultCode::ALL.iter().enumerate() {
+            assert_eq!(c.code() as usize, i);
+            assert_eq!(ResultCode::from_code(c.code()), Some(*c));
+        }
+        assert_eq!(ResultCode::from_code(999), None);
+    }
+}

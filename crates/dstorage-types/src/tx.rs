@@ -1,0 +1,449 @@
+//! Transactions: the signed envelope, its payloads, their one canonical byte encoding, and the text a wallet signs.
+//!
+//! The encoding is documented byte by byte in `docs/protocol.md`. Every length is a fixed-width big-endian
+//! integer and no field is optional, so each value has exactly one encoding; the decoder rejects trailing bytes,
+//! unknown versions and tags, and invalid UTF-8, which makes "decodes" equivalent to "is the canonical encoding".
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The only envelope version this build reads and writes.
+pub const TX_VERSION: u8 = 1;
+
+/// First line of every text a wallet signs for a transaction.
+pub const SIGNED_TEXT_TITLE: &str = "dstorage transaction";
+
+/// Why bytes are not a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The input ended inside a field.
+    #[error("truncated: {field} needs {needed} more bytes, {left} left")]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+        /// Bytes the field needs.
+        needed: usize,
+        /// Bytes left in the input.
+        left: usize,
+    },
+    /// Bytes remained after the last field.
+    #[error("{0} trailing bytes after the transaction")]
+    TrailingBytes(usize),
+    /// The envelope version is not [`TX_VERSION`].
+    #[error("unsupported transaction version {0} (this node reads version {TX_VERSION})")]
+    UnsupportedVersion(u8),
+    /// The payload tag names no payload type.
+    #[error("unknown payload type tag {0}")]
+    UnknownPayload(u8),
+    /// A text field is not UTF-8.
+    #[error("{0} is not valid UTF-8")]
+    InvalidUtf8(&'static str),
+    /// The input is empty.
+    #[error("empty transaction")]
+    Empty,
+}
+
+/// What a transaction asks the network to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Payload {
+    /// Create a schema owned by the sender and run its DDL (and any initial DML) in it.
+    DeploySchema {
+        /// The schema (namespace) name.
+        schema: String,
+        /// SQL run inside the new schema, usually `CREATE TABLE ...` statements.
+        sql: String,
+    },
+    /// Drop a schema the sender owns, with all its tables and rows.
+    DropSchema {
+        /// The schema to drop.
+        schema: String,
+    },
+    /// Run SQL in a schema the sender owns: all statements in one atomic transaction.
+    Sql {
+        /// The schema the statements run in.
+        schema: String,
+        /// One or more `;`-separated statements.
+        sql: String,
+    },
+}
+
+impl Payload {
+    /// The wire tag of this payload type.
+    pub fn tag(&self) -> u8 {
+        match self {
+            Payload::DeploySchema { .. } => 1,
+            Payload::DropSchema { .. } => 2,
+            Payload::Sql { .. } => 3,
+        }
+    }
+
+    /// The payload type's name, as shown in signed text and the API.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Payload::DeploySchema { .. } => "deploy_schema",
+            Payload::DropSchema { .. } => "drop_schema",
+            Payload::Sql { .. } => "sql",
+        }
+    }
+
+    /// The schema the payload acts on.
+    pub fn schema(&self) -> &str {
+        match self {
+            Payload::DeploySchema { schema, .. }
+            | Payload::DropSchema { schema }
+            | Payload::Sql { schema, .. } => schema,
+        }
+    }
+
+    /// Canonical encoding: tag, then the fields in declaration order.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(self.tag());
+        match self {
+            Payload::DeploySchema { schema, sql } | Payload::Sql { schema, sql } => {
+                w.str(schema);
+                w.str(sql);
+            }
+            Payload::DropSchema { schema } => w.str(schema),
+        }
+        w.0
+    }
+
+    fn decode_from(r: &mut Reader<'_>) -> Result<Payload, DecodeError> {
+        let tag = r.u8("payload tag")?;
+        Ok(match tag {
+            1 => Payload::DeploySchema {
+                schema: r.str("schema")?,
+                sql: r.str("sql")?,
+            },
+            2 => Payload::DropSchema {
+                schema: r.str("schema")?,
+            },
+            3 => Payload::Sql {
+                schema: r.str("schema")?,
+                sql: r.str("sql")?,
+            },
+            other => return Err(DecodeError::UnknownPayload(other)),
+        })
+    }
+
+    /// SHA-256 of the canonical payload encoding: what the signed text commits to.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.encode()).into()
+    }
+}
+
+/// The unsigned part of a transaction: everything the signature covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxBody {
+    /// The network this transaction is for; a node refuses any other.
+    pub chain_id: String,
+    /// Name of the signature standard (e.g. `eth_personal_sign`), see docs/auth.md.
+    pub standard: String,
+    /// The signer as the standard names it (address or public key bytes).
+    #[serde(with = "hex_bytes")]
+    pub sender: Vec<u8>,
+    /// Per-sender sequence number, starting at 1; each must be exactly one more than the last committed.
+    pub nonce: u64,
+    /// What to do.
+    pub payload: Payload,
+}
+
+impl TxBody {
+    /// The human-readable text the sender's wallet signs (documented in docs/protocol.md).
+    ///
+    /// It names the standard so a signature made for one standard cannot be replayed as another that hashes the
+    /// same way (ed25519 vs solana_sign_message), which would act under a different identity.
+    pub fn signed_text(&self) -> String {
+        format!(
+            "{SIGNED_TEXT_TITLE}\nchain id: {}\nstandard: {}\nnonce: {}\ntype: {}\nschema: {}\npayload sha256: {}\n",
+            self.chain_id,
+            self.standard,
+            self.nonce,
+            self.payload.type_name(),
+            self.payload.schema(),
+            hex::encode(self.payload.digest()),
+        )
+    }
+
+    /// Attach a signature.
+    pub fn with_signature(self, signature: Vec<u8>) -> Transaction {
+        Transaction {
+            body: self,
+            signature,
+        }
+    }
+}
+
+/// A signed transaction, as carried in CometBFT blocks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// What is signed.
+    #[serde(flatten)]
+    pub body: TxBody,
+    /// The signature over [`TxBody::signed_text`], in the standard's format.
+    #[serde(with = "hex_bytes")]
+    pub signature: Vec<u8>,
+}
+
+impl Transaction {
+    /// The one canonical encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.u8(TX_VERSION);
+        w.str(&self.body.chain_id);
+        w.str(&self.body.standard);
+        w.bytes(&self.body.sender);
+        w.u64(self.body.nonce);
+        w.raw(&self.body.payload.encode());
+        w.bytes(&self.signature);
+        w.0
+    }
+
+    /// Decode the canonical encoding; any other byte string is an error.
+    pub fn decode(bytes: &[u8]) -> Result<Transaction, DecodeError> {
+        if bytes.is_empty() {
+            return Err(DecodeError::Empty);
+        }
+        let mut r = Reader { buf: bytes };
+        let version = r.u8("version")?;
+        if version != TX_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let chain_id = r.str("chain id")?;
+        let standard = r.str("standard")?;
+        let sender = r.bytes("sender")?;
+        let nonce = r.u64("nonce")?;
+        let payload = Payload::decode_from(&mut r)?;
+        let signature = r.bytes("signature")?;
+        if !r.buf.is_empty() {
+            return Err(DecodeError::TrailingBytes(r.buf.len()));
+        }
+        Ok(Transaction {
+            body: TxBody {
+                chain_id,
+                standard,
+                sender,
+                nonce,
+                payload,
+            },
+            signature,
+        })
+    }
+
+    /// The transaction hash: SHA-256 of the encoding, the same hash CometBFT uses for the tx.
+    pub fn hash(&self) -> TxHash {
+        tx_hash(&self.encode())
+    }
+}
+
+/// SHA-256 of raw transaction bytes (CometBFT's tx hash).
+pub fn tx_hash(bytes: &[u8]) -> TxHash {
+    TxHash(Sha256::digest(bytes).into())
+}
+
+/// A transaction hash; shown as upper-case hex like CometBFT does, parsed from either case.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TxHash(pub [u8; 32]);
+
+impl std::fmt::Display for TxHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode_upper(self.0))
+    }
+}
+
+impl std::fmt::Debug for TxHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TxHash({self})")
+    }
+}
+
+impl std::str::FromStr for TxHash {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.strip_prefix("0x").unwrap_or(s);
+        let bytes = hex::decode(s).map_err(|e| format!("tx hash {s:?} is not hex: {e}"))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("tx hash has {} bytes, expected 32", b.len()))?;
+        Ok(TxHash(arr))
+    }
+}
+
+impl Serialize for TxHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for TxHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn bytes(&mut self, v: &[u8]) {
+        // Lengths above u32::MAX cannot occur: CometBFT caps a tx far below 4 GiB and so does the API.
+        self.0
+            .extend_from_slice(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_be_bytes());
+        self.0.extend_from_slice(v);
+    }
+    fn str(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+    fn raw(&mut self, v: &[u8]) {
+        self.0.extend_from_slice(v);
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Truncated {
+                field,
+                needed: n,
+                left: self.buf.len(),
+            });
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.take(field, 1)?[0])
+    }
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let b = self.take(field, 8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+    fn bytes(&mut self, field: &'static str) -> Result<Vec<u8>, DecodeError> {
+        let b = self.take(field, 4)?;
+        let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        Ok(self.take(field, len)?.to_vec())
+    }
+    fn str(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        String::from_utf8(self.bytes(field)?).map_err(|_| DecodeError::InvalidUtf8(field))
+    }
+}
+
+/// Serde helper: bytes as lower-case hex strings in JSON.
+pub mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize bytes as hex.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    /// Deserialize hex (with or without `0x`) into bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s.strip_prefix("0x").unwrap_or(&s)).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Transaction {
+        TxBody {
+            chain_id: "dstorage-devnet".into(),
+            standard: "ed25519".into(),
+            sender: vec![7; 32],
+            nonce: 42,
+            payload: Payload::Sql {
+                schema: "app".into(),
+                sql: "INSERT INTO users VALUES (1, 'satoshi', 49)".into(),
+            },
+        }
+        .with_signature(vec![9; 64])
+    }
+
+    #[test]
+    fn encoding_round_trips_and_hash_is_sha256_of_bytes() {
+        let tx = sample();
+        let bytes = tx.encode();
+        assert_eq!(Transaction::decode(&bytes).unwrap(), tx);
+        assert_eq!(tx.hash().0, <[u8; 32]>::from(Sha256::digest(&bytes)));
+    }
+
+    #[test]
+    fn decoder_rejects_every_truncation_and_any_trailing_byte() {
+        let bytes = sample().encode();
+        for cut in 0..bytes.len() {
+            assert!(
+                Transaction::decode(&bytes[..cut]).is_err(),
+                "prefix {cut} decoded"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            Transaction::decode(&longer),
+            Err(DecodeError::TrailingBytes(1))
+        );
+    }
+
+    #[test]
+    fn decoder_names_unknown_version_and_payload_tag() {
+        let mut bytes = sample().encode();
+        bytes[0] = 2;
+        assert_eq!(
+            Transaction::decode(&bytes),
+            Err(DecodeError::UnsupportedVersion(2))
+        );
+        let tx = sample();
+        let mut bytes = tx.encode();
+        // version + chain id + standard + sender + nonce, then the payload tag.
+        let tag_at = 1 + 4 + 15 + 4 + 7 + 4 + 32 + 8;
+        assert_eq!(bytes[tag_at], 3);
+        bytes[tag_at] = 99;
+        assert_eq!(
+            Transaction::decode(&bytes),
+            Err(DecodeError::UnknownPayload(99))
+        );
+    }
+
+    #[test]
+    fn signed_text_names_chain_standard_nonce_and_payload_digest() {
+        let tx = sample();
+        let text = tx.body.signed_text();
+        let digest = hex::encode(tx.body.payload.digest());
+        assert_eq!(
+            text,
+            format!(
+                "dstorage transaction\nchain id: dstorage-devnet\nstandard: ed25519\nnonce: 42\ntype: sql\nschema: app\npayload sha256: {digest}\n"
+            )
+        );
+    }
+
+    #[test]
+    fn tx_hash_parses_both_cases_and_prints_upper() {
+        let h = sample().hash();
+        let lower = h.to_string().to_lowercase();
+        assert_eq!(lower.parse::<TxHash>().unwrap(), h);
+        assert_eq!(h.to_string(), h.to_string().to_uppercase());
+        assert!("abc".parse::<TxHash>().is_err());
+    }
+}
