@@ -26,7 +26,11 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Version => println!("dstorage {}", env!("CARGO_PKG_VERSION")),
+        Command::Version => println!(
+            "dstorage {} (CometBFT {})",
+            env!("CARGO_PKG_VERSION"),
+            dstorage_node::cometbft::COMETBFT_VERSION
+        ),
     }
     Ok(())
 }

@@ -1,0 +1,197 @@
+//! A local network of N nodes on 127.0.0.1: one folder per node, distinct ports, one shared genesis.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::config::{init_home, write_config, NodeIdentity, NodeLayout};
+use super::error::{CometError, Result};
+use super::genesis::{write_genesis_bytes, GenesisSpec, GenesisValidator};
+
+/// Ports each node takes from the base port: P2P, RPC, ABCI, HTTP API, in that order.
+pub const PORTS_PER_NODE: u16 = 4;
+
+/// The file in a testnet root that records what the network was planned as.
+const PLAN_FILE: &str = "testnet.json";
+
+/// One node of a planned testnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePlan {
+    /// 0-based position in the network.
+    pub index: usize,
+    /// The node's own folder, `<root>/node<index>`; its CometBFT home is `layout.home` (`…/cometbft`).
+    pub node_home: PathBuf,
+    /// The CometBFT layout: moniker `node<index>`, ports, peers (all other nodes).
+    pub layout: NodeLayout,
+    /// The port the dstorage ABCI server listens on (`layout.abci_addr` is `tcp://127.0.0.1:<abci_port>`).
+    pub abci_port: u16,
+    /// The port of the node's HTTP API.
+    pub api_port: u16,
+    /// The node's P2P id and validator key.
+    pub identity: NodeIdentity,
+}
+
+/// What a testnet root was planned as; kept in `<root>/testnet.json` so re-planning keeps the same chain.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct PlanRecord {
+    chain_id: String,
+    validators: usize,
+    genesis_time: String,
+}
+
+/// Lay out `n` validators under `root` with local defaults, an empty app state and ports from `base_port`
+/// (node `i` takes `base_port + 4i ..= base_port + 4i + 3`: P2P, RPC, ABCI, API). See [`plan_testnet_with`].
+pub fn plan_testnet(
+    cometbft_bin: &Path,
+    root: &Path,
+    n: usize,
+    base_port: u16,
+    chain_id: &str,
+) -> Result<Vec<NodePlan>> {
+    plan_testnet_with(
+        cometbft_bin,
+        root,
+        n,
+        base_port,
+        chain_id,
+        &serde_json::json!({}),
+        |_| {},
+    )
+}
+
+/// Lay out `n` validators under `root`: initialise each node's CometBFT home, peer every node with all others,
+/// and write one genesis (all `n` validators, equal power, `app_state`) byte-identically to every node.
+/// `customize` may change each node's layout (timeouts, ABCI address) before its config is written.
+///
+/// Idempotent: on an existing root it keeps every key and the genesis time, so the chain survives restarts; it
+/// refuses a root planned with another chain id or validator count, which would fork the chain.
+pub fn plan_testnet_with(
+    cometbft_bin: &Path,
+    root: &Path,
+    n: usize,
+    base_port: u16,
+    chain_id: &str,
+    app_state: &serde_json::Value,
+    customize: impl Fn(&mut NodeLayout),
+) -> Result<Vec<NodePlan>> {
+    if n == 0 {
+        return Err(CometError::Invalid(
+            "a testnet needs at least one node".into(),
+        ));
+    }
+    let last_port = u32::from(base_port) + (n as u32).saturating_mul(u32::from(PORTS_PER_NODE)) - 1;
+    if n > usize::from(u16::MAX) || last_port > u32::from(u16::MAX) || base_port == 0 {
+        return Err(CometError::PortOverflow {
+            base_port,
+            nodes: n,
+        });
+    }
+    std::fs::create_dir_all(root).map_err(CometError::io("create folder", root))?;
+    let record = read_or_new_plan(root, n, chain_id)?;
+
+    let mut plans = Vec::with_capacity(n);
+    for index in 0..n {
+        let port =
+            |offset: usize| base_port + (index * usize::from(PORTS_PER_NODE) + offset) as u16;
+        let node_home = root.join(format!("node{index}"));
+        let mut layout = NodeLayout::new(
+            node_home.join("cometbft"),
+            format!("node{index}"),
+            port(0),
+            port(1),
+        );
+        let abci_port = port(2);
+        layout.abci_addr = format!("tcp://127.0.0.1:{abci_port}");
+        customize(&mut layout);
+        let identity = init_home(cometbft_bin, &layout)?;
+        plans.push(NodePlan {
+            index,
+            node_home,
+            layout,
+            abci_port,
+            api_port: port(3),
+            identity,
+        });
+    }
+
+    // Peers are known only once every home has its node key.
+    let addresses: Vec<String> = plans
+        .iter()
+        .map(|p| format!("{}@127.0.0.1:{}", p.identity.node_id, p.layout.p2p_port))
+        .collect();
+    for plan in &mut plans {
+        plan.layout.persistent_peers = addresses
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != plan.index)
+            .map(|(_, a)| a.clone())
+            .collect();
+        write_config(&plan.layout)?;
+    }
+
+    let genesis = GenesisSpec {
+        chain_id: chain_id.to_owned(),
+        validators: plans
+            .iter()
+            .map(|p| {
+                GenesisValidator::new(
+                    p.identity.validator_pubkey.clone(),
+                    p.layout.moniker.clone(),
+                )
+            })
+            .collect(),
+        genesis_time: record.genesis_time.clone(),
+        app_state: app_state.clone(),
+        initial_height: 1,
+    }
+    .to_json()?;
+    for plan in &plans {
+        write_genesis_bytes(&plan.layout.home, &genesis)?;
+    }
+    write_plan(root, &record)?;
+    Ok(plans)
+}
+
+/// The recorded plan of `root` if it matches, else a new one timed now.
+fn read_or_new_plan(root: &Path, n: usize, chain_id: &str) -> Result<PlanRecord> {
+    let path = root.join(PLAN_FILE);
+    let describe = |chain_id: &str, n: usize| format!("chain {chain_id:?} with {n} validators");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let record: PlanRecord =
+                serde_json::from_slice(&bytes).map_err(|e| CometError::BadFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            if record.chain_id != chain_id || record.validators != n {
+                return Err(CometError::TestnetMismatch {
+                    root: root.to_owned(),
+                    existing: describe(&record.chain_id, record.validators),
+                    requested: describe(chain_id, n),
+                });
+            }
+            Ok(record)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PlanRecord {
+            chain_id: chain_id.to_owned(),
+            validators: n,
+            // Planning time, recorded so re-planning writes the same genesis; seconds are enough.
+            genesis_time: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
+        }),
+        Err(e) => Err(CometError::Io {
+            action: "read",
+            path,
+            source: e,
+        }),
+    }
+}
+
+fn write_plan(root: &Path, record: &PlanRecord) -> Result<()> {
+    let path = root.join(PLAN_FILE);
+    let bytes = serde_json::to_vec_pretty(record).map_err(|e| CometError::BadFile {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    super::config::write_atomic(&path, &bytes)
+}
