@@ -36,7 +36,7 @@ pub use rpc::{
     BlockInfo, BroadcastCommit, BroadcastSync, CometRpc, NetInfo, NodeStatus, PeerInfo, TxResult,
     ValidatorInfo,
 };
-pub use testnet::{plan_testnet, plan_testnet_with, NodePlan, PORTS_PER_NODE};
+pub use testnet::{find_free_ports, plan_testnet, plan_testnet_with, NodePlan, PORTS_PER_NODE};
 pub use version::{
     check_cometbft_version, cometbft_cache_dir, locate_cometbft, CometbftLocator, COMETBFT_VERSION,
 };

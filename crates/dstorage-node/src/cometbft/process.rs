@@ -251,7 +251,7 @@ async fn forward(
 
 /// The level and message of a CometBFT log line: plain format `I[2025-01-01|12:00:00.000] msg k=v`, or a
 /// `level=error` field (logfmt); anything else keeps the stream's default level.
-fn parse_line(line: &str, default: Level) -> (Level, &str) {
+fn parse_line(line: &str, default: Level) -> (Level, String) {
     let bytes = line.as_bytes();
     if bytes.len() > 2 && bytes[1] == b'[' {
         let level = match bytes[0] {
@@ -262,8 +262,12 @@ fn parse_line(line: &str, default: Level) -> (Level, &str) {
             _ => None,
         };
         if let Some(level) = level {
-            // Drop the level letter and timestamp; tracing prints its own.
+            // Drop the level letter and timestamp (tracing prints its own) and the padding after the message.
             let message = line.find("] ").map_or(line, |end| &line[end + 2..]);
+            let message = match message.split_once("  ") {
+                Some((text, fields)) => format!("{text} {}", fields.trim_start()),
+                None => message.to_owned(),
+            };
             return (level, message);
         }
     }
@@ -280,9 +284,9 @@ fn parse_line(line: &str, default: Level) -> (Level, &str) {
         } else {
             default
         };
-        return (level, line);
+        return (level, line.to_owned());
     }
-    (default, line)
+    (default, line.to_owned())
 }
 
 #[cfg(test)]
@@ -298,7 +302,7 @@ mod tests {
         assert_eq!(level, Level::ERROR);
         assert_eq!(msg, "dial failed module=p2p");
         let (level, msg) = parse_line(
-            "I[2025-01-01|12:00:00.000] finalized block module=state height=3",
+            "I[2025-01-01|12:00:00.000] finalized block          module=state height=3",
             Level::ERROR,
         );
         assert_eq!(level, Level::INFO);
@@ -308,7 +312,10 @@ mod tests {
     #[test]
     fn logfmt_level_fields_are_read() {
         let line = "ts=2025 level=error msg=\"bad\"";
-        assert_eq!(parse_line(line, Level::INFO), (Level::ERROR, line));
+        assert_eq!(
+            parse_line(line, Level::INFO),
+            (Level::ERROR, line.to_owned())
+        );
         let line = "level=\"debug\" msg=x";
         assert_eq!(parse_line(line, Level::INFO).0, Level::DEBUG);
     }
@@ -317,7 +324,7 @@ mod tests {
     fn other_lines_keep_the_stream_default() {
         assert_eq!(
             parse_line("panic: oops", Level::ERROR),
-            (Level::ERROR, "panic: oops")
+            (Level::ERROR, "panic: oops".to_owned())
         );
         assert_eq!(parse_line("Error: bad flag", Level::INFO).0, Level::INFO);
     }

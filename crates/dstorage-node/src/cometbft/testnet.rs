@@ -195,3 +195,80 @@ fn write_plan(root: &Path, record: &PlanRecord) -> Result<()> {
     })?;
     super::config::write_atomic(&path, &bytes)
 }
+
+/// Lowest and highest base port [`find_free_ports`] picks from: below Linux's ephemeral range (32768+), so
+/// outgoing connections do not take our ports while a network starts.
+const FREE_PORT_RANGE: (u16, u16) = (20_000, 32_000);
+
+/// Find `count` consecutive ports that are free on 127.0.0.1 now and return the first, e.g. for
+/// [`plan_testnet`]'s base port in tests that run in parallel. Ranges handed out by this process are never
+/// handed out again by it, so parallel tests in one binary cannot collide; other processes are avoided by
+/// binding each port once (a process that binds after the check can still take one: retry with another base).
+pub fn find_free_ports(count: u16) -> Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::Mutex;
+    static HANDED_OUT: Mutex<Vec<(u16, u16)>> = Mutex::new(Vec::new());
+
+    let (low, high) = FREE_PORT_RANGE;
+    if count == 0 || count > (high - low) / 4 {
+        return Err(CometError::Invalid(format!(
+            "cannot look for {count} consecutive free ports"
+        )));
+    }
+    let span = high - low - count;
+    for attempt in 0u64..200 {
+        // A random start (std's hasher is seeded randomly per process) spreads parallel test processes apart.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(attempt);
+        let base = low + (hasher.finish() % u64::from(span)) as u16;
+        let end = base + count;
+        let mut handed_out = HANDED_OUT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if handed_out.iter().any(|&(b, e)| base < e && b < end) {
+            continue;
+        }
+        if (base..end).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+            handed_out.push((base, end));
+            return Ok(base);
+        }
+    }
+    Err(CometError::Invalid(format!(
+        "found no {count} consecutive free ports in {low}..{high}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_port_ranges_do_not_overlap_within_a_process() {
+        let a = find_free_ports(16).unwrap();
+        let b = find_free_ports(16).unwrap();
+        assert!(a + 16 <= b || b + 16 <= a, "{a} and {b} overlap");
+        assert!(std::net::TcpListener::bind(("127.0.0.1", a)).is_ok());
+    }
+
+    #[test]
+    fn ports_past_65535_are_refused() {
+        let err = plan_testnet(
+            Path::new("/nonexistent"),
+            Path::new("/nonexistent"),
+            4,
+            65_530,
+            "c",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CometError::PortOverflow {
+                    base_port: 65_530,
+                    nodes: 4
+                }
+            ),
+            "{err}"
+        );
+    }
+}
