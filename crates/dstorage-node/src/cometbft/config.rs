@@ -85,6 +85,33 @@ impl NodeLayout {
         }
     }
 
+    /// Check what CometBFT would only refuse at start: zero or clashing ports, empty limits.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |reason: String| {
+            Err(CometError::Invalid(format!(
+                "CometBFT layout for {}: {reason}",
+                self.home.display()
+            )))
+        };
+        let mut ports = vec![("p2p", self.p2p_port), ("rpc", self.rpc_port)];
+        ports.extend(self.prometheus_port.map(|p| ("prometheus", p)));
+        if let Some((name, _)) = ports.iter().find(|(_, port)| *port == 0) {
+            return invalid(format!("{name} port is 0"));
+        }
+        for (i, (a, pa)) in ports.iter().enumerate() {
+            if let Some((b, _)) = ports[i + 1..].iter().find(|(_, pb)| pb == pa) {
+                return invalid(format!("{a} and {b} ports are both {pa}"));
+            }
+        }
+        if self.moniker.is_empty() || self.abci_addr.is_empty() {
+            return invalid("moniker and ABCI address must not be empty".into());
+        }
+        if self.mempool_size == 0 || self.max_tx_bytes == 0 {
+            return invalid("mempool size and max_tx_bytes must be positive".into());
+        }
+        Ok(())
+    }
+
     /// `<home>/config/config.toml`.
     pub fn config_path(&self) -> PathBuf {
         self.home.join("config").join("config.toml")
@@ -118,6 +145,7 @@ pub struct NodeIdentity {
 ///
 /// Blocking; idempotent: running it again rewrites the same config and never regenerates keys.
 pub fn init_home(cometbft_bin: &Path, layout: &NodeLayout) -> Result<NodeIdentity> {
+    layout.validate()?;
     let config = layout.home.join("config");
     let needs_init = [
         "config.toml",
@@ -225,6 +253,9 @@ fn edit_config(text: &str, layout: &NodeLayout) -> std::result::Result<String, S
     mempool["recheck"] = value(layout.recheck);
     mempool["size"] = value(i64::from(layout.mempool_size));
     mempool["max_tx_bytes"] = value(i64::from(layout.max_tx_bytes));
+    // Hashes of recently seen transactions, so a transaction gossiped back is not checked again; at least
+    // twice the mempool so a full mempool's worth of committed transactions is still remembered.
+    mempool["cache_size"] = value((i64::from(layout.mempool_size) * 2).max(10_000));
 
     let consensus = table(root, "consensus")?;
     consensus["timeout_commit"] = value(go_duration(layout.timeout_commit));
@@ -324,6 +355,21 @@ mod tests {
         );
         assert_eq!(doc["tx_index"]["indexer"].as_str(), Some("null"));
         assert_eq!(doc["proxy_app"].as_str(), Some("tcp://127.0.0.1:26658"));
+    }
+
+    #[test]
+    fn clashing_or_zero_ports_are_refused() {
+        let layout = NodeLayout::new("/h", "n0", 1000, 1000);
+        let err = layout.validate().unwrap_err().to_string();
+        assert!(err.contains("p2p and rpc ports are both 1000"), "{err}");
+        let mut layout = NodeLayout::new("/h", "n0", 1000, 1001);
+        layout.prometheus_port = Some(0);
+        assert!(layout
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("prometheus port is 0"));
+        assert!(NodeLayout::new("/h", "n0", 1000, 1001).validate().is_ok());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ pub struct CometProcess {
     child: Child,
     pid: Option<u32>,
     home: PathBuf,
-    recent: Arc<Mutex<VecDeque<String>>>,
+    logs: Arc<LogState>,
     forwarders: Vec<JoinHandle<()>>,
     exit: Option<ExitStatus>,
 }
@@ -68,14 +69,17 @@ impl CometProcess {
             .or_else(|| home.file_name())
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let recent = Arc::new(Mutex::new(VecDeque::with_capacity(RECENT_LINES)));
+        let logs = Arc::new(LogState {
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_LINES)),
+            stopping: AtomicBool::new(false),
+        });
         let mut forwarders = Vec::with_capacity(2);
         if let Some(stdout) = child.stdout.take() {
             forwarders.push(tokio::spawn(forward(
                 stdout,
                 label.clone(),
                 Level::INFO,
-                recent.clone(),
+                logs.clone(),
             )));
         }
         if let Some(stderr) = child.stderr.take() {
@@ -84,7 +88,7 @@ impl CometProcess {
                 stderr,
                 label,
                 Level::ERROR,
-                recent.clone(),
+                logs.clone(),
             )));
         }
         tracing::info!(target: "cometbft", pid, home = %home.display(), "started CometBFT");
@@ -92,7 +96,7 @@ impl CometProcess {
             child,
             pid,
             home: home.to_owned(),
-            recent,
+            logs,
             forwarders,
             exit: None,
         })
@@ -110,7 +114,8 @@ impl CometProcess {
 
     /// The child's last log lines (stdout and stderr, oldest first), for error reports.
     pub fn recent_log(&self) -> Vec<String> {
-        self.recent
+        self.logs
+            .recent
             .lock()
             .map(|r| r.iter().cloned().collect())
             .unwrap_or_default()
@@ -170,6 +175,7 @@ impl CometProcess {
             return Ok(status);
         }
         // Not yet reaped, so the pid (and the group it leads) is still ours to signal.
+        self.logs.stopping.store(true, Ordering::Relaxed);
         self.signal(Signal::SIGTERM)?;
         let status = match tokio::time::timeout(grace, self.child.wait()).await {
             Ok(waited) => waited.map_err(|e| supervise(format!("wait: {e}")))?,
@@ -212,12 +218,21 @@ impl CometProcess {
     }
 }
 
+/// What the log forwarders share with the supervisor.
+#[derive(Debug)]
+struct LogState {
+    /// The last [`RECENT_LINES`] lines.
+    recent: Mutex<VecDeque<String>>,
+    /// Set once we asked CometBFT to stop.
+    stopping: AtomicBool,
+}
+
 /// Forward each line of `stream` to `tracing` (target `cometbft`) at the level the line itself names.
 async fn forward(
     stream: impl AsyncRead + Unpin,
     label: String,
     default: Level,
-    recent: Arc<Mutex<VecDeque<String>>>,
+    logs: Arc<LogState>,
 ) {
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
@@ -232,13 +247,17 @@ async fn forward(
         if line.is_empty() {
             continue;
         }
-        if let Ok(mut recent) = recent.lock() {
+        if let Ok(mut recent) = logs.recent.lock() {
             if recent.len() == RECENT_LINES {
                 recent.pop_front();
             }
             recent.push_back(line.to_owned());
         }
-        let (level, message) = parse_line(line, default);
+        let (mut level, message) = parse_line(line, default);
+        if level == Level::ERROR && logs.stopping.load(Ordering::Relaxed) {
+            // Closing listeners and peers on SIGTERM logs "errors" that are part of a clean stop.
+            level = Level::WARN;
+        }
         match level {
             Level::ERROR => tracing::error!(target: "cometbft", node = %label, "{message}"),
             Level::WARN => tracing::warn!(target: "cometbft", node = %label, "{message}"),
