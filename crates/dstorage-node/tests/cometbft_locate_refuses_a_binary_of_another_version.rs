@@ -23,6 +23,8 @@ fn a_binary_of_another_version_is_refused_naming_both_versions() {
     let locator = CometbftLocator {
         binary: Some(fake.clone()),
         cache_root: dir.path().join("cache"),
+        // Must not be used: an explicit binary is never replaced.
+        go: dir.path().join("no-go"),
     };
     let err = locator.locate().unwrap_err();
     match &err {

@@ -27,6 +27,8 @@ pub struct CometbftLocator {
     pub binary: Option<PathBuf>,
     /// The cache root; `DSTORAGE_CACHE`, else `$HOME/.cache/dstorage`.
     pub cache_root: PathBuf,
+    /// The Go command that installs it (`go` on `PATH`).
+    pub go: PathBuf,
 }
 
 impl CometbftLocator {
@@ -46,7 +48,11 @@ impl CometbftLocator {
                 }
             },
         };
-        Ok(CometbftLocator { binary, cache_root })
+        Ok(CometbftLocator {
+            binary,
+            cache_root,
+            go: PathBuf::from("go"),
+        })
     }
 
     /// The path of a runnable CometBFT of the pinned version, installing it into the cache on first use.
@@ -66,7 +72,7 @@ impl CometbftLocator {
                 Err(e) => tracing::warn!(error = %e, "cached CometBFT is unusable; reinstalling"),
             }
         }
-        install(&dir)?;
+        install(&self.go, &dir)?;
         check_cometbft_version(&bin)?;
         Ok(bin)
     }
@@ -115,7 +121,7 @@ pub fn check_cometbft_version(bin: &Path) -> Result<()> {
 }
 
 /// `go install` the pinned version with `GOBIN=dir`.
-fn install(dir: &Path) -> Result<()> {
+fn install(go: &Path, dir: &Path) -> Result<()> {
     let fail = |reason: String| CometError::InstallFailed {
         version: COMETBFT_VERSION,
         dir: dir.to_owned(),
@@ -131,7 +137,7 @@ fn install(dir: &Path) -> Result<()> {
         Ok(flags) if !flags.is_empty() => format!("{flags} -mod=mod"),
         _ => "-mod=mod".to_owned(),
     };
-    let status = Command::new("go")
+    let status = Command::new(go)
         .arg("install")
         .arg(format!("{COMETBFT_PACKAGE}@{COMETBFT_VERSION}"))
         .env("GOBIN", dir)
@@ -143,7 +149,8 @@ fn install(dir: &Path) -> Result<()> {
         .status()
         .map_err(|e| {
             fail(format!(
-                "cannot run `go` ({e}); Go is needed to build CometBFT once"
+                "cannot run {} ({e}); Go is needed to build CometBFT once",
+                go.display()
             ))
         })?;
     if !status.success() {
@@ -185,6 +192,7 @@ mod tests {
         let locator = CometbftLocator {
             binary: Some("/nonexistent/cometbft".into()),
             cache_root: "/nonexistent".into(),
+            go: "go".into(),
         };
         let err = locator.locate().unwrap_err();
         assert!(matches!(err, CometError::BinaryNotRunnable { .. }), "{err}");
