@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod key_cmd;
+
 /// dstorage: a byzantine-fault-tolerant relational database on SQLite and CometBFT.
 #[derive(Parser)]
 #[command(name = "dstorage", version, about)]
@@ -14,9 +16,14 @@ struct Cli {
 enum Command {
     /// Print the version.
     Version,
+    /// Manage keys: generate, show, sign, verify.
+    Key {
+        #[command(subcommand)]
+        cmd: key_cmd::KeyCommand,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -26,11 +33,12 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Key { cmd } => return key_cmd::run(cmd),
         Command::Version => println!(
             "dstorage {} (CometBFT {})",
             env!("CARGO_PKG_VERSION"),
             dstorage_node::cometbft::COMETBFT_VERSION
         ),
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }
