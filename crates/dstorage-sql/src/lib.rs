@@ -1,1 +1,34 @@
 //! Run SQL deterministically on SQLite and record each block's canonical changeset.
+//!
+//! ```
+//! use dstorage_sql::{Engine, EngineConfig};
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut engine = Engine::open(&dir.path().join("db.sqlite"), EngineConfig::default()).unwrap();
+//! let mut block = engine.begin_block().unwrap();
+//! block.create_schema("app").unwrap();
+//! block.execute("app", "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT) STRICT", 100_000).unwrap();
+//! block.execute("app", "INSERT INTO users VALUES (1, 'satoshi')", 100_000).unwrap();
+//! let changeset = block.changeset().unwrap();
+//! println!("{changeset}");
+//! block.commit().unwrap();
+//! ```
+
+mod changeset;
+mod engine;
+mod error;
+mod estimate;
+mod guard;
+mod meter;
+
+pub use changeset::{
+    Changeset, ChangesetRecord, ColumnValue, RowChange, RowOp, CHANGESET_MAGIC, CHANGESET_VERSION,
+};
+pub use dstorage_types::value::Value;
+pub use engine::{
+    sqlite_version, table_physical_name, Block, ColumnInfo, Engine, EngineConfig, ExecOutcome,
+    KvPairs, QueryResult, Reader, SchemaInfo, TableDump, TableInfo, SQLITE_VERSION,
+};
+pub use error::SqlError;
+pub use estimate::Estimate;
+pub use guard::{physical_name, validate_schema_name, ALLOWED_FUNCTIONS};
+pub use meter::PROGRESS_STEP;

@@ -3,3 +3,4 @@
 pub mod identity;
 pub mod result;
 pub mod tx;
+pub mod value;

@@ -1,0 +1,645 @@
+//! The canonical block changeset: records, their versioned byte encoding, SHA-256, a
+//! table printout, and applying a changeset to a copy of the previous state.
+//!
+//! Format and ordering rules are documented in `docs/changeset.md`.
+
+use std::fmt;
+
+use dstorage_types::value::Value;
+use fallible_streaming_iterator::FallibleStreamingIterator;
+use rusqlite::hooks::Action;
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::guard::{physical_name, split_physical};
+use crate::SqlError;
+
+/// Magic bytes at the start of every encoded changeset.
+pub const CHANGESET_MAGIC: &[u8; 4] = b"DSCS";
+/// The encoding version this build writes and reads.
+pub const CHANGESET_VERSION: u8 = 1;
+
+/// What happened to one row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RowOp {
+    /// The row is new: `columns` holds every column.
+    Insert,
+    /// The row changed: `columns` holds each changed column.
+    Update,
+    /// The row is gone: `columns` is empty.
+    Delete,
+}
+
+/// A value at a column position (counting from 0, in table definition order).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnValue {
+    /// Column position in the table.
+    pub position: u16,
+    /// The value.
+    pub value: Value,
+}
+
+/// One row change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowChange {
+    /// Insert, update or delete.
+    pub op: RowOp,
+    /// Physical table name, `schema.table`.
+    pub table: String,
+    /// The primary key columns, in column-position order.
+    pub key: Vec<ColumnValue>,
+    /// Insert: all columns; update: the changed columns; delete: none.
+    pub columns: Vec<ColumnValue>,
+}
+
+/// One record of a changeset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ChangesetRecord {
+    /// A row change.
+    Row(RowChange),
+    /// A schema (namespace) was created.
+    CreateSchema {
+        /// Schema name.
+        name: String,
+    },
+    /// A schema and every object in it were dropped (its rows appear as deletes before).
+    DropSchema {
+        /// Schema name.
+        name: String,
+    },
+    /// A DDL statement ran in `schema`; `sql` is its normalized text with physical names.
+    Ddl {
+        /// The schema it ran in.
+        schema: String,
+        /// Normalized SQL as executed.
+        sql: String,
+    },
+}
+
+/// A block's canonical changeset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changeset {
+    /// Records in canonical order (see `docs/changeset.md`).
+    pub records: Vec<ChangesetRecord>,
+}
+
+fn value_from_ref(v: ValueRef<'_>, table: &str, position: usize) -> Result<Value, SqlError> {
+    Ok(match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        ValueRef::Real(_) => {
+            return Err(SqlError::RealValue {
+                column: format!("{table}[{position}]"),
+            })
+        }
+    })
+}
+
+fn encode_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.push(0),
+        Value::Integer(i) => {
+            out.push(1);
+            // Sign bit flipped: byte order equals numeric order, so sorting by encoded key
+            // sorts integer keys numerically.
+            out.extend_from_slice(&((*i as u64) ^ (1 << 63)).to_be_bytes());
+        }
+        Value::Text(t) => {
+            out.push(2);
+            encode_bytes(out, t.as_bytes());
+        }
+        Value::Blob(b) => {
+            out.push(3);
+            encode_bytes(out, b);
+        }
+    }
+}
+
+fn encode_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    // Lengths above u32::MAX cannot occur: SQLite's length limit is far below it.
+    out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+fn encode_columns(out: &mut Vec<u8>, cols: &[ColumnValue]) {
+    out.extend_from_slice(&(cols.len() as u16).to_be_bytes());
+    for c in cols {
+        out.extend_from_slice(&c.position.to_be_bytes());
+        encode_value(out, &c.value);
+    }
+}
+
+/// The canonical encoding of a key: its values in position order.
+pub(crate) fn key_bytes(key: &[ColumnValue]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in key {
+        encode_value(&mut out, &c.value);
+    }
+    out
+}
+
+impl RowOp {
+    fn tag(self) -> u8 {
+        match self {
+            RowOp::Insert => 1,
+            RowOp::Update => 2,
+            RowOp::Delete => 3,
+        }
+    }
+}
+
+impl Changeset {
+    /// Turn a SQLite session changeset into canonical row records, sorted by
+    /// (table name, canonical key bytes). Columns whose value did not change are dropped,
+    /// and updates that change nothing vanish.
+    pub(crate) fn rows_from_sqlite(
+        cs: &rusqlite::session::Changeset,
+    ) -> Result<Vec<RowChange>, SqlError> {
+        let mut rows = Vec::new();
+        let mut iter = cs.iter()?;
+        while let Some(item) = iter.next()? {
+            let op = item.op()?;
+            let table = op.table_name().to_owned();
+            let ncols = usize::try_from(op.number_of_columns()).unwrap_or(0);
+            let code = op.code();
+            let pk: Vec<bool> = item.pk()?.iter().map(|b| *b != 0).collect();
+            let mut key = Vec::new();
+            let mut columns = Vec::new();
+            let row_op = match code {
+                Action::SQLITE_INSERT => {
+                    for i in 0..ncols {
+                        let v = value_from_ref(item.new_value(i)?, &table, i)?;
+                        if pk.get(i).copied().unwrap_or(false) {
+                            key.push(ColumnValue {
+                                position: i as u16,
+                                value: v.clone(),
+                            });
+                        }
+                        columns.push(ColumnValue {
+                            position: i as u16,
+                            value: v,
+                        });
+                    }
+                    RowOp::Insert
+                }
+                Action::SQLITE_DELETE => {
+                    for i in 0..ncols {
+                        if pk.get(i).copied().unwrap_or(false) {
+                            let v = value_from_ref(item.old_value(i)?, &table, i)?;
+                            key.push(ColumnValue {
+                                position: i as u16,
+                                value: v,
+                            });
+                        }
+                    }
+                    RowOp::Delete
+                }
+                Action::SQLITE_UPDATE => {
+                    for i in 0..ncols {
+                        if pk.get(i).copied().unwrap_or(false) {
+                            let v = value_from_ref(item.old_value(i)?, &table, i)?;
+                            key.push(ColumnValue {
+                                position: i as u16,
+                                value: v,
+                            });
+                        } else if let Ok(new) = item.new_value(i) {
+                            let new = value_from_ref(new, &table, i)?;
+                            let old = match item.old_value(i) {
+                                Ok(o) => Some(value_from_ref(o, &table, i)?),
+                                Err(_) => None,
+                            };
+                            if old.as_ref() != Some(&new) {
+                                columns.push(ColumnValue {
+                                    position: i as u16,
+                                    value: new,
+                                });
+                            }
+                        }
+                    }
+                    if columns.is_empty() {
+                        continue;
+                    }
+                    RowOp::Update
+                }
+                _ => continue,
+            };
+            rows.push(RowChange {
+                op: row_op,
+                table,
+                key,
+                columns,
+            });
+        }
+        rows.sort_by_cached_key(|r| (r.table.clone(), key_bytes(&r.key)));
+        Ok(rows)
+    }
+
+    /// The canonical, versioned byte encoding (see `docs/changeset.md`).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.records.len() * 32);
+        out.extend_from_slice(CHANGESET_MAGIC);
+        out.push(CHANGESET_VERSION);
+        out.extend_from_slice(&(self.records.len() as u32).to_be_bytes());
+        for r in &self.records {
+            match r {
+                ChangesetRecord::Row(row) => {
+                    out.push(row.op.tag());
+                    encode_bytes(&mut out, row.table.as_bytes());
+                    encode_columns(&mut out, &row.key);
+                    encode_columns(&mut out, &row.columns);
+                }
+                ChangesetRecord::CreateSchema { name } => {
+                    out.push(4);
+                    encode_bytes(&mut out, name.as_bytes());
+                }
+                ChangesetRecord::DropSchema { name } => {
+                    out.push(5);
+                    encode_bytes(&mut out, name.as_bytes());
+                }
+                ChangesetRecord::Ddl { schema, sql } => {
+                    out.push(6);
+                    encode_bytes(&mut out, schema.as_bytes());
+                    encode_bytes(&mut out, sql.as_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// SHA-256 of the canonical encoding. Because the encoding carries operation, table,
+    /// key, positions, type tags and lengths, so does the hash.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.encode()).into()
+    }
+
+    /// Decode canonical bytes. Any other encoding of the same records is refused: the
+    /// decoded value must re-encode to exactly the input, and row runs must be sorted.
+    pub fn decode(bytes: &[u8]) -> Result<Changeset, SqlError> {
+        let mut d = Decoder { bytes, pos: 0 };
+        let magic = d.take(4)?;
+        if magic != CHANGESET_MAGIC {
+            return Err(d.err("magic is not DSCS"));
+        }
+        let version = d.u8()?;
+        if version != CHANGESET_VERSION {
+            return Err(d.err(&format!("version {version} is not {CHANGESET_VERSION}")));
+        }
+        let count = d.u32()? as usize;
+        // Each record is at least 5 bytes; refuse counts the input cannot hold before allocating.
+        if count > bytes.len() / 5 {
+            return Err(d.err(&format!("record count {count} exceeds the input")));
+        }
+        let mut records = Vec::with_capacity(count);
+        let mut last_row: Option<(String, Vec<u8>)> = None;
+        for _ in 0..count {
+            let tag = d.u8()?;
+            let rec = match tag {
+                1..=3 => {
+                    let op = match tag {
+                        1 => RowOp::Insert,
+                        2 => RowOp::Update,
+                        _ => RowOp::Delete,
+                    };
+                    let table = d.string()?;
+                    let key = d.columns()?;
+                    let columns = d.columns()?;
+                    if key.is_empty() {
+                        return Err(d.err("row record without a key"));
+                    }
+                    if (op == RowOp::Delete) != columns.is_empty() {
+                        return Err(d.err("deletes carry no columns; inserts and updates do"));
+                    }
+                    let sort_key = (table.clone(), key_bytes(&key));
+                    if let Some(prev) = &last_row {
+                        if *prev >= sort_key {
+                            return Err(d.err("row records are not in (table, key) order"));
+                        }
+                    }
+                    last_row = Some(sort_key);
+                    ChangesetRecord::Row(RowChange {
+                        op,
+                        table,
+                        key,
+                        columns,
+                    })
+                }
+                4 => ChangesetRecord::CreateSchema { name: d.string()? },
+                5 => ChangesetRecord::DropSchema { name: d.string()? },
+                6 => ChangesetRecord::Ddl {
+                    schema: d.string()?,
+                    sql: d.string()?,
+                },
+                other => return Err(d.err(&format!("unknown record tag {other}"))),
+            };
+            if !matches!(rec, ChangesetRecord::Row(_)) {
+                last_row = None;
+            }
+            records.push(rec);
+        }
+        if d.pos != bytes.len() {
+            return Err(d.err("trailing bytes"));
+        }
+        let cs = Changeset { records };
+        if cs.encode() != bytes {
+            return Err(SqlError::ChangesetDecode {
+                offset: 0,
+                reason: "not the canonical encoding of its records".into(),
+            });
+        }
+        Ok(cs)
+    }
+
+    /// Apply this changeset to `conn`, which must hold the state before the block.
+    /// Runs in one transaction: on error nothing is applied.
+    pub fn apply_to(&self, conn: &Connection) -> Result<(), SqlError> {
+        conn.execute_batch("SAVEPOINT dstorage_apply")?;
+        let result = self.apply_inner(conn);
+        match result {
+            Ok(()) => {
+                conn.execute_batch("RELEASE dstorage_apply")?;
+                Ok(())
+            }
+            Err(e) => {
+                conn.execute_batch("ROLLBACK TO dstorage_apply; RELEASE dstorage_apply")?;
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_inner(&self, conn: &Connection) -> Result<(), SqlError> {
+        let mut run: Vec<&RowChange> = Vec::new();
+        for r in &self.records {
+            match r {
+                ChangesetRecord::Row(row) => run.push(row),
+                other => {
+                    apply_rows(conn, &run)?;
+                    run.clear();
+                    apply_schema_record(conn, other)?;
+                }
+            }
+        }
+        apply_rows(conn, &run)
+    }
+}
+
+fn apply_schema_record(conn: &Connection, r: &ChangesetRecord) -> Result<(), SqlError> {
+    match r {
+        ChangesetRecord::CreateSchema { name } => {
+            conn.execute("INSERT INTO _dstorage_schemas(name) VALUES (?1)", [name])?;
+        }
+        ChangesetRecord::DropSchema { name } => {
+            crate::engine::drop_schema_objects(conn, name)?;
+            conn.execute("DELETE FROM _dstorage_schemas WHERE name = ?1", [name])?;
+        }
+        ChangesetRecord::Ddl { sql, .. } => conn.execute_batch(sql)?,
+        ChangesetRecord::Row(_) => {}
+    }
+    Ok(())
+}
+
+fn column_names(conn: &Connection, table: &str) -> Result<Vec<String>, SqlError> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_xinfo(?1) ORDER BY cid")?;
+    let names = stmt
+        .query_map([table], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    if names.is_empty() {
+        return Err(SqlError::ChangesetApply(format!(
+            "table {table} does not exist"
+        )));
+    }
+    Ok(names)
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn to_sql(v: &Value) -> rusqlite::types::Value {
+    match v {
+        Value::Null => rusqlite::types::Value::Null,
+        Value::Integer(i) => rusqlite::types::Value::Integer(*i),
+        Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
+        Value::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+    }
+}
+
+fn apply_row(conn: &Connection, row: &RowChange) -> Result<(), SqlError> {
+    if split_physical(&row.table).is_none() {
+        return Err(SqlError::ChangesetApply(format!(
+            "{} is not a user table",
+            row.table
+        )));
+    }
+    let names = column_names(conn, &row.table)?;
+    let name_at = |p: u16| -> Result<String, SqlError> {
+        names
+            .get(p as usize)
+            .map(|n| quote_ident(n))
+            .ok_or_else(|| SqlError::ChangesetApply(format!("{} has no column {p}", row.table)))
+    };
+    let mut params: Vec<rusqlite::types::Value> = Vec::new();
+    let mut key_clause = Vec::new();
+    for k in &row.key {
+        params.push(to_sql(&k.value));
+        key_clause.push(format!("{} IS ?{}", name_at(k.position)?, params.len()));
+    }
+    let table = quote_ident(&row.table);
+    let sql = match row.op {
+        RowOp::Insert => {
+            params.clear();
+            let mut cols = Vec::new();
+            let mut marks = Vec::new();
+            for c in &row.columns {
+                cols.push(name_at(c.position)?);
+                params.push(to_sql(&c.value));
+                marks.push(format!("?{}", params.len()));
+            }
+            format!(
+                "INSERT INTO {table}({}) VALUES ({})",
+                cols.join(", "),
+                marks.join(", ")
+            )
+        }
+        RowOp::Update => {
+            let mut sets = Vec::new();
+            for c in &row.columns {
+                params.push(to_sql(&c.value));
+                sets.push(format!("{} = ?{}", name_at(c.position)?, params.len()));
+            }
+            format!(
+                "UPDATE {table} SET {} WHERE {}",
+                sets.join(", "),
+                key_clause.join(" AND ")
+            )
+        }
+        RowOp::Delete => format!("DELETE FROM {table} WHERE {}", key_clause.join(" AND ")),
+    };
+    let n = conn.execute(&sql, rusqlite::params_from_iter(params))?;
+    if n != 1 {
+        return Err(SqlError::ChangesetApply(format!(
+            "{:?} on {} key {} matched {n} rows",
+            row.op,
+            row.table,
+            display_key(&row.key)
+        )));
+    }
+    Ok(())
+}
+
+/// Apply one run of row records: deletes, then updates, then inserts; a record that fails a
+/// constraint (a unique value moving between rows, a parent inserted after its child) is
+/// retried after the others until no progress is made.
+fn apply_rows(conn: &Connection, rows: &[&RowChange]) -> Result<(), SqlError> {
+    let mut pending: Vec<&RowChange> = Vec::with_capacity(rows.len());
+    for op in [RowOp::Delete, RowOp::Update, RowOp::Insert] {
+        pending.extend(rows.iter().filter(|r| r.op == op));
+    }
+    while !pending.is_empty() {
+        let mut failed = Vec::new();
+        let mut last_err = None;
+        for row in &pending {
+            conn.execute_batch("SAVEPOINT dstorage_row")?;
+            match apply_row(conn, row) {
+                Ok(()) => conn.execute_batch("RELEASE dstorage_row")?,
+                Err(e) => {
+                    conn.execute_batch("ROLLBACK TO dstorage_row; RELEASE dstorage_row")?;
+                    failed.push(*row);
+                    last_err = Some(e);
+                }
+            }
+        }
+        if failed.len() == pending.len() {
+            return Err(last_err.unwrap_or_else(|| SqlError::ChangesetApply("no progress".into())));
+        }
+        pending = failed;
+    }
+    Ok(())
+}
+
+struct Decoder<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Decoder<'a> {
+    fn err(&self, reason: &str) -> SqlError {
+        SqlError::ChangesetDecode {
+            offset: self.pos,
+            reason: reason.to_owned(),
+        }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SqlError> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len());
+        match end {
+            Some(end) => {
+                let s = &self.bytes[self.pos..end];
+                self.pos = end;
+                Ok(s)
+            }
+            None => Err(self.err(&format!("needs {n} more bytes"))),
+        }
+    }
+    fn u8(&mut self) -> Result<u8, SqlError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, SqlError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, SqlError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], SqlError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn string(&mut self) -> Result<String, SqlError> {
+        let b = self.bytes()?;
+        String::from_utf8(b.to_vec()).map_err(|_| self.err("text is not UTF-8"))
+    }
+    fn value(&mut self) -> Result<Value, SqlError> {
+        match self.u8()? {
+            0 => Ok(Value::Null),
+            1 => {
+                let b = self.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Ok(Value::Integer((u64::from_be_bytes(a) ^ (1 << 63)) as i64))
+            }
+            2 => Ok(Value::Text(self.string()?)),
+            3 => Ok(Value::Blob(self.bytes()?.to_vec())),
+            t => Err(self.err(&format!("unknown value tag {t}"))),
+        }
+    }
+    fn columns(&mut self) -> Result<Vec<ColumnValue>, SqlError> {
+        let n = self.u16()? as usize;
+        let mut out = Vec::with_capacity(n.min(self.bytes.len()));
+        let mut last: Option<u16> = None;
+        for _ in 0..n {
+            let position = self.u16()?;
+            if last.is_some_and(|l| l >= position) {
+                return Err(self.err("column positions are not strictly increasing"));
+            }
+            last = Some(position);
+            out.push(ColumnValue {
+                position,
+                value: self.value()?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn display_key(key: &[ColumnValue]) -> String {
+    key.iter()
+        .map(|c| c.value.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for Changeset {
+    /// A fixed-width table: one line per record.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:<13} {:<24} {:<16} columns", "op", "table", "key")?;
+        for r in &self.records {
+            match r {
+                ChangesetRecord::Row(row) => {
+                    let op = match row.op {
+                        RowOp::Insert => "INSERT",
+                        RowOp::Update => "UPDATE",
+                        RowOp::Delete => "DELETE",
+                    };
+                    let cols = row
+                        .columns
+                        .iter()
+                        .map(|c| format!("[{}]={}", c.position, c.value))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    writeln!(
+                        f,
+                        "{op:<13} {:<24} {:<16} {cols}",
+                        row.table,
+                        display_key(&row.key)
+                    )?;
+                }
+                ChangesetRecord::CreateSchema { name } => {
+                    writeln!(f, "{:<13} {name}", "CREATE SCHEMA")?
+                }
+                ChangesetRecord::DropSchema { name } => {
+                    writeln!(f, "{:<13} {name}", "DROP SCHEMA")?
+                }
+                ChangesetRecord::Ddl { schema, sql } => {
+                    writeln!(f, "{:<13} {:<24} {sql}", "DDL", physical_name(schema, "*"))?
+                }
+            }
+        }
+        Ok(())
+    }
+}

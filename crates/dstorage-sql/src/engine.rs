@@ -1,0 +1,1033 @@
+//! The engine: one write connection, blocks with a session, readers, system KV.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dstorage_types::value::Value;
+use rusqlite::config::DbConfig;
+use rusqlite::limits::Limit;
+use rusqlite::session::Session;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode, OpenFlags, StatementStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::changeset::{Changeset, ChangesetRecord};
+use crate::estimate::{self, Estimate};
+use crate::guard::{self, physical_name, split_physical, Authorizer, Catalog, Kind, Mode};
+use crate::meter::Meter;
+use crate::SqlError;
+
+/// The SQLite version this build bundles. Every node of a network must run the same one:
+/// query plans, VM step counts and so costs depend on it.
+pub const SQLITE_VERSION: &str = "3.54.1";
+
+/// Return the linked SQLite version, or an error if it is not [`SQLITE_VERSION`].
+pub fn sqlite_version() -> Result<&'static str, SqlError> {
+    let found = rusqlite::version();
+    if found == SQLITE_VERSION {
+        Ok(found)
+    } else {
+        Err(SqlError::SqliteVersion {
+            expected: SQLITE_VERSION,
+            found: found.to_owned(),
+        })
+    }
+}
+
+/// Engine limits. Part of the network's parameters: every node must use the same values,
+/// since they decide which statements fail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Upper bound of the cost (VM steps) of one transaction; a caller's limit is capped to it.
+    pub cost_limit_per_tx: u64,
+    /// Longest SQL text accepted, in bytes.
+    pub max_sql_length: usize,
+    /// Longest TEXT or BLOB value, in bytes (SQLITE_LIMIT_LENGTH).
+    pub max_value_length: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            cost_limit_per_tx: 10_000_000,
+            max_sql_length: 100_000,
+            max_value_length: 1_000_000,
+        }
+    }
+}
+
+/// Key-value pairs of the system KV, sorted by key.
+pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Every user table (physical name) with its rows in key order.
+pub type TableDump = Vec<(String, Vec<Vec<Value>>)>;
+
+/// Steps already spent and the limit they count against.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Budget {
+    pub used: u64,
+    pub limit: u64,
+}
+
+/// Rows returned by a query.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryResult {
+    /// Result column names.
+    pub columns: Vec<String>,
+    /// Rows, each with one value per column.
+    pub rows: Vec<Vec<Value>>,
+    /// Metered cost (VM steps) of producing them.
+    pub cost: u64,
+}
+
+/// What `Block::execute` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecOutcome {
+    /// Metered cost (VM steps) of all statements.
+    pub cost: u64,
+    /// Rows inserted, updated or deleted by the statements.
+    pub rows_changed: u64,
+    /// The rows of the last statement, if it returns rows (SELECT, RETURNING, PRAGMA).
+    pub rows: Option<QueryResult>,
+}
+
+/// A column of a user table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnInfo {
+    /// Column name.
+    pub name: String,
+    /// Declared type: INTEGER, TEXT or BLOB.
+    pub decl_type: String,
+    /// Position in the primary key, counting from 1; 0 if not part of it.
+    pub primary_key: u32,
+    /// NOT NULL was declared (or implied).
+    pub not_null: bool,
+}
+
+/// A user table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableInfo {
+    /// Table name within its schema.
+    pub name: String,
+    /// Columns in position order.
+    pub columns: Vec<ColumnInfo>,
+}
+
+/// A schema and its tables.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaInfo {
+    /// Schema name.
+    pub name: String,
+    /// Tables sorted by name.
+    pub tables: Vec<TableInfo>,
+}
+
+const SYSTEM_DDL: &str = "
+CREATE TABLE IF NOT EXISTS _dstorage_kv(key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _dstorage_schemas(name TEXT PRIMARY KEY NOT NULL) STRICT, WITHOUT ROWID;
+";
+
+fn configure(conn: &mut Connection, config: &EngineConfig) -> Result<(), SqlError> {
+    // Double-quoted strings would make `"x"` a string when no column x exists: refuse the misfeature.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_FKEY, true)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_VIEW, true)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
+    let sql_len = i32::try_from(config.max_sql_length).unwrap_or(i32::MAX);
+    let value_len = i32::try_from(config.max_value_length).unwrap_or(i32::MAX);
+    conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, sql_len.max(1_000))?;
+    conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, value_len.max(1_000))?;
+    conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 200)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 100)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_COLUMN, 500)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 0)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 1_000)?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(())
+}
+
+/// The deterministic SQL engine over one SQLite file.
+pub struct Engine {
+    conn: Connection,
+    auth: Authorizer,
+    meter: Arc<Meter>,
+    config: EngineConfig,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("path", &self.path).finish()
+    }
+}
+
+impl Engine {
+    /// Open (or create) the database at `path` with one write connection in WAL mode.
+    pub fn open(path: &Path, config: EngineConfig) -> Result<Engine, SqlError> {
+        sqlite_version()?;
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&mut conn, &config)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.execute_batch(SYSTEM_DDL)?;
+        let auth = Authorizer::new();
+        auth.install(&mut conn)?;
+        let meter = Meter::new();
+        meter.install(&mut conn)?;
+        Ok(Engine {
+            conn,
+            auth,
+            meter,
+            config,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Start a block: BEGIN, and a fresh session recording every user table.
+    pub fn begin_block(&mut self) -> Result<Block<'_>, SqlError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let conn = &self.conn;
+        let session = match new_session(conn) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        };
+        Ok(Block {
+            conn,
+            auth: &self.auth,
+            meter: &self.meter,
+            config: &self.config,
+            session: Some(session),
+            closed: Vec::new(),
+            pending_ddl: Vec::new(),
+            finished: false,
+        })
+    }
+
+    /// A new read-only connection on the same file: it sees committed state only.
+    pub fn reader(&self) -> Result<Reader, SqlError> {
+        Reader::open(&self.path, self.config.clone())
+    }
+
+    /// Committed system KV value of `key`.
+    pub fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {
+        kv_get(&self.conn, key)
+    }
+
+    /// Committed system KV pairs whose key starts with `prefix`, sorted by key.
+    pub fn kv_scan(&self, prefix: &[u8]) -> Result<KvPairs, SqlError> {
+        kv_scan(&self.conn, prefix)
+    }
+
+    /// Committed schemas with their tables and columns, sorted by name.
+    pub fn schemas(&self) -> Result<Vec<SchemaInfo>, SqlError> {
+        schemas(&self.conn)
+    }
+
+    /// Estimate the cost of `sql` in `schema` on committed state.
+    pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
+        estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
+    }
+
+    /// Every user row, table by table in name order and key order: for comparing two
+    /// databases in tests and audits.
+    pub fn dump(&self) -> Result<TableDump, SqlError> {
+        dump(&self.conn)
+    }
+
+    /// The underlying connection, for tests and tools that apply changesets or compare state.
+    /// Writing through it bypasses the guard and the session.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn new_session(conn: &Connection) -> Result<Session<'_>, SqlError> {
+    let mut s = Session::new(conn)?;
+    // Only user tables (`schema.table`): system tables never enter the changeset.
+    s.table_filter(Some(|name: &str| split_physical(name).is_some()));
+    s.attach(None::<&str>)?;
+    Ok(s)
+}
+
+/// One block: everything between `begin_block` and `commit` / `discard` is one SQLite
+/// transaction recorded by one session.
+pub struct Block<'e> {
+    conn: &'e Connection,
+    auth: &'e Authorizer,
+    meter: &'e Arc<Meter>,
+    config: &'e EngineConfig,
+    session: Option<Session<'e>>,
+    /// Records of sections already closed by a DROP (see docs/changeset.md).
+    closed: Vec<ChangesetRecord>,
+    /// DDL records of the current section, in execution order.
+    pending_ddl: Vec<ChangesetRecord>,
+    finished: bool,
+}
+
+struct ConnCatalog<'a> {
+    conn: &'a Connection,
+    auth: &'a Authorizer,
+    mode: Mode,
+}
+
+impl Catalog for ConnCatalog<'_> {
+    fn primary_key(&self, physical: &str) -> Option<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")
+            .ok()?;
+        let cols = stmt
+            .query_map([physical], |r| r.get::<_, String>(0))
+            .ok()?
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        if cols.is_empty() {
+            None
+        } else {
+            Some(cols)
+        }
+    }
+
+    fn column_count(&self, sql: &str) -> Option<usize> {
+        self.auth.set_mode(self.mode.clone());
+        let n = self.conn.prepare(sql).ok().map(|s| s.column_count());
+        self.auth.set_mode(Mode::Internal);
+        n
+    }
+}
+
+/// Result of running one guarded statement.
+pub(crate) struct StepOutcome {
+    pub cost: u64,
+    pub changes: u64,
+    pub rows: Option<QueryResult>,
+}
+
+fn value_of(v: ValueRef<'_>, column: &str) -> Result<Value, SqlError> {
+    Ok(match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        ValueRef::Real(_) => {
+            return Err(SqlError::RealValue {
+                column: column.to_owned(),
+            })
+        }
+    })
+}
+
+/// Run one rewritten statement under the authorizer `mode` and the meter. `used` steps
+/// are already spent of `limit`.
+pub(crate) fn run_guarded(
+    conn: &Connection,
+    auth: &Authorizer,
+    meter: &Meter,
+    mode: Mode,
+    sql: &str,
+    params: &[Value],
+    budget: Budget,
+) -> Result<StepOutcome, SqlError> {
+    auth.set_mode(mode);
+    let result = run_inner(conn, auth, meter, sql, params, budget);
+    auth.set_mode(Mode::Internal);
+    meter.disarm();
+    result
+}
+
+fn run_inner(
+    conn: &Connection,
+    auth: &Authorizer,
+    meter: &Meter,
+    sql: &str,
+    params: &[Value],
+    budget: Budget,
+) -> Result<StepOutcome, SqlError> {
+    let Budget { used, limit } = budget;
+    let fail = |e: rusqlite::Error, counted: u64| -> SqlError {
+        if let Some(d) = auth.take_denial() {
+            return d;
+        }
+        if e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) {
+            return SqlError::CostLimitExceeded {
+                limit,
+                used: used.saturating_add(counted),
+            };
+        }
+        SqlError::Sqlite(e)
+    };
+    let mut stmt = conn.prepare_cached(sql).map_err(|e| fail(e, 0))?;
+    let expected = stmt.parameter_count();
+    if expected != params.len() {
+        return Err(SqlError::Refused {
+            construct: format!("{} parameters", params.len()),
+            reason: format!("the statement takes {expected}"),
+        });
+    }
+    for (i, p) in params.iter().enumerate() {
+        let v: rusqlite::types::ValueRef<'_> = match p {
+            Value::Null => ValueRef::Null,
+            Value::Integer(x) => ValueRef::Integer(*x),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        };
+        stmt.raw_bind_parameter(i + 1, rusqlite::types::ToSqlOutput::Borrowed(v))
+            .map_err(|e| fail(e, 0))?;
+    }
+    stmt.reset_status(StatementStatus::VmStep);
+    let ncols = stmt.column_count();
+    let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+    meter.arm(limit.saturating_sub(used));
+    let mut out_rows = Vec::new();
+    {
+        let mut rows = stmt.raw_query();
+        loop {
+            match rows.next() {
+                Ok(Some(row)) => {
+                    let mut vals = Vec::with_capacity(ncols);
+                    for (i, name) in names.iter().enumerate() {
+                        let v = row.get_ref(i).map_err(SqlError::Sqlite)?;
+                        vals.push(value_of(v, name)?);
+                    }
+                    out_rows.push(vals);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let counted = meter.disarm();
+                    return Err(fail(e, counted));
+                }
+            }
+        }
+    }
+    meter.disarm();
+    let steps = u64::try_from(stmt.get_status(StatementStatus::VmStep)).unwrap_or(0);
+    let cost = steps.max(1);
+    if used.saturating_add(cost) > limit {
+        return Err(SqlError::CostLimitExceeded {
+            limit,
+            used: used.saturating_add(cost),
+        });
+    }
+    let changes = if stmt.readonly() { 0 } else { conn.changes() };
+    Ok(StepOutcome {
+        cost,
+        changes,
+        rows: (ncols > 0).then_some(QueryResult {
+            columns: names,
+            rows: out_rows,
+            cost,
+        }),
+    })
+}
+
+fn internal(conn: &Connection, sql: &str) -> Result<(), SqlError> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+fn schema_exists(conn: &Connection, schema: &str) -> Result<bool, SqlError> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM _dstorage_schemas WHERE name = ?1")?;
+    Ok(stmt.exists([schema])?)
+}
+
+fn require_schema(conn: &Connection, schema: &str) -> Result<(), SqlError> {
+    guard::validate_schema_name(schema)?;
+    if schema_exists(conn, schema)? {
+        Ok(())
+    } else {
+        Err(SqlError::UnknownSchema(schema.to_owned()))
+    }
+}
+
+/// Physical names of every object of `schema` of the given SQLite type, sorted.
+fn schema_objects(conn: &Connection, schema: &str, kind: &str) -> Result<Vec<String>, SqlError> {
+    let lo = format!("{schema}.");
+    let hi = format!("{schema}/");
+    let mut stmt = conn.prepare_cached(
+        "SELECT name FROM sqlite_schema WHERE type = ?1 AND name > ?2 AND name < ?3 ORDER BY name",
+    )?;
+    let names = stmt
+        .query_map(rusqlite::params![kind, lo, hi], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names)
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Drop every view and table of `schema` (rows must already be deleted to be recorded).
+pub(crate) fn drop_schema_objects(conn: &Connection, schema: &str) -> Result<(), SqlError> {
+    for v in schema_objects(conn, schema, "view")? {
+        conn.execute_batch(&format!("DROP VIEW {}", quote(&v)))?;
+    }
+    // The tables are empty by now (their rows were deleted and recorded first), so the
+    // implicit DELETE of DROP TABLE finds no foreign-key work in any order.
+    for t in schema_objects(conn, schema, "table")? {
+        conn.execute_batch(&format!("DROP TABLE {}", quote(&t)))?;
+    }
+    Ok(())
+}
+
+impl<'e> Block<'e> {
+    fn session(&mut self) -> Result<&mut Session<'e>, SqlError> {
+        self.session
+            .as_mut()
+            .ok_or_else(|| SqlError::ChangesetApply("block session is closed".into()))
+    }
+
+    /// Close the current section: its DDL and the session's rows go to `closed`, and a
+    /// fresh session starts from the current state. Needed before a table is dropped,
+    /// because a session cannot report rows of a table that no longer exists.
+    fn close_section(&mut self) -> Result<(), SqlError> {
+        let cs = self.session()?.changeset()?;
+        let rows = Changeset::rows_from_sqlite(&cs)?;
+        self.closed.append(&mut self.pending_ddl);
+        self.closed
+            .extend(rows.into_iter().map(ChangesetRecord::Row));
+        self.session = None;
+        self.session = Some(new_session(self.conn)?);
+        Ok(())
+    }
+
+    fn limit(&self, cost_limit: u64) -> u64 {
+        cost_limit.min(self.config.cost_limit_per_tx)
+    }
+
+    /// Create a schema (a namespace of tables).
+    pub fn create_schema(&mut self, schema: &str) -> Result<(), SqlError> {
+        guard::validate_schema_name(schema)?;
+        if schema_exists(self.conn, schema)? {
+            return Err(SqlError::SchemaExists(schema.to_owned()));
+        }
+        self.conn
+            .execute("INSERT INTO _dstorage_schemas(name) VALUES (?1)", [schema])?;
+        self.pending_ddl.push(ChangesetRecord::CreateSchema {
+            name: schema.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Drop a schema and all its tables; their rows show as deletes in the changeset.
+    pub fn drop_schema(&mut self, schema: &str) -> Result<(), SqlError> {
+        require_schema(self.conn, schema)?;
+        self.close_section()?;
+        let mark = self.closed.len();
+        internal(self.conn, "SAVEPOINT dstorage_tx")?;
+        let result = (|| {
+            let tables = schema_objects(self.conn, schema, "table")?;
+            // Delete rows so the session records them. Parents may go before children:
+            // foreign keys are deferred for the deletes, and none is left violated since
+            // every table of the schema is emptied (cross-schema keys are refused).
+            self.conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
+            let deleted = (|| {
+                for t in &tables {
+                    self.conn
+                        .execute_batch(&format!("DELETE FROM {}", quote(t)))?;
+                }
+                Ok::<(), SqlError>(())
+            })();
+            self.conn.execute_batch("PRAGMA defer_foreign_keys = OFF")?;
+            deleted?;
+            self.close_section()?;
+            drop_schema_objects(self.conn, schema)?;
+            self.conn
+                .execute("DELETE FROM _dstorage_schemas WHERE name = ?1", [schema])?;
+            self.closed.push(ChangesetRecord::DropSchema {
+                name: schema.to_owned(),
+            });
+            Ok::<(), SqlError>(())
+        })();
+        self.finish_tx(result, mark, 0, true)
+    }
+
+    fn finish_tx<T>(
+        &mut self,
+        result: Result<T, SqlError>,
+        closed_mark: usize,
+        ddl_mark: usize,
+        sectioned: bool,
+    ) -> Result<T, SqlError> {
+        match result {
+            Ok(v) => {
+                internal(self.conn, "RELEASE dstorage_tx")?;
+                Ok(v)
+            }
+            Err(e) => {
+                internal(self.conn, "ROLLBACK TO dstorage_tx")?;
+                internal(self.conn, "RELEASE dstorage_tx")?;
+                self.pending_ddl.truncate(ddl_mark);
+                if sectioned {
+                    // Sections closed inside the failed transaction described changes
+                    // that were rolled back; the state is again the one at `closed_mark`.
+                    self.closed.truncate(closed_mark);
+                    self.pending_ddl.clear();
+                    self.session = None;
+                    self.session = Some(new_session(self.conn)?);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Run all statements of `sql` atomically inside `schema`, metered against `cost_limit`
+    /// (capped to the configured per-transaction limit). On any error nothing remains.
+    pub fn execute(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        cost_limit: u64,
+    ) -> Result<ExecOutcome, SqlError> {
+        self.execute_with_params(schema, sql, &[], cost_limit)
+    }
+
+    /// Like [`Block::execute`], binding `params` to the `?` placeholders of the statement
+    /// (only for SQL holding exactly one statement when params are given).
+    pub fn execute_with_params(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        params: &[Value],
+        cost_limit: u64,
+    ) -> Result<ExecOutcome, SqlError> {
+        if sql.len() > self.config.max_sql_length {
+            return Err(SqlError::Refused {
+                construct: format!("SQL of {} bytes", sql.len()),
+                reason: format!("the limit is {} bytes", self.config.max_sql_length),
+            });
+        }
+        require_schema(self.conn, schema)?;
+        let limit = self.limit(cost_limit);
+        let statements = guard::parse(sql)?;
+        if !params.is_empty() && statements.len() != 1 {
+            return Err(SqlError::Refused {
+                construct: "parameters with several statements".into(),
+                reason: "bind parameters to one statement at a time".into(),
+            });
+        }
+        let sectioned = statements.iter().any(|s| {
+            matches!(
+                s,
+                sqlparser::ast::Statement::Drop {
+                    object_type: sqlparser::ast::ObjectType::Table,
+                    ..
+                }
+            )
+        });
+        if sectioned {
+            self.close_section()?;
+        }
+        let closed_mark = self.closed.len();
+        let ddl_mark = self.pending_ddl.len();
+        internal(self.conn, "SAVEPOINT dstorage_tx")?;
+        let result = self.execute_inner(schema, statements, params, limit);
+        self.finish_tx(result, closed_mark, ddl_mark, sectioned)
+    }
+
+    fn execute_inner(
+        &mut self,
+        schema: &str,
+        statements: Vec<sqlparser::ast::Statement>,
+        params: &[Value],
+        limit: u64,
+    ) -> Result<ExecOutcome, SqlError> {
+        let mode = Mode::Write {
+            schema: schema.to_owned(),
+        };
+        let mut out = ExecOutcome::default();
+        for stmt in statements {
+            let rewritten = {
+                let catalog = ConnCatalog {
+                    conn: self.conn,
+                    auth: self.auth,
+                    mode: mode.clone(),
+                };
+                guard::rewrite(stmt, schema, false, &catalog)?
+            };
+            // The schema in a comment keeps cached statements apart per schema: a cached
+            // statement is not re-authorized, and the same physical text could otherwise
+            // be reused by a statement running in another schema.
+            let sql = format!("/* {schema} */ {}", rewritten.sql);
+            if let Kind::DropTables { tables, if_exists } = &rewritten.kind {
+                for t in tables {
+                    let exists = self
+                        .conn
+                        .prepare_cached(
+                            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                        )?
+                        .exists([t])?;
+                    if !exists && *if_exists {
+                        continue;
+                    }
+                    if split_physical(t).map(|(s, _)| s) != Some(schema) {
+                        return Err(SqlError::CrossSchemaWrite {
+                            schema: schema.to_owned(),
+                            target: t.clone(),
+                        });
+                    }
+                    let del = format!("/* {schema} */ DELETE FROM {}", quote(t));
+                    let step = run_guarded(
+                        self.conn,
+                        self.auth,
+                        self.meter,
+                        mode.clone(),
+                        &del,
+                        &[],
+                        Budget {
+                            used: out.cost,
+                            limit,
+                        },
+                    )?;
+                    out.cost = out.cost.saturating_add(step.cost);
+                    out.rows_changed = out.rows_changed.saturating_add(step.changes);
+                    self.close_section()?;
+                }
+            }
+            let step = run_guarded(
+                self.conn,
+                self.auth,
+                self.meter,
+                mode.clone(),
+                &sql,
+                params,
+                Budget {
+                    used: out.cost,
+                    limit,
+                },
+            )?;
+            out.cost = out.cost.saturating_add(step.cost);
+            out.rows_changed = out.rows_changed.saturating_add(step.changes);
+            out.rows = step.rows;
+            match rewritten.kind {
+                Kind::Ddl => self.pending_ddl.push(ChangesetRecord::Ddl {
+                    schema: schema.to_owned(),
+                    sql: rewritten.sql,
+                }),
+                Kind::DropTables { .. } => self.closed.push(ChangesetRecord::Ddl {
+                    schema: schema.to_owned(),
+                    sql: rewritten.sql,
+                }),
+                Kind::Query | Kind::Dml => {}
+            }
+        }
+        if let Some(rows) = &mut out.rows {
+            rows.cost = out.cost;
+        }
+        Ok(out)
+    }
+
+    /// Estimate the cost of `sql` on the block's current (uncommitted) state.
+    pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
+        estimate::estimate(self.conn, self.auth, schema, sql, self.config)
+    }
+
+    /// Put a system KV pair: same SQLite transaction as the block, not in the changeset.
+    pub fn kv_put(&mut self, key: &[u8], value: &[u8]) -> Result<(), SqlError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO _dstorage_kv(key, value) VALUES (?1, ?2)")?
+            .execute(rusqlite::params![key, value])?;
+        Ok(())
+    }
+
+    /// Delete a system KV pair.
+    pub fn kv_delete(&mut self, key: &[u8]) -> Result<(), SqlError> {
+        self.conn
+            .prepare_cached("DELETE FROM _dstorage_kv WHERE key = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
+
+    /// System KV value, including this block's uncommitted writes.
+    pub fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {
+        kv_get(self.conn, key)
+    }
+
+    /// System KV pairs under `prefix`, including uncommitted writes, sorted by key.
+    pub fn kv_scan(&self, prefix: &[u8]) -> Result<KvPairs, SqlError> {
+        kv_scan(self.conn, prefix)
+    }
+
+    /// Schemas as the block sees them (uncommitted DDL included).
+    pub fn schemas(&self) -> Result<Vec<SchemaInfo>, SqlError> {
+        schemas(self.conn)
+    }
+
+    /// The canonical changeset of everything since `begin_block`.
+    pub fn changeset(&mut self) -> Result<Changeset, SqlError> {
+        let cs = self.session()?.changeset()?;
+        let rows = Changeset::rows_from_sqlite(&cs)?;
+        let mut records = self.closed.clone();
+        records.extend(self.pending_ddl.iter().cloned());
+        records.extend(rows.into_iter().map(ChangesetRecord::Row));
+        Ok(Changeset { records })
+    }
+
+    /// Commit the block: user writes and KV writes in one SQLite COMMIT.
+    pub fn commit(mut self) -> Result<(), SqlError> {
+        self.session = None;
+        self.finished = true;
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    /// Roll the whole block back.
+    pub fn discard(mut self) -> Result<(), SqlError> {
+        self.session = None;
+        self.finished = true;
+        self.conn.execute_batch("ROLLBACK")?;
+        Ok(())
+    }
+}
+
+impl Drop for Block<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // A block dropped without commit (an error path, a panic) must not leave the
+            // write transaction open.
+            self.session = None;
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// A read-only connection: committed state, guarded, ordered and metered like a block.
+pub struct Reader {
+    conn: Connection,
+    auth: Authorizer,
+    meter: Arc<Meter>,
+    config: EngineConfig,
+}
+
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader").finish_non_exhaustive()
+    }
+}
+
+impl Reader {
+    fn open(path: &Path, config: EngineConfig) -> Result<Reader, SqlError> {
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure(&mut conn, &config)?;
+        let auth = Authorizer::new();
+        auth.install(&mut conn)?;
+        let meter = Meter::new();
+        meter.install(&mut conn)?;
+        Ok(Reader {
+            conn,
+            auth,
+            meter,
+            config,
+        })
+    }
+
+    /// Run read-only SQL (one or more SELECTs) in `schema`; returns the last result.
+    pub fn query(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        cost_limit: u64,
+    ) -> Result<QueryResult, SqlError> {
+        self.query_with_params(schema, sql, &[], cost_limit)
+    }
+
+    /// Like [`Reader::query`], binding `params` to the placeholders of a single statement.
+    pub fn query_with_params(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        params: &[Value],
+        cost_limit: u64,
+    ) -> Result<QueryResult, SqlError> {
+        if sql.len() > self.config.max_sql_length {
+            return Err(SqlError::Refused {
+                construct: format!("SQL of {} bytes", sql.len()),
+                reason: format!("the limit is {} bytes", self.config.max_sql_length),
+            });
+        }
+        let limit = cost_limit.min(self.config.cost_limit_per_tx);
+        // One read transaction so several statements see one snapshot.
+        self.conn.execute_batch("BEGIN")?;
+        let result = self.query_inner(schema, sql, params, limit);
+        self.conn.execute_batch("COMMIT")?;
+        result
+    }
+
+    fn query_inner(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        params: &[Value],
+        limit: u64,
+    ) -> Result<QueryResult, SqlError> {
+        require_schema(&self.conn, schema)?;
+        let statements = guard::parse(sql)?;
+        if !params.is_empty() && statements.len() != 1 {
+            return Err(SqlError::Refused {
+                construct: "parameters with several statements".into(),
+                reason: "bind parameters to one statement at a time".into(),
+            });
+        }
+        let mut cost = 0u64;
+        let mut last = QueryResult::default();
+        for stmt in statements {
+            let rewritten = {
+                let catalog = ConnCatalog {
+                    conn: &self.conn,
+                    auth: &self.auth,
+                    mode: Mode::Read,
+                };
+                guard::rewrite(stmt, schema, true, &catalog)?
+            };
+            let step = run_guarded(
+                &self.conn,
+                &self.auth,
+                &self.meter,
+                Mode::Read,
+                &rewritten.sql,
+                params,
+                Budget { used: cost, limit },
+            )?;
+            cost = cost.saturating_add(step.cost);
+            last = step.rows.unwrap_or_default();
+        }
+        last.cost = cost;
+        Ok(last)
+    }
+
+    /// Estimate the cost of `sql` (reads or writes) in `schema` on committed state.
+    pub fn estimate(&mut self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
+        estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
+    }
+
+    /// Committed system KV value.
+    pub fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {
+        kv_get(&self.conn, key)
+    }
+
+    /// Committed system KV pairs under `prefix`, sorted by key.
+    pub fn kv_scan(&self, prefix: &[u8]) -> Result<KvPairs, SqlError> {
+        kv_scan(&self.conn, prefix)
+    }
+
+    /// Committed schemas with tables and columns.
+    pub fn schemas(&self) -> Result<Vec<SchemaInfo>, SqlError> {
+        schemas(&self.conn)
+    }
+}
+
+fn kv_get(conn: &Connection, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {
+    let mut stmt = conn.prepare_cached("SELECT value FROM _dstorage_kv WHERE key = ?1")?;
+    let mut rows = stmt.query([key])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(r.get(0)?)),
+        None => Ok(None),
+    }
+}
+
+fn kv_scan(conn: &Connection, prefix: &[u8]) -> Result<KvPairs, SqlError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT key, value FROM _dstorage_kv WHERE key >= ?1 ORDER BY key")?;
+    let mut rows = stmt.query([prefix])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let k: Vec<u8> = r.get(0)?;
+        if !k.starts_with(prefix) {
+            break;
+        }
+        out.push((k, r.get(1)?));
+    }
+    Ok(out)
+}
+
+fn schemas(conn: &Connection) -> Result<Vec<SchemaInfo>, SqlError> {
+    let names: Vec<String> = conn
+        .prepare_cached("SELECT name FROM _dstorage_schemas ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let mut tables = Vec::new();
+        for physical in schema_objects(conn, &name, "table")? {
+            let columns = conn
+                .prepare_cached(
+                    "SELECT name, type, pk, \"notnull\" FROM pragma_table_info(?1) ORDER BY cid",
+                )?
+                .query_map([&physical], |r| {
+                    Ok(ColumnInfo {
+                        name: r.get(0)?,
+                        decl_type: r.get(1)?,
+                        primary_key: r.get(2)?,
+                        not_null: r.get(3)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let table = split_physical(&physical)
+                .map(|(_, t)| t.to_owned())
+                .unwrap_or(physical.clone());
+            tables.push(TableInfo {
+                name: table,
+                columns,
+            });
+        }
+        out.push(SchemaInfo { name, tables });
+    }
+    Ok(out)
+}
+
+fn dump(conn: &Connection) -> Result<TableDump, SqlError> {
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE '%.%' ORDER BY name",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for t in tables {
+        let pk: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")?
+            .query_map([&t], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let order = pk.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {} ORDER BY {order}", quote(&t)))?;
+        let n = stmt.column_count();
+        let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
+        let mut rows = stmt.query([])?;
+        let mut data = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut vals = Vec::with_capacity(n);
+            for (i, name) in names.iter().enumerate() {
+                vals.push(value_of(r.get_ref(i)?, name)?);
+            }
+            data.push(vals);
+        }
+        out.push((t, data));
+    }
+    Ok(out)
+}
+
+/// Physical name helper re-exported for callers that build names themselves.
+pub fn table_physical_name(schema: &str, table: &str) -> String {
+    physical_name(schema, table)
+}

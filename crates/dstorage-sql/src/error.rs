@@ -1,0 +1,100 @@
+//! Errors of the SQL engine.
+
+/// Everything that can go wrong running SQL, reading state or handling a changeset.
+///
+/// Messages name the values involved so a user can fix the statement from the message alone.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// The SQL text does not parse.
+    #[error("SQL does not parse: {0}")]
+    Parse(String),
+    /// The SQL text holds no statement.
+    #[error("SQL holds no statement")]
+    Empty,
+    /// A construct the deterministic guard refuses (non-deterministic, unsafe or unsupported).
+    #[error("{construct} is not allowed: {reason}")]
+    Refused {
+        /// The construct as the user wrote it or as SQLite named it (`random()`, `PRAGMA journal_mode`).
+        construct: String,
+        /// Why it is refused, and what to use instead where there is something.
+        reason: String,
+    },
+    /// A column definition the engine refuses.
+    #[error("column {column} has type {found}; use {expected}")]
+    ColumnType {
+        /// Column name.
+        column: String,
+        /// The declared type (or "no type").
+        found: String,
+        /// What to use instead.
+        expected: String,
+    },
+    /// A table definition the engine refuses.
+    #[error("table {table}: {reason}")]
+    TableDefinition {
+        /// Table name as the user wrote it.
+        table: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A schema name that does not match `[a-z][a-z0-9_]{0,62}` or is reserved.
+    #[error("schema name {0:?} is invalid: use [a-z][a-z0-9_]{{0,62}}, not main/temp/sqlite*")]
+    InvalidSchemaName(String),
+    /// A table name that is not a plain identifier.
+    #[error("table name {0:?} is invalid: use [A-Za-z_][A-Za-z0-9_]{{0,62}}")]
+    InvalidTableName(String),
+    /// The schema does not exist.
+    #[error("schema {0} does not exist")]
+    UnknownSchema(String),
+    /// The schema already exists.
+    #[error("schema {0} already exists")]
+    SchemaExists(String),
+    /// A write was aimed at a schema other than the one the statement runs in.
+    #[error("statement in schema {schema} may not write to {target}")]
+    CrossSchemaWrite {
+        /// The schema the statement runs in.
+        schema: String,
+        /// The table or object it tried to change.
+        target: String,
+    },
+    /// The metered cost went over the limit; the whole transaction was rolled back.
+    #[error("cost limit exceeded: limit {limit}, used {used}")]
+    CostLimitExceeded {
+        /// The limit in force.
+        limit: u64,
+        /// The steps counted when execution was stopped.
+        used: u64,
+    },
+    /// A value of storage class REAL appeared in a result.
+    #[error("column {column} produced a REAL value; dstorage has no floating point, use INTEGER")]
+    RealValue {
+        /// Result column name.
+        column: String,
+    },
+    /// SQLite refused or failed the statement (constraint, type error in a STRICT table, unknown table...).
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The bundled SQLite is not the pinned version.
+    #[error("SQLite version {found} is not the pinned {expected}")]
+    SqliteVersion {
+        /// The pinned version.
+        expected: &'static str,
+        /// The version linked in.
+        found: String,
+    },
+    /// Changeset bytes that do not decode, or decode to a non-canonical form.
+    #[error("changeset bytes are invalid at offset {offset}: {reason}")]
+    ChangesetDecode {
+        /// Byte offset where decoding stopped.
+        offset: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A changeset that cannot be applied to the given state.
+    #[error("changeset does not apply: {0}")]
+    ChangesetApply(String),
+    /// `changeset()` was called twice on one block.
+    #[error("the block's changeset was already taken")]
+    ChangesetTaken,
+}

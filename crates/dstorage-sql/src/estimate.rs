@@ -1,0 +1,267 @@
+//! Cost estimates before execution, from EXPLAIN QUERY PLAN and per-table row counts.
+//!
+//! The model is deliberately simple (see docs/sql.md for how close it comes): a full scan
+//! costs a few VM steps per row and column, an index or key lookup a small constant, nested
+//! loops multiply, sorting adds per output row, and each written row adds a write cost.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use sqlparser::ast::{Expr, SetExpr, Statement, TableFactor, Visit, Visitor};
+
+use crate::engine::EngineConfig;
+use crate::guard::{self, Authorizer, Catalog, Mode};
+use crate::SqlError;
+
+/// A predicted cost.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Predicted VM steps.
+    pub cost: u64,
+    /// The plan lines the prediction was read from, one per EXPLAIN QUERY PLAN row.
+    pub plan: Vec<String>,
+    /// False when the plan holds a construct whose cost cannot be bounded beforehand
+    /// (a recursive CTE); `cost` is then a lower bound.
+    pub bounded: bool,
+}
+
+/// Fixed cost of running any statement.
+const STATEMENT_BASE: u64 = 8;
+/// Steps per row visited by a full scan, plus one per column of the table.
+const SCAN_PER_ROW: u64 = 4;
+/// Steps of one key or index lookup.
+const LOOKUP: u64 = 12;
+/// Steps per row sorted through a temporary b-tree.
+const SORT_PER_ROW: u64 = 6;
+/// Steps per row written, plus two per column.
+const WRITE_PER_ROW: u64 = 10;
+
+struct Catalogue<'a> {
+    conn: &'a Connection,
+}
+
+impl Catalog for Catalogue<'_> {
+    fn primary_key(&self, physical: &str) -> Option<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")
+            .ok()?;
+        let cols = stmt
+            .query_map([physical], |r| r.get::<_, String>(0))
+            .ok()?
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        (!cols.is_empty()).then_some(cols)
+    }
+    fn column_count(&self, sql: &str) -> Option<usize> {
+        self.conn.prepare(sql).ok().map(|s| s.column_count())
+    }
+}
+
+#[derive(Clone, Copy)]
+struct TableStats {
+    rows: u64,
+    columns: u64,
+}
+
+fn table_stats(conn: &Connection, physical: &str) -> TableStats {
+    let columns = conn
+        .prepare_cached("SELECT count(*) FROM pragma_table_info(?1)")
+        .and_then(|mut s| s.query_row([physical], |r| r.get::<_, i64>(0)))
+        .unwrap_or(0);
+    let rows = conn
+        .prepare(&format!(
+            "SELECT count(*) FROM \"{}\"",
+            physical.replace('"', "\"\"")
+        ))
+        .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+        .unwrap_or(0);
+    TableStats {
+        rows: u64::try_from(rows).unwrap_or(0),
+        columns: u64::try_from(columns).unwrap_or(0),
+    }
+}
+
+/// Aliases (and physical names) of the tables a rewritten statement reads, and the number
+/// of VALUES rows it inserts.
+struct Tables {
+    by_name: BTreeMap<String, String>,
+    values_rows: u64,
+    written: Option<String>,
+}
+
+impl Visitor for Tables {
+    type Break = ();
+    fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, alias, .. } = tf {
+            let physical = name.to_string().trim_matches('"').to_owned();
+            if let Some(a) = alias {
+                self.by_name.insert(a.name.value.clone(), physical.clone());
+            }
+            self.by_name.insert(physical.clone(), physical);
+        }
+        ControlFlow::Continue(())
+    }
+    fn pre_visit_expr(&mut self, _e: &Expr) -> ControlFlow<()> {
+        ControlFlow::Continue(())
+    }
+}
+
+/// Estimate `sql` in `schema` on the state `conn` sees.
+pub(crate) fn estimate(
+    conn: &Connection,
+    auth: &Authorizer,
+    schema: &str,
+    sql: &str,
+    config: &EngineConfig,
+) -> Result<Estimate, SqlError> {
+    if sql.len() > config.max_sql_length {
+        return Err(SqlError::Refused {
+            construct: format!("SQL of {} bytes", sql.len()),
+            reason: format!("the limit is {} bytes", config.max_sql_length),
+        });
+    }
+    guard::validate_schema_name(schema)?;
+    let statements = guard::parse(sql)?;
+    let mut total = Estimate {
+        cost: 0,
+        plan: Vec::new(),
+        bounded: true,
+    };
+    for stmt in statements {
+        let mut tables = Tables {
+            by_name: BTreeMap::new(),
+            values_rows: 0,
+            written: None,
+        };
+        if let Statement::Insert(ins) = &stmt {
+            if let Some(src) = &ins.source {
+                if let SetExpr::Values(v) = src.body.as_ref() {
+                    tables.values_rows = v.rows.len() as u64;
+                }
+            }
+        }
+        let rewritten = guard::rewrite(stmt, schema, false, &Catalogue { conn })?;
+        if let Ok(parsed) = guard::parse(&rewritten.sql) {
+            for s in &parsed {
+                let _ = s.visit(&mut tables);
+                tables.written = match s {
+                    Statement::Insert(i) => Some(i.table.to_string().trim_matches('"').to_owned()),
+                    Statement::Update { table, .. } => match &table.relation {
+                        TableFactor::Table { name, .. } => {
+                            Some(name.to_string().trim_matches('"').to_owned())
+                        }
+                        _ => None,
+                    },
+                    Statement::Delete(_) => tables.by_name.values().next().cloned(),
+                    _ => None,
+                };
+            }
+        }
+        let est = estimate_one(conn, auth, schema, &rewritten.sql, &tables)?;
+        total.cost = total.cost.saturating_add(est.cost);
+        total.plan.extend(est.plan);
+        total.bounded &= est.bounded;
+    }
+    Ok(total)
+}
+
+fn estimate_one(
+    conn: &Connection,
+    auth: &Authorizer,
+    schema: &str,
+    sql: &str,
+    tables: &Tables,
+) -> Result<Estimate, SqlError> {
+    // Prepare under the user's guard so an estimate refuses what execution would refuse.
+    auth.set_mode(Mode::Write {
+        schema: schema.to_owned(),
+    });
+    let plan: Result<Vec<(i64, i64, String)>, rusqlite::Error> = (|| {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(3)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    })();
+    let denial = auth.take_denial();
+    auth.set_mode(Mode::Internal);
+    let plan = match (plan, denial) {
+        (_, Some(d)) => return Err(d),
+        (Err(e), None) => return Err(SqlError::Sqlite(e)),
+        (Ok(p), None) => p,
+    };
+
+    let mut stats: BTreeMap<String, TableStats> = BTreeMap::new();
+    let mut stats_of = |name: &str| -> TableStats {
+        let physical = tables
+            .by_name
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned());
+        *stats
+            .entry(physical.clone())
+            .or_insert_with(|| table_stats(conn, &physical))
+    };
+
+    // Loops under the same parent nest in plan order: each runs once per row of the ones
+    // before it.
+    let mut cost = STATEMENT_BASE;
+    let mut bounded = true;
+    let mut multiplier_by_parent: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut out_rows: u64 = 1;
+    for (id, parent, detail) in &plan {
+        let mult = *multiplier_by_parent.get(parent).unwrap_or(&1);
+        let words: Vec<&str> = detail.split_whitespace().collect();
+        match words.as_slice() {
+            ["SCAN", "CONSTANT", "ROW", ..] => {}
+            ["SCAN", name, rest @ ..] => {
+                let s = stats_of(name);
+                let covering = rest.contains(&"COVERING");
+                let per_row = SCAN_PER_ROW + if covering { 1 } else { s.columns };
+                cost = cost.saturating_add(mult.saturating_mul(s.rows.saturating_mul(per_row)));
+                let next = mult.saturating_mul(s.rows.max(1));
+                multiplier_by_parent.insert(*parent, next);
+                out_rows = next;
+            }
+            ["SEARCH", name, rest @ ..] => {
+                let s = stats_of(name);
+                let equality = rest.iter().any(|w| w.contains("=?"))
+                    && !rest.iter().any(|w| w.contains('<') || w.contains('>'));
+                let rows = if equality { 1 } else { (s.rows / 4).max(1) };
+                let per = LOOKUP + rows.saturating_mul(SCAN_PER_ROW + s.columns);
+                cost = cost.saturating_add(mult.saturating_mul(per));
+                let next = mult.saturating_mul(rows);
+                multiplier_by_parent.insert(*parent, next);
+                out_rows = next;
+            }
+            ["USE", "TEMP", "B-TREE", ..] => {
+                cost = cost.saturating_add(out_rows.saturating_mul(SORT_PER_ROW));
+            }
+            ["SETUP"] | ["RECURSIVE", "STEP"] => bounded = false,
+            _ => {}
+        }
+        let _ = id;
+    }
+    if plan.iter().any(|(_, _, d)| d.contains("RECURSIVE")) {
+        bounded = false;
+    }
+    if let Some(w) = &tables.written {
+        let s = stats_of(w);
+        let written = if tables.values_rows > 0 {
+            tables.values_rows
+        } else if plan.is_empty() {
+            1
+        } else {
+            out_rows
+        };
+        cost = cost.saturating_add(written.saturating_mul(WRITE_PER_ROW + 2 * s.columns));
+    }
+    Ok(Estimate {
+        cost,
+        plan: plan.into_iter().map(|(_, _, d)| d).collect(),
+        bounded,
+    })
+}

@@ -1,0 +1,1130 @@
+//! The statement guard: parse user SQL, refuse what is not deterministic, place names in
+//! their schema and add the guaranteed ordering. SQLite's authorizer (see [`Authorizer`])
+//! then judges what SQLite itself parsed, so a trick that slips past this AST pass still
+//! meets a refusal.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use sqlparser::ast::{
+    ColumnOption, CreateTable, DataType, Expr, FunctionArgumentClause, FunctionArguments,
+    GroupByExpr, Ident, ObjectName, ObjectNamePart, ObjectType, OrderBy, OrderByExpr, OrderByKind,
+    OrderByOptions, Query, SelectItem, SetExpr, Statement, TableAlias, TableConstraint,
+    TableFactor, Value as AstValue, VisitMut, VisitorMut,
+};
+use sqlparser::dialect::SQLiteDialect;
+use sqlparser::parser::Parser;
+
+use crate::SqlError;
+
+/// Functions user SQL may call: deterministic, integer/text/blob only. Everything else is
+/// refused, including date/time (they can read the clock through 'now'), random, changes,
+/// last_insert_rowid, load_extension and anything returning REAL.
+pub const ALLOWED_FUNCTIONS: &[&str] = &[
+    "abs",
+    "char",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "count",
+    "glob",
+    "group_concat",
+    "hex",
+    "ifnull",
+    "iif",
+    "instr",
+    "length",
+    "like",
+    "likely",
+    "lower",
+    "ltrim",
+    "max",
+    "min",
+    "nullif",
+    "octet_length",
+    "quote",
+    "replace",
+    "rtrim",
+    "sign",
+    "string_agg",
+    "substr",
+    "substring",
+    "sum",
+    "trim",
+    "typeof",
+    "unhex",
+    "unicode",
+    "unlikely",
+    "upper",
+    "zeroblob",
+];
+
+/// Aggregates whose result depends on input order: they must carry their own ORDER BY.
+const ORDER_SENSITIVE_AGGREGATES: &[&str] = &["group_concat", "string_agg"];
+
+/// Aggregates that make a SELECT without GROUP BY return exactly one row (no ordering needed).
+const AGGREGATES: &[&str] = &["count", "sum", "min", "max", "group_concat", "string_agg"];
+
+/// Read-only PRAGMAs user SQL may run; their argument is a table or index in the schema.
+pub(crate) const ALLOWED_PRAGMAS: &[&str] = &[
+    "table_info",
+    "table_xinfo",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+];
+
+/// Check a schema name: `[a-z][a-z0-9_]{0,62}`, and not one SQLite reserves.
+pub fn validate_schema_name(name: &str) -> Result<(), SqlError> {
+    let bytes = name.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+        && name != "main"
+        && name != "temp"
+        && !name.starts_with("sqlite");
+    if ok {
+        Ok(())
+    } else {
+        Err(SqlError::InvalidSchemaName(name.to_owned()))
+    }
+}
+
+/// Check a table, index or view name and return its canonical (lower-case) form.
+/// SQLite matches object names case-insensitively, so one canonical spelling keeps the
+/// physical names (and so the changeset) identical whatever case the user typed.
+pub(crate) fn canonical_object_name(name: &str) -> Result<String, SqlError> {
+    let bytes = name.as_bytes();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 63
+        && (bytes[0].is_ascii_alphabetic() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    if ok {
+        Ok(name.to_ascii_lowercase())
+    } else {
+        Err(SqlError::InvalidTableName(name.to_owned()))
+    }
+}
+
+/// The physical SQLite name of `table` in `schema`: `schema.table` as one identifier.
+pub fn physical_name(schema: &str, table: &str) -> String {
+    format!("{schema}.{table}")
+}
+
+/// Split a physical name into (schema, object) if it names a user object.
+pub(crate) fn split_physical(name: &str) -> Option<(&str, &str)> {
+    let (schema, object) = name.split_once('.')?;
+    if validate_schema_name(schema).is_ok() && !object.is_empty() {
+        Some((schema, object))
+    } else {
+        None
+    }
+}
+
+/// What the authorizer currently lets through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The engine's own statements: everything.
+    Internal,
+    /// User SQL in a block: reads of any schema, writes and DDL only in `schema`.
+    Write { schema: String },
+    /// User SQL on a reader: reads only.
+    Read,
+}
+
+#[derive(Debug)]
+struct AuthState {
+    mode: Mode,
+    /// The first refusal since the last `take_denial`, so the error can name the construct
+    /// rather than SQLite's bare "not authorized".
+    denial: Option<SqlError>,
+}
+
+/// Shared state of one connection's authorizer callback.
+#[derive(Clone, Debug)]
+pub(crate) struct Authorizer {
+    state: Arc<Mutex<AuthState>>,
+}
+
+impl Authorizer {
+    pub(crate) fn new() -> Self {
+        Authorizer {
+            state: Arc::new(Mutex::new(AuthState {
+                mode: Mode::Internal,
+                denial: None,
+            })),
+        }
+    }
+
+    pub(crate) fn set_mode(&self, mode: Mode) {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        s.mode = mode;
+        s.denial = None;
+    }
+
+    pub(crate) fn take_denial(&self) -> Option<SqlError> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .denial
+            .take()
+    }
+
+    /// Install the callback on `conn`.
+    pub(crate) fn install(&self, conn: &mut rusqlite::Connection) -> Result<(), SqlError> {
+        let state = Arc::clone(&self.state);
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
+            match judge(&s.mode, &ctx.action) {
+                Ok(()) => Authorization::Allow,
+                Err(e) => {
+                    if s.denial.is_none() {
+                        s.denial = Some(e);
+                    }
+                    Authorization::Deny
+                }
+            }
+        }))?;
+        Ok(())
+    }
+}
+
+fn refused(construct: impl Into<String>, reason: impl Into<String>) -> SqlError {
+    SqlError::Refused {
+        construct: construct.into(),
+        reason: reason.into(),
+    }
+}
+
+fn is_schema_table(name: &str) -> bool {
+    name.eq_ignore_ascii_case("sqlite_master") || name.eq_ignore_ascii_case("sqlite_schema")
+}
+
+/// The authorizer's verdict on one action.
+fn judge(mode: &Mode, action: &AuthAction<'_>) -> Result<(), SqlError> {
+    let write_schema = match mode {
+        Mode::Internal => return Ok(()),
+        Mode::Write { schema } => Some(schema.as_str()),
+        Mode::Read => None,
+    };
+    let in_write_schema = |name: &str| -> Result<(), SqlError> {
+        match (write_schema, split_physical(name)) {
+            (Some(ws), Some((s, _))) if s == ws => Ok(()),
+            (Some(ws), _) => Err(SqlError::CrossSchemaWrite {
+                schema: ws.to_owned(),
+                target: name.to_owned(),
+            }),
+            (None, _) => Err(refused(
+                format!("writing {name}"),
+                "reads may not change anything",
+            )),
+        }
+    };
+    match *action {
+        AuthAction::Select | AuthAction::Recursive => Ok(()),
+        AuthAction::Read { table_name, .. } => {
+            // SQLite reads its own catalogue while compiling DDL; user SQL cannot name it.
+            if split_physical(table_name).is_some() || is_schema_table(table_name) {
+                Ok(())
+            } else {
+                Err(refused(
+                    format!("reading table {table_name}"),
+                    "only tables of a dstorage schema are visible",
+                ))
+            }
+        }
+        AuthAction::Function { function_name } => {
+            let lower = function_name.to_ascii_lowercase();
+            if ALLOWED_FUNCTIONS.contains(&lower.as_str()) {
+                Ok(())
+            } else {
+                Err(refused(
+                    format!("{lower}()"),
+                    "function is not on the deterministic allow-list",
+                ))
+            }
+        }
+        AuthAction::Pragma { pragma_name, .. } => {
+            let lower = pragma_name.to_ascii_lowercase();
+            if ALLOWED_PRAGMAS.contains(&lower.as_str()) {
+                Ok(())
+            } else {
+                Err(refused(
+                    format!("PRAGMA {lower}"),
+                    "only read-only schema pragmas are allowed",
+                ))
+            }
+        }
+        // SQLite writes its catalogue while running DDL; user SQL cannot name it because
+        // every user table name is rewritten into a schema, so this is SQLite's own write.
+        AuthAction::Insert { table_name }
+        | AuthAction::Delete { table_name }
+        | AuthAction::Update { table_name, .. }
+            if is_schema_table(table_name) && write_schema.is_some() =>
+        {
+            Ok(())
+        }
+        AuthAction::Insert { table_name }
+        | AuthAction::Delete { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::CreateTable { table_name }
+        | AuthAction::DropTable { table_name } => in_write_schema(table_name),
+        AuthAction::CreateIndex {
+            index_name,
+            table_name,
+        }
+        | AuthAction::DropIndex {
+            index_name,
+            table_name,
+        } => {
+            // SQLite names the indexes behind PRIMARY KEY and UNIQUE itself.
+            if !index_name.starts_with("sqlite_autoindex_") {
+                in_write_schema(index_name)?;
+            }
+            in_write_schema(table_name)
+        }
+        AuthAction::CreateView { view_name } | AuthAction::DropView { view_name } => {
+            in_write_schema(view_name)
+        }
+        AuthAction::Attach { .. } => Err(refused("ATTACH", "one database file per node")),
+        AuthAction::Detach { .. } => Err(refused("DETACH", "one database file per node")),
+        AuthAction::CreateTrigger { trigger_name, .. }
+        | AuthAction::CreateTempTrigger { trigger_name, .. } => Err(refused(
+            format!("CREATE TRIGGER {trigger_name}"),
+            "triggers are not supported",
+        )),
+        AuthAction::AlterTable { table_name, .. } => Err(refused(
+            format!("ALTER TABLE {table_name}"),
+            "ALTER TABLE is not supported; create a new table",
+        )),
+        AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => Err(refused(
+            "transaction control",
+            "each transaction is atomic already",
+        )),
+        AuthAction::Analyze { .. } => Err(refused("ANALYZE", "statistics would change plans")),
+        AuthAction::Reindex { .. } => Err(refused("REINDEX", "not needed")),
+        AuthAction::CreateVtable { module_name, .. }
+        | AuthAction::DropVtable { module_name, .. } => Err(refused(
+            format!("virtual table module {module_name}"),
+            "virtual tables are not supported",
+        )),
+        AuthAction::CreateTempTable { .. }
+        | AuthAction::CreateTempIndex { .. }
+        | AuthAction::CreateTempView { .. }
+        | AuthAction::DropTempTable { .. }
+        | AuthAction::DropTempIndex { .. }
+        | AuthAction::DropTempView { .. }
+        | AuthAction::DropTempTrigger { .. }
+        | AuthAction::DropTrigger { .. } => {
+            Err(refused("temporary objects and triggers", "not supported"))
+        }
+        _ => Err(refused("this SQLite operation", "not on the allow-list")),
+    }
+}
+
+/// Parse SQL text with SQLite's dialect.
+pub(crate) fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
+    let statements = Parser::new(&SQLiteDialect {})
+        .with_recursion_limit(64)
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| SqlError::Parse(e.to_string()))?;
+    if statements.is_empty() {
+        return Err(SqlError::Empty);
+    }
+    Ok(statements)
+}
+
+/// What a rewritten statement is, as far as the engine cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// SELECT or a read-only PRAGMA.
+    Query,
+    /// INSERT, UPDATE or DELETE.
+    Dml,
+    /// CREATE TABLE / INDEX / VIEW, DROP INDEX / VIEW: recorded as a DDL record.
+    Ddl,
+    /// DROP TABLE: its rows are deleted first so the changeset shows them going.
+    DropTables {
+        /// Physical names of the tables.
+        tables: Vec<String>,
+        /// `IF EXISTS` was given.
+        if_exists: bool,
+    },
+}
+
+/// Looks up facts about the current database the rewrite depends on.
+pub(crate) trait Catalog {
+    /// Primary-key columns of a physical table in key order; `None` if it is not a table
+    /// (a view, a CTE) or does not exist.
+    fn primary_key(&self, physical: &str) -> Option<Vec<String>>;
+    /// Number of result columns of a SELECT, or `None` if it does not prepare.
+    fn column_count(&self, sql: &str) -> Option<usize>;
+}
+
+/// One statement after the guard: SQLite-ready text and its kind.
+#[derive(Clone, Debug)]
+pub(crate) struct Rewritten {
+    pub sql: String,
+    pub kind: Kind,
+}
+
+/// Guard and rewrite one parsed statement for `schema`. `read_only` allows queries only.
+pub(crate) fn rewrite(
+    mut stmt: Statement,
+    schema: &str,
+    read_only: bool,
+    catalog: &dyn Catalog,
+) -> Result<Rewritten, SqlError> {
+    let kind = classify(&stmt, schema, read_only)?;
+    check_write_targets(&stmt, schema)?;
+    check_expressions(&mut stmt)?;
+    if let Statement::CreateTable(ct) = &mut stmt {
+        check_create_table(ct, schema)?;
+    }
+    if let Statement::Pragma { value, .. } = &mut stmt {
+        // The pragma argument names a table or index of the schema.
+        if let Some(AstValue::SingleQuotedString(s) | AstValue::DoubleQuotedString(s)) = value {
+            let name = canonical_object_name(s)?;
+            *value = Some(AstValue::SingleQuotedString(physical_name(schema, &name)));
+        }
+    }
+    rename_objects(&mut stmt, schema)?;
+    let order_top = matches!(stmt, Statement::Query(_) | Statement::Insert(_));
+    let mut orderer = Orderer {
+        catalog,
+        depth: 0,
+        order_top,
+    };
+    if let ControlFlow::Break(e) = stmt.visit(&mut orderer) {
+        return Err(e);
+    }
+    let sql = match &mut stmt {
+        // sqlparser prints `WITHOUT ROWID` and `STRICT` without the comma SQLite requires
+        // between table options, so print them here.
+        Statement::CreateTable(ct) => {
+            let without_rowid = std::mem::take(&mut ct.without_rowid);
+            ct.strict = false;
+            let mut sql = stmt.to_string();
+            sql.push_str(if without_rowid {
+                " STRICT, WITHOUT ROWID"
+            } else {
+                " STRICT"
+            });
+            sql
+        }
+        _ => stmt.to_string(),
+    };
+    Ok(Rewritten { sql, kind })
+}
+
+/// Refuse writes and DDL aimed at an object outside `schema`.
+fn check_write_targets(stmt: &Statement, schema: &str) -> Result<(), SqlError> {
+    let mut targets: Vec<&ObjectName> = Vec::new();
+    match stmt {
+        Statement::Insert(ins) => {
+            if let sqlparser::ast::TableObject::TableName(n) = &ins.table {
+                targets.push(n);
+            }
+        }
+        Statement::Update { table, .. } => {
+            if let TableFactor::Table { name, .. } = &table.relation {
+                targets.push(name);
+            }
+        }
+        Statement::Delete(d) => {
+            targets.extend(d.tables.iter());
+            let from = match &d.from {
+                sqlparser::ast::FromTable::WithFromKeyword(f)
+                | sqlparser::ast::FromTable::WithoutKeyword(f) => f,
+            };
+            for twj in from {
+                if let TableFactor::Table { name, .. } = &twj.relation {
+                    targets.push(name);
+                }
+            }
+        }
+        Statement::CreateTable(ct) => targets.push(&ct.name),
+        Statement::CreateIndex(ci) => {
+            targets.push(&ci.table_name);
+            targets.extend(ci.name.iter());
+        }
+        Statement::CreateView { name, .. } => targets.push(name),
+        Statement::Drop { names, .. } => targets.extend(names.iter()),
+        _ => {}
+    }
+    for t in targets {
+        let (s, object) = resolve(t, schema)?;
+        if s != schema {
+            return Err(SqlError::CrossSchemaWrite {
+                schema: schema.to_owned(),
+                target: physical_name(&s, &object),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn classify(stmt: &Statement, schema: &str, read_only: bool) -> Result<Kind, SqlError> {
+    let kind = match stmt {
+        Statement::Query(_) => Kind::Query,
+        Statement::Pragma { name, value, is_eq } => {
+            let pragma = name.to_string().to_ascii_lowercase();
+            if *is_eq || !ALLOWED_PRAGMAS.contains(&pragma.as_str()) || value.is_none() {
+                return Err(refused(
+                    format!("PRAGMA {pragma}"),
+                    format!(
+                        "only read-only schema pragmas with a table argument are allowed: {}",
+                        ALLOWED_PRAGMAS.join(", ")
+                    ),
+                ));
+            }
+            Kind::Query
+        }
+        Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_) => Kind::Dml,
+        Statement::CreateTable(_) | Statement::CreateIndex(_) | Statement::CreateView { .. } => {
+            Kind::Ddl
+        }
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            temporary,
+            ..
+        } => {
+            if *temporary {
+                return Err(refused(
+                    "DROP TEMPORARY",
+                    "temporary objects are not supported",
+                ));
+            }
+            match object_type {
+                ObjectType::Table => Kind::DropTables {
+                    tables: names
+                        .iter()
+                        .map(|n| resolve(n, schema).map(|(s, t)| physical_name(&s, &t)))
+                        .collect::<Result<_, _>>()?,
+                    if_exists: *if_exists,
+                },
+                ObjectType::Index | ObjectType::View => Kind::Ddl,
+                other => {
+                    return Err(refused(
+                        format!("DROP {other}"),
+                        "only tables, indexes and views can be dropped",
+                    ))
+                }
+            }
+        }
+        Statement::StartTransaction { .. }
+        | Statement::Commit { .. }
+        | Statement::Rollback { .. }
+        | Statement::Savepoint { .. }
+        | Statement::ReleaseSavepoint { .. } => {
+            return Err(refused(
+                "transaction control",
+                "each transaction is atomic already; BEGIN/COMMIT/SAVEPOINT are not needed",
+            ))
+        }
+        Statement::AttachDatabase { .. } | Statement::AttachDuckDBDatabase { .. } => {
+            return Err(refused("ATTACH", "one database file per node"))
+        }
+        Statement::DetachDuckDBDatabase { .. } => {
+            return Err(refused("DETACH", "one database file per node"))
+        }
+        Statement::CreateTrigger { .. } => {
+            return Err(refused("CREATE TRIGGER", "triggers are not supported"))
+        }
+        Statement::AlterTable { .. } => {
+            return Err(refused(
+                "ALTER TABLE",
+                "ALTER TABLE is not supported; create a new table",
+            ))
+        }
+        Statement::Analyze { .. } => {
+            return Err(refused("ANALYZE", "statistics would change query plans"))
+        }
+        Statement::CreateVirtualTable { .. } => {
+            return Err(refused(
+                "CREATE VIRTUAL TABLE",
+                "virtual tables are not supported",
+            ))
+        }
+        other => {
+            let text = other.to_string();
+            let head: String = text
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(refused(head, "statement kind is not supported"));
+        }
+    };
+    if read_only && kind != Kind::Query {
+        return Err(refused(
+            "a write or DDL statement",
+            "read requests may only run SELECT",
+        ));
+    }
+    Ok(kind)
+}
+
+/// Refuse functions off the allow-list, windows, unordered order-sensitive aggregates,
+/// REAL literals and casts, and rowid references, wherever they appear (including column
+/// defaults, CHECK constraints, view bodies, CTEs and subqueries).
+fn check_expressions(stmt: &mut Statement) -> Result<(), SqlError> {
+    struct Checker;
+    impl VisitorMut for Checker {
+        type Break = SqlError;
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<SqlError> {
+            match check_expr(expr) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => ControlFlow::Break(e),
+            }
+        }
+    }
+    match stmt.visit(&mut Checker) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
+}
+
+fn last_ident(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(ObjectNamePart::as_ident)
+        .map(|i| i.value.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn check_expr(expr: &Expr) -> Result<(), SqlError> {
+    match expr {
+        Expr::Function(f) => {
+            let name = last_ident(&f.name);
+            if f.name.0.len() != 1 || !ALLOWED_FUNCTIONS.contains(&name.as_str()) {
+                return Err(refused(
+                    format!("{}()", f.name.to_string().to_ascii_lowercase()),
+                    "function is not on the deterministic allow-list",
+                ));
+            }
+            if f.over.is_some() {
+                return Err(refused(
+                    format!("{name}() OVER"),
+                    "window functions are not supported",
+                ));
+            }
+            if ORDER_SENSITIVE_AGGREGATES.contains(&name.as_str()) {
+                let ordered = match &f.args {
+                    FunctionArguments::List(list) => list
+                        .clauses
+                        .iter()
+                        .any(|c| matches!(c, FunctionArgumentClause::OrderBy(_))),
+                    _ => false,
+                };
+                if !ordered && f.within_group.is_empty() {
+                    return Err(refused(
+                        format!("{name}() without ORDER BY"),
+                        format!("its result depends on row order; write {name}(x, ',' ORDER BY x)"),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Expr::Value(v) => match &v.value {
+            AstValue::Number(n, _) if n.contains(['.', 'e', 'E']) => Err(refused(
+                format!("REAL literal {n}"),
+                "dstorage has no floating point; use integers",
+            )),
+            _ => Ok(()),
+        },
+        Expr::Cast { data_type, .. } => check_type_is_not_real(data_type),
+        Expr::Identifier(id) => check_not_rowid(&id.value),
+        Expr::CompoundIdentifier(ids) => match ids.last() {
+            Some(id) => check_not_rowid(&id.value),
+            None => Ok(()),
+        },
+        Expr::Ceil { .. } | Expr::Floor { .. } | Expr::Extract { .. } | Expr::Position { .. } => {
+            Err(refused(
+                expr.to_string(),
+                "not a SQLite function on the allow-list",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_type_is_not_real(dt: &DataType) -> Result<(), SqlError> {
+    match allowed_column_type(dt) {
+        Some(_) => Ok(()),
+        None => Err(refused(
+            format!("CAST AS {dt}"),
+            "only INTEGER, TEXT and BLOB exist in dstorage",
+        )),
+    }
+}
+
+fn check_not_rowid(name: &str) -> Result<(), SqlError> {
+    let lower = name.to_ascii_lowercase();
+    if lower == "rowid" || lower == "oid" || lower == "_rowid_" {
+        Err(refused(
+            name,
+            "hidden rowids are not part of the replicated state; use the primary key",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The STRICT type a declared type maps to, if it is allowed.
+fn allowed_column_type(dt: &DataType) -> Option<DataType> {
+    match dt {
+        DataType::Int(_) | DataType::Integer(_) | DataType::Bool | DataType::Boolean => {
+            Some(DataType::Integer(None))
+        }
+        DataType::Text => Some(DataType::Text),
+        DataType::Blob(_) => Some(DataType::Blob(None)),
+        DataType::Custom(name, args) if args.is_empty() => match last_ident(name).as_str() {
+            "integer" | "int" | "boolean" | "bool" => Some(DataType::Integer(None)),
+            "text" => Some(DataType::Text),
+            "blob" => Some(DataType::Blob(None)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn check_create_table(ct: &mut CreateTable, schema: &str) -> Result<(), SqlError> {
+    let table = ct.name.to_string();
+    let bad = |reason: &str| SqlError::TableDefinition {
+        table: table.clone(),
+        reason: reason.to_owned(),
+    };
+    if ct.temporary {
+        return Err(bad("temporary tables are not supported"));
+    }
+    if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
+        return Err(bad(
+            "CREATE TABLE ... AS/LIKE/CLONE is not supported; list the columns",
+        ));
+    }
+    if !ct.strict {
+        return Err(bad(
+            "tables must be STRICT: add STRICT after the column list",
+        ));
+    }
+    let mut has_pk = false;
+    let mut integer_pk: Option<Ident> = None;
+    for col in &mut ct.columns {
+        let mapped = allowed_column_type(&col.data_type).ok_or_else(|| SqlError::ColumnType {
+            column: col.name.value.clone(),
+            found: match &col.data_type {
+                DataType::Unspecified => "no type".to_owned(),
+                other => other.to_string(),
+            },
+            expected: "INTEGER, TEXT or BLOB (BOOLEAN is stored as INTEGER)".to_owned(),
+        })?;
+        let is_integer = mapped == DataType::Integer(None);
+        col.data_type = mapped;
+        for opt in &mut col.options {
+            match &mut opt.option {
+                ColumnOption::Unique {
+                    is_primary: true, ..
+                } => {
+                    has_pk = true;
+                    if is_integer {
+                        integer_pk = Some(col.name.clone());
+                    }
+                }
+                ColumnOption::DialectSpecific(tokens)
+                    if tokens
+                        .iter()
+                        .any(|t| t.to_string().eq_ignore_ascii_case("AUTOINCREMENT")) =>
+                {
+                    return Err(refused(
+                        format!("AUTOINCREMENT on {}", col.name.value),
+                        "it keeps hidden state in sqlite_sequence; INTEGER PRIMARY KEY already assigns max+1",
+                    ));
+                }
+                ColumnOption::ForeignKey { foreign_table, .. } => {
+                    rename_foreign_table(foreign_table, schema)?;
+                }
+                _ => {}
+            }
+        }
+    }
+    for c in &mut ct.constraints {
+        match c {
+            TableConstraint::PrimaryKey { columns, .. } => {
+                has_pk = true;
+                if columns.len() == 1 {
+                    if let Expr::Identifier(id) = &columns[0].column.expr {
+                        let is_int = ct.columns.iter().any(|cd| {
+                            cd.name.value.eq_ignore_ascii_case(&id.value)
+                                && cd.data_type == DataType::Integer(None)
+                        });
+                        if is_int && !ct.without_rowid {
+                            integer_pk = Some(id.clone());
+                        }
+                    }
+                }
+            }
+            TableConstraint::ForeignKey { foreign_table, .. } => {
+                rename_foreign_table(foreign_table, schema)?;
+            }
+            _ => {}
+        }
+    }
+    if !has_pk {
+        return Err(bad("a PRIMARY KEY is required"));
+    }
+    if let Some(pk) = integer_pk.filter(|_| !ct.without_rowid) {
+        // An INTEGER PRIMARY KEY is the rowid; once it holds i64::MAX SQLite picks new
+        // rowids at random. Keeping the maximum free makes automatic keys deterministic.
+        ct.constraints.push(TableConstraint::Check {
+            name: None,
+            expr: Box::new(Expr::BinaryOp {
+                left: Box::new(Expr::Identifier(pk)),
+                op: sqlparser::ast::BinaryOperator::Lt,
+                right: Box::new(Expr::value(AstValue::Number(i64::MAX.to_string(), false))),
+            }),
+            enforced: None,
+        });
+    }
+    Ok(())
+}
+
+fn rename_foreign_table(name: &mut ObjectName, schema: &str) -> Result<(), SqlError> {
+    let (s, t) = resolve(name, schema)?;
+    if s != schema {
+        return Err(SqlError::CrossSchemaWrite {
+            schema: schema.to_owned(),
+            target: format!("foreign key to {s}.{t}"),
+        });
+    }
+    *name = quoted_name(&physical_name(&s, &t));
+    Ok(())
+}
+
+/// Resolve a user-written object name to (schema, canonical object name).
+pub(crate) fn resolve(name: &ObjectName, schema: &str) -> Result<(String, String), SqlError> {
+    let parts: Vec<&Ident> = name
+        .0
+        .iter()
+        .map(|p| {
+            p.as_ident()
+                .ok_or_else(|| SqlError::InvalidTableName(name.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [t] => Ok((schema.to_owned(), canonical_object_name(&t.value)?)),
+        [s, t] => {
+            validate_schema_name(&s.value)?;
+            Ok((s.value.clone(), canonical_object_name(&t.value)?))
+        }
+        _ => Err(SqlError::InvalidTableName(name.to_string())),
+    }
+}
+
+fn quoted_name(physical: &str) -> ObjectName {
+    ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote(
+        '"', physical,
+    ))])
+}
+
+/// Rename every table, index and view reference to its physical name, and give each table
+/// in a FROM clause an alias equal to its user-visible name so `users.age` still resolves.
+fn rename_objects(stmt: &mut Statement, schema: &str) -> Result<(), SqlError> {
+    // CTE names are local relations, not tables: leave references to them alone.
+    struct CteCollector(BTreeSet<String>);
+    impl VisitorMut for CteCollector {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            if let Some(with) = &q.with {
+                for cte in &with.cte_tables {
+                    self.0.insert(cte.alias.name.value.to_ascii_lowercase());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut ctes = CteCollector(BTreeSet::new());
+    let _ = stmt.visit(&mut ctes);
+
+    struct Renamer<'a> {
+        schema: &'a str,
+        ctes: BTreeSet<String>,
+    }
+    impl Renamer<'_> {
+        fn is_cte(&self, name: &ObjectName) -> bool {
+            name.0.len() == 1 && self.ctes.contains(&last_ident(name))
+        }
+    }
+    impl VisitorMut for Renamer<'_> {
+        type Break = SqlError;
+        fn pre_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<SqlError> {
+            if let TableFactor::Table {
+                name, alias, args, ..
+            } = tf
+            {
+                if args.is_some() {
+                    return ControlFlow::Break(refused(
+                        format!("table-valued function {name}()"),
+                        "only tables, views and CTEs can be read",
+                    ));
+                }
+                if alias.is_none() && !self.is_cte(name) {
+                    if let Some(id) = name.0.last().and_then(ObjectNamePart::as_ident) {
+                        *alias = Some(TableAlias {
+                            name: Ident::new(id.value.to_ascii_lowercase()),
+                            columns: vec![],
+                        });
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<SqlError> {
+            if self.is_cte(name) {
+                return ControlFlow::Continue(());
+            }
+            match resolve(name, self.schema) {
+                Ok((s, t)) => {
+                    *name = quoted_name(&physical_name(&s, &t));
+                    ControlFlow::Continue(())
+                }
+                Err(e) => ControlFlow::Break(e),
+            }
+        }
+    }
+    let mut renamer = Renamer {
+        schema,
+        ctes: ctes.0,
+    };
+    if let ControlFlow::Break(e) = stmt.visit(&mut renamer) {
+        return Err(e);
+    }
+    // Names the relation visitor does not cover: index, view and drop names.
+    let own = |name: &mut ObjectName| -> Result<(), SqlError> {
+        let (s, t) = resolve(name, schema)?;
+        *name = quoted_name(&physical_name(&s, &t));
+        Ok(())
+    };
+    match stmt {
+        Statement::CreateIndex(ci) => match &mut ci.name {
+            Some(n) => own(n)?,
+            None => {
+                return Err(refused(
+                    "CREATE INDEX without a name",
+                    "name the index so it can be dropped",
+                ))
+            }
+        },
+        Statement::CreateView { name, .. } => own(name)?,
+        Statement::Drop { names, .. } => {
+            for n in names.iter_mut() {
+                own(n)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Adds the guaranteed ordering to the top-level query and to every query with a LIMIT or
+/// OFFSET (which picks rows, so its order decides the result).
+struct Orderer<'a> {
+    catalog: &'a dyn Catalog,
+    depth: usize,
+    order_top: bool,
+}
+
+impl VisitorMut for Orderer<'_> {
+    type Break = SqlError;
+    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<SqlError> {
+        let top = self.depth == 0 && self.order_top;
+        self.depth += 1;
+        if top || q.limit_clause.is_some() {
+            if let Err(e) = add_ordering(q, self.catalog) {
+                return ControlFlow::Break(e);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+    fn post_visit_query(&mut self, _q: &mut Query) -> ControlFlow<SqlError> {
+        self.depth = self.depth.saturating_sub(1);
+        ControlFlow::Continue(())
+    }
+}
+
+fn is_aggregate_projection(items: &[SelectItem]) -> bool {
+    items.iter().any(|item| match item {
+        SelectItem::UnnamedExpr(Expr::Function(f))
+        | SelectItem::ExprWithAlias {
+            expr: Expr::Function(f),
+            ..
+        } => {
+            AGGREGATES.contains(&last_ident(&f.name).as_str())
+                && !(matches!(last_ident(&f.name).as_str(), "min" | "max")
+                    && matches!(&f.args, FunctionArguments::List(l) if l.args.len() > 1))
+        }
+        _ => false,
+    })
+}
+
+fn order_term(expr: Expr) -> OrderByExpr {
+    OrderByExpr {
+        expr,
+        options: OrderByOptions {
+            asc: None,
+            nulls_first: None,
+        },
+        with_fill: None,
+    }
+}
+
+/// The default order terms for a query: key columns of its FROM tables, or all result
+/// columns by position when there are no keys to use.
+fn default_order(q: &Query, catalog: &dyn Catalog) -> Result<Vec<OrderByExpr>, SqlError> {
+    if let SetExpr::Select(select) = q.body.as_ref() {
+        let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+        if select.distinct.is_none() && !grouped {
+            if is_aggregate_projection(&select.projection) || select.from.is_empty() {
+                return Ok(vec![]);
+            }
+            let mut terms = Vec::new();
+            let mut all_keyed = true;
+            for twj in &select.from {
+                for tf in
+                    std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation))
+                {
+                    let keyed = match tf {
+                        TableFactor::Table {
+                            name,
+                            alias: Some(alias),
+                            ..
+                        } => catalog
+                            .primary_key(&name.to_string().trim_matches('"').replace("\"\"", "\""))
+                            .map(|pk| (alias.name.clone(), pk)),
+                        _ => None,
+                    };
+                    match keyed {
+                        Some((alias, pk)) if !pk.is_empty() => {
+                            for col in pk {
+                                terms.push(order_term(Expr::CompoundIdentifier(vec![
+                                    alias.clone(),
+                                    Ident::with_quote('"', col),
+                                ])));
+                            }
+                        }
+                        _ => all_keyed = false,
+                    }
+                }
+            }
+            if all_keyed {
+                return Ok(terms);
+            }
+        }
+    }
+    // Positional ordering over every result column.
+    let n = result_column_count(q, catalog)?;
+    Ok((1..=n)
+        .map(|i| order_term(Expr::value(AstValue::Number(i.to_string(), false))))
+        .collect())
+}
+
+fn result_column_count(q: &Query, catalog: &dyn Catalog) -> Result<usize, SqlError> {
+    fn first_select(body: &SetExpr) -> Option<&sqlparser::ast::Select> {
+        match body {
+            SetExpr::Select(s) => Some(s),
+            SetExpr::SetOperation { left, .. } => first_select(left),
+            SetExpr::Query(q) => first_select(&q.body),
+            _ => None,
+        }
+    }
+    if let Some(sel) = first_select(&q.body) {
+        let wildcard = sel.projection.iter().any(|p| {
+            matches!(
+                p,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        });
+        if !wildcard {
+            return Ok(sel.projection.len());
+        }
+    }
+    let mut bare = q.clone();
+    bare.order_by = None;
+    bare.limit_clause = None;
+    catalog.column_count(&bare.to_string()).ok_or_else(|| {
+        refused(
+            "a subquery with LIMIT and SELECT *",
+            "its default order cannot be determined; add ORDER BY or name the columns",
+        )
+    })
+}
+
+fn add_ordering(q: &mut Query, catalog: &dyn Catalog) -> Result<(), SqlError> {
+    // A bare VALUES list is already in the order it is written.
+    if matches!(q.body.as_ref(), SetExpr::Values(_)) {
+        return Ok(());
+    }
+    let extra = default_order(q, catalog)?;
+    if extra.is_empty() {
+        return Ok(());
+    }
+    match &mut q.order_by {
+        None => {
+            q.order_by = Some(OrderBy {
+                kind: OrderByKind::Expressions(extra),
+                interpolate: None,
+            })
+        }
+        Some(OrderBy {
+            kind: OrderByKind::Expressions(exprs),
+            ..
+        }) => exprs.extend(extra),
+        Some(_) => return Err(refused("ORDER BY ALL", "not SQLite syntax")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_follow_the_pattern_and_skip_reserved_ones() {
+        for ok in ["a", "app", "a1_b", &"x".repeat(63)] {
+            assert!(validate_schema_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "A",
+            "1a",
+            "_a",
+            "a-b",
+            "main",
+            "temp",
+            "sqlite_x",
+            &"x".repeat(64),
+            "a.b",
+        ] {
+            assert!(validate_schema_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn physical_names_split_back_into_schema_and_table() {
+        assert_eq!(split_physical("app.users"), Some(("app", "users")));
+        assert_eq!(split_physical("_dstorage_kv"), None);
+        assert_eq!(split_physical("sqlite_master"), None);
+        assert_eq!(split_physical("Main.x"), None);
+    }
+}

@@ -1,0 +1,271 @@
+//! Opening, schemas, execution, atomicity, system KV, commit and discard.
+
+mod common;
+
+use common::{commit_block, engine, seed_users, LIMIT};
+use dstorage_sql::{sqlite_version, Engine, EngineConfig, SqlError, Value, SQLITE_VERSION};
+
+#[test]
+fn bundled_sqlite_is_the_pinned_version() {
+    assert_eq!(sqlite_version().expect("pinned"), SQLITE_VERSION);
+}
+
+#[test]
+fn committed_rows_are_visible_to_a_reader_and_uncommitted_ones_are_not() {
+    let (_dir, mut engine) = engine();
+    seed_users(&mut engine);
+    let mut reader = engine.reader().expect("reader");
+    let mut block = engine.begin_block().expect("begin");
+    block
+        .execute("app", "INSERT INTO users VALUES (9, 'hal', 70)", LIMIT)
+        .expect("insert");
+    let r = reader
+        .query("app", "SELECT count(*) FROM users", LIMIT)
+        .expect("query");
+    assert_eq!(r.rows, vec![vec![Value::Integer(3)]]);
+    block.commit().expect("commit");
+    let r = reader
+        .query("app", "SELECT count(*) AS n FROM users", LIMIT)
+        .expect("query");
+    assert_eq!(r.columns, vec!["n".to_owned()]);
+    assert_eq!(r.rows, vec![vec![Value::Integer(4)]]);
+    assert!(r.cost > 0);
+}
+
+#[test]
+fn execute_returns_rows_of_a_final_select_and_counts_changes() {
+    let (_dir, mut engine) = engine();
+    seed_users(&mut engine);
+    let mut block = engine.begin_block().expect("begin");
+    let out = block
+        .execute(
+            "app",
+            "UPDATE users SET age = age + 1; SELECT username, age FROM users WHERE age > 50",
+            LIMIT,
+        )
+        .expect("execute");
+    assert_eq!(out.rows_changed, 3);
+    let rows = out.rows.expect("rows");
+    assert_eq!(rows.columns, vec!["username", "age"]);
+    assert_eq!(
+        rows.rows,
+        vec![vec![Value::Text("gavin".into()), Value::Integer(53)]]
+    );
+    let ret = block
+        .execute(
+            "app",
+            "DELETE FROM users WHERE id = 2 RETURNING username",
+            LIMIT,
+        )
+        .expect("returning");
+    assert_eq!(
+        ret.rows.expect("rows").rows,
+        vec![vec![Value::Text("vitalik".into())]]
+    );
+    block.discard().expect("discard");
+    let mut reader = engine.reader().expect("reader");
+    let r = reader
+        .query("app", "SELECT age FROM users WHERE id = 1", LIMIT)
+        .expect("query");
+    assert_eq!(
+        r.rows,
+        vec![vec![Value::Integer(49)]],
+        "discard rolled everything back"
+    );
+}
+
+#[test]
+fn failing_statement_leaves_nothing_of_its_transaction() {
+    let (_dir, mut engine) = engine();
+    seed_users(&mut engine);
+    let mut block = engine.begin_block().expect("begin");
+    let err = block
+        .execute(
+            "app",
+            "INSERT INTO users VALUES (5, 'a', 1); CREATE TABLE t2(id INTEGER PRIMARY KEY) STRICT; INSERT INTO users VALUES (1, 'dup', 2)",
+            LIMIT,
+        )
+        .expect_err("duplicate key");
+    assert!(matches!(err, SqlError::Sqlite(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("UNIQUE constraint failed: app.users.id"),
+        "{err}"
+    );
+    let cs = block.changeset().expect("changeset");
+    assert!(cs.records.is_empty(), "nothing remains: {cs}");
+    assert_eq!(block.schemas().expect("schemas")[0].tables.len(), 1);
+    block.commit().expect("commit");
+}
+
+#[test]
+fn schemas_lists_tables_and_columns_in_name_order() {
+    let (_dir, mut engine) = engine();
+    seed_users(&mut engine);
+    commit_block(
+        &mut engine,
+        Some("bank"),
+        "bank",
+        &["CREATE TABLE accounts(owner TEXT, n INTEGER, flag BOOLEAN NOT NULL, PRIMARY KEY(owner, n)) WITHOUT ROWID STRICT"],
+    );
+    let schemas = engine.schemas().expect("schemas");
+    assert_eq!(
+        schemas.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        vec!["app", "bank"]
+    );
+    let accounts = &schemas[1].tables[0];
+    assert_eq!(accounts.name, "accounts");
+    let cols: Vec<(&str, &str, u32, bool)> = accounts
+        .columns
+        .iter()
+        .map(|c| {
+            (
+                c.name.as_str(),
+                c.decl_type.as_str(),
+                c.primary_key,
+                c.not_null,
+            )
+        })
+        .collect();
+    assert_eq!(
+        cols,
+        vec![
+            ("owner", "TEXT", 1, true),
+            ("n", "INTEGER", 2, true),
+            ("flag", "INTEGER", 0, true)
+        ]
+    );
+}
+
+#[test]
+fn kv_writes_commit_with_the_block_and_stay_out_of_the_changeset() {
+    let (_dir, mut engine) = engine();
+    let mut block = engine.begin_block().expect("begin");
+    block.kv_put(b"height", b"1").expect("put");
+    block.kv_put(b"val/b", b"2").expect("put");
+    block.kv_put(b"val/a", b"3").expect("put");
+    block.kv_put(b"vam", b"4").expect("put");
+    assert_eq!(block.kv_get(b"height").expect("get"), Some(b"1".to_vec()));
+    assert_eq!(engine_kv_absent(&block), ());
+    assert!(block.changeset().expect("changeset").records.is_empty());
+    block.commit().expect("commit");
+    assert_eq!(engine.kv_get(b"height").expect("get"), Some(b"1".to_vec()));
+    assert_eq!(
+        engine.kv_scan(b"val/").expect("scan"),
+        vec![
+            (b"val/a".to_vec(), b"3".to_vec()),
+            (b"val/b".to_vec(), b"2".to_vec())
+        ]
+    );
+    let mut block = engine.begin_block().expect("begin");
+    block.kv_delete(b"height").expect("delete");
+    block.discard().expect("discard");
+    assert_eq!(engine.kv_get(b"height").expect("get"), Some(b"1".to_vec()));
+    let reader = engine.reader().expect("reader");
+    assert_eq!(reader.kv_get(b"vam").expect("get"), Some(b"4".to_vec()));
+}
+
+fn engine_kv_absent(_b: &dstorage_sql::Block<'_>) {}
+
+#[test]
+fn state_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite");
+    {
+        let mut engine = Engine::open(&path, EngineConfig::default()).expect("open");
+        seed_users(&mut engine);
+        let mut block = engine.begin_block().expect("begin");
+        block.kv_put(b"k", b"v").expect("put");
+        block.commit().expect("commit");
+    }
+    let engine = Engine::open(&path, EngineConfig::default()).expect("reopen");
+    assert_eq!(engine.kv_get(b"k").expect("get"), Some(b"v".to_vec()));
+    assert_eq!(engine.dump().expect("dump")[0].1.len(), 3);
+}
+
+#[test]
+fn schema_names_are_validated_and_unique() {
+    let (_dir, mut engine) = engine();
+    let mut block = engine.begin_block().expect("begin");
+    assert!(matches!(
+        block.create_schema("Bad"),
+        Err(SqlError::InvalidSchemaName(_))
+    ));
+    assert!(matches!(
+        block.create_schema("main"),
+        Err(SqlError::InvalidSchemaName(_))
+    ));
+    block.create_schema("app").expect("create");
+    assert!(matches!(
+        block.create_schema("app"),
+        Err(SqlError::SchemaExists(_))
+    ));
+    assert!(matches!(
+        block.execute("nope", "SELECT 1", LIMIT),
+        Err(SqlError::UnknownSchema(s)) if s == "nope"
+    ));
+}
+
+#[test]
+fn drop_schema_deletes_rows_visibly_and_removes_tables() {
+    let (_dir, mut engine) = engine();
+    seed_users(&mut engine);
+    let mut block = engine.begin_block().expect("begin");
+    block.drop_schema("app").expect("drop");
+    let cs = block.changeset().expect("changeset");
+    let text = cs.to_string();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("DELETE")).count(),
+        3,
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .last()
+            .expect("line")
+            .starts_with("DROP SCHEMA"),
+        "{text}"
+    );
+    block.commit().expect("commit");
+    assert!(engine.schemas().expect("schemas").is_empty());
+    assert!(engine.dump().expect("dump").is_empty());
+}
+
+#[test]
+fn cross_schema_reads_work_and_writes_are_refused() {
+    let (_dir, mut engine) = engine();
+    seed_users(&mut engine);
+    commit_block(
+        &mut engine,
+        Some("other"),
+        "other",
+        &["CREATE TABLE t(id INTEGER PRIMARY KEY) STRICT"],
+    );
+    let mut block = engine.begin_block().expect("begin");
+    let out = block
+        .execute(
+            "other",
+            "SELECT username FROM app.users WHERE id = 2",
+            LIMIT,
+        )
+        .expect("read across");
+    assert_eq!(
+        out.rows.expect("rows").rows,
+        vec![vec![Value::Text("vitalik".into())]]
+    );
+    for sql in [
+        "INSERT INTO app.users VALUES (7, 'x', 1)",
+        "UPDATE app.users SET age = 0",
+        "DELETE FROM app.users",
+        "DROP TABLE app.users",
+        "CREATE TABLE app.evil(id INTEGER PRIMARY KEY) STRICT",
+        "CREATE INDEX app.i ON users(age)",
+    ] {
+        let err = block.execute("other", sql, LIMIT).expect_err(sql);
+        assert!(
+            matches!(err, SqlError::CrossSchemaWrite { .. }),
+            "{sql}: {err}"
+        );
+    }
+    assert!(block.changeset().expect("cs").records.is_empty());
+}
