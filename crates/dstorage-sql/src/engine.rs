@@ -218,6 +218,7 @@ impl Engine {
             session: Some(session),
             closed: Vec::new(),
             pending_ddl: Vec::new(),
+            raw: Vec::new(),
             finished: false,
         })
     }
@@ -268,6 +269,18 @@ fn new_session(conn: &Connection) -> Result<Session<'_>, SqlError> {
     Ok(s)
 }
 
+/// What a failed transaction restores.
+enum Snapshot {
+    Plain {
+        pending_ddl: usize,
+    },
+    Sectioned {
+        closed: usize,
+        pending_ddl: Vec<ChangesetRecord>,
+        raw: Vec<Vec<u8>>,
+    },
+}
+
 /// One block: everything between `begin_block` and `commit` / `discard` is one SQLite
 /// transaction recorded by one session.
 pub struct Block<'e> {
@@ -280,6 +293,9 @@ pub struct Block<'e> {
     closed: Vec<ChangesetRecord>,
     /// DDL records of the current section, in execution order.
     pending_ddl: Vec<ChangesetRecord>,
+    /// Changes of the current section recorded by earlier sessions (see `cut_session`).
+    /// (SQLite changeset bytes: cloneable, so a failed transaction can restore them.)
+    raw: Vec<Vec<u8>>,
     finished: bool,
 }
 
@@ -495,12 +511,38 @@ impl<'e> Block<'e> {
             .ok_or_else(|| SqlError::ChangesetApply("block session is closed".into()))
     }
 
-    /// Close the current section: its DDL and the session's rows go to `closed`, and a
-    /// fresh session starts from the current state. Needed before a table is dropped,
-    /// because a session cannot report rows of a table that no longer exists.
+    /// Close the current session: its changes join `raw`, and a fresh session starts from
+    /// the current state. Needed before a table is dropped, because a session cannot report
+    /// rows of a table that no longer exists.
+    fn cut_session(&mut self) -> Result<(), SqlError> {
+        let mut bytes = Vec::new();
+        self.session()?.changeset_strm(&mut bytes)?;
+        self.raw.push(bytes);
+        self.session = None;
+        self.session = Some(new_session(self.conn)?);
+        Ok(())
+    }
+
+    /// The netted rows of `raw` plus the current session, merged by SQLite's changegroup
+    /// (insert then delete leaves nothing, and so on) and put in canonical order.
+    fn run_rows(&mut self) -> Result<Vec<crate::changeset::RowChange>, SqlError> {
+        let current = self.session()?.changeset()?;
+        if self.raw.is_empty() {
+            return Changeset::rows_from_sqlite(&current);
+        }
+        let mut group = rusqlite::session::Changegroup::new()?;
+        for bytes in &self.raw {
+            group.add_stream(&mut bytes.as_slice())?;
+        }
+        group.add(&current)?;
+        Changeset::rows_from_sqlite(&group.output()?)
+    }
+
+    /// Close the current section before a DROP record: its DDL and netted rows go to
+    /// `closed`, and the next section starts empty.
     fn close_section(&mut self) -> Result<(), SqlError> {
-        let cs = self.session()?.changeset()?;
-        let rows = Changeset::rows_from_sqlite(&cs)?;
+        let rows = self.run_rows()?;
+        self.raw.clear();
         self.closed.append(&mut self.pending_ddl);
         self.closed
             .extend(rows.into_iter().map(ChangesetRecord::Row));
@@ -530,8 +572,7 @@ impl<'e> Block<'e> {
     /// Drop a schema and all its tables; their rows show as deletes in the changeset.
     pub fn drop_schema(&mut self, schema: &str) -> Result<(), SqlError> {
         require_schema(self.conn, schema)?;
-        self.close_section()?;
-        let mark = self.closed.len();
+        let snapshot = self.snapshot(true)?;
         internal(self.conn, "SAVEPOINT dstorage_tx")?;
         let result = (|| {
             let tables = schema_objects(self.conn, schema, "table")?;
@@ -557,15 +598,31 @@ impl<'e> Block<'e> {
             });
             Ok::<(), SqlError>(())
         })();
-        self.finish_tx(result, mark, 0, true)
+        self.finish_tx(result, snapshot)
+    }
+
+    /// Remember what a failed transaction must restore. A transaction that will drop a
+    /// table first cuts the session, so everything before it is in `raw` and can be
+    /// restored from bytes.
+    fn snapshot(&mut self, sectioned: bool) -> Result<Snapshot, SqlError> {
+        if sectioned {
+            self.cut_session()?;
+            Ok(Snapshot::Sectioned {
+                closed: self.closed.len(),
+                pending_ddl: self.pending_ddl.clone(),
+                raw: self.raw.clone(),
+            })
+        } else {
+            Ok(Snapshot::Plain {
+                pending_ddl: self.pending_ddl.len(),
+            })
+        }
     }
 
     fn finish_tx<T>(
         &mut self,
         result: Result<T, SqlError>,
-        closed_mark: usize,
-        ddl_mark: usize,
-        sectioned: bool,
+        snapshot: Snapshot,
     ) -> Result<T, SqlError> {
         match result {
             Ok(v) => {
@@ -575,14 +632,21 @@ impl<'e> Block<'e> {
             Err(e) => {
                 internal(self.conn, "ROLLBACK TO dstorage_tx")?;
                 internal(self.conn, "RELEASE dstorage_tx")?;
-                self.pending_ddl.truncate(ddl_mark);
-                if sectioned {
-                    // Sections closed inside the failed transaction described changes
-                    // that were rolled back; the state is again the one at `closed_mark`.
-                    self.closed.truncate(closed_mark);
-                    self.pending_ddl.clear();
-                    self.session = None;
-                    self.session = Some(new_session(self.conn)?);
+                match snapshot {
+                    Snapshot::Plain { pending_ddl } => self.pending_ddl.truncate(pending_ddl),
+                    Snapshot::Sectioned {
+                        closed,
+                        pending_ddl,
+                        raw,
+                    } => {
+                        // The state is again the one at the snapshot; sections closed
+                        // inside the failed transaction described changes rolled back.
+                        self.closed.truncate(closed);
+                        self.pending_ddl = pending_ddl;
+                        self.raw = raw;
+                        self.session = None;
+                        self.session = Some(new_session(self.conn)?);
+                    }
                 }
                 Err(e)
             }
@@ -633,14 +697,10 @@ impl<'e> Block<'e> {
                 }
             )
         });
-        if sectioned {
-            self.close_section()?;
-        }
-        let closed_mark = self.closed.len();
-        let ddl_mark = self.pending_ddl.len();
+        let snapshot = self.snapshot(sectioned)?;
         internal(self.conn, "SAVEPOINT dstorage_tx")?;
         let result = self.execute_inner(schema, statements, params, limit);
-        self.finish_tx(result, closed_mark, ddl_mark, sectioned)
+        self.finish_tx(result, snapshot)
     }
 
     fn execute_inner(
@@ -773,8 +833,7 @@ impl<'e> Block<'e> {
 
     /// The canonical changeset of everything since `begin_block`.
     pub fn changeset(&mut self) -> Result<Changeset, SqlError> {
-        let cs = self.session()?.changeset()?;
-        let rows = Changeset::rows_from_sqlite(&cs)?;
+        let rows = self.run_rows()?;
         let mut records = self.closed.clone();
         records.extend(self.pending_ddl.iter().cloned());
         records.extend(rows.into_iter().map(ChangesetRecord::Row));
