@@ -36,8 +36,8 @@ pub fn sqlite_version() -> Result<&'static str, SqlError> {
 
 /// Engine limits. Part of the network's parameters: every node must use the same values,
 /// since they decide which statements fail.
+/// Not `#[non_exhaustive]`, so callers can write `EngineConfig { cost_limit_per_tx, ..Default::default() }`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct EngineConfig {
     /// Upper bound of the cost (VM steps) of one transaction; a caller's limit is capped to it.
     pub cost_limit_per_tx: u64,
@@ -323,8 +323,16 @@ impl Catalog for ConnCatalog<'_> {
         }
     }
 
-    fn column_count(&self, sql: &str) -> Option<usize> {
-        self.auth.set_mode(self.mode.clone());
+    fn column_count(&self, sql: &str, ctes: &std::collections::BTreeSet<String>) -> Option<usize> {
+        let mode = match &self.mode {
+            Mode::Write { schema, .. } => Mode::Write {
+                schema: schema.clone(),
+                ctes: ctes.clone(),
+            },
+            Mode::Read { .. } => Mode::Read { ctes: ctes.clone() },
+            Mode::Internal => Mode::Internal,
+        };
+        self.auth.set_mode(mode);
         let n = self.conn.prepare(sql).ok().map(|s| s.column_count());
         self.auth.set_mode(Mode::Internal);
         n
@@ -710,8 +718,9 @@ impl<'e> Block<'e> {
         params: &[Value],
         limit: u64,
     ) -> Result<ExecOutcome, SqlError> {
-        let mode = Mode::Write {
+        let base_mode = Mode::Write {
             schema: schema.to_owned(),
+            ctes: Default::default(),
         };
         let mut out = ExecOutcome::default();
         for stmt in statements {
@@ -719,9 +728,13 @@ impl<'e> Block<'e> {
                 let catalog = ConnCatalog {
                     conn: self.conn,
                     auth: self.auth,
-                    mode: mode.clone(),
+                    mode: base_mode.clone(),
                 };
                 guard::rewrite(stmt, schema, false, &catalog)?
+            };
+            let mode = Mode::Write {
+                schema: schema.to_owned(),
+                ctes: rewritten.ctes.clone(),
             };
             // The schema in a comment keeps cached statements apart per schema: a cached
             // statement is not re-authorized, and the same physical text could otherwise
@@ -955,7 +968,9 @@ impl Reader {
                 let catalog = ConnCatalog {
                     conn: &self.conn,
                     auth: &self.auth,
-                    mode: Mode::Read,
+                    mode: Mode::Read {
+                        ctes: Default::default(),
+                    },
                 };
                 guard::rewrite(stmt, schema, true, &catalog)?
             };
@@ -963,7 +978,9 @@ impl Reader {
                 &self.conn,
                 &self.auth,
                 &self.meter,
-                Mode::Read,
+                Mode::Read {
+                    ctes: rewritten.ctes.clone(),
+                },
                 &rewritten.sql,
                 params,
                 Budget { used: cost, limit },

@@ -30,13 +30,13 @@ pub struct Estimate {
 /// Fixed cost of running any statement.
 const STATEMENT_BASE: u64 = 8;
 /// Steps per row visited by a full scan, plus one per column of the table.
-const SCAN_PER_ROW: u64 = 4;
+const SCAN_PER_ROW: u64 = 2;
 /// Steps of one key or index lookup.
 const LOOKUP: u64 = 12;
 /// Steps per row sorted through a temporary b-tree.
 const SORT_PER_ROW: u64 = 6;
 /// Steps per row written, plus two per column.
-const WRITE_PER_ROW: u64 = 10;
+const WRITE_PER_ROW: u64 = 4;
 
 struct Catalogue<'a> {
     conn: &'a Connection,
@@ -55,7 +55,7 @@ impl Catalog for Catalogue<'_> {
             .ok()?;
         (!cols.is_empty()).then_some(cols)
     }
-    fn column_count(&self, sql: &str) -> Option<usize> {
+    fn column_count(&self, sql: &str, _ctes: &std::collections::BTreeSet<String>) -> Option<usize> {
         self.conn.prepare(sql).ok().map(|s| s.column_count())
     }
 }
@@ -109,6 +109,15 @@ impl Visitor for Tables {
     }
 }
 
+fn index_is_unique(conn: &Connection, index: &str) -> bool {
+    conn.prepare_cached(
+        "SELECT il.\"unique\" FROM sqlite_schema s, pragma_index_list(s.tbl_name) il \
+         WHERE s.type = 'index' AND s.name = ?1 AND il.name = ?1",
+    )
+    .and_then(|mut st| st.query_row([index], |r| r.get::<_, bool>(0)))
+    .unwrap_or(false)
+}
+
 /// Estimate `sql` in `schema` on the state `conn` sees.
 pub(crate) fn estimate(
     conn: &Connection,
@@ -160,7 +169,7 @@ pub(crate) fn estimate(
                 };
             }
         }
-        let est = estimate_one(conn, auth, schema, &rewritten.sql, &tables)?;
+        let est = estimate_one(conn, auth, schema, &rewritten, &tables)?;
         total.cost = total.cost.saturating_add(est.cost);
         total.plan.extend(est.plan);
         total.bounded &= est.bounded;
@@ -172,12 +181,14 @@ fn estimate_one(
     conn: &Connection,
     auth: &Authorizer,
     schema: &str,
-    sql: &str,
+    rewritten: &guard::Rewritten,
     tables: &Tables,
 ) -> Result<Estimate, SqlError> {
+    let sql = &rewritten.sql;
     // Prepare under the user's guard so an estimate refuses what execution would refuse.
     auth.set_mode(Mode::Write {
         schema: schema.to_owned(),
+        ctes: rewritten.ctes.clone(),
     });
     let plan: Result<Vec<(i64, i64, String)>, rusqlite::Error> = (|| {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
@@ -228,9 +239,26 @@ fn estimate_one(
             }
             ["SEARCH", name, rest @ ..] => {
                 let s = stats_of(name);
-                let equality = rest.iter().any(|w| w.contains("=?"))
-                    && !rest.iter().any(|w| w.contains('<') || w.contains('>'));
-                let rows = if equality { 1 } else { (s.rows / 4).max(1) };
+                let bounds = rest
+                    .iter()
+                    .filter(|w| w.contains('<') || w.contains('>'))
+                    .count();
+                let unique = rest
+                    .windows(2)
+                    .any(|w| matches!(w, ["INTEGER", "PRIMARY"] | ["PRIMARY", "KEY"]))
+                    || rest
+                        .iter()
+                        .position(|w| *w == "INDEX")
+                        .and_then(|i| rest.get(i + 1))
+                        .is_some_and(|index| index_is_unique(conn, index));
+                // Row guesses without statistics: a unique equality finds one row, a
+                // non-unique one about N/64, one range bound keeps a quarter, two a tenth.
+                let rows = match (bounds, unique) {
+                    (0, true) => 1,
+                    (0, false) => (s.rows / 64).max(1),
+                    (1, _) => (s.rows / 4).max(1),
+                    _ => (s.rows / 10).max(1),
+                };
                 let per = LOOKUP + rows.saturating_mul(SCAN_PER_ROW + s.columns);
                 cost = cost.saturating_add(mult.saturating_mul(per));
                 let next = mult.saturating_mul(rows);

@@ -135,9 +135,17 @@ pub(crate) enum Mode {
     /// The engine's own statements: everything.
     Internal,
     /// User SQL in a block: reads of any schema, writes and DDL only in `schema`.
-    Write { schema: String },
+    Write {
+        /// The schema the statement runs in.
+        schema: String,
+        /// CTE names of the statement: SQLite reports reading them like tables.
+        ctes: BTreeSet<String>,
+    },
     /// User SQL on a reader: reads only.
-    Read,
+    Read {
+        /// CTE names of the statement.
+        ctes: BTreeSet<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -210,10 +218,10 @@ fn is_schema_table(name: &str) -> bool {
 
 /// The authorizer's verdict on one action.
 fn judge(mode: &Mode, action: &AuthAction<'_>) -> Result<(), SqlError> {
-    let write_schema = match mode {
+    let (write_schema, ctes) = match mode {
         Mode::Internal => return Ok(()),
-        Mode::Write { schema } => Some(schema.as_str()),
-        Mode::Read => None,
+        Mode::Write { schema, ctes } => (Some(schema.as_str()), ctes),
+        Mode::Read { ctes } => (None, ctes),
     };
     let in_write_schema = |name: &str| -> Result<(), SqlError> {
         match (write_schema, split_physical(name)) {
@@ -232,7 +240,10 @@ fn judge(mode: &Mode, action: &AuthAction<'_>) -> Result<(), SqlError> {
         AuthAction::Select | AuthAction::Recursive => Ok(()),
         AuthAction::Read { table_name, .. } => {
             // SQLite reads its own catalogue while compiling DDL; user SQL cannot name it.
-            if split_physical(table_name).is_some() || is_schema_table(table_name) {
+            if split_physical(table_name).is_some()
+                || is_schema_table(table_name)
+                || ctes.contains(&table_name.to_ascii_lowercase())
+            {
                 Ok(())
             } else {
                 Err(refused(
@@ -367,8 +378,9 @@ pub(crate) trait Catalog {
     /// Primary-key columns of a physical table in key order; `None` if it is not a table
     /// (a view, a CTE) or does not exist.
     fn primary_key(&self, physical: &str) -> Option<Vec<String>>;
-    /// Number of result columns of a SELECT, or `None` if it does not prepare.
-    fn column_count(&self, sql: &str) -> Option<usize>;
+    /// Number of result columns of a SELECT using the CTE names `ctes`, or `None` if it
+    /// does not prepare.
+    fn column_count(&self, sql: &str, ctes: &BTreeSet<String>) -> Option<usize>;
 }
 
 /// One statement after the guard: SQLite-ready text and its kind.
@@ -376,6 +388,8 @@ pub(crate) trait Catalog {
 pub(crate) struct Rewritten {
     pub sql: String,
     pub kind: Kind,
+    /// CTE names the statement defines (the authorizer must let it read them).
+    pub ctes: BTreeSet<String>,
 }
 
 /// Guard and rewrite one parsed statement for `schema`. `read_only` allows queries only.
@@ -398,12 +412,13 @@ pub(crate) fn rewrite(
             *value = Some(AstValue::SingleQuotedString(physical_name(schema, &name)));
         }
     }
-    rename_objects(&mut stmt, schema)?;
+    let ctes = rename_objects(&mut stmt, schema)?;
     let order_top = matches!(stmt, Statement::Query(_) | Statement::Insert(_));
     let mut orderer = Orderer {
         catalog,
         depth: 0,
         order_top,
+        ctes: &ctes,
     };
     if let ControlFlow::Break(e) = stmt.visit(&mut orderer) {
         return Err(e);
@@ -424,7 +439,7 @@ pub(crate) fn rewrite(
         }
         _ => stmt.to_string(),
     };
-    Ok(Rewritten { sql, kind })
+    Ok(Rewritten { sql, kind, ctes })
 }
 
 /// Refuse writes and DDL aimed at an object outside `schema`.
@@ -841,22 +856,32 @@ fn quoted_name(physical: &str) -> ObjectName {
 
 /// Rename every table, index and view reference to its physical name, and give each table
 /// in a FROM clause an alias equal to its user-visible name so `users.age` still resolves.
-fn rename_objects(stmt: &mut Statement, schema: &str) -> Result<(), SqlError> {
-    // CTE names are local relations, not tables: leave references to them alone.
+fn rename_objects(stmt: &mut Statement, schema: &str) -> Result<BTreeSet<String>, SqlError> {
+    // CTE names are local relations, not tables: leave references to them alone. They may
+    // not look like system tables, since the authorizer lets the statement read them.
     struct CteCollector(BTreeSet<String>);
     impl VisitorMut for CteCollector {
-        type Break = ();
-        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        type Break = SqlError;
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<SqlError> {
             if let Some(with) = &q.with {
                 for cte in &with.cte_tables {
-                    self.0.insert(cte.alias.name.value.to_ascii_lowercase());
+                    let name = cte.alias.name.value.to_ascii_lowercase();
+                    if name.starts_with('_') || name.starts_with("sqlite") || name.contains('.') {
+                        return ControlFlow::Break(refused(
+                            format!("CTE name {name}"),
+                            "CTE names may not start with _ or sqlite or contain a dot",
+                        ));
+                    }
+                    self.0.insert(name);
                 }
             }
             ControlFlow::Continue(())
         }
     }
     let mut ctes = CteCollector(BTreeSet::new());
-    let _ = stmt.visit(&mut ctes);
+    if let ControlFlow::Break(e) = stmt.visit(&mut ctes) {
+        return Err(e);
+    }
 
     struct Renamer<'a> {
         schema: &'a str,
@@ -935,7 +960,7 @@ fn rename_objects(stmt: &mut Statement, schema: &str) -> Result<(), SqlError> {
         }
         _ => {}
     }
-    Ok(())
+    Ok(renamer.ctes)
 }
 
 /// Adds the guaranteed ordering to the top-level query and to every query with a LIMIT or
@@ -944,6 +969,7 @@ struct Orderer<'a> {
     catalog: &'a dyn Catalog,
     depth: usize,
     order_top: bool,
+    ctes: &'a BTreeSet<String>,
 }
 
 impl VisitorMut for Orderer<'_> {
@@ -952,7 +978,7 @@ impl VisitorMut for Orderer<'_> {
         let top = self.depth == 0 && self.order_top;
         self.depth += 1;
         if top || q.limit_clause.is_some() {
-            if let Err(e) = add_ordering(q, self.catalog) {
+            if let Err(e) = add_ordering(q, self.catalog, self.ctes) {
                 return ControlFlow::Break(e);
             }
         }
@@ -992,7 +1018,11 @@ fn order_term(expr: Expr) -> OrderByExpr {
 
 /// The default order terms for a query: key columns of its FROM tables, or all result
 /// columns by position when there are no keys to use.
-fn default_order(q: &Query, catalog: &dyn Catalog) -> Result<Vec<OrderByExpr>, SqlError> {
+fn default_order(
+    q: &Query,
+    catalog: &dyn Catalog,
+    ctes: &BTreeSet<String>,
+) -> Result<Vec<OrderByExpr>, SqlError> {
     if let SetExpr::Select(select) = q.body.as_ref() {
         let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
         if select.distinct.is_none() && !grouped {
@@ -1034,13 +1064,17 @@ fn default_order(q: &Query, catalog: &dyn Catalog) -> Result<Vec<OrderByExpr>, S
         }
     }
     // Positional ordering over every result column.
-    let n = result_column_count(q, catalog)?;
+    let n = result_column_count(q, catalog, ctes)?;
     Ok((1..=n)
         .map(|i| order_term(Expr::value(AstValue::Number(i.to_string(), false))))
         .collect())
 }
 
-fn result_column_count(q: &Query, catalog: &dyn Catalog) -> Result<usize, SqlError> {
+fn result_column_count(
+    q: &Query,
+    catalog: &dyn Catalog,
+    ctes: &BTreeSet<String>,
+) -> Result<usize, SqlError> {
     fn first_select(body: &SetExpr) -> Option<&sqlparser::ast::Select> {
         match body {
             SetExpr::Select(s) => Some(s),
@@ -1063,20 +1097,26 @@ fn result_column_count(q: &Query, catalog: &dyn Catalog) -> Result<usize, SqlErr
     let mut bare = q.clone();
     bare.order_by = None;
     bare.limit_clause = None;
-    catalog.column_count(&bare.to_string()).ok_or_else(|| {
-        refused(
-            "a subquery with LIMIT and SELECT *",
-            "its default order cannot be determined; add ORDER BY or name the columns",
-        )
-    })
+    catalog
+        .column_count(&bare.to_string(), ctes)
+        .ok_or_else(|| {
+            refused(
+                "a subquery with LIMIT and SELECT *",
+                "its default order cannot be determined; add ORDER BY or name the columns",
+            )
+        })
 }
 
-fn add_ordering(q: &mut Query, catalog: &dyn Catalog) -> Result<(), SqlError> {
+fn add_ordering(
+    q: &mut Query,
+    catalog: &dyn Catalog,
+    ctes: &BTreeSet<String>,
+) -> Result<(), SqlError> {
     // A bare VALUES list is already in the order it is written.
     if matches!(q.body.as_ref(), SetExpr::Values(_)) {
         return Ok(());
     }
-    let extra = default_order(q, catalog)?;
+    let extra = default_order(q, catalog, ctes)?;
     if extra.is_empty() {
         return Ok(());
     }

@@ -1,0 +1,211 @@
+//! Cost: VM steps metered against a per-transaction limit, identical on every run; the
+//! estimate ranks plans and stays within a bounded factor of the metered cost.
+
+mod common;
+
+use common::{commit_block, engine, LIMIT};
+use dstorage_sql::{Engine, EngineConfig, SqlError, PROGRESS_STEP};
+
+const RUNAWAY_CTE: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
+fn with_rows(n: i64) -> (tempfile::TempDir, Engine) {
+    let (dir, mut engine) = engine();
+    let values: Vec<String> = (1..=n)
+        .map(|i| format!("({i}, 'name{i}', {})", i % 97))
+        .collect();
+    commit_block(
+        &mut engine,
+        Some("app"),
+        "app",
+        &[
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT NOT NULL, grp INTEGER NOT NULL) STRICT",
+            "CREATE INDEX t_grp ON t(grp)",
+            &format!("INSERT INTO t VALUES {}", values.join(",")),
+        ],
+    );
+    (dir, engine)
+}
+
+fn runaway_used(sql: &str, limit: u64) -> u64 {
+    let (_dir, mut engine) = with_rows(50);
+    let mut block = engine.begin_block().expect("begin");
+    match block.execute("app", sql, limit) {
+        Err(SqlError::CostLimitExceeded { limit: l, used }) => {
+            assert_eq!(l, limit);
+            used
+        }
+        other => panic!("expected cost limit exceeded, got {other:?}"),
+    }
+}
+
+#[test]
+fn recursive_cte_is_stopped_at_the_limit_with_the_same_count_twice() {
+    let first = runaway_used(RUNAWAY_CTE, 100_000);
+    let second = runaway_used(RUNAWAY_CTE, 100_000);
+    assert_eq!(first, second);
+    assert!(
+        first > 100_000 && first <= 100_000 + PROGRESS_STEP,
+        "used {first}"
+    );
+}
+
+#[test]
+fn cross_join_is_stopped_at_the_limit_with_the_same_count_twice() {
+    let sql = "SELECT count(*) FROM t a, t b, t c, t d";
+    let first = runaway_used(sql, 250_000);
+    assert_eq!(first, runaway_used(sql, 250_000));
+    assert!(
+        first > 250_000 && first <= 250_000 + PROGRESS_STEP,
+        "used {first}"
+    );
+}
+
+#[test]
+fn limit_error_states_limit_and_cost_and_rolls_back_the_transaction() {
+    let (_dir, mut engine) = with_rows(10);
+    let mut block = engine.begin_block().expect("begin");
+    let err = block
+        .execute(
+            "app",
+            &format!("INSERT INTO t VALUES (100, 'x', 1); {RUNAWAY_CTE}"),
+            5_000,
+        )
+        .expect_err("runaway");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("cost limit exceeded: limit 5000, used 50"),
+        "{msg}"
+    );
+    assert!(block.changeset().expect("cs").records.is_empty());
+}
+
+#[test]
+fn limit_counts_across_the_statements_of_one_transaction() {
+    let (_dir, mut engine) = with_rows(200);
+    let mut block = engine.begin_block().expect("begin");
+    let one = block
+        .execute("app", "SELECT count(*) FROM t WHERE name > 'a'", LIMIT)
+        .expect("one")
+        .cost;
+    let two = "SELECT count(*) FROM t WHERE name > 'a'; SELECT count(*) FROM t WHERE name > 'a'";
+    assert_eq!(block.execute("app", two, LIMIT).expect("two").cost, 2 * one);
+    assert!(matches!(
+        block.execute("app", two, 2 * one - 1),
+        Err(SqlError::CostLimitExceeded { .. })
+    ));
+}
+
+#[test]
+fn same_statement_on_same_state_costs_the_same_on_two_databases() {
+    let (_d1, mut a) = with_rows(300);
+    let (_d2, mut b) = with_rows(300);
+    for sql in [
+        "SELECT * FROM t WHERE grp = 5",
+        "UPDATE t SET name = name || '!' WHERE id % 3 = 0",
+        "DELETE FROM t WHERE grp > 90",
+    ] {
+        let ca = a
+            .begin_block()
+            .expect("a")
+            .execute("app", sql, LIMIT)
+            .expect("a")
+            .cost;
+        let cb = b
+            .begin_block()
+            .expect("b")
+            .execute("app", sql, LIMIT)
+            .expect("b")
+            .cost;
+        assert_eq!(ca, cb, "{sql}");
+        assert!(ca > 0);
+    }
+}
+
+#[test]
+fn configured_limit_caps_the_callers_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = EngineConfig {
+        cost_limit_per_tx: 1_000,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::open(&dir.path().join("db.sqlite"), config).expect("open");
+    let mut block = engine.begin_block().expect("begin");
+    block.create_schema("app").expect("schema");
+    let err = block
+        .execute("app", RUNAWAY_CTE, u64::MAX)
+        .expect_err("capped");
+    assert!(
+        matches!(err, SqlError::CostLimitExceeded { limit: 1_000, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn estimate_ranks_a_full_scan_above_an_index_lookup() {
+    let (_dir, engine) = with_rows(2_000);
+    let mut reader = engine.reader().expect("reader");
+    let lookup = reader
+        .estimate("app", "SELECT * FROM t WHERE id = 77")
+        .expect("lookup");
+    let index = reader
+        .estimate("app", "SELECT * FROM t WHERE grp = 5")
+        .expect("index");
+    let scan = reader
+        .estimate("app", "SELECT * FROM t WHERE name = 'name77'")
+        .expect("scan");
+    assert!(lookup.cost < index.cost, "{lookup:?} {index:?}");
+    assert!(index.cost < scan.cost, "{index:?} {scan:?}");
+    assert!(
+        scan.plan.iter().any(|p| p.starts_with("SCAN")),
+        "{:?}",
+        scan.plan
+    );
+    let cte = reader.estimate("app", RUNAWAY_CTE).expect("cte");
+    assert!(!cte.bounded, "a recursive CTE cannot be bounded: {cte:?}");
+}
+
+/// The queries of the estimate-versus-metered table in docs/sql.md.
+const COMPARED: &[&str] = &[
+    "SELECT * FROM t WHERE id = 77",
+    "SELECT name FROM t WHERE id BETWEEN 10 AND 60",
+    "SELECT * FROM t WHERE grp = 5",
+    "SELECT * FROM t WHERE name = 'name77'",
+    "SELECT * FROM t",
+    "SELECT count(*) FROM t WHERE name > 'name5'",
+    "SELECT a.id FROM t a JOIN t b ON b.id = a.grp WHERE a.id < 500",
+    "SELECT grp, count(*) FROM t GROUP BY grp",
+    "SELECT * FROM t ORDER BY name LIMIT 10",
+    "INSERT INTO t VALUES (100001, 'n', 1)",
+    "INSERT INTO t VALUES (100002, 'n', 1), (100003, 'n', 2), (100004, 'n', 3)",
+    "UPDATE t SET name = 'x' WHERE id = 5",
+    "UPDATE t SET name = 'x' WHERE grp = 7",
+    "DELETE FROM t WHERE grp = 8",
+];
+
+#[test]
+fn estimate_is_within_a_factor_of_four_of_the_metered_cost() {
+    let (_dir, mut engine) = with_rows(2_000);
+    let mut lines = Vec::new();
+    let mut worst: f64 = 1.0;
+    for sql in COMPARED {
+        let est = engine.estimate("app", sql).expect("estimate").cost;
+        let mut block = engine.begin_block().expect("begin");
+        let metered = block.execute("app", sql, LIMIT).expect("execute").cost;
+        block.discard().expect("discard");
+        // Display only: the ratio is not consensus state.
+        let ratio = est as f64 / metered as f64;
+        worst = worst.max(ratio.max(1.0 / ratio));
+        lines.push(format!("| `{sql}` | {est} | {metered} | {ratio:.2} |"));
+    }
+    println!(
+        "| statement | estimate | metered | ratio |\n|---|---|---|---|\n{}",
+        lines.join("\n")
+    );
+    println!("worst factor {worst:.2}");
+    assert!(
+        worst <= 4.0,
+        "worst factor {worst:.2}\n{}",
+        lines.join("\n")
+    );
+}
