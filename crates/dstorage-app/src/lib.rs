@@ -1,1 +1,42 @@
-//! Replicate one SQL database: the ABCI 2.0 state machine that executes blocks and computes the app hash.
+//! Replicate one SQL database: the ABCI 2.0 state machine that checks, orders and executes transactions and
+//! computes the app hash.
+//!
+//! The consensus connection is served by one dedicated thread that owns the SQLite writer ([`consensus`]), so
+//! requests are handled strictly in order and a block's SQLite transaction can stay open from FinalizeBlock to
+//! Commit. The mempool ([`mempool`]) and reads ([`reads`]) use their own read-only connections on committed state.
+//! [`abci`] adapts both to tower-abci's v0.38 server; [`testing`] drives the same code in-process without
+//! CometBFT.
+
+pub mod abci;
+pub mod apphash;
+pub mod auth;
+pub mod config;
+pub mod consensus;
+pub mod keys;
+pub mod mempool;
+pub mod reads;
+pub mod record;
+pub mod shared;
+pub mod sqlclass;
+pub mod testing;
+
+pub use config::AppConfig;
+pub use record::TxRecord;
+pub use shared::{App, CommitEvent};
+
+/// A failure that leaves the node unable to continue safely: storage errors, a broken local invariant.
+///
+/// Invalid input never produces this; it becomes a result code instead.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The SQL engine failed on something that is not the transaction's fault (I/O, corruption, commit).
+    #[error("storage: {0}")]
+    Storage(#[from] dstorage_sql::SqlError),
+    /// A local invariant broke; the node must stop rather than continue on possibly divergent state.
+    #[error("invariant broken: {0}")]
+    Invariant(String),
+    /// The consensus thread has stopped (after a fatal error).
+    #[error("the consensus thread has stopped")]
+    Stopped,
+}

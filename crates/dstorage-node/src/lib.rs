@@ -1,3 +1,9 @@
 //! The dstorage node as a library: what the `dstorage` binary is built from, reachable by integration tests.
 
+pub mod api;
+pub mod cli;
 pub mod cometbft;
+pub mod config;
+pub mod convert;
+pub mod metrics;
+pub mod run;

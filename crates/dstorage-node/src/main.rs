@@ -14,6 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Node(dstorage_node::cli::NodeCommand),
     /// Print the version.
     Version,
     /// Manage keys: generate, show, sign, verify.
@@ -23,7 +25,18 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<std::process::ExitCode> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            // One readable line (with its causes), not a debug dump with a backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -33,6 +46,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Node(cmd) => return dstorage_node::cli::run(cmd),
         Command::Key { cmd } => return key_cmd::run(cmd),
         Command::Version => println!(
             "dstorage {} (CometBFT {})",

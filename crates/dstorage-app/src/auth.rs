@@ -1,0 +1,140 @@
+//! Stateless transaction checks shared by CheckTx, proposals and execution: decoding, chain id, size and
+//! signature, with a cache so a transaction verified in CheckTx is not verified again in its block.
+//!
+//! The cache is keyed by the SHA-256 of the transaction bytes, so a hit means these exact bytes verified before;
+//! it can only skip work, never change an outcome, which keeps execution deterministic whatever each node's cache
+//! holds.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use dstorage_auth::Registry;
+use dstorage_types::result::ResultCode;
+use dstorage_types::tx::{tx_hash, Transaction, TxHash};
+
+/// A refusal: the code and a message naming the cause.
+pub type Refusal = (ResultCode, String);
+
+/// A transaction that decoded, is for this chain, and whose signature verified.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The decoded transaction.
+    pub tx: Transaction,
+    /// Its hash.
+    pub hash: TxHash,
+    /// The sender's identity string (what SQL and ownership see).
+    pub identity: String,
+}
+
+/// Decodes and authenticates transactions.
+pub struct Verifier {
+    registry: Registry,
+    max_tx_bytes: usize,
+    cache: Mutex<Cache>,
+}
+
+struct Cache {
+    capacity: usize,
+    order: VecDeque<[u8; 32]>,
+    identities: BTreeMap<[u8; 32], String>,
+}
+
+impl Verifier {
+    /// A verifier with the network's standards.
+    pub fn new(registry: Registry, max_tx_bytes: usize, cache_capacity: usize) -> Verifier {
+        Verifier {
+            registry,
+            max_tx_bytes,
+            cache: Mutex::new(Cache {
+                capacity: cache_capacity,
+                order: VecDeque::new(),
+                identities: BTreeMap::new(),
+            }),
+        }
+    }
+
+    /// Run every stateless check on raw transaction bytes for chain `chain_id`.
+    pub fn check(&self, bytes: &[u8], chain_id: &str) -> Result<Checked, Refusal> {
+        if bytes.len() > self.max_tx_bytes {
+            return Err((
+                ResultCode::TooLarge,
+                format!(
+                    "transaction is {} bytes; the limit is {} bytes",
+                    bytes.len(),
+                    self.max_tx_bytes
+                ),
+            ));
+        }
+        let tx = Transaction::decode(bytes)
+            .map_err(|e| (ResultCode::Malformed, format!("malformed transaction: {e}")))?;
+        if tx.body.chain_id != chain_id {
+            return Err((
+                ResultCode::WrongChainId,
+                format!(
+                    "transaction is for chain {:?}, this is chain {:?}",
+                    tx.body.chain_id, chain_id
+                ),
+            ));
+        }
+        let hash = tx_hash(bytes);
+        let cached = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|c| c.identities.get(&hash.0).cloned());
+        let identity = match cached {
+            Some(identity) => identity,
+            None => {
+                let identity = self.verify(&tx)?;
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.insert(hash.0, identity.clone());
+                }
+                identity
+            }
+        };
+        Ok(Checked { tx, hash, identity })
+    }
+
+    fn verify(&self, tx: &Transaction) -> Result<String, Refusal> {
+        let standard = &tx.body.standard;
+        let authenticator = self.registry.get(standard).map_err(|e| {
+            (
+                ResultCode::UnknownStandard,
+                format!("unknown signature standard: {e}"),
+            )
+        })?;
+        authenticator
+            .verify(
+                &tx.body.sender,
+                tx.body.signed_text().as_bytes(),
+                &tx.signature,
+            )
+            .map_err(|e| {
+                (
+                    ResultCode::BadSignature,
+                    format!("signature does not verify under {standard}: {e}"),
+                )
+            })?;
+        authenticator.identifier(&tx.body.sender).map_err(|e| {
+            (
+                ResultCode::BadSignature,
+                format!("sender is not a valid {standard} identity: {e}"),
+            )
+        })
+    }
+}
+
+impl Cache {
+    fn insert(&mut self, hash: [u8; 32], identity: String) {
+        if self.capacity == 0 || self.identities.contains_key(&hash) {
+            return;
+        }
+        while self.order.len() >= self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.identities.remove(&old);
+            }
+        }
+        self.order.push_back(hash);
+        self.identities.insert(hash, identity);
+    }
+}

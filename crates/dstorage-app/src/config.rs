@@ -1,0 +1,34 @@
+//! Settings of the state machine. Those marked consensus-critical must be equal on every node of a network.
+
+use std::path::PathBuf;
+
+/// How the application runs.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The SQLite database file (created if missing).
+    pub db_path: PathBuf,
+    /// Largest accepted transaction in bytes (consensus-critical: ProcessProposal rejects larger ones).
+    pub max_tx_bytes: usize,
+    /// SQLite VM steps one transaction may use (consensus-critical).
+    pub cost_limit_per_tx: u64,
+    /// How many recent blocks' changesets are kept for the API; `None` keeps all.
+    pub changeset_retention: Option<u64>,
+    /// Human-readable prefix for `secp256k1_sha256` bech32 identities (consensus-critical).
+    pub bech32_hrp: String,
+    /// How many verified transaction hashes the CheckTx → block signature cache remembers.
+    pub verified_cache_size: usize,
+}
+
+impl AppConfig {
+    /// Defaults for a database at `db_path`.
+    pub fn new(db_path: impl Into<PathBuf>) -> AppConfig {
+        AppConfig {
+            db_path: db_path.into(),
+            max_tx_bytes: 256 * 1024,
+            cost_limit_per_tx: 10_000_000,
+            changeset_retention: Some(100_000),
+            bech32_hrp: "cosmos".to_string(),
+            verified_cache_size: 200_000,
+        }
+    }
+}

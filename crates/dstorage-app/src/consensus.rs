@@ -1,0 +1,546 @@
+//! The consensus connection: InitChain, PrepareProposal, ProcessProposal, FinalizeBlock and Commit, handled
+//! strictly in order on one thread that owns the SQLite writer.
+//!
+//! A block's SQLite transaction opens at FinalizeBlock and stays open until Commit, which commits the block's
+//! user writes, its changeset, transaction records, nonces, height and app hash in one SQLite transaction. A
+//! crash before that commit loses the whole block, and CometBFT's handshake replays it (Info reports the last
+//! committed height).
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dstorage_sql::{Block, Engine, SqlError};
+use dstorage_types::result::ResultCode;
+use dstorage_types::tx::{Payload, TxHash};
+use tendermint::abci::response as resp;
+use tendermint::abci::types::ExecTxResult;
+use tendermint::v0_38::abci::{request, ConsensusRequest, ConsensusResponse};
+
+use crate::auth::{Checked, Refusal};
+use crate::shared::{set_committed, Committed, ConsensusMsg, Shared};
+use crate::{apphash, keys, AppError, CommitEvent, TxRecord};
+
+/// Serve consensus requests until the channel closes or a fatal error stops the thread.
+pub(crate) fn run(mut engine: Engine, shared: Arc<Shared>, rx: Receiver<ConsensusMsg>) {
+    while let Ok((req, reply)) = rx.recv() {
+        let result = match req {
+            ConsensusRequest::FinalizeBlock(req) => {
+                finalize_and_commit(&mut engine, &shared, &rx, req, reply);
+                if shared.fatal.borrow().is_some() {
+                    return;
+                }
+                continue;
+            }
+            other => handle(&mut engine, &shared, other),
+        };
+        let failed = result.as_ref().err().map(|e| e.to_string());
+        let _ = reply.send(result);
+        if let Some(reason) = failed {
+            stop(&shared, reason);
+            return;
+        }
+    }
+}
+
+fn stop(shared: &Shared, reason: String) {
+    tracing::error!(target: "dstorage::consensus", %reason, "consensus stopped: the node must not continue");
+    shared.fatal.send_replace(Some(reason));
+}
+
+fn handle(
+    engine: &mut Engine,
+    shared: &Shared,
+    req: ConsensusRequest,
+) -> Result<ConsensusResponse, AppError> {
+    Ok(match req {
+        ConsensusRequest::InitChain(req) => {
+            ConsensusResponse::InitChain(init_chain(engine, shared, req)?)
+        }
+        ConsensusRequest::PrepareProposal(req) => {
+            ConsensusResponse::PrepareProposal(prepare_proposal(engine, shared, req)?)
+        }
+        ConsensusRequest::ProcessProposal(req) => {
+            ConsensusResponse::ProcessProposal(process_proposal(engine, shared, req)?)
+        }
+        ConsensusRequest::ExtendVote(_) => ConsensusResponse::ExtendVote(resp::ExtendVote {
+            vote_extension: Bytes::new(),
+        }),
+        ConsensusRequest::VerifyVoteExtension(req) => {
+            // We never extend votes, so a non-empty extension is not from an honest dstorage node.
+            ConsensusResponse::VerifyVoteExtension(if req.vote_extension.is_empty() {
+                resp::VerifyVoteExtension::Accept
+            } else {
+                resp::VerifyVoteExtension::Reject
+            })
+        }
+        ConsensusRequest::Commit => {
+            return Err(AppError::Invariant(
+                "Commit without a preceding FinalizeBlock".into(),
+            ))
+        }
+        ConsensusRequest::FinalizeBlock(_) => unreachable!("handled by run"),
+    })
+}
+
+fn init_chain(
+    engine: &mut Engine,
+    shared: &Shared,
+    req: request::InitChain,
+) -> Result<resp::InitChain, AppError> {
+    let app_hash = apphash::genesis(&req.chain_id, &req.app_state_bytes);
+    let mut block = engine.begin_block()?;
+    block.kv_put(keys::CHAIN_ID, req.chain_id.as_bytes())?;
+    block.kv_put(keys::APP_HASH, &app_hash)?;
+    block.commit()?;
+    set_committed(
+        shared,
+        Committed {
+            height: 0,
+            app_hash,
+            chain_id: Some(req.chain_id.clone()),
+        },
+    );
+    tracing::info!(chain_id = %req.chain_id, validators = req.validators.len(), app_hash = %hex::encode(app_hash), "InitChain");
+    Ok(resp::InitChain {
+        consensus_params: None,
+        validators: Vec::new(),
+        app_hash: app_hash
+            .to_vec()
+            .try_into()
+            .map_err(|_| AppError::Invariant("a 32-byte hash is always a valid AppHash".into()))?,
+    })
+}
+
+fn chain_id(shared: &Shared) -> Result<String, AppError> {
+    match shared.committed.read() {
+        Ok(c) => c.chain_id.clone(),
+        Err(p) => p.into_inner().chain_id.clone(),
+    }
+    .ok_or_else(|| AppError::Invariant("block before InitChain: no chain id".into()))
+}
+
+/// The last nonce a sender used, as committed (0 if none).
+fn committed_nonce(engine: &Engine, identity: &str) -> Result<u64, AppError> {
+    Ok(engine
+        .kv_get(&keys::nonce(identity))?
+        .as_deref()
+        .and_then(keys::decode_u64)
+        .unwrap_or(0))
+}
+
+fn prepare_proposal(
+    engine: &mut Engine,
+    shared: &Shared,
+    req: request::PrepareProposal,
+) -> Result<resp::PrepareProposal, AppError> {
+    let chain_id = chain_id(shared)?;
+    // Group by sender in order of first appearance; within a sender, order by nonce.
+    let mut order: Vec<String> = Vec::new();
+    let mut by_sender: BTreeMap<String, Vec<(u64, Bytes)>> = BTreeMap::new();
+    for bytes in req.txs {
+        match shared.verifier.check(&bytes, &chain_id) {
+            Ok(checked) => {
+                let list = by_sender
+                    .entry(checked.identity.clone())
+                    .or_insert_with(|| {
+                        order.push(checked.identity.clone());
+                        Vec::new()
+                    });
+                list.push((checked.tx.body.nonce, bytes));
+            }
+            Err((code, message)) => {
+                tracing::debug!(%code, %message, "proposal drops a transaction");
+            }
+        }
+    }
+    let budget = u64::try_from(req.max_tx_bytes).unwrap_or(0);
+    let mut used = 0u64;
+    let mut txs = Vec::new();
+    'senders: for identity in order {
+        let Some(mut list) = by_sender.remove(&identity) else {
+            continue;
+        };
+        list.sort_by_key(|(nonce, _)| *nonce);
+        let mut expected = committed_nonce(engine, &identity)?.saturating_add(1);
+        for (nonce, bytes) in list {
+            if nonce != expected {
+                // A duplicate or a gap: nothing after it from this sender can execute.
+                if nonce < expected {
+                    continue;
+                }
+                continue 'senders;
+            }
+            // CometBFT counts protobuf framing too; 8 bytes per tx over-approximates it.
+            let size = bytes.len() as u64 + 8;
+            if used + size > budget {
+                continue 'senders;
+            }
+            used += size;
+            expected += 1;
+            txs.push(bytes);
+        }
+    }
+    Ok(resp::PrepareProposal { txs })
+}
+
+fn process_proposal(
+    engine: &mut Engine,
+    shared: &Shared,
+    req: request::ProcessProposal,
+) -> Result<resp::ProcessProposal, AppError> {
+    let chain_id = chain_id(shared)?;
+    let mut next: BTreeMap<String, u64> = BTreeMap::new();
+    for (i, bytes) in req.txs.iter().enumerate() {
+        let checked = match shared.verifier.check(bytes, &chain_id) {
+            Ok(c) => c,
+            Err((code, message)) => {
+                tracing::warn!(height = %req.height, index = i, %code, %message, "rejecting proposal with an invalid transaction");
+                return Ok(resp::ProcessProposal::Reject);
+            }
+        };
+        let expected = match next.get(&checked.identity) {
+            Some(n) => *n,
+            None => committed_nonce(engine, &checked.identity)?.saturating_add(1),
+        };
+        if checked.tx.body.nonce != expected {
+            tracing::warn!(height = %req.height, index = i, sender = %checked.identity, nonce = checked.tx.body.nonce, expected, "rejecting proposal with an out-of-order nonce");
+            return Ok(resp::ProcessProposal::Reject);
+        }
+        next.insert(checked.identity, expected + 1);
+    }
+    Ok(resp::ProcessProposal::Accept)
+}
+
+/// Execute a block, answer FinalizeBlock, then wait on the same thread for its Commit.
+fn finalize_and_commit(
+    engine: &mut Engine,
+    shared: &Shared,
+    rx: &Receiver<ConsensusMsg>,
+    req: request::FinalizeBlock,
+    reply: tokio::sync::oneshot::Sender<Result<ConsensusResponse, AppError>>,
+) {
+    let previous = match shared.committed.read() {
+        Ok(c) => c.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    let height = req.height.value();
+    let mut block = match engine.begin_block() {
+        Ok(b) => b,
+        Err(e) => {
+            let reason = format!("cannot begin block {height}: {e}");
+            let _ = reply.send(Err(AppError::Invariant(reason.clone())));
+            return stop(shared, reason);
+        }
+    };
+    let executed = execute_block(&mut block, shared, &previous, height, &req.txs);
+    let (response, event) = match executed {
+        Ok(x) => x,
+        Err(e) => {
+            let reason = format!("executing block {height}: {e}");
+            let _ = block.discard();
+            let _ = reply.send(Err(AppError::Invariant(reason.clone())));
+            return stop(shared, reason);
+        }
+    };
+    let _ = reply.send(Ok(ConsensusResponse::FinalizeBlock(response)));
+
+    // CometBFT sends Commit next on this connection; anything else means we lost track of the protocol.
+    let Ok((next, reply)) = rx.recv() else {
+        let _ = block.discard();
+        return;
+    };
+    if !matches!(next, ConsensusRequest::Commit) {
+        let reason = format!("expected Commit after FinalizeBlock {height}, got {next:?}");
+        let _ = block.discard();
+        let _ = reply.send(Err(AppError::Invariant(reason.clone())));
+        return stop(shared, reason);
+    }
+    if let Err(e) = block.commit() {
+        let reason = format!("commit of block {height} failed: {e}");
+        let _ = reply.send(Err(AppError::Invariant(reason.clone())));
+        return stop(shared, reason);
+    }
+    set_committed(
+        shared,
+        Committed {
+            height,
+            app_hash: event.app_hash,
+            chain_id: previous.chain_id,
+        },
+    );
+    shared.mempool.reset();
+    let _ = shared.commits.send(event);
+    let _ = reply.send(Ok(ConsensusResponse::Commit(resp::Commit {
+        data: Bytes::new(),
+        retain_height: 0u32.into(),
+    })));
+}
+
+/// Run every transaction of the block and write the block's bookkeeping into the same SQLite transaction.
+fn execute_block(
+    block: &mut Block<'_>,
+    shared: &Shared,
+    previous: &Committed,
+    height: u64,
+    txs: &[Bytes],
+) -> Result<(resp::FinalizeBlock, CommitEvent), AppError> {
+    if height != previous.height + 1 && previous.height != 0 {
+        return Err(AppError::Invariant(format!(
+            "FinalizeBlock for height {height} but the last committed height is {}",
+            previous.height
+        )));
+    }
+    let chain_id = previous
+        .chain_id
+        .clone()
+        .ok_or_else(|| AppError::Invariant("FinalizeBlock before InitChain".into()))?;
+    let started = std::time::Instant::now();
+    let mut tx_results = Vec::with_capacity(txs.len());
+    let mut outcomes = Vec::with_capacity(txs.len());
+    let mut hashes = Vec::with_capacity(txs.len());
+    let mut codes = Vec::with_capacity(txs.len());
+    for (index, bytes) in txs.iter().enumerate() {
+        let record = execute_tx(block, shared, &chain_id, height, index as u32, bytes)?;
+        outcomes.push((record.code.code(), record.cost));
+        tx_results.push(ExecTxResult {
+            code: record.code.code().into(),
+            log: record.message.clone(),
+            gas_used: i64::try_from(record.cost).unwrap_or(i64::MAX),
+            ..Default::default()
+        });
+        hashes.push(record.hash);
+        codes.push(record.code);
+        let json = serde_json::to_vec(&record)
+            .map_err(|e| AppError::Invariant(format!("encoding a tx record: {e}")))?;
+        block.kv_put(&keys::tx(&record.hash.0), &json)?;
+    }
+    let changeset = block.changeset()?;
+    let changeset_hash = changeset.hash();
+    let app_hash = apphash::next(
+        &previous.app_hash,
+        &changeset_hash,
+        &apphash::validators_hash(&[]),
+        &apphash::results_hash(&outcomes),
+    );
+    let encoded = changeset.encode();
+    block.kv_put(&keys::changeset(height), &encoded)?;
+    if let Some(keep) = shared.config.changeset_retention {
+        if height > keep {
+            block.kv_delete(&keys::changeset(height - keep))?;
+        }
+    }
+    block.kv_put(keys::HEIGHT, &height.to_be_bytes())?;
+    block.kv_put(keys::APP_HASH, &app_hash)?;
+    // Empty blocks come several times a second; only blocks with transactions are worth an info line.
+    let level_info = !txs.is_empty();
+    macro_rules! block_log {
+        ($($t:tt)*) => { if level_info { tracing::info!($($t)*) } else { tracing::debug!($($t)*) } };
+    }
+    block_log!(
+        height,
+        txs = txs.len(),
+        changes = changeset.records.len(),
+        app_hash = %hex::encode(app_hash),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "executed block"
+    );
+    let response = resp::FinalizeBlock {
+        events: Vec::new(),
+        tx_results,
+        validator_updates: Vec::new(),
+        consensus_param_updates: None,
+        app_hash: app_hash
+            .to_vec()
+            .try_into()
+            .map_err(|_| AppError::Invariant("a 32-byte hash is always a valid AppHash".into()))?,
+    };
+    Ok((
+        response,
+        CommitEvent {
+            height,
+            app_hash,
+            txs: hashes,
+            codes,
+            execution: started.elapsed(),
+            changeset_records: changeset.records.len(),
+            changeset_bytes: encoded.len(),
+        },
+    ))
+}
+
+fn record(hash: TxHash, height: u64, index: u32, code: ResultCode, message: String) -> TxRecord {
+    TxRecord {
+        hash,
+        height,
+        index,
+        code,
+        message,
+        cost: 0,
+        rows_changed: 0,
+        columns: Vec::new(),
+        rows: Vec::new(),
+        sender: None,
+        nonce: None,
+    }
+}
+
+/// Execute one transaction. Invalid input yields a record with a non-zero code; only storage failures are errors.
+fn execute_tx(
+    block: &mut Block<'_>,
+    shared: &Shared,
+    chain_id: &str,
+    height: u64,
+    index: u32,
+    bytes: &[u8],
+) -> Result<TxRecord, AppError> {
+    let hash = dstorage_types::tx::tx_hash(bytes);
+    let Checked { tx, identity, .. } = match shared.verifier.check(bytes, chain_id) {
+        Ok(c) => c,
+        Err((code, message)) => return Ok(record(hash, height, index, code, message)),
+    };
+    let mut rec = record(hash, height, index, ResultCode::Ok, String::new());
+    rec.sender = Some(identity.clone());
+    rec.nonce = Some(tx.body.nonce);
+
+    let nonce_key = keys::nonce(&identity);
+    let last = block
+        .kv_get(&nonce_key)?
+        .as_deref()
+        .and_then(keys::decode_u64)
+        .unwrap_or(0);
+    if let Err((code, message)) = check_nonce(tx.body.nonce, last) {
+        rec.code = code;
+        rec.message = message;
+        return Ok(rec);
+    }
+    // The nonce is spent even if the payload fails: the transaction was ordered and its cost accounted.
+    block.kv_put(&nonce_key, &tx.body.nonce.to_be_bytes())?;
+
+    let limit = shared.config.cost_limit_per_tx;
+    let outcome = match &tx.body.payload {
+        Payload::DeploySchema { schema, sql } => {
+            if block.kv_get(&keys::owner(schema))?.is_some() {
+                Err((
+                    ResultCode::SchemaExists,
+                    format!("schema {schema} already exists"),
+                ))
+            } else {
+                deploy(block, schema, sql, limit, &identity)?
+            }
+        }
+        Payload::DropSchema { schema } => match owner_check(block, schema, &identity)? {
+            Err(r) => Err(r),
+            Ok(()) => match block.drop_schema(schema) {
+                Ok(()) => {
+                    block.kv_delete(&keys::owner(schema))?;
+                    Ok(None)
+                }
+                Err(e) => Err(sql_refusal(e)?),
+            },
+        },
+        Payload::Sql { schema, sql } => match owner_check(block, schema, &identity)? {
+            Err(r) => Err(r),
+            Ok(()) => match block.execute(schema, sql, limit) {
+                Ok(out) => Ok(Some(out)),
+                Err(e) => Err(sql_refusal(e)?),
+            },
+        },
+        #[allow(unreachable_patterns)]
+        other => Err((
+            ResultCode::Malformed,
+            format!("payload type {} is not supported yet", other.type_name()),
+        )),
+    };
+    match outcome {
+        Ok(Some(out)) => {
+            rec.cost = out.cost;
+            rec.rows_changed = out.rows_changed;
+            if let Some(rows) = out.rows {
+                rec.columns = rows.columns;
+                rec.rows = rows.rows;
+            }
+        }
+        Ok(None) => {}
+        Err((code, message)) => {
+            rec.code = code;
+            rec.message = message;
+        }
+    }
+    Ok(rec)
+}
+
+/// Nonce rule: exactly one more than the last used.
+pub fn check_nonce(nonce: u64, last: u64) -> Result<(), Refusal> {
+    let expected = last.saturating_add(1);
+    if nonce < expected {
+        Err((
+            ResultCode::NonceReplayed,
+            format!("nonce {nonce} was already used; the next nonce is {expected}"),
+        ))
+    } else if nonce > expected {
+        Err((
+            ResultCode::NonceGap,
+            format!("nonce {nonce} skips ahead; the next nonce is {expected}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn owner_check(
+    block: &Block<'_>,
+    schema: &str,
+    identity: &str,
+) -> Result<Result<(), Refusal>, AppError> {
+    Ok(match block.kv_get(&keys::owner(schema))? {
+        None => Err((
+            ResultCode::SchemaNotFound,
+            format!("schema {schema} does not exist"),
+        )),
+        Some(owner) if owner == identity.as_bytes() => Ok(()),
+        Some(owner) => Err((
+            ResultCode::Unauthorized,
+            format!(
+                "{identity} may not write to schema {schema}: it is owned by {}",
+                String::from_utf8_lossy(&owner)
+            ),
+        )),
+    })
+}
+
+fn deploy(
+    block: &mut Block<'_>,
+    schema: &str,
+    sql: &str,
+    limit: u64,
+    identity: &str,
+) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, AppError> {
+    if let Err(e) = block.create_schema(schema) {
+        return Ok(Err(sql_refusal(e)?));
+    }
+    match block.execute(schema, sql, limit) {
+        Ok(out) => {
+            block.kv_put(&keys::owner(schema), identity.as_bytes())?;
+            Ok(Ok(Some(out)))
+        }
+        Err(e) => {
+            // The failed statements left nothing; remove the empty namespace so the deploy is all-or-nothing.
+            block.drop_schema(schema)?;
+            Ok(Err(sql_refusal(e)?))
+        }
+    }
+}
+
+/// Map an engine error caused by the transaction to a result code; pass storage failures up as fatal.
+fn sql_refusal(e: SqlError) -> Result<Refusal, AppError> {
+    use crate::sqlclass::{classify, ErrorClass};
+    let code = match classify(&e) {
+        ErrorClass::CostLimit => ResultCode::CostLimitExceeded,
+        ErrorClass::Refused => ResultCode::SqlRefused,
+        ErrorClass::Input => ResultCode::SqlError,
+        ErrorClass::Storage => return Err(AppError::Storage(e)),
+    };
+    Ok((code, format!("{e:#}")))
+}

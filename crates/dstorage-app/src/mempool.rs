@@ -1,0 +1,146 @@
+//! CheckTx: admit a transaction to the mempool only if it could execute in the next blocks.
+//!
+//! Beyond the stateless checks ([`crate::auth`]) the mempool tracks, per sender, the next nonce it expects
+//! counting transactions it already admitted, so a client may send several transactions before the first
+//! commits. The map is cleared at every Commit; CometBFT's recheck then rebuilds it from the remaining mempool
+//! in order, dropping what the block made stale.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use dstorage_sql::Reader;
+use dstorage_types::result::ResultCode;
+use dstorage_types::tx::Payload;
+
+use crate::auth::{Checked, Refusal};
+use crate::shared::{lock, Shared};
+use crate::{keys, AppError};
+
+/// Mempool-side state.
+pub struct Mempool {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    reader: Reader,
+    pending: BTreeMap<String, u64>,
+}
+
+/// What CheckTx admitted.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The checked transaction.
+    pub checked: Checked,
+    /// Estimated cost, when the payload runs SQL against an existing schema.
+    pub estimated_cost: Option<u64>,
+}
+
+impl Mempool {
+    pub(crate) fn new(reader: Reader) -> Mempool {
+        Mempool {
+            inner: Mutex::new(Inner {
+                reader,
+                pending: BTreeMap::new(),
+            }),
+        }
+    }
+
+    /// Forget admitted nonces: called after each Commit.
+    pub(crate) fn reset(&self) {
+        lock(&self.inner).pending.clear();
+    }
+
+    /// Decide whether `bytes` may enter the mempool.
+    pub fn check(
+        &self,
+        shared: &Shared,
+        bytes: &[u8],
+    ) -> Result<Result<Admitted, Refusal>, AppError> {
+        let chain_id = match shared.committed.read() {
+            Ok(c) => c.chain_id.clone(),
+            Err(p) => p.into_inner().chain_id.clone(),
+        };
+        let Some(chain_id) = chain_id else {
+            return Ok(Err((
+                ResultCode::WrongChainId,
+                "the node has not initialised its chain yet".to_string(),
+            )));
+        };
+        // Signature checks run outside the lock: they are the expensive part and need no state.
+        let checked = match shared.verifier.check(bytes, &chain_id) {
+            Ok(c) => c,
+            Err(r) => return Ok(Err(r)),
+        };
+        let mut inner = lock(&self.inner);
+        let Inner { reader, pending } = &mut *inner;
+        let last = match pending.get(&checked.identity) {
+            Some(next) => next - 1,
+            None => reader
+                .kv_get(&keys::nonce(&checked.identity))?
+                .as_deref()
+                .and_then(keys::decode_u64)
+                .unwrap_or(0),
+        };
+        if let Err(r) = crate::consensus::check_nonce(checked.tx.body.nonce, last) {
+            return Ok(Err(r));
+        }
+        let mut estimated_cost = None;
+        match &checked.tx.body.payload {
+            Payload::Sql { schema, sql } => {
+                match reader.kv_get(&keys::owner(schema))? {
+                    None => {
+                        return Ok(Err((
+                            ResultCode::SchemaNotFound,
+                            format!("schema {schema} does not exist"),
+                        )))
+                    }
+                    Some(owner) if owner != checked.identity.as_bytes() => {
+                        return Ok(Err((
+                            ResultCode::Unauthorized,
+                            format!(
+                                "{} may not write to schema {schema}: it is owned by {}",
+                                checked.identity,
+                                String::from_utf8_lossy(&owner)
+                            ),
+                        )))
+                    }
+                    Some(_) => {}
+                }
+                let limit = shared.config.cost_limit_per_tx;
+                match reader.estimate(schema, sql) {
+                    Ok(estimate) if estimate.cost > limit => {
+                        return Ok(Err((
+                            ResultCode::CostEstimateTooHigh,
+                            format!(
+                                "estimated cost {} exceeds the limit of {limit} per transaction",
+                                estimate.cost
+                            ),
+                        )))
+                    }
+                    Ok(estimate) => estimated_cost = Some(estimate.cost),
+                    Err(e)
+                        if crate::sqlclass::classify(&e)
+                            == crate::sqlclass::ErrorClass::Refused =>
+                    {
+                        return Ok(Err((ResultCode::SqlRefused, format!("{e:#}"))))
+                    }
+                    // Statements that refer to tables created earlier in the same transaction cannot be
+                    // estimated on committed state; they are metered exactly when they run.
+                    Err(e) => tracing::debug!(error = %e, "no estimate"),
+                }
+            }
+            Payload::DropSchema { schema } if reader.kv_get(&keys::owner(schema))?.is_none() => {
+                return Ok(Err((
+                    ResultCode::SchemaNotFound,
+                    format!("schema {schema} does not exist"),
+                )));
+            }
+            _ => {}
+        }
+        pending.insert(checked.identity.clone(), checked.tx.body.nonce + 1);
+        Ok(Ok(Admitted {
+            checked,
+            estimated_cost,
+        }))
+    }
+}

@@ -1,0 +1,97 @@
+//! Reads of committed state for the API: queries, transaction records, changesets, schemas and nonces.
+//!
+//! Each reader is its own read-only SQLite connection (WAL), so reads never wait for block execution and never
+//! see a block before its Commit.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dstorage_sql::{Changeset, Estimate, QueryResult, Reader, SchemaInfo, SqlError};
+use dstorage_types::tx::TxHash;
+use serde::Serialize;
+
+use crate::shared::lock;
+use crate::{keys, TxRecord};
+
+/// A small pool of read connections.
+#[derive(Clone)]
+pub struct Reads {
+    readers: Arc<Vec<Mutex<Reader>>>,
+    next: Arc<AtomicUsize>,
+}
+
+/// A schema with its owner, as the API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaSummary {
+    /// Owner identity (the deployer).
+    pub owner: String,
+    /// Name, tables and columns.
+    #[serde(flatten)]
+    pub info: SchemaInfo,
+}
+
+impl Reads {
+    pub(crate) fn new(readers: Vec<Reader>) -> Reads {
+        Reads {
+            readers: Arc::new(readers.into_iter().map(Mutex::new).collect()),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Reader) -> T) -> T {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let mut reader = lock(&self.readers[i]);
+        f(&mut reader)
+    }
+
+    /// Run a read-only query in `schema`, metered against `cost_limit`.
+    pub fn query(&self, schema: &str, sql: &str, cost_limit: u64) -> Result<QueryResult, SqlError> {
+        self.with(|r| r.query(schema, sql, cost_limit))
+    }
+
+    /// Estimate what `sql` would cost in `schema`.
+    pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
+        self.with(|r| r.estimate(schema, sql))
+    }
+
+    /// The record of a committed transaction.
+    pub fn tx(&self, hash: &TxHash) -> Result<Option<TxRecord>, SqlError> {
+        let bytes = self.with(|r| r.kv_get(&keys::tx(&hash.0)))?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// The changeset committed at `height`, if still retained.
+    pub fn changeset(&self, height: u64) -> Result<Option<Changeset>, SqlError> {
+        let bytes = self.with(|r| r.kv_get(&keys::changeset(height)))?;
+        match bytes {
+            None => Ok(None),
+            Some(b) => Ok(Some(Changeset::decode(&b)?)),
+        }
+    }
+
+    /// Every schema with its owner and tables, sorted by name.
+    pub fn schemas(&self) -> Result<Vec<SchemaSummary>, SqlError> {
+        self.with(|r| {
+            let owners = r.kv_scan(keys::OWNER_PREFIX)?;
+            let infos = r.schemas()?;
+            Ok(infos
+                .into_iter()
+                .map(|info| {
+                    let key = keys::owner(&info.name);
+                    let owner = owners
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default();
+                    SchemaSummary { owner, info }
+                })
+                .collect())
+        })
+    }
+
+    /// The last nonce `identity` used (0 if none): a client's next nonce is this plus one.
+    pub fn nonce(&self, identity: &str) -> Result<u64, SqlError> {
+        let bytes = self.with(|r| r.kv_get(&keys::nonce(identity)))?;
+        Ok(bytes.as_deref().and_then(keys::decode_u64).unwrap_or(0))
+    }
+}

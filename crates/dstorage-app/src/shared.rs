@@ -1,0 +1,239 @@
+//! The application handle: what the ABCI services, the HTTP API and the test harness share.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use dstorage_sql::{Engine, EngineConfig};
+use dstorage_types::tx::TxHash;
+use tendermint::v0_38::abci::{ConsensusRequest, ConsensusResponse};
+use tokio::sync::{broadcast, oneshot, watch};
+
+use crate::auth::Verifier;
+use crate::mempool::Mempool;
+use crate::reads::Reads;
+use crate::{keys, AppConfig, AppError};
+
+/// What is durably committed, as the last Commit left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// Last committed height (0 before the first block).
+    pub height: u64,
+    /// App hash after that height (genesis hash after InitChain; zeros before it).
+    pub app_hash: [u8; 32],
+    /// The network's chain id, once InitChain has run.
+    pub chain_id: Option<String>,
+}
+
+/// Sent to subscribers after each Commit.
+#[derive(Debug, Clone)]
+pub struct CommitEvent {
+    /// The committed height.
+    pub height: u64,
+    /// Its app hash.
+    pub app_hash: [u8; 32],
+    /// Hashes of the block's transactions, in block order.
+    pub txs: Vec<TxHash>,
+    /// Result codes of the block's transactions, in block order.
+    pub codes: Vec<dstorage_types::result::ResultCode>,
+    /// Wall time FinalizeBlock spent executing (for metrics only; never part of consensus).
+    pub execution: std::time::Duration,
+    /// Records in the block's changeset.
+    pub changeset_records: usize,
+    /// Bytes of the block's encoded changeset.
+    pub changeset_bytes: usize,
+}
+
+/// State shared between the consensus thread and everything else.
+pub struct Shared {
+    /// The configuration the app was opened with.
+    pub config: AppConfig,
+    /// Stateless checks with the verified-signature cache.
+    pub verifier: Verifier,
+    /// The last committed state.
+    pub committed: RwLock<Committed>,
+    /// Mempool state (pending nonces), reset at every Commit.
+    pub mempool: Mempool,
+    /// Commit notifications.
+    pub commits: broadcast::Sender<CommitEvent>,
+    /// Set when the consensus thread stopped on a fatal error.
+    pub fatal: watch::Sender<Option<String>>,
+}
+
+pub(crate) type ConsensusMsg = (
+    ConsensusRequest,
+    oneshot::Sender<Result<ConsensusResponse, AppError>>,
+);
+
+/// A running application: cheap to clone, safe to share across tasks.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) shared: Arc<Shared>,
+    consensus: std::sync::mpsc::Sender<ConsensusMsg>,
+    reads: Reads,
+}
+
+impl App {
+    /// Open (or create) the database and start the consensus thread.
+    pub fn open(config: AppConfig) -> Result<App, AppError> {
+        if let Some(dir) = config.db_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                AppError::Invariant(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        // EngineConfig is non_exhaustive, so struct-update syntax is not available from this crate.
+        #[allow(clippy::field_reassign_with_default)]
+        let engine_config = {
+            let mut c = EngineConfig::default();
+            c.cost_limit_per_tx = config.cost_limit_per_tx;
+            c
+        };
+        let engine = Engine::open(&config.db_path, engine_config)?;
+        let height = engine
+            .kv_get(keys::HEIGHT)?
+            .as_deref()
+            .and_then(keys::decode_u64)
+            .unwrap_or(0);
+        let app_hash = match engine.kv_get(keys::APP_HASH)? {
+            Some(bytes) => bytes.try_into().map_err(|b: Vec<u8>| {
+                AppError::Invariant(format!("stored app hash has {} bytes", b.len()))
+            })?,
+            None => [0u8; 32],
+        };
+        let chain_id = engine
+            .kv_get(keys::CHAIN_ID)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let registry = dstorage_auth::Registry::with_default_standards();
+        let verifier = Verifier::new(registry, config.max_tx_bytes, config.verified_cache_size);
+        let mempool = Mempool::new(engine.reader()?);
+        let reads = Reads::new((0..4).map(|_| engine.reader()).collect::<Result<_, _>>()?);
+        let (commits, _) = broadcast::channel(1024);
+        let (fatal, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            config,
+            verifier,
+            committed: RwLock::new(Committed {
+                height,
+                app_hash,
+                chain_id,
+            }),
+            mempool,
+            commits,
+            fatal,
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread_shared = shared.clone();
+        std::thread::Builder::new()
+            .name("consensus".into())
+            .spawn(move || crate::consensus::run(engine, thread_shared, rx))
+            .map_err(|e| AppError::Invariant(format!("cannot start consensus thread: {e}")))?;
+        Ok(App {
+            shared,
+            consensus: tx,
+            reads,
+        })
+    }
+
+    /// Handle one consensus-connection request (strictly in the order calls are made).
+    pub async fn consensus(&self, req: ConsensusRequest) -> Result<ConsensusResponse, AppError> {
+        self.enqueue_consensus(req)?
+            .await
+            .map_err(|_| AppError::Stopped)?
+    }
+
+    /// Queue a consensus request now; the receiver yields its response.
+    pub fn enqueue_consensus(
+        &self,
+        req: ConsensusRequest,
+    ) -> Result<oneshot::Receiver<Result<ConsensusResponse, AppError>>, AppError> {
+        let (tx, rx) = oneshot::channel();
+        self.consensus
+            .send((req, tx))
+            .map_err(|_| AppError::Stopped)?;
+        Ok(rx)
+    }
+
+    /// CheckTx: admit or refuse `tx` for the mempool. Storage failures refuse too (and are logged): the mempool
+    /// must never crash the node.
+    pub fn check_tx(&self, tx: &[u8]) -> tendermint::abci::response::CheckTx {
+        use tendermint::abci::response::CheckTx;
+        match self.shared.mempool.check(&self.shared, tx) {
+            Ok(Ok(admitted)) => CheckTx {
+                gas_wanted: admitted
+                    .estimated_cost
+                    .map(|c| i64::try_from(c).unwrap_or(i64::MAX))
+                    .unwrap_or(0),
+                sender: admitted.checked.identity,
+                ..Default::default()
+            },
+            Ok(Err((code, message))) => CheckTx {
+                code: code.code().into(),
+                log: message,
+                codespace: "dstorage".into(),
+                ..Default::default()
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "CheckTx failed on storage");
+                CheckTx {
+                    code: dstorage_types::result::ResultCode::Malformed.code().into(),
+                    log: format!("node error while checking: {e}"),
+                    codespace: "dstorage".into(),
+                    ..Default::default()
+                }
+            }
+        }
+    }
+
+    /// Info: the last committed height and app hash, so CometBFT's handshake replays what we lack.
+    pub fn info(&self) -> tendermint::abci::response::Info {
+        let c = self.committed();
+        tendermint::abci::response::Info {
+            data: "dstorage".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            app_version: 1,
+            last_block_height: tendermint::block::Height::try_from(c.height).unwrap_or_default(),
+            last_block_app_hash: if c.height == 0 {
+                Default::default()
+            } else {
+                c.app_hash.to_vec().try_into().unwrap_or_default()
+            },
+        }
+    }
+
+    /// The last committed state.
+    pub fn committed(&self) -> Committed {
+        match self.shared.committed.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Subscribe to commit notifications.
+    pub fn subscribe(&self) -> broadcast::Receiver<CommitEvent> {
+        self.shared.commits.subscribe()
+    }
+
+    /// Resolves when the consensus thread stops on a fatal error, with the reason.
+    pub fn fatal(&self) -> watch::Receiver<Option<String>> {
+        self.shared.fatal.subscribe()
+    }
+
+    /// Read access to committed state.
+    pub fn reads(&self) -> &Reads {
+        &self.reads
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AppConfig {
+        &self.shared.config
+    }
+}
+
+pub(crate) fn set_committed(shared: &Shared, committed: Committed) {
+    match shared.committed.write() {
+        Ok(mut c) => *c = committed,
+        Err(poisoned) => *poisoned.into_inner() = committed,
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,217 @@
+//! The JSON shapes of the HTTP API (`/v1/...`), shared by the node (which serves them) and this client.
+//! docs/api.md and the served OpenAPI document describe the same shapes.
+
+use dstorage_types::result::ResultCode;
+use dstorage_types::tx::TxHash;
+use dstorage_types::value::Value;
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/tx`: broadcast a signed transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BroadcastRequest {
+    /// The canonical transaction bytes, hex.
+    pub tx: String,
+    /// `sync` returns after CheckTx; `commit` waits until the block with the transaction is committed.
+    #[serde(default)]
+    pub wait: WaitFor,
+}
+
+/// How long `POST /v1/tx` waits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitFor {
+    /// Return after CheckTx admitted or refused it.
+    #[default]
+    Sync,
+    /// Return when the transaction's block is committed, with its result.
+    Commit,
+}
+
+/// The answer to an admitted broadcast. A refused one is an [`ErrorResponse`] (HTTP 422) whose `code` is the
+/// result code's name (e.g. `bad_signature`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BroadcastResponse {
+    /// The transaction hash.
+    pub hash: TxHash,
+    /// With `wait = commit`: the committed outcome (which may itself be a failure, e.g. `sql_error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed: Option<TxResult>,
+}
+
+/// A committed transaction's outcome (`GET /v1/tx/{hash}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxResult {
+    /// The transaction hash.
+    pub hash: TxHash,
+    /// The block it was executed in.
+    pub height: u64,
+    /// Its position in the block.
+    pub index: u32,
+    /// Result code.
+    pub code: ResultCode,
+    /// Empty on success; otherwise the reason.
+    pub message: String,
+    /// SQLite VM steps used.
+    pub cost: u64,
+    /// Rows inserted, updated or deleted.
+    pub rows_changed: u64,
+    /// Column names of returned rows.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Rows returned by a final SELECT or RETURNING.
+    #[serde(default)]
+    pub rows: Vec<Vec<Value>>,
+    /// The sender's identity.
+    #[serde(default)]
+    pub sender: Option<String>,
+    /// The transaction's nonce.
+    #[serde(default)]
+    pub nonce: Option<u64>,
+}
+
+/// `POST /v1/query` and `POST /v1/estimate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryRequest {
+    /// The schema the statement runs in.
+    pub schema: String,
+    /// One read-only statement.
+    pub sql: String,
+}
+
+/// Rows of a read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryResponse {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows in the guaranteed order.
+    pub rows: Vec<Vec<Value>>,
+    /// SQLite VM steps used.
+    pub cost: u64,
+    /// The committed height the read saw.
+    pub height: u64,
+}
+
+/// A cost estimate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EstimateResponse {
+    /// Predicted SQLite VM steps.
+    pub cost: u64,
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// Declared type.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Position in the primary key (1-based), or 0.
+    #[serde(default)]
+    pub pk: u32,
+    /// Declared NOT NULL.
+    #[serde(default)]
+    pub not_null: bool,
+}
+
+/// One table of a schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    /// Table name (without the schema).
+    pub name: String,
+    /// Columns in order.
+    pub columns: Vec<Column>,
+}
+
+/// A schema (`GET /v1/schemas`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schema {
+    /// Schema name.
+    pub name: String,
+    /// Owner identity.
+    pub owner: String,
+    /// Tables, sorted by name.
+    pub tables: Vec<Table>,
+}
+
+/// One record of a decoded changeset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// `insert`, `update`, `delete` (or `schema` for DDL).
+    pub op: String,
+    /// Table (`schema.table`).
+    pub table: String,
+    /// Primary key values.
+    pub key: Vec<Value>,
+    /// (column position, new value) pairs.
+    pub columns: Vec<(u32, Value)>,
+}
+
+/// `GET /v1/changesets/{height}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangesetResponse {
+    /// The block height.
+    pub height: u64,
+    /// SHA-256 of the canonical encoding, hex.
+    pub hash: String,
+    /// The canonical encoding, hex.
+    pub encoded: String,
+    /// Records in canonical order.
+    pub records: Vec<ChangeRecord>,
+    /// The changeset printed as a table.
+    pub table: String,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// The network's chain id.
+    pub chain_id: String,
+    /// Last committed height of the app.
+    pub height: u64,
+    /// App hash after that height, hex.
+    pub app_hash: String,
+    /// Whether CometBFT is catching up.
+    pub catching_up: bool,
+    /// CometBFT's latest block height.
+    pub consensus_height: u64,
+    /// Current validators.
+    pub validators: Vec<ValidatorInfo>,
+    /// The bundled SQLite version.
+    pub sqlite_version: String,
+    /// The CometBFT version.
+    pub cometbft_version: String,
+    /// Connected peers.
+    pub peers: u64,
+}
+
+/// A validator as `/v1/status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorInfo {
+    /// CometBFT address, hex.
+    pub address: String,
+    /// Ed25519 public key, base64.
+    pub pub_key: String,
+    /// Voting power.
+    pub power: u64,
+}
+
+/// `GET /v1/nonce/{identity}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonceResponse {
+    /// The identity asked about.
+    pub identity: String,
+    /// Last used nonce (0 if none).
+    pub last: u64,
+    /// The nonce to use next.
+    pub next: u64,
+}
+
+/// Every error response: `{"error": "...", "code": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// What went wrong, naming the cause.
+    pub error: String,
+    /// A short machine-readable kind (e.g. `bad_request`, `not_found`, or a result code name).
+    pub code: String,
+}

@@ -1,0 +1,406 @@
+//! The HTTP JSON API (axum): broadcast, transaction results, reads, schemas, changesets, status, health,
+//! Prometheus metrics and the OpenAPI document. Routes and shapes are documented in docs/api.md and
+//! `openapi.json`; the JSON types live in `dstorage_client::api`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dstorage_app::sqlclass::{classify, ErrorClass};
+use dstorage_app::App;
+use dstorage_client::api::*;
+use dstorage_sql::SqlError;
+use dstorage_types::tx::{tx_hash, TxHash};
+
+use crate::cometbft::CometRpc;
+use crate::metrics::Metrics;
+
+/// The OpenAPI 3 document describing every route.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// How long `wait = commit` waits before answering 504 (the transaction may still commit later).
+pub const COMMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The application (reads, commit notifications).
+    pub app: App,
+    /// CometBFT's RPC (broadcast, status).
+    pub rpc: CometRpc,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// An error answer: status plus `{"error", "code"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorResponse,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: impl Into<String>, error: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorResponse {
+                error: error.into(),
+                code: code.into(),
+            },
+        }
+    }
+
+    fn bad_request(error: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", error)
+    }
+
+    fn internal(error: impl std::fmt::Display) -> ApiError {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            error.to_string(),
+        )
+    }
+
+    fn from_sql(e: SqlError) -> ApiError {
+        let (status, code) = match classify(&e) {
+            ErrorClass::Refused => (StatusCode::UNPROCESSABLE_ENTITY, "sql_refused"),
+            ErrorClass::CostLimit => (StatusCode::UNPROCESSABLE_ENTITY, "cost_limit_exceeded"),
+            ErrorClass::Input => (StatusCode::BAD_REQUEST, "sql_error"),
+            ErrorClass::Storage => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        Self::new(status, code, format!("{e:#}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Build the router.
+pub fn router(state: ApiState) -> Router {
+    let max_body = state.app.config().max_tx_bytes * 2 + 4096;
+    Router::new()
+        .route("/v1/tx", post(broadcast))
+        .route("/v1/tx/{hash}", get(tx))
+        .route("/v1/query", post(query))
+        .route("/v1/estimate", post(estimate))
+        .route("/v1/schemas", get(schemas))
+        .route("/v1/schemas/{name}", get(schema))
+        .route("/v1/changesets/{height}", get(changeset))
+        .route("/v1/status", get(status))
+        .route("/v1/nonce/{identity}", get(nonce))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)
+}
+
+async fn broadcast(
+    State(s): State<ApiState>,
+    body: Result<Json<BroadcastRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<BroadcastResponse> {
+    let Json(req) =
+        body.map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    let bytes = hex::decode(req.tx.trim().trim_start_matches("0x")).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            format!("tx is not hex: {e}"),
+        )
+    })?;
+    let max = s.app.config().max_tx_bytes;
+    if bytes.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "transaction is {} bytes; the limit is {max} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    let hash = tx_hash(&bytes);
+    // Subscribe before broadcasting so the commit cannot slip by unseen.
+    let mut commits = s.app.subscribe();
+    let checked = s.rpc.broadcast_tx_sync(&bytes).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "consensus_unavailable",
+            e.to_string(),
+        )
+    })?;
+    if checked.check_tx.code != 0 {
+        let code = dstorage_types::result::ResultCode::from_code(checked.check_tx.code)
+            .map(|c| c.name().to_string())
+            .unwrap_or_else(|| format!("code_{}", checked.check_tx.code));
+        s.metrics.checktx_refused(&code);
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            checked.check_tx.log,
+        ));
+    }
+    if req.wait == WaitFor::Sync {
+        return Ok(Json(BroadcastResponse {
+            hash,
+            committed: None,
+        }));
+    }
+    let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
+    loop {
+        let event = match tokio::time::timeout_at(deadline, commits.recv()).await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    format!("transaction {hash} was admitted but not committed within {COMMIT_WAIT:?}; ask GET /v1/tx/{hash} later"),
+                ))
+            }
+            Ok(Ok(event)) => event,
+            // Missed some events under load: the record may already be there.
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                if let Some(rec) = lookup(&s, hash).await? {
+                    return Ok(Json(BroadcastResponse { hash, committed: Some(rec) }));
+                }
+                continue;
+            }
+            Ok(Err(_)) => return Err(ApiError::internal("the node is shutting down")),
+        };
+        if event.txs.contains(&hash) {
+            let rec = lookup(&s, hash)
+                .await?
+                .ok_or_else(|| ApiError::internal(format!("committed tx {hash} has no record")))?;
+            return Ok(Json(BroadcastResponse {
+                hash,
+                committed: Some(rec),
+            }));
+        }
+    }
+}
+
+async fn lookup(s: &ApiState, hash: TxHash) -> Result<Option<TxResult>, ApiError> {
+    let app = s.app.clone();
+    let rec = blocking(move || app.reads().tx(&hash))
+        .await?
+        .map_err(ApiError::from_sql)?;
+    Ok(rec.map(to_result))
+}
+
+fn to_result(r: dstorage_app::TxRecord) -> TxResult {
+    TxResult {
+        hash: r.hash,
+        height: r.height,
+        index: r.index,
+        code: r.code,
+        message: r.message,
+        cost: r.cost,
+        rows_changed: r.rows_changed,
+        columns: r.columns,
+        rows: r.rows,
+        sender: r.sender,
+        nonce: r.nonce,
+    }
+}
+
+async fn tx(State(s): State<ApiState>, Path(hash): Path<String>) -> ApiResult<TxResult> {
+    let hash: TxHash = hash.parse().map_err(ApiError::bad_request)?;
+    match lookup(&s, hash).await? {
+        Some(r) => Ok(Json(r)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("transaction {hash} is not in a committed block (it may be pending, refused or unknown)"),
+        )),
+    }
+}
+
+fn parse_query(
+    body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<QueryRequest, ApiError> {
+    body.map(|Json(q)| q)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+}
+
+async fn query(
+    State(s): State<ApiState>,
+    body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<QueryResponse> {
+    let q = parse_query(body)?;
+    let app = s.app.clone();
+    let limit = app.config().cost_limit_per_tx;
+    let height = app.committed().height;
+    let r = blocking(move || app.reads().query(&q.schema, &q.sql, limit))
+        .await?
+        .map_err(ApiError::from_sql)?;
+    Ok(Json(QueryResponse {
+        columns: r.columns,
+        rows: r.rows,
+        cost: r.cost,
+        height,
+    }))
+}
+
+async fn estimate(
+    State(s): State<ApiState>,
+    body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<EstimateResponse> {
+    let q = parse_query(body)?;
+    let app = s.app.clone();
+    let e = blocking(move || app.reads().estimate(&q.schema, &q.sql))
+        .await?
+        .map_err(ApiError::from_sql)?;
+    Ok(Json(EstimateResponse { cost: e.cost }))
+}
+
+async fn all_schemas(s: &ApiState) -> Result<Vec<Schema>, ApiError> {
+    let app = s.app.clone();
+    let list = blocking(move || app.reads().schemas())
+        .await?
+        .map_err(ApiError::from_sql)?;
+    Ok(list.into_iter().map(crate::convert::schema).collect())
+}
+
+async fn schemas(State(s): State<ApiState>) -> ApiResult<Vec<Schema>> {
+    Ok(Json(all_schemas(&s).await?))
+}
+
+async fn schema(State(s): State<ApiState>, Path(name): Path<String>) -> ApiResult<Schema> {
+    all_schemas(&s)
+        .await?
+        .into_iter()
+        .find(|x| x.name == name)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("schema {name} does not exist"),
+            )
+        })
+}
+
+async fn changeset(
+    State(s): State<ApiState>,
+    Path(height): Path<String>,
+) -> ApiResult<ChangesetResponse> {
+    let height: u64 = height
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("height {height:?} is not a number")))?;
+    let app = s.app.clone();
+    let cs = blocking(move || app.reads().changeset(height))
+        .await?
+        .map_err(ApiError::from_sql)?;
+    match cs {
+        Some(cs) => Ok(Json(crate::convert::changeset(height, &cs))),
+        None => {
+            let last = s.app.committed().height;
+            let why = if height > last {
+                format!("height {height} is not committed yet (last committed height is {last})")
+            } else {
+                format!("no changeset kept for height {height} (outside the retention window)")
+            };
+            Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", why))
+        }
+    }
+}
+
+async fn status(State(s): State<ApiState>) -> ApiResult<StatusResponse> {
+    let c = s.app.committed();
+    let comet = s.rpc.status().await.ok();
+    let validators = s.rpc.validators(None).await.unwrap_or_default();
+    let peers = s
+        .rpc
+        .net_info()
+        .await
+        .map(|n| n.peers.len() as u64)
+        .unwrap_or(0);
+    Ok(Json(StatusResponse {
+        chain_id: c.chain_id.unwrap_or_default(),
+        height: c.height,
+        app_hash: hex::encode_upper(c.app_hash),
+        catching_up: comet.as_ref().map(|st| st.catching_up).unwrap_or(true),
+        consensus_height: comet.as_ref().map(|st| st.latest_block_height).unwrap_or(0),
+        validators: validators
+            .into_iter()
+            .map(|v| ValidatorInfo {
+                address: v.address,
+                pub_key: v.pubkey,
+                power: u64::try_from(v.voting_power).unwrap_or(0),
+            })
+            .collect(),
+        sqlite_version: dstorage_sql::SQLITE_VERSION.to_string(),
+        cometbft_version: crate::cometbft::COMETBFT_VERSION.to_string(),
+        peers,
+    }))
+}
+
+async fn nonce(
+    State(s): State<ApiState>,
+    Path(identity): Path<String>,
+) -> ApiResult<NonceResponse> {
+    let app = s.app.clone();
+    let id = identity.clone();
+    let last = blocking(move || app.reads().nonce(&id))
+        .await?
+        .map_err(ApiError::from_sql)?;
+    Ok(Json(NonceResponse {
+        identity,
+        last,
+        next: last + 1,
+    }))
+}
+
+async fn health(State(s): State<ApiState>) -> Response {
+    if let Some(reason) = s.app.fatal().borrow().clone() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "failed", "reason": reason})),
+        )
+            .into_response();
+    }
+    match s.rpc.status().await {
+        Ok(st) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ok", "height": s.app.committed().height, "catching_up": st.catching_up})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"status": "unavailable", "reason": format!("CometBFT RPC: {e}")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}

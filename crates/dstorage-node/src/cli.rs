@@ -1,0 +1,697 @@
+//! The node and client sub-commands of `dstorage`: init, start, devnet, testnet, deploy, exec, query, tx,
+//! changeset, status. Every client command takes `--node` and `--json`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use dstorage_auth::SecretKey;
+use dstorage_client::api::{QueryResponse, TxResult};
+use dstorage_client::{Client, Signer};
+use dstorage_types::identity::KeyType;
+use dstorage_types::result::ResultCode;
+use dstorage_types::tx::Payload;
+
+use crate::cometbft;
+use crate::config::{NodeConfig, DEFAULT_API_ADDR};
+
+/// Chain id of `dstorage devnet` and the default of `init`/`testnet`.
+pub const DEVNET_CHAIN_ID: &str = "dstorage-devnet";
+
+/// Node and client commands.
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Create a node home with a single-validator genesis (or reuse it): dstorage.toml + CometBFT home.
+    Init(InitArgs),
+    /// Run the node in HOME: the ABCI app, the HTTP API and a supervised CometBFT.
+    Start {
+        /// The node home (created by `init` or `testnet`).
+        #[arg(long, env = "DSTORAGE_HOME")]
+        home: PathBuf,
+    },
+    /// Run a single-validator network with embedded defaults (the quickest start).
+    Devnet(DevnetArgs),
+    /// Lay out N validators on 127.0.0.1 and run them together; Ctrl-C stops all.
+    Testnet(TestnetArgs),
+    /// Deploy FILE.sql as a new schema owned by your key (waits for the commit).
+    Deploy {
+        /// SQL file with the schema's CREATE TABLE (and other) statements.
+        file: PathBuf,
+        /// Schema name (default: the file name without extension).
+        #[arg(long)]
+        schema: Option<String>,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Run SQL in a schema you own, all statements in one transaction (waits for the commit).
+    Exec {
+        /// One or more `;`-separated statements.
+        sql: String,
+        /// Schema (default: the only schema your key owns).
+        #[arg(long)]
+        schema: Option<String>,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Read committed data with a SELECT.
+    Query {
+        /// One SELECT statement.
+        sql: String,
+        /// Schema (default: the only schema on the network).
+        #[arg(long)]
+        schema: Option<String>,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Show a committed transaction's result.
+    Tx {
+        /// Transaction hash (hex).
+        hash: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Show the changeset of a committed block as a table.
+    Changeset {
+        /// Block height.
+        height: u64,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Show the node's status: height, app hash, validators, catching up.
+    Status {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+/// Options of every client command.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// The node's API address.
+    #[arg(long, env = "DSTORAGE_NODE", default_value = DEFAULT_API_ADDR)]
+    pub node: String,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of commands that sign.
+#[derive(Args, Debug, Clone)]
+pub struct SignerArgs {
+    /// Key file (created on first use if it is the default and missing).
+    #[arg(long, env = "DSTORAGE_KEY")]
+    pub key: Option<PathBuf>,
+    /// Signature standard (default: eth_personal_sign for secp256k1 keys, ed25519 for ed25519 keys).
+    #[arg(long)]
+    pub standard: Option<String>,
+}
+
+/// `dstorage init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Node home to create.
+    #[arg(long, env = "DSTORAGE_HOME")]
+    pub home: PathBuf,
+    /// Chain id.
+    #[arg(long, default_value = DEVNET_CHAIN_ID)]
+    pub chain_id: String,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = DEFAULT_API_ADDR)]
+    pub api_addr: String,
+    /// First of three consecutive ports: P2P, RPC, ABCI.
+    #[arg(long, default_value_t = 26656)]
+    pub base_port: u16,
+}
+
+/// `dstorage devnet`.
+#[derive(Args, Debug)]
+pub struct DevnetArgs {
+    /// Where the devnet keeps its data (default: ~/.dstorage/devnet).
+    #[arg(long, env = "DSTORAGE_DEVNET_HOME")]
+    pub home: Option<PathBuf>,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = DEFAULT_API_ADDR)]
+    pub api_addr: String,
+    /// First of three consecutive ports: P2P, RPC, ABCI.
+    #[arg(long, default_value_t = 26656)]
+    pub base_port: u16,
+    /// Delete the devnet's data first and start a fresh chain.
+    #[arg(long)]
+    pub reset: bool,
+}
+
+/// `dstorage testnet`.
+#[derive(Args, Debug)]
+pub struct TestnetArgs {
+    /// Number of validators.
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Folder for the nodes (node0, node1, ...).
+    #[arg(long, default_value = ".testnet")]
+    pub dir: PathBuf,
+    /// First port; node i uses base+4i .. base+4i+3 (P2P, RPC, ABCI, API).
+    #[arg(long, default_value_t = 27000)]
+    pub base_port: u16,
+    /// Chain id.
+    #[arg(long, default_value = "dstorage-testnet")]
+    pub chain_id: String,
+    /// Only lay out the nodes (print their homes and APIs), do not start them.
+    #[arg(long)]
+    pub init_only: bool,
+}
+
+fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The default key file, `~/.dstorage/key.json`.
+pub fn default_key_path() -> PathBuf {
+    home_dir().join(".dstorage").join("key.json")
+}
+
+/// Run a node/client command.
+pub fn run(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(cmd))
+}
+
+async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        NodeCommand::Init(a) => {
+            let bin = cometbft::locate_cometbft()?;
+            init_single(&bin, &a.home, &a.chain_id, &a.api_addr, a.base_port)?;
+            println!(
+                "initialised {} (chain {}, API {})",
+                a.home.display(),
+                a.chain_id,
+                a.api_addr
+            );
+            println!("start it with: dstorage start --home {}", a.home.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Start { home } => {
+            crate::run::run_node(&home, None).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Devnet(a) => devnet(a).await,
+        NodeCommand::Testnet(a) => testnet(a).await,
+        NodeCommand::Deploy {
+            file,
+            schema,
+            signer,
+            common,
+        } => {
+            let sql = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let schema = match schema {
+                Some(s) => s,
+                None => schema_from_file(&file)?,
+            };
+            let client = Client::new(&common.node);
+            let signer = load_signer(&signer)?;
+            let r = submit(
+                &client,
+                &signer,
+                Payload::DeploySchema {
+                    schema: schema.clone(),
+                    sql,
+                },
+                &common,
+            )
+            .await?;
+            print_tx_result(&r, &common, Some(&format!("schema {schema} deployed")))
+        }
+        NodeCommand::Exec {
+            sql,
+            schema,
+            signer,
+            common,
+        } => {
+            let client = Client::new(&common.node);
+            let signer = load_signer(&signer)?;
+            let schema = match schema {
+                Some(s) => s,
+                None => default_owned_schema(&client, signer.identity()).await?,
+            };
+            let r = submit(&client, &signer, Payload::Sql { schema, sql }, &common).await?;
+            print_tx_result(&r, &common, None)
+        }
+        NodeCommand::Query {
+            sql,
+            schema,
+            common,
+        } => {
+            let client = Client::new(&common.node);
+            let schema = match schema {
+                Some(s) => s,
+                None => only_schema(&client).await?,
+            };
+            let r = client.query(&schema, &sql).await?;
+            if common.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", render_rows(&r));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Tx { hash, common } => {
+            let client = Client::new(&common.node);
+            let hash = hash.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let r = client.tx(&hash).await?;
+            print_tx_result(&r, &common, None)
+        }
+        NodeCommand::Changeset { height, common } => {
+            let client = Client::new(&common.node);
+            let r = client.changeset(height).await?;
+            if common.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "changeset of height {} ({} records, sha256 {})",
+                    r.height,
+                    r.records.len(),
+                    r.hash
+                );
+                print!("{}", r.table);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Status { common } => {
+            let client = Client::new(&common.node);
+            let s = client.status().await?;
+            if common.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("chain        {}", s.chain_id);
+                println!("height       {}", s.height);
+                println!("app hash     {}", s.app_hash);
+                println!("catching up  {}", s.catching_up);
+                println!("peers        {}", s.peers);
+                println!("validators   {}", s.validators.len());
+                for v in &s.validators {
+                    println!("  {} power {}", v.address, v.power);
+                }
+                println!("sqlite       {}", s.sqlite_version);
+                println!("cometbft     {}", s.cometbft_version);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Lay out a single-validator node in `home` (idempotent) and write its dstorage.toml.
+pub fn init_single(
+    bin: &Path,
+    home: &Path,
+    chain_id: &str,
+    api_addr: &str,
+    base_port: u16,
+) -> anyhow::Result<NodeConfig> {
+    // plan_testnet lays out `<root>/node0`; a single node home is that folder, so plan in a sibling and adopt it.
+    let existing = NodeConfig::load(home).ok();
+    if let Some(c) = existing {
+        if c.chain_id != chain_id {
+            bail!(
+                "{} already holds chain {:?}, not {:?}",
+                home.display(),
+                c.chain_id,
+                chain_id
+            );
+        }
+        return Ok(c);
+    }
+    let plan_root = home.join("plan");
+    let plans = cometbft::plan_testnet(bin, &plan_root, 1, base_port, chain_id)?;
+    let plan = &plans[0];
+    // Move the planned node's CometBFT home into place.
+    let target = NodeConfig::cometbft_home(home);
+    if target.exists() {
+        std::fs::remove_dir_all(&target)?;
+    }
+    std::fs::rename(&plan.layout.home, &target)?;
+    std::fs::remove_dir_all(&plan_root).ok();
+    let mut config = NodeConfig::new(
+        chain_id,
+        "node0",
+        api_addr,
+        plan.layout.p2p_port,
+        plan.layout.rpc_port,
+        plan.abci_port,
+    );
+    config.timeout_commit_ms = u64::try_from(plan.layout.timeout_commit.as_millis()).unwrap_or(200);
+    config.save(home)?;
+    Ok(config)
+}
+
+async fn devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
+    let home = a
+        .home
+        .unwrap_or_else(|| home_dir().join(".dstorage").join("devnet"));
+    if a.reset && home.exists() {
+        std::fs::remove_dir_all(&home)
+            .with_context(|| format!("cannot remove {}", home.display()))?;
+    }
+    let bin = tokio::task::spawn_blocking(cometbft::locate_cometbft).await??;
+    let config = {
+        let home = home.clone();
+        let api = a.api_addr.clone();
+        tokio::task::spawn_blocking(move || {
+            init_single(&bin, &home, DEVNET_CHAIN_ID, &api, a.base_port)
+        })
+        .await??
+    };
+    let home_shown = home.display().to_string();
+    let greeting: crate::run::OnReady = Box::new(move |c: &NodeConfig| {
+        let exe = command_name();
+        let api = format!("http://{}", c.api_addr);
+        println!();
+        println!(
+            "dstorage devnet is running: chain {}, 1 validator",
+            c.chain_id
+        );
+        println!("  API      {api}   (OpenAPI: {api}/openapi.json, metrics: {api}/metrics)");
+        println!("  data     {home_shown}");
+        println!();
+        println!("Try it from another terminal:");
+        println!("  echo 'CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT NOT NULL, age INTEGER) STRICT;' > users.sql");
+        println!("  {exe} deploy users.sql");
+        println!(
+            "  {exe} exec \"INSERT INTO users VALUES (1, 'satoshi', 49), (2, 'vitalik', 30)\""
+        );
+        println!("  {exe} query \"SELECT * FROM users\"");
+        println!("  {exe} changeset <height printed by exec>");
+        println!("  curl {api}/v1/status");
+        println!();
+        println!("Ctrl-C stops the devnet; its data stays in {home_shown} (start again to continue, --reset to wipe).");
+    });
+    let _ = config;
+    crate::run::run_node(&home, Some(greeting)).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// How to call this program in printed examples: `dstorage` if that is what is on PATH, else the full path.
+fn command_name() -> String {
+    let exe = std::env::current_exe().ok();
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .any(|d| d.join("dstorage").is_file() && Some(d.join("dstorage")) == exe)
+        })
+        .unwrap_or(false);
+    match exe {
+        Some(e) if !on_path => e.display().to_string(),
+        _ => "dstorage".to_string(),
+    }
+}
+
+/// Lay out (or reuse) a testnet and write each node's dstorage.toml.
+pub fn plan(bin: &Path, a: &TestnetArgs) -> anyhow::Result<Vec<(PathBuf, NodeConfig)>> {
+    let plans = cometbft::plan_testnet(bin, &a.dir, a.validators, a.base_port, &a.chain_id)?;
+    let mut out = Vec::new();
+    for p in plans {
+        let mut c = NodeConfig::new(
+            &a.chain_id,
+            &p.layout.moniker,
+            &format!("127.0.0.1:{}", p.api_port),
+            p.layout.p2p_port,
+            p.layout.rpc_port,
+            p.abci_port,
+        );
+        c.persistent_peers = p.layout.persistent_peers.clone();
+        c.save(&p.node_home)?;
+        out.push((p.node_home, c));
+    }
+    Ok(out)
+}
+
+async fn testnet(a: TestnetArgs) -> anyhow::Result<ExitCode> {
+    if a.validators == 0 {
+        bail!("--validators must be at least 1");
+    }
+    let bin = tokio::task::spawn_blocking(cometbft::locate_cometbft).await??;
+    let nodes = {
+        let a2 = TestnetArgs {
+            validators: a.validators,
+            dir: a.dir.clone(),
+            base_port: a.base_port,
+            chain_id: a.chain_id.clone(),
+            init_only: a.init_only,
+        };
+        tokio::task::spawn_blocking(move || plan(&bin, &a2)).await??
+    };
+    for (home, c) in &nodes {
+        println!(
+            "{}  home {}  API http://{}",
+            c.moniker,
+            home.display(),
+            c.api_addr
+        );
+    }
+    if a.init_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let exe = std::env::current_exe()?;
+    let mut children = Vec::new();
+    for (home, _) in &nodes {
+        let child = tokio::process::Command::new(&exe)
+            .arg("start")
+            .arg("--home")
+            .arg(home)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting node in {}", home.display()))?;
+        children.push(child);
+    }
+    println!(
+        "testnet {} running with {} validators; Ctrl-C stops all",
+        a.chain_id,
+        nodes.len()
+    );
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let exited = {
+        let waits = children
+            .iter_mut()
+            .enumerate()
+            .map(|(i, c)| Box::pin(async move { (i, c.wait().await) }));
+        let any = futures::future::select_all(waits);
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => None,
+            _ = sigterm.recv() => None,
+            ((i, status), _, _) = any => Some((i, status)),
+        }
+    };
+    for c in &children {
+        if let Some(pid) = c.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    for c in &mut children {
+        let _ = tokio::time::timeout(Duration::from_secs(15), c.wait()).await;
+    }
+    match exited {
+        None => Ok(ExitCode::SUCCESS),
+        Some((i, status)) => bail!("node{i} exited unexpectedly ({status:?}); stopped the others"),
+    }
+}
+
+fn schema_from_file(file: &Path) -> anyhow::Result<String> {
+    let stem = file.file_stem().and_then(|s| s.to_str()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "cannot take a schema name from {}; pass --schema",
+            file.display()
+        )
+    })?;
+    let name: String = stem
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    Ok(name)
+}
+
+fn load_signer(a: &SignerArgs) -> anyhow::Result<Signer> {
+    let path = a.key.clone().unwrap_or_else(default_key_path);
+    let key = if path.exists() {
+        SecretKey::load(&path)?
+    } else if a.key.is_none() {
+        let key = SecretKey::generate(KeyType::Secp256k1);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        key.save(&path)?;
+        eprintln!("created a new secp256k1 key in {}", path.display());
+        key
+    } else {
+        bail!(
+            "key file {} does not exist (create one with `dstorage key new --out {}`)",
+            path.display(),
+            path.display()
+        );
+    };
+    let standard = a.standard.clone().unwrap_or_else(|| match key.key_type() {
+        KeyType::Secp256k1 => "eth_personal_sign".to_string(),
+        KeyType::Ed25519 => "ed25519".to_string(),
+    });
+    Ok(Signer::new(key, &standard)?)
+}
+
+async fn submit(
+    client: &Client,
+    signer: &Signer,
+    payload: Payload,
+    common: &CommonArgs,
+) -> anyhow::Result<TxResult> {
+    let show = !common.json && std::io::stderr().is_terminal();
+    if show {
+        eprintln!(
+            "signed by {}; waiting for the block to commit...",
+            signer.identity()
+        );
+    }
+    let started = std::time::Instant::now();
+    let r = client.submit(signer, payload).await?;
+    if show {
+        eprintln!("committed in {:.1}s", started.elapsed().as_secs_f64());
+    }
+    Ok(r)
+}
+
+async fn default_owned_schema(client: &Client, identity: &str) -> anyhow::Result<String> {
+    let owned: Vec<String> = client
+        .schemas()
+        .await?
+        .into_iter()
+        .filter(|s| s.owner == identity)
+        .map(|s| s.name)
+        .collect();
+    match owned.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("{identity} owns no schema; deploy one first (dstorage deploy FILE.sql) or pass --schema"),
+        many => bail!("{identity} owns several schemas ({}); pass --schema", many.join(", ")),
+    }
+}
+
+async fn only_schema(client: &Client) -> anyhow::Result<String> {
+    let all: Vec<String> = client
+        .schemas()
+        .await?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    match all.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("the network has no schema yet; deploy one first (dstorage deploy FILE.sql)"),
+        many => bail!(
+            "the network has several schemas ({}); pass --schema",
+            many.join(", ")
+        ),
+    }
+}
+
+fn print_tx_result(
+    r: &TxResult,
+    common: &CommonArgs,
+    success: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    if common.json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        println!("tx       {}", r.hash);
+        println!("height   {}", r.height);
+        if r.code == ResultCode::Ok {
+            println!(
+                "result   ok{}",
+                success.map(|s| format!(": {s}")).unwrap_or_default()
+            );
+        } else {
+            println!("result   {}: {}", r.code, r.message);
+        }
+        println!("cost     {}", r.cost);
+        println!("changed  {} rows", r.rows_changed);
+        if !r.columns.is_empty() {
+            print!(
+                "{}",
+                render_rows(&QueryResponse {
+                    columns: r.columns.clone(),
+                    rows: r.rows.clone(),
+                    cost: r.cost,
+                    height: r.height
+                })
+            );
+        }
+    }
+    Ok(if r.code == ResultCode::Ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A value as a table cell: text as is, NULL and blobs in SQL notation.
+fn cell(v: &dstorage_types::value::Value) -> String {
+    match v {
+        dstorage_types::value::Value::Text(t) => t.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Render rows as an aligned text table.
+pub fn render_rows(r: &QueryResponse) -> String {
+    let cells: Vec<Vec<String>> = r
+        .rows
+        .iter()
+        .map(|row| row.iter().map(cell).collect())
+        .collect();
+    let mut widths: Vec<usize> = r.columns.iter().map(|c| c.chars().count()).collect();
+    for row in &cells {
+        for (i, c) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+    }
+    let line = |vals: &[String]| -> String {
+        vals.iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:<w$}", v, w = widths.get(i).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join(" | ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = String::new();
+    out.push_str(&line(&r.columns));
+    out.push('\n');
+    out.push_str(
+        &widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-"),
+    );
+    out.push('\n');
+    for row in &cells {
+        out.push_str(&line(row));
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "({} row{})\n",
+        cells.len(),
+        if cells.len() == 1 { "" } else { "s" }
+    ));
+    out
+}

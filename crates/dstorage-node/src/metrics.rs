@@ -1,0 +1,137 @@
+//! Prometheus metrics (`GET /metrics`), fed by the app's commit notifications and the API.
+
+use std::sync::Mutex;
+
+use dstorage_app::CommitEvent;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Label set naming a result code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// The result code's name (`sql_error`, `bad_signature`, ...).
+    pub code: String,
+}
+
+/// The node's metrics.
+pub struct Metrics {
+    registry: Registry,
+    blocks: Counter,
+    txs: Counter,
+    tx_errors: Family<CodeLabel, Counter>,
+    checktx_refused: Family<CodeLabel, Counter>,
+    height: Gauge,
+    execution_seconds: Histogram,
+    changeset_records: Histogram,
+    changeset_bytes: Histogram,
+    // Rendering borrows the registry; a mutex keeps concurrent scrapes simple.
+    render_lock: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Register every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("dstorage");
+        let blocks = Counter::default();
+        let txs = Counter::default();
+        let tx_errors = Family::<CodeLabel, Counter>::default();
+        let checktx_refused = Family::<CodeLabel, Counter>::default();
+        let height = Gauge::default();
+        let execution_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let changeset_records = Histogram::new(exponential_buckets(1.0, 4.0, 12));
+        let changeset_bytes = Histogram::new(exponential_buckets(64.0, 4.0, 12));
+        registry.register("blocks", "Blocks committed", blocks.clone());
+        registry.register(
+            "txs",
+            "Transactions executed in committed blocks",
+            txs.clone(),
+        );
+        registry.register(
+            "tx_errors",
+            "Transactions that failed in a block, by result code",
+            tx_errors.clone(),
+        );
+        registry.register(
+            "checktx_refused",
+            "Transactions refused at broadcast through this node's API, by result code",
+            checktx_refused.clone(),
+        );
+        registry.register("height", "Last committed height", height.clone());
+        registry.register(
+            "block_execution_seconds",
+            "Time FinalizeBlock spent executing a block",
+            execution_seconds.clone(),
+        );
+        registry.register(
+            "changeset_records",
+            "Records in a block's changeset",
+            changeset_records.clone(),
+        );
+        registry.register(
+            "changeset_bytes",
+            "Bytes of a block's encoded changeset",
+            changeset_bytes.clone(),
+        );
+        Metrics {
+            registry,
+            blocks,
+            txs,
+            tx_errors,
+            checktx_refused,
+            height,
+            execution_seconds,
+            changeset_records,
+            changeset_bytes,
+            render_lock: Mutex::new(()),
+        }
+    }
+
+    /// Account one committed block.
+    pub fn observe_commit(&self, e: &CommitEvent) {
+        self.blocks.inc();
+        self.txs.inc_by(e.txs.len() as u64);
+        for code in &e.codes {
+            if *code != dstorage_types::result::ResultCode::Ok {
+                self.tx_errors
+                    .get_or_create(&CodeLabel {
+                        code: code.name().to_string(),
+                    })
+                    .inc();
+            }
+        }
+        self.height.set(i64::try_from(e.height).unwrap_or(i64::MAX));
+        self.execution_seconds.observe(e.execution.as_secs_f64());
+        self.changeset_records.observe(e.changeset_records as f64);
+        self.changeset_bytes.observe(e.changeset_bytes as f64);
+    }
+
+    /// Account a CheckTx refusal seen by the API.
+    pub fn checktx_refused(&self, code: &str) {
+        self.checktx_refused
+            .get_or_create(&CodeLabel {
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let _guard = self.render_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out = "# metrics encoding failed\n".into();
+        }
+        out
+    }
+}
