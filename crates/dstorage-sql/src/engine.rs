@@ -323,7 +323,11 @@ impl Catalog for ConnCatalog<'_> {
         }
     }
 
-    fn column_count(&self, sql: &str, ctes: &std::collections::BTreeSet<String>) -> Option<usize> {
+    fn column_count(
+        &self,
+        sql: &str,
+        ctes: &std::collections::BTreeSet<String>,
+    ) -> Result<usize, SqlError> {
         let mode = match &self.mode {
             Mode::Write { schema, .. } => Mode::Write {
                 schema: schema.clone(),
@@ -333,9 +337,14 @@ impl Catalog for ConnCatalog<'_> {
             Mode::Internal => Mode::Internal,
         };
         self.auth.set_mode(mode);
-        let n = self.conn.prepare(sql).ok().map(|s| s.column_count());
+        let n = self.conn.prepare(sql).map(|s| s.column_count());
+        let denial = self.auth.take_denial();
         self.auth.set_mode(Mode::Internal);
-        n
+        match (n, denial) {
+            (_, Some(d)) => Err(d),
+            (Ok(n), None) => Ok(n),
+            (Err(e), None) => Err(SqlError::Sqlite(e)),
+        }
     }
 }
 

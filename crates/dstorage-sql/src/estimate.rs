@@ -55,8 +55,12 @@ impl Catalog for Catalogue<'_> {
             .ok()?;
         (!cols.is_empty()).then_some(cols)
     }
-    fn column_count(&self, sql: &str, _ctes: &std::collections::BTreeSet<String>) -> Option<usize> {
-        self.conn.prepare(sql).ok().map(|s| s.column_count())
+    fn column_count(
+        &self,
+        sql: &str,
+        _ctes: &std::collections::BTreeSet<String>,
+    ) -> Result<usize, SqlError> {
+        Ok(self.conn.prepare(sql)?.column_count())
     }
 }
 

@@ -378,9 +378,9 @@ pub(crate) trait Catalog {
     /// Primary-key columns of a physical table in key order; `None` if it is not a table
     /// (a view, a CTE) or does not exist.
     fn primary_key(&self, physical: &str) -> Option<Vec<String>>;
-    /// Number of result columns of a SELECT using the CTE names `ctes`, or `None` if it
-    /// does not prepare.
-    fn column_count(&self, sql: &str, ctes: &BTreeSet<String>) -> Option<usize>;
+    /// Number of result columns of a SELECT using the CTE names `ctes`, or why it does
+    /// not prepare.
+    fn column_count(&self, sql: &str, ctes: &BTreeSet<String>) -> Result<usize, SqlError>;
 }
 
 /// One statement after the guard: SQLite-ready text and its kind.
@@ -1097,14 +1097,7 @@ fn result_column_count(
     let mut bare = q.clone();
     bare.order_by = None;
     bare.limit_clause = None;
-    catalog
-        .column_count(&bare.to_string(), ctes)
-        .ok_or_else(|| {
-            refused(
-                "a subquery with LIMIT and SELECT *",
-                "its default order cannot be determined; add ORDER BY or name the columns",
-            )
-        })
+    catalog.column_count(&bare.to_string(), ctes)
 }
 
 fn add_ordering(
@@ -1159,6 +1152,93 @@ mod tests {
         ] {
             assert!(validate_schema_name(bad).is_err(), "{bad}");
         }
+    }
+
+    fn write_mode(schema: &str) -> Mode {
+        Mode::Write {
+            schema: schema.to_owned(),
+            ctes: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn authorizer_allows_schema_work_and_refuses_the_rest() {
+        let w = write_mode("app");
+        let ok = [
+            AuthAction::Select,
+            AuthAction::Read {
+                table_name: "other.t",
+                column_name: "x",
+            },
+            AuthAction::Insert {
+                table_name: "app.t",
+            },
+            AuthAction::Function {
+                function_name: "abs",
+            },
+            AuthAction::CreateTable {
+                table_name: "app.t",
+            },
+        ];
+        for a in ok {
+            assert!(judge(&w, &a).is_ok(), "{a:?}");
+        }
+        let refused = [
+            AuthAction::Read {
+                table_name: "_dstorage_kv",
+                column_name: "key",
+            },
+            AuthAction::Insert {
+                table_name: "other.t",
+            },
+            AuthAction::Insert {
+                table_name: "_dstorage_kv",
+            },
+            AuthAction::Function {
+                function_name: "random",
+            },
+            AuthAction::Function {
+                function_name: "date",
+            },
+            AuthAction::Pragma {
+                pragma_name: "journal_mode",
+                pragma_value: None,
+            },
+            AuthAction::Attach { filename: "x" },
+            AuthAction::Analyze {
+                table_name: "app.t",
+            },
+            AuthAction::CreateTempTable { table_name: "t" },
+        ];
+        for a in refused {
+            assert!(judge(&w, &a).is_err(), "{a:?}");
+        }
+        let r = Mode::Read {
+            ctes: BTreeSet::new(),
+        };
+        assert!(judge(
+            &r,
+            &AuthAction::Read {
+                table_name: "app.t",
+                column_name: "x"
+            }
+        )
+        .is_ok());
+        assert!(judge(
+            &r,
+            &AuthAction::Insert {
+                table_name: "app.t"
+            }
+        )
+        .is_err());
+        assert!(judge(
+            &r,
+            &AuthAction::Insert {
+                table_name: "sqlite_master"
+            }
+        )
+        .is_err());
+        assert!(judge(&Mode::Internal, &AuthAction::Attach { filename: "x" }).is_ok());
     }
 
     #[test]

@@ -1,0 +1,180 @@
+//! Bad input: malformed SQL, STRICT type errors, constraint violations, unknown tables,
+//! oversized or hostile text, malformed changeset bytes: clear errors, no partial changes,
+//! no panic.
+
+mod common;
+
+use common::{commit_block, engine, seed_users, LIMIT};
+use dstorage_sql::{Changeset, Engine, SqlError, Value};
+
+fn setup() -> (tempfile::TempDir, Engine) {
+    let (dir, mut engine) = engine();
+    seed_users(&mut engine);
+    commit_block(
+        &mut engine,
+        None,
+        "app",
+        &["CREATE TABLE posts(id INTEGER PRIMARY KEY, author INTEGER NOT NULL REFERENCES users(id), body TEXT NOT NULL UNIQUE) STRICT"],
+    );
+    (dir, engine)
+}
+
+fn fails_cleanly(engine: &mut Engine, sql: &str) -> String {
+    let before = engine.dump().expect("dump");
+    let mut block = engine.begin_block().expect("begin");
+    let err = block.execute("app", sql, LIMIT).expect_err(sql);
+    assert!(
+        block.changeset().expect("cs").records.is_empty(),
+        "{sql} left changes"
+    );
+    block.commit().expect("commit");
+    assert_eq!(engine.dump().expect("dump"), before, "{sql} changed state");
+    err.to_string()
+}
+
+#[test]
+fn malformed_sql_is_a_parse_error() {
+    let (_dir, mut engine) = setup();
+    for sql in [
+        "SELEC 1",
+        "SELECT * FROM",
+        "INSERT INTO users VALUES (",
+        "'",
+        "\0",
+        ";;;",
+    ] {
+        let msg = fails_cleanly(&mut engine, sql);
+        assert!(
+            msg.starts_with("SQL does not parse") || msg.starts_with("SQL holds no statement"),
+            "{sql}: {msg}"
+        );
+    }
+    assert_eq!(
+        fails_cleanly(&mut engine, "   -- only a comment"),
+        "SQL holds no statement"
+    );
+}
+
+#[test]
+fn strict_type_errors_name_the_column() {
+    let (_dir, mut engine) = setup();
+    let msg = fails_cleanly(
+        &mut engine,
+        "INSERT INTO users VALUES (9, 'x', 'not a number')",
+    );
+    assert!(
+        msg.contains("cannot store TEXT value in INTEGER column app.users.age"),
+        "{msg}"
+    );
+    let msg = fails_cleanly(&mut engine, "INSERT INTO users VALUES (9, X'00', 1)");
+    assert!(
+        msg.contains("cannot store BLOB value in TEXT column app.users.username"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn constraint_violations_roll_back_the_whole_transaction() {
+    let (_dir, mut engine) = setup();
+    let msg = fails_cleanly(
+        &mut engine,
+        "INSERT INTO users VALUES (10, 'a', 1); INSERT INTO users VALUES (10, 'b', 2)",
+    );
+    assert!(
+        msg.contains("UNIQUE constraint failed: app.users.id"),
+        "{msg}"
+    );
+    let msg = fails_cleanly(&mut engine, "INSERT INTO posts VALUES (1, 99, 'orphan')");
+    assert!(msg.contains("FOREIGN KEY constraint failed"), "{msg}");
+    let msg = fails_cleanly(&mut engine, "INSERT INTO posts VALUES (1, 1, NULL)");
+    assert!(
+        msg.contains("NOT NULL constraint failed: app.posts.body"),
+        "{msg}"
+    );
+    let msg = fails_cleanly(
+        &mut engine,
+        "INSERT INTO users VALUES (9223372036854775807, 'max', 1)",
+    );
+    assert!(
+        msg.contains("CHECK constraint failed"),
+        "the top rowid is kept free: {msg}"
+    );
+}
+
+#[test]
+fn unknown_tables_and_columns_are_named() {
+    let (_dir, mut engine) = setup();
+    assert!(fails_cleanly(&mut engine, "SELECT * FROM nope").contains("no such table: app.nope"));
+    assert!(fails_cleanly(&mut engine, "SELECT nope FROM users").contains("no such column: nope"));
+    // Double-quoted strings are identifiers, never strings.
+    let msg = fails_cleanly(&mut engine, "SELECT \"abc\" FROM users");
+    assert!(msg.contains("no such column: \"abc\""), "{msg}");
+    assert!(matches!(
+        engine
+            .begin_block()
+            .expect("b")
+            .execute("app", "SELECT * FROM a.b.c", LIMIT),
+        Err(SqlError::InvalidTableName(_))
+    ));
+}
+
+#[test]
+fn hostile_text_is_refused_without_panic() {
+    let (_dir, mut engine) = setup();
+    let deep = format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000));
+    assert!(fails_cleanly(&mut engine, &deep).starts_with("SQL does not parse"));
+    let long = format!("SELECT '{}'", "x".repeat(200_000));
+    assert!(fails_cleanly(&mut engine, &long).contains("the limit is 100000 bytes"));
+    let mut block = engine.begin_block().expect("begin");
+    let err = block
+        .execute_with_params("app", "SELECT ?", &[], LIMIT)
+        .expect_err("missing parameter");
+    assert!(err.to_string().contains("takes 1"), "{err}");
+    let out = block
+        .execute_with_params(
+            "app",
+            "SELECT ?, ?",
+            &[Value::Integer(1), Value::Blob(vec![2])],
+            LIMIT,
+        )
+        .expect("params");
+    assert_eq!(
+        out.rows.expect("rows").rows,
+        vec![vec![Value::Integer(1), Value::Blob(vec![2])]]
+    );
+}
+
+#[test]
+fn real_results_are_refused_with_the_column_name() {
+    let (_dir, mut engine) = setup();
+    let msg = fails_cleanly(&mut engine, "SELECT age / 2 AS half, 1e0 AS f FROM users");
+    assert!(msg.contains("REAL literal 1e0"), "{msg}");
+}
+
+#[test]
+fn malformed_changeset_bytes_are_refused_with_an_offset() {
+    assert!(matches!(
+        Changeset::decode(b""),
+        Err(SqlError::ChangesetDecode { offset: 0, .. })
+    ));
+    assert!(
+        Changeset::decode(b"DSCS\x02\0\0\0\0").is_err(),
+        "unknown version"
+    );
+    assert!(
+        Changeset::decode(b"DSCS\x01\xff\xff\xff\xff").is_err(),
+        "count beyond input"
+    );
+    let empty = Changeset::default().encode();
+    assert_eq!(
+        Changeset::decode(&empty).expect("empty"),
+        Changeset::default()
+    );
+    let mut trailing = empty.clone();
+    trailing.push(0);
+    assert!(Changeset::decode(&trailing).is_err(), "trailing byte");
+    // A delete that carries columns is not canonical.
+    let mut bad = b"DSCS\x01\0\0\0\x01\x03".to_vec();
+    bad.extend_from_slice(&[0, 0, 0, 1, b't', 0, 1, 0, 0, 0, 0, 1, 0, 0, 0]);
+    assert!(Changeset::decode(&bad).is_err());
+}
