@@ -1,5 +1,7 @@
 //! The engine: one write connection, blocks with a session, readers, system KV.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -154,6 +156,7 @@ fn configure(conn: &mut Connection, config: &EngineConfig) -> Result<(), SqlErro
 /// The deterministic SQL engine over one SQLite file.
 pub struct Engine {
     conn: Connection,
+    cache: RefCell<RewriteCache>,
     auth: Authorizer,
     meter: Arc<Meter>,
     config: EngineConfig,
@@ -187,6 +190,7 @@ impl Engine {
         meter.install(&mut conn)?;
         Ok(Engine {
             conn,
+            cache: RefCell::new(RewriteCache::default()),
             auth,
             meter,
             config,
@@ -212,6 +216,7 @@ impl Engine {
         };
         Ok(Block {
             conn,
+            cache: &self.cache,
             auth: &self.auth,
             meter: &self.meter,
             config: &self.config,
@@ -269,6 +274,38 @@ fn new_session(conn: &Connection) -> Result<Session<'_>, SqlError> {
     Ok(s)
 }
 
+/// Rewritten single statements by schema and SQL text, so a statement run again (an
+/// action, a parameterized insert) skips parsing and rewriting. The rewrite depends only
+/// on the text and the database schema, so the cache is cleared by every DDL.
+#[derive(Default)]
+struct RewriteCache {
+    entries: BTreeMap<String, BTreeMap<String, guard::Rewritten>>,
+    len: usize,
+}
+
+/// Entries kept before the cache starts over.
+const REWRITE_CACHE_CAPACITY: usize = 1_024;
+
+impl RewriteCache {
+    fn get(&self, schema: &str, sql: &str) -> Option<&guard::Rewritten> {
+        self.entries.get(schema)?.get(sql)
+    }
+    fn insert(&mut self, schema: &str, sql: &str, rewritten: guard::Rewritten) {
+        if self.len >= REWRITE_CACHE_CAPACITY {
+            self.clear();
+        }
+        self.entries
+            .entry(schema.to_owned())
+            .or_default()
+            .insert(sql.to_owned(), rewritten);
+        self.len += 1;
+    }
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.len = 0;
+    }
+}
+
 /// What a failed transaction restores.
 enum Snapshot {
     Plain {
@@ -285,6 +322,7 @@ enum Snapshot {
 /// transaction recorded by one session.
 pub struct Block<'e> {
     conn: &'e Connection,
+    cache: &'e RefCell<RewriteCache>,
     auth: &'e Authorizer,
     meter: &'e Arc<Meter>,
     config: &'e EngineConfig,
@@ -575,6 +613,7 @@ impl<'e> Block<'e> {
     /// Create a schema (a namespace of tables).
     pub fn create_schema(&mut self, schema: &str) -> Result<(), SqlError> {
         guard::validate_schema_name(schema)?;
+        self.cache.borrow_mut().clear();
         if schema_exists(self.conn, schema)? {
             return Err(SqlError::SchemaExists(schema.to_owned()));
         }
@@ -589,6 +628,7 @@ impl<'e> Block<'e> {
     /// Drop a schema and all its tables; their rows show as deletes in the changeset.
     pub fn drop_schema(&mut self, schema: &str) -> Result<(), SqlError> {
         require_schema(self.conn, schema)?;
+        self.cache.borrow_mut().clear();
         let snapshot = self.snapshot(true)?;
         internal(self.conn, "SAVEPOINT dstorage_tx")?;
         let result = (|| {
@@ -696,9 +736,21 @@ impl<'e> Block<'e> {
                 reason: format!("the limit is {} bytes", self.config.max_sql_length),
             });
         }
-        require_schema(self.conn, schema)?;
         let limit = self.limit(cost_limit);
+        // A cache hit implies the schema exists: dropping a schema clears the cache.
+        let cached = self.cache.borrow().get(schema, sql).cloned();
+        if let Some(rewritten) = cached {
+            let snapshot = self.snapshot(false)?;
+            internal(self.conn, "SAVEPOINT dstorage_tx")?;
+            let mut out = ExecOutcome::default();
+            let result = self
+                .run_rewritten(schema, rewritten, params, limit, &mut out)
+                .map(|()| out);
+            return self.finish_tx(result, snapshot);
+        }
+        require_schema(self.conn, schema)?;
         let statements = guard::parse(sql)?;
+        let cacheable = statements.len() == 1;
         if !params.is_empty() && statements.len() != 1 {
             return Err(SqlError::Refused {
                 construct: "parameters with several statements".into(),
@@ -716,13 +768,15 @@ impl<'e> Block<'e> {
         });
         let snapshot = self.snapshot(sectioned)?;
         internal(self.conn, "SAVEPOINT dstorage_tx")?;
-        let result = self.execute_inner(schema, statements, params, limit);
+        let result = self.execute_inner(schema, sql, cacheable, statements, params, limit);
         self.finish_tx(result, snapshot)
     }
 
     fn execute_inner(
         &mut self,
         schema: &str,
+        sql: &str,
+        cacheable: bool,
         statements: Vec<sqlparser::ast::Statement>,
         params: &[Value],
         limit: u64,
@@ -733,7 +787,7 @@ impl<'e> Block<'e> {
         };
         let mut out = ExecOutcome::default();
         for stmt in statements {
-            let rewritten = {
+            let mut rewritten = {
                 let catalog = ConnCatalog {
                     conn: self.conn,
                     auth: self.auth,
@@ -741,80 +795,106 @@ impl<'e> Block<'e> {
                 };
                 guard::rewrite(stmt, schema, false, &catalog)?
             };
-            let mode = Mode::Write {
-                schema: schema.to_owned(),
-                ctes: rewritten.ctes.clone(),
-            };
-            // The schema in a comment keeps cached statements apart per schema: a cached
-            // statement is not re-authorized, and the same physical text could otherwise
-            // be reused by a statement running in another schema.
-            let sql = format!("/* {schema} */ {}", rewritten.sql);
-            if let Kind::DropTables { tables, if_exists } = &rewritten.kind {
-                for t in tables {
-                    let exists = self
-                        .conn
-                        .prepare_cached(
-                            "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-                        )?
-                        .exists([t])?;
-                    if !exists && *if_exists {
-                        continue;
-                    }
-                    if split_physical(t).map(|(s, _)| s) != Some(schema) {
-                        return Err(SqlError::CrossSchemaWrite {
-                            schema: schema.to_owned(),
-                            target: t.clone(),
-                        });
-                    }
-                    let del = format!("/* {schema} */ DELETE FROM {}", quote(t));
-                    let step = run_guarded(
-                        self.conn,
-                        self.auth,
-                        self.meter,
-                        mode.clone(),
-                        &del,
-                        &[],
-                        Budget {
-                            used: out.cost,
-                            limit,
-                        },
-                    )?;
-                    out.cost = out.cost.saturating_add(step.cost);
-                    out.rows_changed = out.rows_changed.saturating_add(step.changes);
-                    self.close_section()?;
-                }
+            // The schema in a comment keeps prepared statements apart per schema: a cached
+            // prepared statement is not re-authorized, and the same physical text could
+            // otherwise be reused by a statement running in another schema.
+            rewritten.exec_sql = format!("/* {schema} */ {}", rewritten.sql);
+            if cacheable && matches!(rewritten.kind, Kind::Query | Kind::Dml) {
+                self.cache
+                    .borrow_mut()
+                    .insert(schema, sql, rewritten.clone());
             }
-            let step = run_guarded(
-                self.conn,
-                self.auth,
-                self.meter,
-                mode.clone(),
-                &sql,
-                params,
-                Budget {
-                    used: out.cost,
-                    limit,
-                },
-            )?;
-            out.cost = out.cost.saturating_add(step.cost);
-            out.rows_changed = out.rows_changed.saturating_add(step.changes);
-            out.rows = step.rows;
-            match rewritten.kind {
-                Kind::Ddl => self.pending_ddl.push(ChangesetRecord::Ddl {
-                    schema: schema.to_owned(),
-                    sql: rewritten.sql,
-                }),
-                Kind::DropTables { .. } => self.closed.push(ChangesetRecord::Ddl {
-                    schema: schema.to_owned(),
-                    sql: rewritten.sql,
-                }),
-                Kind::Query | Kind::Dml => {}
+            self.run_rewritten(schema, rewritten, params, limit, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn run_rewritten(
+        &mut self,
+        schema: &str,
+        rewritten: guard::Rewritten,
+        params: &[Value],
+        limit: u64,
+        out: &mut ExecOutcome,
+    ) -> Result<(), SqlError> {
+        if matches!(rewritten.kind, Kind::Ddl | Kind::DropTables { .. }) {
+            self.cache.borrow_mut().clear();
+        }
+        let mode = Mode::Write {
+            schema: schema.to_owned(),
+            ctes: rewritten.ctes.clone(),
+        };
+        if let Kind::DropTables { tables, if_exists } = &rewritten.kind {
+            for t in tables {
+                let exists = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                    )?
+                    .exists([t])?;
+                if !exists && *if_exists {
+                    continue;
+                }
+                if split_physical(t).map(|(s, _)| s) != Some(schema) {
+                    return Err(SqlError::CrossSchemaWrite {
+                        schema: schema.to_owned(),
+                        target: t.clone(),
+                    });
+                }
+                // Delete the rows first, in the session, so the changeset shows them going.
+                let del = format!("/* {schema} */ DELETE FROM {}", quote(t));
+                let step = run_guarded(
+                    self.conn,
+                    self.auth,
+                    self.meter,
+                    mode.clone(),
+                    &del,
+                    &[],
+                    Budget {
+                        used: out.cost,
+                        limit,
+                    },
+                )?;
+                out.cost = out.cost.saturating_add(step.cost);
+                out.rows_changed = out.rows_changed.saturating_add(step.changes);
+                self.close_section()?;
             }
         }
+        let step = run_guarded(
+            self.conn,
+            self.auth,
+            self.meter,
+            mode,
+            &rewritten.exec_sql,
+            params,
+            Budget {
+                used: out.cost,
+                limit,
+            },
+        )?;
+        if self.conn.is_autocommit() {
+            // Only a ROLLBACK can end the block's transaction; the guard refuses every way
+            // to issue one, so this is a broken invariant, not bad input.
+            return Err(SqlError::BlockAborted);
+        }
+        out.cost = out.cost.saturating_add(step.cost);
+        out.rows_changed = out.rows_changed.saturating_add(step.changes);
+        out.rows = step.rows;
         if let Some(rows) = &mut out.rows {
             rows.cost = out.cost;
         }
-        Ok(out)
+        match rewritten.kind {
+            Kind::Ddl => self.pending_ddl.push(ChangesetRecord::Ddl {
+                schema: schema.to_owned(),
+                sql: rewritten.sql,
+            }),
+            Kind::DropTables { .. } => self.closed.push(ChangesetRecord::Ddl {
+                schema: schema.to_owned(),
+                sql: rewritten.sql,
+            }),
+            Kind::Query | Kind::Dml => {}
+        }
+        Ok(())
     }
 
     /// Estimate the cost of `sql` on the block's current (uncommitted) state.

@@ -94,7 +94,8 @@ pub enum SqlError {
     /// A changeset that cannot be applied to the given state.
     #[error("changeset does not apply: {0}")]
     ChangesetApply(String),
-    /// `changeset()` was called twice on one block.
-    #[error("the block's changeset was already taken")]
-    ChangesetTaken,
+    /// The block's SQLite transaction ended under it: a broken invariant. The node must
+    /// stop rather than continue on unknown state.
+    #[error("the block's transaction was aborted; the block cannot continue")]
+    BlockAborted,
 }

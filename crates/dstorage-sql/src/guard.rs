@@ -390,6 +390,8 @@ pub(crate) struct Rewritten {
     pub kind: Kind,
     /// CTE names the statement defines (the authorizer must let it read them).
     pub ctes: BTreeSet<String>,
+    /// The text actually prepared (the caller may prefix it); defaults to `sql`.
+    pub exec_sql: String,
 }
 
 /// Guard and rewrite one parsed statement for `schema`. `read_only` allows queries only.
@@ -401,6 +403,7 @@ pub(crate) fn rewrite(
 ) -> Result<Rewritten, SqlError> {
     let kind = classify(&stmt, schema, read_only)?;
     check_write_targets(&stmt, schema)?;
+    check_no_rollback_resolution(&stmt)?;
     check_expressions(&mut stmt)?;
     if let Statement::CreateTable(ct) = &mut stmt {
         check_create_table(ct, schema)?;
@@ -439,7 +442,35 @@ pub(crate) fn rewrite(
         }
         _ => stmt.to_string(),
     };
-    Ok(Rewritten { sql, kind, ctes })
+    Ok(Rewritten {
+        exec_sql: sql.clone(),
+        sql,
+        kind,
+        ctes,
+    })
+}
+
+/// Refuse the ROLLBACK conflict resolution: it would end the whole block's transaction,
+/// not just the statement's.
+fn check_no_rollback_resolution(stmt: &Statement) -> Result<(), SqlError> {
+    use sqlparser::ast::SqliteOnConflict;
+    let or = match stmt {
+        Statement::Insert(ins) => ins.or,
+        Statement::Update { or, .. } => *or,
+        _ => None,
+    };
+    let in_ddl = matches!(stmt, Statement::CreateTable(_))
+        && stmt
+            .to_string()
+            .to_ascii_uppercase()
+            .contains("ON CONFLICT ROLLBACK");
+    if or == Some(SqliteOnConflict::Rollback) || in_ddl {
+        return Err(refused(
+            "ROLLBACK conflict resolution",
+            "it would abort the whole block; use ABORT (the default)",
+        ));
+    }
+    Ok(())
 }
 
 /// Refuse writes and DDL aimed at an object outside `schema`.

@@ -242,3 +242,62 @@ fn read_only_pragmas_and_readers_are_limited_to_reads() {
         );
     }
 }
+
+#[test]
+fn rollback_conflict_resolution_is_refused_so_a_block_cannot_be_ended() {
+    let (_dir, mut engine) = setup();
+    assert_refused(
+        &mut engine,
+        "INSERT OR ROLLBACK INTO users VALUES (1, 'x', 1)",
+        "rollback conflict resolution",
+    );
+    assert_refused(
+        &mut engine,
+        "UPDATE OR ROLLBACK users SET id = 2 WHERE id = 1",
+        "rollback conflict resolution",
+    );
+}
+
+#[test]
+fn cached_statements_stay_guarded_per_schema() {
+    let (_dir, mut engine) = setup();
+    common::commit_block(
+        &mut engine,
+        Some("other"),
+        "other",
+        &["CREATE TABLE users(id INTEGER PRIMARY KEY, username TEXT, age INTEGER) STRICT"],
+    );
+    let mut block = engine.begin_block().expect("begin");
+    // Warm the cache in app, then send the same text from other: it must resolve in other.
+    for _ in 0..2 {
+        block
+            .execute(
+                "app",
+                "INSERT OR REPLACE INTO users VALUES (7, 'a', 1)",
+                LIMIT,
+            )
+            .expect("app");
+    }
+    block
+        .execute(
+            "other",
+            "INSERT OR REPLACE INTO users VALUES (7, 'a', 1)",
+            LIMIT,
+        )
+        .expect("other");
+    let tables: Vec<String> = block
+        .changeset()
+        .expect("cs")
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            dstorage_sql::ChangesetRecord::Row(r) => Some(r.table.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tables, vec!["app.users", "other.users"]);
+    let err = block
+        .execute("other", "INSERT INTO app.users VALUES (8, 'b', 1)", LIMIT)
+        .expect_err("cross");
+    assert!(matches!(err, SqlError::CrossSchemaWrite { .. }), "{err}");
+}
