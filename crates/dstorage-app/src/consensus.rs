@@ -24,11 +24,11 @@ use crate::{apphash, keys, AppError, CommitEvent, TxRecord};
 
 /// Serve consensus requests until the channel closes or a fatal error stops the thread.
 pub(crate) fn run(mut engine: Engine, shared: Arc<Shared>, rx: Receiver<ConsensusMsg>) {
-    while let Ok((req, reply)) = rx.recv() {
+    while let Ok(ConsensusMsg::Request(req, reply)) = rx.recv() {
         let result = match req {
             ConsensusRequest::FinalizeBlock(req) => {
-                finalize_and_commit(&mut engine, &shared, &rx, req, reply);
-                if shared.fatal.borrow().is_some() {
+                let closed = finalize_and_commit(&mut engine, &shared, &rx, req, reply);
+                if closed || shared.fatal.borrow().is_some() {
                     return;
                 }
                 continue;
@@ -213,54 +213,71 @@ fn process_proposal(
     Ok(resp::ProcessProposal::Accept)
 }
 
-/// Execute a block, answer FinalizeBlock, then wait on the same thread for its Commit.
+/// Execute a block, answer FinalizeBlock, then wait on the same thread for its Commit. Returns true if the app
+/// was closed while waiting (the block is then discarded).
 fn finalize_and_commit(
     engine: &mut Engine,
     shared: &Shared,
     rx: &Receiver<ConsensusMsg>,
     req: request::FinalizeBlock,
     reply: tokio::sync::oneshot::Sender<Result<ConsensusResponse, AppError>>,
-) {
+) -> bool {
     let previous = match shared.committed.read() {
         Ok(c) => c.clone(),
         Err(p) => p.into_inner().clone(),
     };
     let height = req.height.value();
-    let mut block = match engine.begin_block() {
-        Ok(b) => b,
-        Err(e) => {
-            let reason = format!("cannot begin block {height}: {e}");
-            let _ = reply.send(Err(AppError::Invariant(reason.clone())));
-            return stop(shared, reason);
-        }
-    };
-    let executed = execute_block(&mut block, shared, &previous, height, &req.txs);
-    let (response, event) = match executed {
-        Ok(x) => x,
-        Err(e) => {
-            let reason = format!("executing block {height}: {e}");
-            let _ = block.discard();
-            let _ = reply.send(Err(AppError::Invariant(reason.clone())));
-            return stop(shared, reason);
+    // Transactions known to abort the whole SQLite transaction (see `Aborted`), found on earlier attempts.
+    let mut aborted: BTreeMap<u32, Aborted> = BTreeMap::new();
+    let (block, response, event) = loop {
+        let mut block = match engine.begin_block() {
+            Ok(b) => b,
+            Err(e) => {
+                let reason = format!("cannot begin block {height}: {e}");
+                let _ = reply.send(Err(AppError::Invariant(reason.clone())));
+                stop(shared, reason);
+                return false;
+            }
+        };
+        match execute_block(&mut block, shared, &previous, height, &req.txs, &aborted) {
+            Ok((response, event)) => break (block, response, event),
+            Err(BlockError::Restart(index, why)) => {
+                tracing::warn!(height, index, reason = %why.message, "a transaction aborted the block's SQLite transaction; re-executing the block without it");
+                let _ = block.discard();
+                aborted.insert(index, why);
+            }
+            Err(BlockError::Fatal(e)) => {
+                let reason = format!("executing block {height}: {e}");
+                let _ = block.discard();
+                let _ = reply.send(Err(AppError::Invariant(reason.clone())));
+                stop(shared, reason);
+                return false;
+            }
         }
     };
     let _ = reply.send(Ok(ConsensusResponse::FinalizeBlock(response)));
 
     // CometBFT sends Commit next on this connection; anything else means we lost track of the protocol.
-    let Ok((next, reply)) = rx.recv() else {
+    let Ok(ConsensusMsg::Request(next, reply)) = rx.recv() else {
         let _ = block.discard();
-        return;
+        return true;
     };
     if !matches!(next, ConsensusRequest::Commit) {
         let reason = format!("expected Commit after FinalizeBlock {height}, got {next:?}");
         let _ = block.discard();
         let _ = reply.send(Err(AppError::Invariant(reason.clone())));
-        return stop(shared, reason);
+        {
+            stop(shared, reason);
+            return false;
+        }
     }
     if let Err(e) = block.commit() {
         let reason = format!("commit of block {height} failed: {e}");
         let _ = reply.send(Err(AppError::Invariant(reason.clone())));
-        return stop(shared, reason);
+        {
+            stop(shared, reason);
+            return false;
+        }
     }
     set_committed(
         shared,
@@ -276,6 +293,7 @@ fn finalize_and_commit(
         data: Bytes::new(),
         retain_height: 0u32.into(),
     })));
+    false
 }
 
 /// Run every transaction of the block and write the block's bookkeeping into the same SQLite transaction.
@@ -285,12 +303,17 @@ fn execute_block(
     previous: &Committed,
     height: u64,
     txs: &[Bytes],
-) -> Result<(resp::FinalizeBlock, CommitEvent), AppError> {
+    aborted: &BTreeMap<u32, Aborted>,
+) -> Result<(resp::FinalizeBlock, CommitEvent), BlockError> {
+    // A marker inside the block's SQLite transaction: if a statement's failure rolls the whole transaction
+    // back, the marker no longer holds this height, and that is how we notice.
+    block.kv_put(keys::BLOCK_OPEN, &height.to_be_bytes())?;
     if height != previous.height + 1 && previous.height != 0 {
         return Err(AppError::Invariant(format!(
             "FinalizeBlock for height {height} but the last committed height is {}",
             previous.height
-        )));
+        ))
+        .into());
     }
     let chain_id = previous
         .chain_id
@@ -302,7 +325,15 @@ fn execute_block(
     let mut hashes = Vec::with_capacity(txs.len());
     let mut codes = Vec::with_capacity(txs.len());
     for (index, bytes) in txs.iter().enumerate() {
-        let record = execute_tx(block, shared, &chain_id, height, index as u32, bytes)?;
+        let record = execute_tx(
+            block,
+            shared,
+            &chain_id,
+            height,
+            index as u32,
+            bytes,
+            aborted,
+        )?;
         outcomes.push((record.code.code(), record.cost));
         tx_results.push(ExecTxResult {
             code: record.code.code().into(),
@@ -394,7 +425,8 @@ fn execute_tx(
     height: u64,
     index: u32,
     bytes: &[u8],
-) -> Result<TxRecord, AppError> {
+    aborted: &BTreeMap<u32, Aborted>,
+) -> Result<TxRecord, BlockError> {
     let hash = dstorage_types::tx::tx_hash(bytes);
     let Checked { tx, identity, .. } = match shared.verifier.check(bytes, chain_id) {
         Ok(c) => c,
@@ -418,6 +450,12 @@ fn execute_tx(
     // The nonce is spent even if the payload fails: the transaction was ordered and its cost accounted.
     block.kv_put(&nonce_key, &tx.body.nonce.to_be_bytes())?;
 
+    if let Some(why) = aborted.get(&index) {
+        rec.code = ResultCode::CostLimitExceeded;
+        rec.cost = why.cost;
+        rec.message = why.message.clone();
+        return Ok(rec);
+    }
     let limit = shared.config.cost_limit_per_tx;
     let outcome = match &tx.body.payload {
         Payload::DeploySchema { schema, sql } => {
@@ -464,11 +502,63 @@ fn execute_tx(
         }
         Ok(None) => {}
         Err((code, message)) => {
+            if block.kv_get(keys::BLOCK_OPEN)?.as_deref() != Some(height.to_be_bytes().as_slice()) {
+                return Err(BlockError::Restart(
+                    index,
+                    Aborted {
+                        cost: cost_used(&message).unwrap_or(limit),
+                        message,
+                    },
+                ));
+            }
             rec.code = code;
             rec.message = message;
         }
     }
     Ok(rec)
+}
+
+/// Why a transaction aborted its block's SQLite transaction.
+///
+/// SQLite rolls back the whole enclosing transaction, not just the statement, when a *writing* statement is
+/// interrupted (here: by the cost meter). The block is then executed again from the start with that transaction
+/// marked as failed, which every node does identically, so the outcome stays deterministic.
+#[derive(Debug, Clone)]
+pub(crate) struct Aborted {
+    cost: u64,
+    message: String,
+}
+
+/// How executing a block can fail.
+#[derive(Debug)]
+pub(crate) enum BlockError {
+    /// Transaction `index` aborted the SQLite transaction: execute the block again without it.
+    Restart(u32, Aborted),
+    /// The node cannot continue.
+    Fatal(AppError),
+}
+
+impl From<AppError> for BlockError {
+    fn from(e: AppError) -> Self {
+        BlockError::Fatal(e)
+    }
+}
+
+impl From<SqlError> for BlockError {
+    fn from(e: SqlError) -> Self {
+        BlockError::Fatal(AppError::Storage(e))
+    }
+}
+
+/// The cost a 'cost limit exceeded' message reports (`..., used N`).
+fn cost_used(message: &str) -> Option<u64> {
+    message
+        .rsplit("used ")
+        .next()?
+        .trim()
+        .trim_end_matches(')')
+        .parse()
+        .ok()
 }
 
 /// Nonce rule: exactly one more than the last used.

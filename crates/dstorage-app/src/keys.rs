@@ -9,6 +9,8 @@
 pub const HEIGHT: &[u8] = b"meta/height";
 /// Last committed app hash.
 pub const APP_HASH: &[u8] = b"meta/app_hash";
+/// Set at the start of every block, inside its SQLite transaction (see `consensus::Aborted`).
+pub const BLOCK_OPEN: &[u8] = b"meta/block_open";
 /// The chain id fixed at InitChain.
 pub const CHAIN_ID: &[u8] = b"meta/chain_id";
 

@@ -58,16 +58,24 @@ pub struct Shared {
     pub fatal: watch::Sender<Option<String>>,
 }
 
-pub(crate) type ConsensusMsg = (
-    ConsensusRequest,
-    oneshot::Sender<Result<ConsensusResponse, AppError>>,
-);
+// Requests are moved, not copied around; boxing them would only add an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum ConsensusMsg {
+    /// A request and where to send its response.
+    Request(
+        ConsensusRequest,
+        oneshot::Sender<Result<ConsensusResponse, AppError>>,
+    ),
+    /// Stop the thread; an open block is discarded, exactly as a crash before Commit would lose it.
+    Close,
+}
 
 /// A running application: cheap to clone, safe to share across tasks.
 #[derive(Clone)]
 pub struct App {
     pub(crate) shared: Arc<Shared>,
     consensus: std::sync::mpsc::Sender<ConsensusMsg>,
+    thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     reads: Reads,
 }
 
@@ -121,15 +129,25 @@ impl App {
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let thread_shared = shared.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("consensus".into())
             .spawn(move || crate::consensus::run(engine, thread_shared, rx))
             .map_err(|e| AppError::Invariant(format!("cannot start consensus thread: {e}")))?;
         Ok(App {
             shared,
             consensus: tx,
+            thread: Arc::new(Mutex::new(Some(thread))),
             reads,
         })
+    }
+
+    /// Stop the consensus thread and wait until it has released the database. A block finalized but not yet
+    /// committed is discarded, as a crash at that moment would lose it.
+    pub fn close(&self) {
+        let _ = self.consensus.send(ConsensusMsg::Close);
+        if let Some(handle) = lock(&self.thread).take() {
+            let _ = handle.join();
+        }
     }
 
     /// Handle one consensus-connection request (strictly in the order calls are made).
@@ -146,7 +164,7 @@ impl App {
     ) -> Result<oneshot::Receiver<Result<ConsensusResponse, AppError>>, AppError> {
         let (tx, rx) = oneshot::channel();
         self.consensus
-            .send((req, tx))
+            .send(ConsensusMsg::Request(req, tx))
             .map_err(|_| AppError::Stopped)?;
         Ok(rx)
     }

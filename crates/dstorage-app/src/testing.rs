@@ -70,6 +70,14 @@ impl Harness {
         })
     }
 
+    /// Close the app (discarding a block finalized but not committed) and open it again on the same database,
+    /// as a node restarted after a crash would.
+    pub fn restart(self) -> Result<Harness, AppError> {
+        let config = self.app.config().clone();
+        self.app.close();
+        Self::start_with(config, &self.chain_id)
+    }
+
     /// CheckTx as CometBFT's mempool would call it.
     pub fn check_tx(&self, tx: &[u8]) -> resp::CheckTx {
         self.app.check_tx(tx)
@@ -123,6 +131,23 @@ impl Harness {
         }
     }
 
+    /// FinalizeBlock only (no Commit): the block stays open, as when a node crashes before Commit.
+    pub fn finalize_only(&self, height: u64, txs: Vec<Bytes>) -> Result<[u8; 32], AppError> {
+        match block_on(
+            self.app
+                .consensus(ConsensusRequest::FinalizeBlock(finalize_request(
+                    height, txs,
+                )?)),
+        )? {
+            ConsensusResponse::FinalizeBlock(f) => f
+                .app_hash
+                .as_bytes()
+                .try_into()
+                .map_err(|_| AppError::Invariant("app hash is not 32 bytes".into())),
+            other => Err(AppError::Invariant(format!("unexpected {other:?}"))),
+        }
+    }
+
     /// FinalizeBlock then Commit, exactly as given (no proposal filtering).
     pub fn finalize_and_commit(
         &self,
@@ -130,19 +155,7 @@ impl Harness {
         txs: Vec<Bytes>,
     ) -> Result<BlockOutcome, AppError> {
         let finalized = match block_on(self.app.consensus(ConsensusRequest::FinalizeBlock(
-            request::FinalizeBlock {
-                txs: txs.clone(),
-                decided_last_commit: CommitInfo {
-                    round: 0u8.into(),
-                    votes: Vec::new(),
-                },
-                misbehavior: Vec::new(),
-                hash: Default::default(),
-                height: height_of(height)?,
-                time: time(),
-                next_validators_hash: Default::default(),
-                proposer_address: proposer(),
-            },
+            finalize_request(height, txs.clone())?,
         )))? {
             ConsensusResponse::FinalizeBlock(f) => f,
             other => return Err(AppError::Invariant(format!("unexpected {other:?}"))),
@@ -160,6 +173,22 @@ impl Harness {
             app_hash,
         })
     }
+}
+
+fn finalize_request(height: u64, txs: Vec<Bytes>) -> Result<request::FinalizeBlock, AppError> {
+    Ok(request::FinalizeBlock {
+        txs,
+        decided_last_commit: CommitInfo {
+            round: 0u8.into(),
+            votes: Vec::new(),
+        },
+        misbehavior: Vec::new(),
+        hash: Default::default(),
+        height: height_of(height)?,
+        time: time(),
+        next_validators_hash: Default::default(),
+        proposer_address: proposer(),
+    })
 }
 
 fn height_of(h: u64) -> Result<tendermint::block::Height, AppError> {
