@@ -439,6 +439,33 @@ mod tests {
     }
 
     #[test]
+    fn encoding_matches_the_worked_example_in_docs_protocol_md() {
+        let tx = TxBody {
+            chain_id: "c".into(),
+            standard: "ed25519".into(),
+            sender: vec![7; 32],
+            nonce: 42,
+            payload: Payload::Sql {
+                schema: "app".into(),
+                sql: "DELETE FROM t".into(),
+            },
+        }
+        .with_signature(vec![9; 64]);
+        let expected = format!(
+            "01{}{}{}{}{}{}{}{}",
+            "0000000163",
+            "0000000765643235353139",
+            format!("00000020{}", "07".repeat(32)),
+            "000000000000002a",
+            "03",
+            "00000003617070",
+            "0000000d44454c4554452046524f4d2074",
+            format!("00000040{}", "09".repeat(64)),
+        );
+        assert_eq!(hex::encode(tx.encode()), expected);
+    }
+
+    #[test]
     fn tx_hash_parses_both_cases_and_prints_upper() {
         let h = sample().hash();
         let lower = h.to_string().to_lowercase();
