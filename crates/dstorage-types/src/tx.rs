@@ -451,17 +451,18 @@ mod tests {
             },
         }
         .with_signature(vec![9; 64]);
-        let expected = format!(
-            "01{}{}{}{}{}{}{}{}",
-            "0000000163",
-            "0000000765643235353139",
+        let expected = [
+            "01".to_string(),
+            "0000000163".to_string(),
+            "0000000765643235353139".to_string(),
             format!("00000020{}", "07".repeat(32)),
-            "000000000000002a",
-            "03",
-            "00000003617070",
-            "0000000d44454c4554452046524f4d2074",
+            "000000000000002a".to_string(),
+            "03".to_string(),
+            "00000003617070".to_string(),
+            "0000000d44454c4554452046524f4d2074".to_string(),
             format!("00000040{}", "09".repeat(64)),
-        );
+        ]
+        .concat();
         assert_eq!(hex::encode(tx.encode()), expected);
     }
 
