@@ -67,7 +67,9 @@ pub fn fuzz_one(data: &[u8]) {
             if *name != "secp256k1_sha256" {
                 match a.parse_identity(&canonical) {
                     Ok(again) if again == parsed => {}
-                    other => panic!("{name}: canonical {canonical} of {text:?} does not parse back: {other:?}"),
+                    other => panic!(
+                        "{name}: canonical {canonical} of {text:?} does not parse back: {other:?}"
+                    ),
                 }
             }
         }
