@@ -31,6 +31,9 @@ pub enum NodeCommand {
         /// The node home (created by `init` or `testnet`).
         #[arg(long, env = "DSTORAGE_HOME")]
         home: PathBuf,
+        /// Print one JSON line (chain id, API address) when the node is ready.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a single-validator network with embedded defaults (the quickest start).
     Devnet(DevnetArgs),
@@ -89,6 +92,8 @@ pub enum NodeCommand {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Benchmark local networks: committed tx/s, commit latency, where the CPU goes.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Options of every client command.
@@ -128,6 +133,9 @@ pub struct InitArgs {
     /// First of three consecutive ports: P2P, RPC, ABCI.
     #[arg(long, default_value_t = 26656)]
     pub base_port: u16,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `dstorage devnet`.
@@ -145,10 +153,13 @@ pub struct DevnetArgs {
     /// Delete the devnet's data first and start a fresh chain.
     #[arg(long)]
     pub reset: bool,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `dstorage testnet`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 pub struct TestnetArgs {
     /// Number of validators.
     #[arg(long, default_value_t = 4)]
@@ -165,6 +176,9 @@ pub struct TestnetArgs {
     /// Only lay out the nodes (print their homes and APIs), do not start them.
     #[arg(long)]
     pub init_only: bool,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn home_dir() -> PathBuf {
@@ -190,22 +204,32 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         NodeCommand::Init(a) => {
             let bin = cometbft::locate_cometbft()?;
-            init_single(&bin, &a.home, &a.chain_id, &a.api_addr, a.base_port)?;
-            println!(
-                "initialised {} (chain {}, API {})",
-                a.home.display(),
-                a.chain_id,
-                a.api_addr
-            );
-            println!("start it with: dstorage start --home {}", a.home.display());
+            let c = init_single(&bin, &a.home, &a.chain_id, &a.api_addr, a.base_port)?;
+            if a.json {
+                println!("{}", ready_json(&a.home, &c));
+            } else {
+                println!(
+                    "initialised {} (chain {}, API {})",
+                    a.home.display(),
+                    c.chain_id,
+                    c.api_addr
+                );
+                println!("start it with: dstorage start --home {}", a.home.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
-        NodeCommand::Start { home } => {
-            crate::run::run_node(&home, None).await?;
+        NodeCommand::Start { home, json } => {
+            let shown = home.clone();
+            let ready: Option<crate::run::OnReady> = json.then(|| {
+                Box::new(move |c: &NodeConfig| println!("{}", ready_json(&shown, c)))
+                    as crate::run::OnReady
+            });
+            crate::run::run_node(&home, ready).await?;
             Ok(ExitCode::SUCCESS)
         }
         NodeCommand::Devnet(a) => devnet(a).await,
         NodeCommand::Testnet(a) => testnet(a).await,
+        NodeCommand::Bench(a) => crate::bench::run(a).await,
         NodeCommand::Deploy {
             file,
             schema,
@@ -372,7 +396,13 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
         .await??
     };
     let home_shown = home.display().to_string();
+    let json = a.json;
+    let home_for_json = home.clone();
     let greeting: crate::run::OnReady = Box::new(move |c: &NodeConfig| {
+        if json {
+            println!("{}", ready_json(&home_for_json, c));
+            return;
+        }
         let exe = command_name();
         let api = format!("http://{}", c.api_addr);
         println!();
@@ -441,22 +471,20 @@ async fn testnet(a: TestnetArgs) -> anyhow::Result<ExitCode> {
     }
     let bin = tokio::task::spawn_blocking(cometbft::locate_cometbft).await??;
     let nodes = {
-        let a2 = TestnetArgs {
-            validators: a.validators,
-            dir: a.dir.clone(),
-            base_port: a.base_port,
-            chain_id: a.chain_id.clone(),
-            init_only: a.init_only,
-        };
+        let a2 = a.clone();
         tokio::task::spawn_blocking(move || plan(&bin, &a2)).await??
     };
     for (home, c) in &nodes {
-        println!(
-            "{}  home {}  API http://{}",
-            c.moniker,
-            home.display(),
-            c.api_addr
-        );
+        if a.json {
+            println!("{}", ready_json(home, c));
+        } else {
+            println!(
+                "{}  home {}  API http://{}",
+                c.moniker,
+                home.display(),
+                c.api_addr
+            );
+        }
     }
     if a.init_only {
         return Ok(ExitCode::SUCCESS);
@@ -506,6 +534,19 @@ async fn testnet(a: TestnetArgs) -> anyhow::Result<ExitCode> {
         None => Ok(ExitCode::SUCCESS),
         Some((i, status)) => bail!("node{i} exited unexpectedly ({status:?}); stopped the others"),
     }
+}
+
+/// One JSON line describing a node: what scripts need to talk to it.
+fn ready_json(home: &Path, c: &NodeConfig) -> String {
+    serde_json::json!({
+        "moniker": c.moniker,
+        "home": home.display().to_string(),
+        "chain_id": c.chain_id,
+        "api": format!("http://{}", c.api_addr),
+        "rpc": format!("http://127.0.0.1:{}", c.rpc_port),
+        "p2p_port": c.p2p_port,
+    })
+    .to_string()
 }
 
 fn schema_from_file(file: &Path) -> anyhow::Result<String> {
