@@ -687,6 +687,12 @@ impl<'e> Block<'e> {
                 Ok(v)
             }
             Err(e) => {
+                if self.conn.is_autocommit() {
+                    // SQLite already rolled back the whole block transaction (it does so when a
+                    // writing statement is interrupted, e.g. by the cost meter): there is no
+                    // savepoint left. Report the original error; the caller must discard the block.
+                    return Err(e);
+                }
                 internal(self.conn, "ROLLBACK TO dstorage_tx")?;
                 internal(self.conn, "RELEASE dstorage_tx")?;
                 match snapshot {

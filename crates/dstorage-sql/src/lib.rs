@@ -17,6 +17,7 @@ mod changeset;
 mod engine;
 mod error;
 mod estimate;
+pub mod fuzzing;
 mod guard;
 mod meter;
 
