@@ -77,6 +77,11 @@ fn seed_example_hash_is_pinned() {
 fn seed_example_encoding_decodes_to_the_same_records_and_prints_a_table() {
     let cs = seed_block_changeset();
     let bytes = cs.encode();
+    // The exact bytes are worked through field by field in docs/changeset.md.
+    assert_eq!(
+        hex::encode(&bytes),
+        "44534353010000000302000000096170702e7573657273000100000180000000000000010001000201800000000000003203000000096170702e757365727300010000018000000000000003000001000000096170702e75736572730001000001800000000000000400030000018000000000000004000102000000086574685f6d617869000201800000000000002c"
+    );
     assert_eq!(&bytes[..5], b"DSCS\x01");
     assert_eq!(Changeset::decode(&bytes).expect("decode"), cs);
     let table = cs.to_string();
