@@ -16,7 +16,7 @@ use dstorage_client::api::*;
 use dstorage_sql::SqlError;
 use dstorage_types::tx::{tx_hash, TxHash};
 
-use crate::cometbft::CometRpc;
+use crate::cometbft::{BroadcastSync, CometError, CometRpc};
 use crate::metrics::Metrics;
 
 /// The OpenAPI 3 document describing every route.
@@ -24,6 +24,9 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// How long `wait = commit` waits before answering 504 (the transaction may still commit later).
 pub const COMMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// CometBFT's RPC error for bytes already in its mempool cache (committed or pending).
+const TX_IN_CACHE: &str = "tx already exists in cache";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -133,8 +136,19 @@ async fn broadcast(
     State(s): State<ApiState>,
     body: Result<Json<BroadcastRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<BroadcastResponse> {
-    let Json(req) =
-        body.map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    let max = s.app.config().max_tx_bytes;
+    let Json(req) = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            // The body limit is twice the transaction limit (hex) plus room for the JSON around it.
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("request body too large: a transaction may be at most {max} bytes"),
+            )
+        } else {
+            ApiError::bad_request(format!("invalid request body: {e}"))
+        }
+    })?;
     let bytes = hex::decode(req.tx.trim().trim_start_matches("0x")).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -142,7 +156,6 @@ async fn broadcast(
             format!("tx is not hex: {e}"),
         )
     })?;
-    let max = s.app.config().max_tx_bytes;
     if bytes.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -156,13 +169,36 @@ async fn broadcast(
     let hash = tx_hash(&bytes);
     // Subscribe before broadcasting so the commit cannot slip by unseen.
     let mut commits = s.app.subscribe();
-    let checked = s.rpc.broadcast_tx_sync(&bytes).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "consensus_unavailable",
-            e.to_string(),
-        )
-    })?;
+    let checked = match s.rpc.broadcast_tx_sync(&bytes).await {
+        Ok(checked) => checked,
+        // CometBFT answers these exact bytes from its mempool cache, without asking the app: they were
+        // committed before (a replay) or are waiting in the mempool (a resend, which is admitted already).
+        Err(CometError::RpcError { data, .. }) if data.contains(TX_IN_CACHE) => {
+            if let Some(rec) = lookup(&s, hash).await? {
+                s.metrics.checktx_refused("nonce_replayed");
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "nonce_replayed",
+                    format!(
+                        "transaction {hash} was already committed at height {} (nonce {} was already used)",
+                        rec.height,
+                        rec.nonce.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+                    ),
+                ));
+            }
+            BroadcastSync {
+                check_tx: Default::default(),
+                hash: hash.to_string(),
+            }
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "consensus_unavailable",
+                e.to_string(),
+            ))
+        }
+    };
     if checked.check_tx.code != 0 {
         let code = dstorage_types::result::ResultCode::from_code(checked.check_tx.code)
             .map(|c| c.name().to_string())
