@@ -121,6 +121,14 @@ pub enum VerifyError {
         /// The identity that actually signed.
         recovered: String,
     },
+    /// None of the keys recoverable from an ECDSA signature has the address that was named.
+    #[error("{standard}: no key recoverable from this signature has address {address}")]
+    NoKeyForAddress {
+        /// The standard that refused it.
+        standard: &'static str,
+        /// The address that was named.
+        address: String,
+    },
     /// The signature equation does not hold for this key and message.
     #[error("{standard}: signature does not verify for public key {key}")]
     BadSignature {

@@ -245,11 +245,9 @@ impl Authenticator for Secp256k1Sha256 {
                 return self.identifier(&sender);
             }
         }
-        Err(VerifyError::BadSignature {
+        Err(VerifyError::NoKeyForAddress {
             standard: NAME,
-            key: format!(
-                "(none of the keys recoverable from this signature has address {identity})"
-            ),
+            address: identity.to_owned(),
         }
         .into())
     }
@@ -303,7 +301,12 @@ mod tests {
                 .unwrap(),
             id
         );
-        assert!(std.verify_identity(&id, b"hellO", &sig).is_err());
+        assert_eq!(
+            std.verify_identity(&id, b"hellO", &sig)
+                .unwrap_err()
+                .to_string(),
+            format!("secp256k1_sha256: no key recoverable from this signature has address {id}")
+        );
     }
 
     #[test]
