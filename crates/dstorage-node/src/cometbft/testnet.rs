@@ -202,8 +202,9 @@ const FREE_PORT_RANGE: (u16, u16) = (20_000, 32_000);
 
 /// Find `count` consecutive ports that are free on 127.0.0.1 now and return the first, e.g. for
 /// [`plan_testnet`]'s base port in tests that run in parallel. Ranges handed out by this process are never
-/// handed out again by it, so parallel tests in one binary cannot collide; other processes are avoided by
-/// binding each port once (a process that binds after the check can still take one: retry with another base).
+/// handed out again by it, so parallel tests in one binary cannot collide; other processes calling this
+/// function are kept off the range by a lock file per port (see [`reserve_across_processes`]); any other
+/// process is avoided by binding each port once (one that binds after the check can still take a port).
 pub fn find_free_ports(count: u16) -> Result<u16> {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::Mutex;
@@ -228,7 +229,9 @@ pub fn find_free_ports(count: u16) -> Result<u16> {
         if handed_out.iter().any(|&(b, e)| base < e && b < end) {
             continue;
         }
-        if (base..end).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+        if (base..end).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+            && reserve_across_processes(base, end)
+        {
             handed_out.push((base, end));
             return Ok(base);
         }
@@ -236,6 +239,42 @@ pub fn find_free_ports(count: u16) -> Result<u16> {
     Err(CometError::Invalid(format!(
         "found no {count} consecutive free ports in {low}..{high}"
     )))
+}
+
+/// Lock `<tmp>/dstorage-ports/<port>` for each port of `base..end` until this process exits, so parallel test
+/// processes (which each plan networks between checking ports and binding them) never pick overlapping ranges.
+/// Returns false if another process holds one of them. Best effort: if locking is not possible at all (no temp
+/// folder, no file locks), the range counts as reserved.
+fn reserve_across_processes(base: u16, end: u16) -> bool {
+    use std::sync::Mutex;
+    static HELD: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+
+    let dir = std::env::temp_dir().join("dstorage-ports");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return true;
+    }
+    let mut locks = Vec::new();
+    for port in base..end {
+        let file = match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+        {
+            Ok(file) => file,
+            Err(_) => return true,
+        };
+        match file.try_lock() {
+            Ok(()) => locks.push(file),
+            // Dropping `locks` releases what this attempt took.
+            Err(std::fs::TryLockError::WouldBlock) => return false,
+            Err(std::fs::TryLockError::Error(_)) => return true,
+        }
+    }
+    HELD.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .extend(locks);
+    true
 }
 
 #[cfg(test)]
@@ -248,6 +287,14 @@ mod tests {
         let b = find_free_ports(16).unwrap();
         assert!(a + 16 <= b || b + 16 <= a, "{a} and {b} overlap");
         assert!(std::net::TcpListener::bind(("127.0.0.1", a)).is_ok());
+    }
+
+    #[test]
+    fn a_handed_out_range_is_locked_against_other_processes() {
+        let base = find_free_ports(4).unwrap();
+        // A second reservation opens the lock files anew, as another process would; flock refuses it.
+        assert!(!reserve_across_processes(base, base + 4));
+        assert!(!reserve_across_processes(base + 3, base + 5));
     }
 
     #[test]
