@@ -82,6 +82,12 @@ async fn two_of_four_stopped_halts_without_divergence() {
         .await
         .expect("CheckTx admits the write")
         .hash;
+    // Resending the same bytes while they wait is admitted again, not mistaken for an outage.
+    let again = c0
+        .broadcast(&tx, WaitFor::Sync)
+        .await
+        .expect("a resend of a waiting transaction is admitted");
+    assert_eq!(again.hash, pending);
 
     let watch_until = tokio::time::Instant::now() + HALT_WATCH;
     let mut polls = 0;
