@@ -7,7 +7,7 @@ use dstorage_sql::{Engine, EngineConfig, Value};
 use rusqlite::session::Session;
 use rusqlite::Connection;
 
-const ROWS: u64 = 2_000;
+const ROWS: u64 = 20_000;
 const CREATE: &str =
     "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER NOT NULL) STRICT";
 
@@ -114,7 +114,7 @@ fn benches(c: &mut Criterion) {
 
 criterion_group! {
     name = insert;
-    config = Criterion::default().sample_size(20);
+    config = Criterion::default().sample_size(10);
     targets = benches
 }
 criterion_main!(insert);

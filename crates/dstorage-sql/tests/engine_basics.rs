@@ -269,3 +269,22 @@ fn cross_schema_reads_work_and_writes_are_refused() {
     }
     assert!(block.changeset().expect("cs").records.is_empty());
 }
+
+#[test]
+fn engine_and_reader_can_move_to_other_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Engine>();
+    assert_send::<dstorage_sql::Reader>();
+    let (_dir, mut engine) = engine();
+    seed_users(&mut engine);
+    let mut reader = engine.reader().expect("reader");
+    let rows = std::thread::spawn(move || {
+        reader
+            .query("app", "SELECT id FROM users", LIMIT)
+            .expect("query")
+            .rows
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(rows.len(), 3);
+}

@@ -161,6 +161,14 @@ fn estimate_ranks_a_full_scan_above_an_index_lookup() {
         "{:?}",
         scan.plan
     );
+    let insert = reader
+        .estimate("app", "INSERT INTO t VALUES (5000, 'x', 1)")
+        .expect("a reader estimates writes too, for the mempool");
+    assert!(insert.cost > 0 && insert.bounded);
+    let refused = reader
+        .estimate("app", "SELECT random()")
+        .expect_err("guarded");
+    assert!(refused.to_string().contains("random()"), "{refused}");
     let cte = reader.estimate("app", RUNAWAY_CTE).expect("cte");
     assert!(!cte.bounded, "a recursive CTE cannot be bounded: {cte:?}");
 }
