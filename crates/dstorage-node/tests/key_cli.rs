@@ -404,3 +404,27 @@ fn sign_reproduces_the_published_web3_signature_from_a_key_file() {
     assert_eq!(signed["signature"], WEB3_SIGNATURE);
     assert_eq!(signed["identity"], WEB3_ADDRESS);
 }
+
+#[test]
+fn new_with_out_and_json_describes_the_new_key_and_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.key");
+    let out = dstorage(&[
+        "key",
+        "new",
+        "--type",
+        "ed25519",
+        "--out",
+        path.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = json(&out);
+    assert_eq!(shown["file"], path.to_str().unwrap());
+    assert_eq!(shown["key_type"], "ed25519");
+    assert!(shown.get("secret_key").is_none());
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(shown["public_key"], file["public_key"]);
+    assert_eq!(shown["identities"]["near_nep413"], file["public_key"]);
+}
