@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 
 use dstorage_types::value::Value;
@@ -188,6 +189,7 @@ impl Engine {
         auth.install(&mut conn)?;
         let meter = Meter::new();
         meter.install(&mut conn)?;
+        meter.install_function(&conn)?;
         Ok(Engine {
             conn,
             cache: RefCell::new(RewriteCache::default()),
@@ -279,7 +281,7 @@ fn new_session(conn: &Connection) -> Result<Session<'_>, SqlError> {
 /// on the text and the database schema, so the cache is cleared by every DDL.
 #[derive(Default)]
 struct RewriteCache {
-    entries: BTreeMap<String, BTreeMap<String, guard::Rewritten>>,
+    entries: BTreeMap<String, BTreeMap<String, Arc<guard::Rewritten>>>,
     len: usize,
 }
 
@@ -287,10 +289,10 @@ struct RewriteCache {
 const REWRITE_CACHE_CAPACITY: usize = 1_024;
 
 impl RewriteCache {
-    fn get(&self, schema: &str, sql: &str) -> Option<&guard::Rewritten> {
+    fn get(&self, schema: &str, sql: &str) -> Option<&Arc<guard::Rewritten>> {
         self.entries.get(schema)?.get(sql)
     }
-    fn insert(&mut self, schema: &str, sql: &str, rewritten: guard::Rewritten) {
+    fn insert(&mut self, schema: &str, sql: &str, rewritten: Arc<guard::Rewritten>) {
         if self.len >= REWRITE_CACHE_CAPACITY {
             self.clear();
         }
@@ -438,7 +440,7 @@ fn run_inner(
         if let Some(d) = auth.take_denial() {
             return d;
         }
-        if e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) {
+        if meter.exceeded() || e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) {
             return SqlError::CostLimitExceeded {
                 limit,
                 used: used.saturating_add(counted),
@@ -467,7 +469,7 @@ fn run_inner(
     stmt.reset_status(StatementStatus::VmStep);
     let ncols = stmt.column_count();
     let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-    meter.arm(limit.saturating_sub(used));
+    meter.arm(limit.saturating_sub(used), !stmt.readonly());
     let mut out_rows = Vec::new();
     {
         let mut rows = stmt.raw_query();
@@ -750,7 +752,7 @@ impl<'e> Block<'e> {
             internal(self.conn, "SAVEPOINT dstorage_tx")?;
             let mut out = ExecOutcome::default();
             let result = self
-                .run_rewritten(schema, rewritten, params, limit, &mut out)
+                .run_rewritten(schema, &rewritten, params, limit, &mut out)
                 .map(|()| out);
             return self.finish_tx(result, snapshot);
         }
@@ -805,12 +807,13 @@ impl<'e> Block<'e> {
             // prepared statement is not re-authorized, and the same physical text could
             // otherwise be reused by a statement running in another schema.
             rewritten.exec_sql = format!("/* {schema} */ {}", rewritten.sql);
+            let rewritten = Arc::new(rewritten);
             if cacheable && matches!(rewritten.kind, Kind::Query | Kind::Dml) {
                 self.cache
                     .borrow_mut()
-                    .insert(schema, sql, rewritten.clone());
+                    .insert(schema, sql, Arc::clone(&rewritten));
             }
-            self.run_rewritten(schema, rewritten, params, limit, &mut out)?;
+            self.run_rewritten(schema, &rewritten, params, limit, &mut out)?;
         }
         Ok(out)
     }
@@ -818,7 +821,7 @@ impl<'e> Block<'e> {
     fn run_rewritten(
         &mut self,
         schema: &str,
-        rewritten: guard::Rewritten,
+        rewritten: &guard::Rewritten,
         params: &[Value],
         limit: u64,
         out: &mut ExecOutcome,
@@ -877,7 +880,11 @@ impl<'e> Block<'e> {
                 used: out.cost,
                 limit,
             },
-        )?;
+        );
+        if self.conn.is_autocommit() {
+            return Err(SqlError::BlockAborted);
+        }
+        let step = step?;
         if self.conn.is_autocommit() {
             // Only a ROLLBACK can end the block's transaction; the guard refuses every way
             // to issue one, so this is a broken invariant, not bad input.
@@ -892,11 +899,11 @@ impl<'e> Block<'e> {
         match rewritten.kind {
             Kind::Ddl => self.pending_ddl.push(ChangesetRecord::Ddl {
                 schema: schema.to_owned(),
-                sql: rewritten.sql,
+                sql: rewritten.sql.clone(),
             }),
             Kind::DropTables { .. } => self.closed.push(ChangesetRecord::Ddl {
                 schema: schema.to_owned(),
-                sql: rewritten.sql,
+                sql: rewritten.sql.clone(),
             }),
             Kind::Query | Kind::Dml => {}
         }
@@ -1001,6 +1008,8 @@ impl Reader {
         auth.install(&mut conn)?;
         let meter = Meter::new();
         meter.install(&mut conn)?;
+        // Estimates of write statements prepare them with the injected meter call.
+        meter.install_function(&conn)?;
         Ok(Reader {
             conn,
             auth,

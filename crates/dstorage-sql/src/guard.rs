@@ -254,7 +254,9 @@ fn judge(mode: &Mode, action: &AuthAction<'_>) -> Result<(), SqlError> {
         }
         AuthAction::Function { function_name } => {
             let lower = function_name.to_ascii_lowercase();
-            if ALLOWED_FUNCTIONS.contains(&lower.as_str()) {
+            // The meter function is injected by the guard; the AST pass refuses it in user SQL.
+            if ALLOWED_FUNCTIONS.contains(&lower.as_str()) || lower == crate::meter::METER_FUNCTION
+            {
                 Ok(())
             } else {
                 Err(refused(
@@ -426,6 +428,9 @@ pub(crate) fn rewrite(
     if let ControlFlow::Break(e) = stmt.visit(&mut orderer) {
         return Err(e);
     }
+    if kind == Kind::Dml {
+        inject_meter(&mut stmt, catalog);
+    }
     let sql = match &mut stmt {
         // sqlparser prints `WITHOUT ROWID` and `STRICT` without the comma SQLite requires
         // between table options, so print them here.
@@ -448,6 +453,108 @@ pub(crate) fn rewrite(
         kind,
         ctes,
     })
+}
+
+fn meter_call(args: Vec<Expr>) -> Expr {
+    Expr::Function(sqlparser::ast::Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(
+            crate::meter::METER_FUNCTION,
+        ))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| {
+                    sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e))
+                })
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+/// Gate `selection` with a meter call whose arguments name a key column of each table in
+/// `from`: a WHERE term is evaluated in the innermost loop over the tables it references,
+/// so naming all of them makes SQLite call the meter for every row combination of a join.
+fn gate(
+    selection: &mut Option<Expr>,
+    from: &[sqlparser::ast::TableWithJoins],
+    catalog: &dyn Catalog,
+) {
+    let mut args = Vec::new();
+    for twj in from {
+        for tf in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            if let TableFactor::Table {
+                name,
+                alias: Some(alias),
+                ..
+            } = tf
+            {
+                let physical = name.to_string().trim_matches('"').replace("\"\"", "\"");
+                if let Some(col) = catalog
+                    .primary_key(&physical)
+                    .and_then(|pk| pk.into_iter().next())
+                {
+                    args.push(Expr::CompoundIdentifier(vec![
+                        alias.name.clone(),
+                        Ident::with_quote('"', col),
+                    ]));
+                }
+            }
+        }
+    }
+    *selection = Some(match selection.take() {
+        None => meter_call(args),
+        Some(e) => Expr::BinaryOp {
+            left: Box::new(meter_call(args)),
+            op: sqlparser::ast::BinaryOperator::And,
+            right: Box::new(Expr::Nested(Box::new(e))),
+        },
+    });
+}
+
+/// Put `dstorage_meter()` first in every WHERE of a write statement (its own and those of
+/// every SELECT in it), so a write past its budget fails with an ordinary error instead of
+/// being interrupted (see `Meter::tick`).
+fn inject_meter(stmt: &mut Statement, catalog: &dyn Catalog) {
+    fn selects(body: &mut SetExpr, catalog: &dyn Catalog) {
+        match body {
+            SetExpr::Select(s) => gate(&mut s.selection, &s.from, catalog),
+            SetExpr::SetOperation { left, right, .. } => {
+                selects(left, catalog);
+                selects(right, catalog);
+            }
+            _ => {}
+        }
+    }
+    struct Injector<'a>(&'a dyn Catalog);
+    impl VisitorMut for Injector<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            selects(&mut q.body, self.0);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Injector(catalog));
+    match stmt {
+        Statement::Update {
+            selection, table, ..
+        } => gate(selection, std::slice::from_ref(table), catalog),
+        Statement::Delete(d) => {
+            let from = match &d.from {
+                sqlparser::ast::FromTable::WithFromKeyword(f)
+                | sqlparser::ast::FromTable::WithoutKeyword(f) => f.clone(),
+            };
+            gate(&mut d.selection, &from, catalog)
+        }
+        _ => {}
+    }
 }
 
 /// Refuse the ROLLBACK conflict resolution: it would end the whole block's transaction,

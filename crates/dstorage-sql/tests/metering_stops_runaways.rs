@@ -217,3 +217,51 @@ fn estimate_is_within_a_factor_of_four_of_the_metered_cost() {
         lines.join("\n")
     );
 }
+
+#[test]
+fn runaway_write_fails_alone_and_the_block_keeps_its_earlier_transactions() {
+    // SQLite rolls back the whole transaction when a write statement is interrupted, so
+    // writes are stopped by the injected meter call instead: only this transaction goes.
+    let used_in_fresh_block = || {
+        let (_dir, mut engine) = with_rows(50);
+        let mut block = engine.begin_block().expect("begin");
+        block
+            .execute("app", "INSERT INTO t VALUES (1000, 'kept', 1)", LIMIT)
+            .expect("earlier transaction");
+        let err = block
+            .execute(
+                "app",
+                "INSERT INTO t SELECT x, 'n', 1 FROM (WITH RECURSIVE c(x) AS (SELECT 2000 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c)",
+                50_000,
+            )
+            .expect_err("runaway insert");
+        let used = match err {
+            SqlError::CostLimitExceeded {
+                limit: 50_000,
+                used,
+            } => used,
+            other => panic!("expected cost limit exceeded, got {other}"),
+        };
+        let err = block
+            .execute(
+                "app",
+                "UPDATE t SET name = name || 'x' WHERE id IN (SELECT a.id FROM t a, t b, t c, t d)",
+                50_000,
+            )
+            .expect_err("runaway update");
+        assert!(matches!(err, SqlError::CostLimitExceeded { .. }), "{err}");
+        let cs = block.changeset().expect("changeset");
+        assert_eq!(cs.records.len(), 1, "only the earlier insert remains: {cs}");
+        block
+            .execute("app", "INSERT INTO t VALUES (1001, 'after', 1)", LIMIT)
+            .expect("block goes on");
+        block.commit().expect("commit");
+        used
+    };
+    let first = used_in_fresh_block();
+    assert_eq!(first, used_in_fresh_block());
+    assert!(
+        first > 50_000 && first <= 50_000 + PROGRESS_STEP,
+        "used {first}"
+    );
+}
