@@ -1,7 +1,7 @@
 //! Four real validators under a steady write load; one `dstorage start` process is killed with SIGKILL (its
-//! CometBFT then exits by itself when the ABCI connection drops). The other three keep committing; restarted, the
-//! killed node catches up to the same app hash at every height, and every write acknowledged as committed is
-//! present on all four nodes.
+//! CometBFT then exits by itself when the ABCI connection drops). The other three keep committing; restarted
+//! (and killed once more while catching up), the node catches up to the same app hash at every height, and every
+//! write acknowledged as committed is present on all four nodes.
 
 mod common;
 
@@ -116,6 +116,7 @@ async fn validator_killed_with_sigkill_catches_up() {
     let before_kill = wait_acks(&count, 0, 10, "writes before the kill").await;
 
     // SIGKILL the node process; its CometBFT must go away by itself.
+    let victim_height = net.nodes[VICTIM].height().await.expect("victim height");
     let (pid, comet) = net.nodes[VICTIM].kill9();
     assert!(
         common::process_name(pid).is_none(),
@@ -129,7 +130,16 @@ async fn validator_killed_with_sigkill_catches_up() {
     net.wait_height(killed_at + 4, WAIT).await;
     let during = wait_acks(&count, before_kill, 10, "writes while a validator is down").await;
 
-    // Restarted, the node catches up with the others while the load goes on.
+    // Restarted, it is killed again once it has executed blocks past the first kill (likely mid-way through
+    // catching up), then restarted for good: it catches up with the others while the load goes on.
+    net.nodes[VICTIM].start().await;
+    net.nodes[VICTIM].wait_height(victim_height + 2, WAIT).await;
+    let (_, comet) = net.nodes[VICTIM].kill9();
+    common::wait_gone(
+        comet.expect("CometBFT child"),
+        "CometBFT of the node killed again",
+    )
+    .await;
     net.nodes[VICTIM].start().await;
     let target = net.nodes[0].height().await.expect("height") + 2;
     net.nodes[VICTIM].wait_height(target, WAIT).await;

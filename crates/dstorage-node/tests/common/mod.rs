@@ -206,7 +206,9 @@ impl Node {
     /// SIGTERM the node and wait for it to exit; returns its status. Panics if it takes longer than
     /// [`STOP_WAIT`] or if its CometBFT outlives it.
     pub async fn stop(&mut self) -> ExitStatus {
-        let comet = self.comet_pid();
+        let comet = self
+            .comet_pid()
+            .unwrap_or_else(|| panic!("node{} runs no CometBFT child", self.index));
         let mut child = self
             .child
             .take()
@@ -228,9 +230,7 @@ impl Node {
             }
             tokio::time::sleep(POLL).await;
         };
-        if let Some(pid) = comet {
-            wait_gone(pid, "CometBFT after its node stopped").await;
-        }
+        wait_gone(comet, "CometBFT after its node stopped").await;
         status
     }
 
