@@ -364,6 +364,17 @@ pub struct Net {
     pub dir: tempfile::TempDir,
 }
 
+impl Drop for Net {
+    fn drop(&mut self) {
+        // Keep the homes (databases, CometBFT data, node.log) of a failed test, or of any with
+        // DSTORAGE_KEEP_TEST_DIRS set, for a look afterwards.
+        if std::thread::panicking() || std::env::var_os("DSTORAGE_KEEP_TEST_DIRS").is_some() {
+            self.dir.disable_cleanup(true);
+            eprintln!("kept the network's folder {}", self.dir.path().display());
+        }
+    }
+}
+
 impl Net {
     /// Lay out `n` validators with `dstorage testnet --init-only` on free ports (nothing runs yet).
     pub fn layout(n: usize) -> Net {
