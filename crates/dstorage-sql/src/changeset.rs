@@ -397,7 +397,27 @@ fn apply_schema_record(conn: &Connection, r: &ChangesetRecord) -> Result<(), Sql
             crate::engine::drop_schema_objects(conn, name)?;
             conn.execute("DELETE FROM _dstorage_schemas WHERE name = ?1", [name])?;
         }
-        ChangesetRecord::Ddl { sql, .. } => conn.execute_batch(sql)?,
+        ChangesetRecord::Ddl { schema, sql } => {
+            // Changeset bytes may come from elsewhere: run only the DDL kinds a block can
+            // record, and only on objects of the record's schema.
+            let prefix = format!("\"{schema}.");
+            // The engine writes SQLite's `STRICT, WITHOUT ROWID`, which the parser reads
+            // in its own order.
+            let parseable = sql.replace(" STRICT, WITHOUT ROWID", " WITHOUT ROWID STRICT");
+            for stmt in crate::guard::parse(&parseable)? {
+                use sqlparser::ast::Statement as S;
+                let allowed = matches!(
+                    stmt,
+                    S::CreateTable(_) | S::CreateIndex(_) | S::CreateView { .. } | S::Drop { .. }
+                );
+                if !allowed || !stmt.to_string().contains(&prefix) {
+                    return Err(SqlError::ChangesetApply(format!(
+                        "DDL record is not a table, index or view statement of schema {schema}: {sql}"
+                    )));
+                }
+            }
+            conn.execute_batch(sql)?
+        }
         ChangesetRecord::Row(_) => {}
     }
     Ok(())

@@ -965,6 +965,8 @@ impl<'e> Block<'e> {
 
     /// Roll the whole block back.
     pub fn discard(mut self) -> Result<(), SqlError> {
+        // Rewrites cached during the block may name tables the rollback removes.
+        self.cache.borrow_mut().clear();
         self.session = None;
         self.finished = true;
         self.conn.execute_batch("ROLLBACK")?;
@@ -977,6 +979,7 @@ impl Drop for Block<'_> {
         if !self.finished {
             // A block dropped without commit (an error path, a panic) must not leave the
             // write transaction open.
+            self.cache.borrow_mut().clear();
             self.session = None;
             let _ = self.conn.execute_batch("ROLLBACK");
         }

@@ -178,3 +178,23 @@ fn malformed_changeset_bytes_are_refused_with_an_offset() {
     bad.extend_from_slice(&[0, 0, 0, 1, b't', 0, 1, 0, 0, 0, 0, 1, 0, 0, 0]);
     assert!(Changeset::decode(&bad).is_err());
 }
+
+#[test]
+fn applying_a_forged_ddl_record_is_refused() {
+    let (_dir, engine) = setup();
+    let forged = Changeset {
+        records: vec![dstorage_sql::ChangesetRecord::Ddl {
+            schema: "app".into(),
+            sql: "ATTACH DATABASE '/tmp/x' AS x".into(),
+        }],
+    };
+    let err = forged.apply_to(engine.connection()).expect_err("forged");
+    assert!(err.to_string().contains("DDL record is not"), "{err}");
+    let other_schema = Changeset {
+        records: vec![dstorage_sql::ChangesetRecord::Ddl {
+            schema: "app".into(),
+            sql: "DROP TABLE \"bank.accounts\"".into(),
+        }],
+    };
+    assert!(other_schema.apply_to(engine.connection()).is_err());
+}
