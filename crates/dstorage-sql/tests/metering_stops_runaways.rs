@@ -265,3 +265,26 @@ fn runaway_write_fails_alone_and_the_block_keeps_its_earlier_transactions() {
         "used {first}"
     );
 }
+
+#[test]
+fn block_estimate_sees_the_blocks_own_uncommitted_rows() {
+    let (_dir, mut engine) = with_rows(10);
+    let committed = engine
+        .estimate("app", "SELECT * FROM t")
+        .expect("committed")
+        .cost;
+    let mut block = engine.begin_block().expect("begin");
+    let values: Vec<String> = (100..1100).map(|i| format!("({i}, 'x', 1)")).collect();
+    block
+        .execute(
+            "app",
+            &format!("INSERT INTO t VALUES {}", values.join(",")),
+            LIMIT,
+        )
+        .expect("insert");
+    let in_block = block
+        .estimate("app", "SELECT * FROM t")
+        .expect("in block")
+        .cost;
+    assert!(in_block > 50 * committed, "{in_block} vs {committed}");
+}
