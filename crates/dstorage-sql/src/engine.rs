@@ -562,6 +562,16 @@ pub(crate) fn drop_schema_objects(conn: &Connection, schema: &str) -> Result<(),
 }
 
 impl<'e> Block<'e> {
+    /// Refuse to go on once the block's transaction is gone (see `SqlError::BlockAborted`):
+    /// SQLite would otherwise run later statements outside any transaction.
+    fn alive(&self) -> Result<(), SqlError> {
+        if self.finished || self.conn.is_autocommit() {
+            Err(SqlError::BlockAborted)
+        } else {
+            Ok(())
+        }
+    }
+
     fn session(&mut self) -> Result<&mut Session<'e>, SqlError> {
         self.session
             .as_mut()
@@ -614,6 +624,7 @@ impl<'e> Block<'e> {
 
     /// Create a schema (a namespace of tables).
     pub fn create_schema(&mut self, schema: &str) -> Result<(), SqlError> {
+        self.alive()?;
         guard::validate_schema_name(schema)?;
         self.cache.borrow_mut().clear();
         if schema_exists(self.conn, schema)? {
@@ -629,6 +640,7 @@ impl<'e> Block<'e> {
 
     /// Drop a schema and all its tables; their rows show as deletes in the changeset.
     pub fn drop_schema(&mut self, schema: &str) -> Result<(), SqlError> {
+        self.alive()?;
         require_schema(self.conn, schema)?;
         self.cache.borrow_mut().clear();
         let snapshot = self.snapshot(true)?;
@@ -738,6 +750,7 @@ impl<'e> Block<'e> {
         params: &[Value],
         cost_limit: u64,
     ) -> Result<ExecOutcome, SqlError> {
+        self.alive()?;
         if sql.len() > self.config.max_sql_length {
             return Err(SqlError::Refused {
                 construct: format!("SQL of {} bytes", sql.len()),
@@ -917,6 +930,7 @@ impl<'e> Block<'e> {
 
     /// Put a system KV pair: same SQLite transaction as the block, not in the changeset.
     pub fn kv_put(&mut self, key: &[u8], value: &[u8]) -> Result<(), SqlError> {
+        self.alive()?;
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO _dstorage_kv(key, value) VALUES (?1, ?2)")?
             .execute(rusqlite::params![key, value])?;
@@ -925,6 +939,7 @@ impl<'e> Block<'e> {
 
     /// Delete a system KV pair.
     pub fn kv_delete(&mut self, key: &[u8]) -> Result<(), SqlError> {
+        self.alive()?;
         self.conn
             .prepare_cached("DELETE FROM _dstorage_kv WHERE key = ?1")?
             .execute([key])?;
@@ -957,6 +972,7 @@ impl<'e> Block<'e> {
 
     /// Commit the block: user writes and KV writes in one SQLite COMMIT.
     pub fn commit(mut self) -> Result<(), SqlError> {
+        self.alive()?;
         self.session = None;
         self.finished = true;
         self.conn.execute_batch("COMMIT")?;
