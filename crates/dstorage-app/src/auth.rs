@@ -6,6 +6,7 @@
 //! holds.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use dstorage_auth::Registry;
@@ -31,6 +32,8 @@ pub struct Verifier {
     registry: Registry,
     max_tx_bytes: usize,
     cache: Mutex<Cache>,
+    /// Wall-clock nanoseconds spent verifying signatures (metrics only).
+    verify_nanos: AtomicU64,
 }
 
 struct Cache {
@@ -50,6 +53,7 @@ impl Verifier {
                 order: VecDeque::new(),
                 identities: BTreeMap::new(),
             }),
+            verify_nanos: AtomicU64::new(0),
         }
     }
 
@@ -85,7 +89,11 @@ impl Verifier {
         let identity = match cached {
             Some(identity) => identity,
             None => {
-                let identity = self.verify(&tx)?;
+                let started = std::time::Instant::now();
+                let verified = self.verify(&tx);
+                let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.verify_nanos.fetch_add(nanos, Ordering::Relaxed);
+                let identity = verified?;
                 if let Ok(mut cache) = self.cache.lock() {
                     cache.insert(hash.0, identity.clone());
                 }
@@ -93,6 +101,11 @@ impl Verifier {
             }
         };
         Ok(Checked { tx, hash, identity })
+    }
+
+    /// Seconds spent verifying signatures so far (cache misses only; wall clock, never part of consensus).
+    pub fn verify_seconds(&self) -> f64 {
+        self.verify_nanos.load(Ordering::Relaxed) as f64 / 1e9
     }
 
     fn verify(&self, tx: &Transaction) -> Result<String, Refusal> {

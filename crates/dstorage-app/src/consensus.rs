@@ -229,6 +229,7 @@ fn finalize_and_commit(
     let height = req.height.value();
     // Transactions known to abort the whole SQLite transaction (see `Aborted`), found on earlier attempts.
     let mut aborted: BTreeMap<u32, Aborted> = BTreeMap::new();
+    let execution_started = std::time::Instant::now();
     let (block, response, event) = loop {
         let mut block = match engine.begin_block() {
             Ok(b) => b,
@@ -255,6 +256,7 @@ fn finalize_and_commit(
             }
         }
     };
+    let mut execution = execution_started.elapsed();
     let _ = reply.send(Ok(ConsensusResponse::FinalizeBlock(response)));
 
     // CometBFT sends Commit next on this connection; anything else means we lost track of the protocol.
@@ -271,7 +273,14 @@ fn finalize_and_commit(
             return false;
         }
     }
-    if let Err(e) = block.commit() {
+    let commit_started = std::time::Instant::now();
+    let committed = block.commit();
+    execution += commit_started.elapsed();
+    shared.timings.execution_nanos.fetch_add(
+        u64::try_from(execution.as_nanos()).unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    if let Err(e) = committed {
         let reason = format!("commit of block {height} failed: {e}");
         let _ = reply.send(Err(AppError::Invariant(reason.clone())));
         {

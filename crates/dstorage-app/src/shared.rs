@@ -56,6 +56,16 @@ pub struct Shared {
     pub commits: broadcast::Sender<CommitEvent>,
     /// Set when the consensus thread stopped on a fatal error.
     pub fatal: watch::Sender<Option<String>>,
+    /// Cumulative time spent executing blocks (metrics only).
+    pub timings: Timings,
+}
+
+/// Cumulative wall-clock time spent executing blocks, for `/metrics` and the benchmark (signature time is kept
+/// by [`Verifier`]). Never part of consensus: each node measures its own.
+#[derive(Debug, Default)]
+pub struct Timings {
+    /// Nanoseconds spent executing blocks (FinalizeBlock: SQL, changeset, app hash) and committing them.
+    pub execution_nanos: std::sync::atomic::AtomicU64,
 }
 
 // Requests are moved, not copied around; boxing them would only add an allocation per request.
@@ -126,6 +136,7 @@ impl App {
             mempool,
             commits,
             fatal,
+            timings: Timings::default(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let thread_shared = shared.clone();
@@ -237,6 +248,20 @@ impl App {
     /// Read access to committed state.
     pub fn reads(&self) -> &Reads {
         &self.reads
+    }
+
+    /// Seconds spent verifying signatures so far (cache misses; wall clock, metrics only).
+    pub fn signature_check_seconds(&self) -> f64 {
+        self.shared.verifier.verify_seconds()
+    }
+
+    /// Seconds spent executing and committing blocks so far (wall clock, metrics only).
+    pub fn execution_seconds(&self) -> f64 {
+        self.shared
+            .timings
+            .execution_nanos
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+            / 1e9
     }
 
     /// The configuration.

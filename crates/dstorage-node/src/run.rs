@@ -50,6 +50,12 @@ pub async fn run_node(home: &Path, on_ready: Option<OnReady>) -> anyhow::Result<
 
     let metrics = Arc::new(Metrics::new());
     {
+        let app = app.clone();
+        metrics.track_app_totals(Box::new(move || {
+            (app.signature_check_seconds(), app.execution_seconds())
+        }));
+    }
+    {
         let metrics = metrics.clone();
         let mut commits = app.subscribe();
         tokio::spawn(async move {
