@@ -8,18 +8,17 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
 use dstorage_auth::SecretKey;
-use dstorage_client::api::{StatusResponse, TxResult, WaitFor};
-use dstorage_client::{Client, ClientError, Signer};
+use dstorage_client::api::StatusResponse;
+use dstorage_client::{Client, Signer};
 use dstorage_node::cometbft::{find_free_ports, CometRpc, PORTS_PER_NODE};
 use dstorage_node::config::NodeConfig;
 use dstorage_types::identity::KeyType;
-use dstorage_types::tx::Payload;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -479,29 +478,6 @@ impl Net {
     }
 }
 
-/// Sign and broadcast `sql` in `schema` with an explicit nonce, waiting for the commit.
-pub async fn exec_with_nonce(
-    client: &Client,
-    signer: &Signer,
-    nonce: u64,
-    schema: &str,
-    sql: &str,
-) -> Result<TxResult, ClientError> {
-    let tx = signer.sign(
-        CHAIN_ID,
-        nonce,
-        Payload::Sql {
-            schema: schema.into(),
-            sql: sql.into(),
-        },
-    )?;
-    let r = client.broadcast(&tx, WaitFor::Commit).await?;
-    r.committed.ok_or_else(|| ClientError::Decode {
-        url: client.base().to_string(),
-        detail: "wait=commit answered without a result".into(),
-    })
-}
-
 /// Process ids whose parent is `parent` (from /proc).
 pub fn child_pids(parent: i32) -> Vec<i32> {
     let mut out = Vec::new();
@@ -556,9 +532,4 @@ pub async fn wait_gone(pid: i32, what: &str) {
         },
     )
     .await
-}
-
-/// The node home's path as text, for messages.
-pub fn show(p: &Path) -> String {
-    p.display().to_string()
 }
