@@ -1091,6 +1091,15 @@ fn rename_objects(stmt: &mut Statement, schema: &str) -> Result<BTreeSet<String>
             }
         },
         Statement::CreateView { name, .. } => own(name)?,
+        // `INSERT INTO t AS t`, so an upsert's `t.col` still resolves after the rename.
+        Statement::Insert(ins) if ins.table_alias.is_none() => {
+            if let sqlparser::ast::TableObject::TableName(n) = &ins.table {
+                let physical = n.to_string().trim_matches('"').to_owned();
+                if let Some((_, object)) = split_physical(&physical) {
+                    ins.table_alias = Some(Ident::new(object));
+                }
+            }
+        }
         Statement::Drop { names, .. } => {
             for n in names.iter_mut() {
                 own(n)?;

@@ -288,3 +288,21 @@ fn engine_and_reader_can_move_to_other_threads() {
     .expect("thread");
     assert_eq!(rows.len(), 3);
 }
+
+#[test]
+fn upsert_can_name_the_target_table_and_excluded_values() {
+    let (_dir, mut engine) = engine();
+    seed_users(&mut engine);
+    let mut block = engine.begin_block().expect("begin");
+    block
+        .execute(
+            "app",
+            "INSERT INTO users VALUES (1, 'satoshi', 1) ON CONFLICT(id) DO UPDATE SET age = users.age + excluded.age",
+            LIMIT,
+        )
+        .expect("upsert");
+    let out = block
+        .execute("app", "SELECT age FROM users WHERE id = 1", LIMIT)
+        .expect("select");
+    assert_eq!(out.rows.expect("rows").rows, vec![vec![Value::Integer(50)]]);
+}
