@@ -149,19 +149,40 @@ pub(crate) fn estimate(
             values_rows: 0,
             written: None,
         };
+        let mut insert_target = None;
         if let Statement::Insert(ins) = &stmt {
             if let Some(src) = &ins.source {
                 if let SetExpr::Values(v) = src.body.as_ref() {
                     tables.values_rows = v.rows.len() as u64;
                 }
             }
+            if let sqlparser::ast::TableObject::TableName(n) = &ins.table {
+                insert_target = guard::resolve(n, schema)
+                    .ok()
+                    .map(|(s, t)| guard::physical_name(&s, &t));
+            }
         }
         let rewritten = guard::rewrite(stmt, schema, false, &Catalogue { conn })?;
-        if let Ok(parsed) = guard::parse(&rewritten.sql) {
+        // sqlparser prints `INSERT INTO "s.t" AS t` but does not read it back; drop the
+        // alias for this analysis only.
+        let analysed = match &insert_target {
+            Some(physical) => {
+                let object = guard::split_physical(physical)
+                    .map(|(_, o)| o)
+                    .unwrap_or_default();
+                rewritten.sql.replacen(
+                    &format!("\"{physical}\" AS {object}"),
+                    &format!("\"{physical}\""),
+                    1,
+                )
+            }
+            None => rewritten.sql.clone(),
+        };
+        if let Ok(parsed) = guard::parse(&analysed) {
             for s in &parsed {
                 let _ = s.visit(&mut tables);
                 tables.written = match s {
-                    Statement::Insert(i) => Some(i.table.to_string().trim_matches('"').to_owned()),
+                    Statement::Insert(_) => insert_target.clone(),
                     Statement::Update { table, .. } => match &table.relation {
                         TableFactor::Table { name, .. } => {
                             Some(name.to_string().trim_matches('"').to_owned())
@@ -172,6 +193,10 @@ pub(crate) fn estimate(
                     _ => None,
                 };
             }
+        }
+        if tables.written.is_none() {
+            // The rewritten text may not parse back (e.g. `INSERT INTO "s.t" AS t`).
+            tables.written = insert_target;
         }
         let est = estimate_one(conn, auth, schema, &rewritten, &tables)?;
         total.cost = total.cost.saturating_add(est.cost);

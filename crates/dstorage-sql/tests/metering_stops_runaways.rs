@@ -189,6 +189,7 @@ const COMPARED: &[&str] = &[
     "UPDATE t SET name = 'x' WHERE id = 5",
     "UPDATE t SET name = 'x' WHERE grp = 7",
     "DELETE FROM t WHERE grp = 8",
+    "INSERT INTO t SELECT id + 10000, name, grp FROM t WHERE grp = 9",
 ];
 
 #[test]
