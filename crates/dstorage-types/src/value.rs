@@ -140,7 +140,9 @@ impl<'de> Visitor<'de> for ValueVisitor {
                 let bytes = hex::decode(&hex_text)
                     .map_err(|e| de::Error::custom(format!("blob is not hex: {e}")))?;
                 if map.next_key::<String>()?.is_some() {
-                    return Err(de::Error::custom("a blob object has exactly one key, \"blob\""));
+                    return Err(de::Error::custom(
+                        "a blob object has exactly one key, \"blob\"",
+                    ));
                 }
                 Ok(Value::Blob(bytes))
             }
