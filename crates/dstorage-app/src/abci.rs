@@ -53,7 +53,7 @@ impl Service<ConsensusRequest> for ConsensusService {
     }
 }
 
-type MempoolMsg = (Bytes, oneshot::Sender<resp::CheckTx>);
+type MempoolMsg = (Bytes, bool, oneshot::Sender<resp::CheckTx>);
 
 /// Mempool connection service: CheckTx on a dedicated thread, in arrival order.
 #[derive(Clone)]
@@ -68,8 +68,13 @@ impl MempoolService {
         std::thread::Builder::new()
             .name("mempool".into())
             .spawn(move || {
-                while let Ok((tx, reply)) = rx.recv() {
-                    let _ = reply.send(app.check_tx(&tx));
+                while let Ok((tx, recheck, reply)) = rx.recv() {
+                    let answer = if recheck {
+                        app.recheck_tx(&tx)
+                    } else {
+                        app.check_tx(&tx)
+                    };
+                    let _ = reply.send(answer);
                 }
             })
             .ok();
@@ -89,7 +94,8 @@ impl Service<MempoolRequest> for MempoolService {
     fn call(&mut self, req: MempoolRequest) -> Self::Future {
         let MempoolRequest::CheckTx(check) = req;
         let (tx, rx) = oneshot::channel();
-        let sent = self.queue.send((check.tx, tx));
+        let recheck = check.kind == tendermint::abci::request::CheckTxKind::Recheck;
+        let sent = self.queue.send((check.tx, recheck, tx));
         Box::pin(async move {
             sent.map_err(|_| "mempool thread stopped")?;
             Ok(MempoolResponse::CheckTx(

@@ -229,7 +229,7 @@ fn finalize_and_commit(
     let height = req.height.value();
     // Transactions known to abort the whole SQLite transaction (see `Aborted`), found on earlier attempts.
     let mut aborted: BTreeMap<u32, Aborted> = BTreeMap::new();
-    let execution_started = std::time::Instant::now();
+    let execution_started = crate::shared::thread_cpu_time();
     let (block, response, event) = loop {
         let mut block = match engine.begin_block() {
             Ok(b) => b,
@@ -256,7 +256,7 @@ fn finalize_and_commit(
             }
         }
     };
-    let mut execution = execution_started.elapsed();
+    let mut execution = crate::shared::thread_cpu_time().saturating_sub(execution_started);
     let _ = reply.send(Ok(ConsensusResponse::FinalizeBlock(response)));
 
     // CometBFT sends Commit next on this connection; anything else means we lost track of the protocol.
@@ -273,9 +273,9 @@ fn finalize_and_commit(
             return false;
         }
     }
-    let commit_started = std::time::Instant::now();
+    let commit_started = crate::shared::thread_cpu_time();
     let committed = block.commit();
-    execution += commit_started.elapsed();
+    execution += crate::shared::thread_cpu_time().saturating_sub(commit_started);
     shared.timings.execution_nanos.fetch_add(
         u64::try_from(execution.as_nanos()).unwrap_or(u64::MAX),
         std::sync::atomic::Ordering::Relaxed,

@@ -56,6 +56,19 @@ impl Mempool {
         shared: &Shared,
         bytes: &[u8],
     ) -> Result<Result<Admitted, Refusal>, AppError> {
+        self.check_with(shared, bytes, false)
+    }
+
+    /// Like [`Mempool::check`]; with `recheck` (CometBFT re-checking its mempool after a block, under its mempool
+    /// lock, so new transactions wait meanwhile) the cost estimate is skipped: it admitted this transaction
+    /// already, the estimate is only a spam filter, and the block meters the real cost. The signature is a cache
+    /// hit; the nonce and the schema's owner are checked again because a block can change them.
+    pub fn check_with(
+        &self,
+        shared: &Shared,
+        bytes: &[u8],
+        recheck: bool,
+    ) -> Result<Result<Admitted, Refusal>, AppError> {
         let chain_id = match shared.committed.read() {
             Ok(c) => c.chain_id.clone(),
             Err(p) => p.into_inner().chain_id.clone(),
@@ -107,8 +120,9 @@ impl Mempool {
                     Some(_) => {}
                 }
                 let limit = shared.config.cost_limit_per_tx;
-                match reader.estimate(schema, sql) {
-                    Ok(estimate) if estimate.cost > limit => {
+                match (!recheck).then(|| reader.estimate(schema, sql)) {
+                    None => {}
+                    Some(Ok(estimate)) if estimate.cost > limit => {
                         return Ok(Err((
                             ResultCode::CostEstimateTooHigh,
                             format!(
@@ -117,8 +131,8 @@ impl Mempool {
                             ),
                         )))
                     }
-                    Ok(estimate) => estimated_cost = Some(estimate.cost),
-                    Err(e)
+                    Some(Ok(estimate)) => estimated_cost = Some(estimate.cost),
+                    Some(Err(e))
                         if crate::sqlclass::classify(&e)
                             == crate::sqlclass::ErrorClass::Refused =>
                     {
@@ -126,7 +140,7 @@ impl Mempool {
                     }
                     // Statements that refer to tables created earlier in the same transaction cannot be
                     // estimated on committed state; they are metered exactly when they run.
-                    Err(e) => tracing::debug!(error = %e, "no estimate"),
+                    Some(Err(e)) => tracing::debug!(error = %e, "no estimate"),
                 }
             }
             Payload::DropSchema { schema } if reader.kv_get(&keys::owner(schema))?.is_none() => {

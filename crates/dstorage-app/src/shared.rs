@@ -60,8 +60,8 @@ pub struct Shared {
     pub timings: Timings,
 }
 
-/// Cumulative wall-clock time spent executing blocks, for `/metrics` and the benchmark (signature time is kept
-/// by [`Verifier`]). Never part of consensus: each node measures its own.
+/// Cumulative CPU time spent executing blocks, for `/metrics` and the benchmark (signature time is kept by
+/// [`Verifier`]). Never part of consensus: each node measures its own.
 #[derive(Debug, Default)]
 pub struct Timings {
     /// Nanoseconds spent executing blocks (FinalizeBlock: SQL, changeset, app hash) and committing them.
@@ -183,8 +183,18 @@ impl App {
     /// CheckTx: admit or refuse `tx` for the mempool. Storage failures refuse too (and are logged): the mempool
     /// must never crash the node.
     pub fn check_tx(&self, tx: &[u8]) -> tendermint::abci::response::CheckTx {
+        self.check_tx_kind(tx, false)
+    }
+
+    /// CheckTx of kind Recheck: CometBFT asks again, after a block, about a transaction it already admitted.
+    /// Only what a block can change is checked again (nonce, schema ownership); see [`Mempool::check_with`].
+    pub fn recheck_tx(&self, tx: &[u8]) -> tendermint::abci::response::CheckTx {
+        self.check_tx_kind(tx, true)
+    }
+
+    fn check_tx_kind(&self, tx: &[u8], recheck: bool) -> tendermint::abci::response::CheckTx {
         use tendermint::abci::response::CheckTx;
-        match self.shared.mempool.check(&self.shared, tx) {
+        match self.shared.mempool.check_with(&self.shared, tx, recheck) {
             Ok(Ok(admitted)) => CheckTx {
                 gas_wanted: admitted
                     .estimated_cost
@@ -250,12 +260,12 @@ impl App {
         &self.reads
     }
 
-    /// Seconds spent verifying signatures so far (cache misses; wall clock, metrics only).
+    /// CPU seconds spent verifying signatures so far (cache misses; metrics only).
     pub fn signature_check_seconds(&self) -> f64 {
         self.shared.verifier.verify_seconds()
     }
 
-    /// Seconds spent executing and committing blocks so far (wall clock, metrics only).
+    /// CPU seconds spent executing and committing blocks so far (metrics only).
     pub fn execution_seconds(&self) -> f64 {
         self.shared
             .timings
@@ -275,6 +285,24 @@ pub(crate) fn set_committed(shared: &Shared, committed: Committed) {
         Ok(mut c) => *c = committed,
         Err(poisoned) => *poisoned.into_inner() = committed,
     }
+}
+
+/// The calling thread's CPU time (user + system). Used for the time counters instead of the wall clock, which on a
+/// busy machine would also count the time the thread waited for a core.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is supported on every Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -15,7 +15,7 @@
 //!   of transactions sent during it.
 //! - CPU comes from `/proc/<pid>/stat` (user + system) of each `dstorage start` process and its CometBFT child,
 //!   and from the nodes' `/metrics` counters `dstorage_signature_check_seconds_total` and
-//!   `dstorage_sql_execution_seconds_total` (wall clock inside the app). Shares are fractions of the network's
+//!   `dstorage_sql_execution_seconds_total` (thread CPU time inside the app). Shares are fractions of the network's
 //!   CPU time (all dstorage and CometBFT processes); the benchmark client's own CPU is reported beside them.
 
 use std::collections::HashMap;
@@ -148,9 +148,9 @@ pub struct CpuSeconds {
     pub dstorage: f64,
     /// All CometBFT processes.
     pub cometbft: f64,
-    /// Signature verification inside the nodes (wall clock, cache misses).
+    /// Signature verification inside the nodes (thread CPU time, cache misses).
     pub signature: f64,
-    /// Block execution and commit inside the nodes (wall clock).
+    /// Block execution and commit inside the nodes (thread CPU time).
     pub sql: f64,
     /// The benchmark process itself (signing, HTTP, commit tracking).
     pub client: f64,
@@ -884,6 +884,6 @@ pub fn render(r: &BenchReport) -> String {
             n.validators, n.blocks, n.sent, n.refused, n.uncommitted, n.failed_tx, n.latency_ms.p90, n.latency_ms.max, n.broadcast_ms.p50, n.broadcast_ms.p99
         ));
     }
-    out.push_str("CPU shares are of the network's CPU time (all dstorage and CometBFT processes); signature and SQL time are wall clock measured inside the nodes.\n");
+    out.push_str("CPU shares are of the network's CPU time (all dstorage and CometBFT processes); signature and SQL time are thread CPU time measured inside the nodes.\n");
     out
 }

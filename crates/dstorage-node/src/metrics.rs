@@ -94,12 +94,12 @@ impl Metrics {
         let sql_execution_seconds = Counter::<f64, AtomicU64>::default();
         registry.register(
             "signature_check_seconds",
-            "Wall-clock seconds spent verifying transaction signatures (cache misses; CheckTx, proposals, blocks)",
+            "CPU seconds spent verifying transaction signatures (cache misses; CheckTx, proposals, blocks)",
             signature_check_seconds.clone(),
         );
         registry.register(
             "sql_execution_seconds",
-            "Wall-clock seconds spent executing blocks (SQL, changeset, app hash) and committing them to SQLite",
+            "CPU seconds spent executing blocks (SQL, changeset, app hash) and committing them to SQLite",
             sql_execution_seconds.clone(),
         );
         Metrics {
