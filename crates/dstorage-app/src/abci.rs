@@ -167,6 +167,19 @@ impl Service<SnapshotRequest> for SnapshotService {
     }
 }
 
+/// Serve ABCI for `app` on the Unix socket `path` until the listener fails. Preferred over TCP: see
+/// `NodeConfig::abci_socket` in dstorage-node (no Nagle delay between CheckTx and Flush answers).
+pub async fn serve_unix(app: App, path: std::path::PathBuf) -> Result<(), BoxError> {
+    let server = tower_abci::v038::Server::builder()
+        .consensus(ConsensusService(app.clone()))
+        .mempool(MempoolService::new(app.clone()))
+        .info(InfoService(app))
+        .snapshot(SnapshotService)
+        .finish()
+        .ok_or("incomplete ABCI server")?;
+    server.listen_unix(path).await
+}
+
 /// Serve ABCI for `app` on `addr` until the listener fails.
 pub async fn serve(app: App, addr: SocketAddr) -> Result<(), BoxError> {
     let server = tower_abci::v038::Server::builder()

@@ -41,12 +41,36 @@ pub async fn run_node(home: &Path, on_ready: Option<OnReady>) -> anyhow::Result<
     let committed = app.committed();
     tracing::info!(height = committed.height, app_hash = %hex::encode_upper(committed.app_hash), db = %NodeConfig::db_path(home).display(), "application ready");
 
-    let abci_addr: SocketAddr = format!("127.0.0.1:{}", config.abci_port).parse()?;
-    let abci_listener = tokio::net::TcpListener::bind(abci_addr)
-        .await
-        .with_context(|| format!("ABCI port {abci_addr} is not free"))?;
-    drop(abci_listener); // checked early with a clear message; tower-abci binds it itself below
-    let abci = tokio::spawn(dstorage_app::abci::serve(app.clone(), abci_addr));
+    let (abci, abci_addr) = match NodeConfig::abci_socket(home) {
+        Some(path) => {
+            // A socket file left by a killed node would make bind fail; nothing else uses this path.
+            if path.exists() {
+                std::fs::remove_file(&path).with_context(|| {
+                    format!("cannot remove the stale socket {}", path.display())
+                })?;
+            }
+            let shown = format!("unix://{}", path.display());
+            let listening = tokio::net::UnixListener::bind(&path)
+                .with_context(|| format!("cannot listen on the ABCI socket {}", path.display()))?;
+            drop(listening); // checked early with a clear message; tower-abci binds it itself below
+            std::fs::remove_file(&path).ok();
+            (
+                tokio::spawn(dstorage_app::abci::serve_unix(app.clone(), path)),
+                shown,
+            )
+        }
+        None => {
+            let addr: SocketAddr = format!("127.0.0.1:{}", config.abci_port).parse()?;
+            let listening = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("ABCI port {addr} is not free"))?;
+            drop(listening); // checked early with a clear message; tower-abci binds it itself below
+            (
+                tokio::spawn(dstorage_app::abci::serve(app.clone(), addr)),
+                format!("tcp://{addr}"),
+            )
+        }
+    };
 
     let metrics = Arc::new(Metrics::new());
     {
