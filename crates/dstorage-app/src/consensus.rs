@@ -474,7 +474,7 @@ fn execute_tx(
                     format!("schema {schema} already exists"),
                 ))
             } else {
-                deploy(block, schema, sql, limit, &identity)?
+                deploy(block, height, schema, sql, limit, &identity)?
             }
         }
         Payload::DropSchema { schema } => match owner_check(block, schema, &identity)? {
@@ -511,14 +511,17 @@ fn execute_tx(
         }
         Ok(None) => {}
         Err((code, message)) => {
-            if block.kv_get(keys::BLOCK_OPEN)?.as_deref() != Some(height.to_be_bytes().as_slice()) {
-                return Err(BlockError::Restart(
-                    index,
-                    Aborted {
-                        cost: cost_used(&message).unwrap_or(limit),
-                        message,
+            if block_was_aborted(block, height)? {
+                let aborted = match cost_used(&message) {
+                    Some(cost) => Aborted { cost, message },
+                    None => Aborted {
+                        cost: limit,
+                        message: format!(
+                            "cost limit exceeded: limit {limit}; the statement ran far past it and was interrupted"
+                        ),
                     },
-                ));
+                };
+                return Err(BlockError::Restart(index, aborted));
             }
             rec.code = code;
             rec.message = message;
@@ -611,11 +614,12 @@ fn owner_check(
 
 fn deploy(
     block: &mut Block<'_>,
+    height: u64,
     schema: &str,
     sql: &str,
     limit: u64,
     identity: &str,
-) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, AppError> {
+) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, BlockError> {
     if let Err(e) = block.create_schema(schema) {
         return Ok(Err(sql_refusal(e)?));
     }
@@ -625,16 +629,39 @@ fn deploy(
             Ok(Ok(Some(out)))
         }
         Err(e) => {
-            // The failed statements left nothing; remove the empty namespace so the deploy is all-or-nothing.
-            block.drop_schema(schema)?;
-            Ok(Err(sql_refusal(e)?))
+            let refusal = sql_refusal(e)?;
+            // The failed statements left nothing; remove the empty namespace so the deploy is all-or-nothing
+            // (unless the whole block transaction is gone, which the caller handles by re-executing).
+            if !block_was_aborted(block, height)? {
+                block.drop_schema(schema)?;
+            }
+            Ok(Err(refusal))
         }
+    }
+}
+
+/// Whether the block's SQLite transaction has ended under it (see [`Aborted`]): the engine says so, or the
+/// marker written at the block's start no longer holds this height.
+fn block_was_aborted(block: &Block<'_>, height: u64) -> Result<bool, BlockError> {
+    match block.kv_get(keys::BLOCK_OPEN) {
+        Ok(marker) => Ok(marker.as_deref() != Some(height.to_be_bytes().as_slice())),
+        Err(SqlError::BlockAborted) => Ok(true),
+        Err(e) => Err(e.into()),
     }
 }
 
 /// Map an engine error caused by the transaction to a result code; pass storage failures up as fatal.
 fn sql_refusal(e: SqlError) -> Result<Refusal, AppError> {
     use crate::sqlclass::{classify, ErrorClass};
+    if matches!(e, SqlError::BlockAborted) {
+        // The engine interrupted a write that ran far past its budget; SQLite then dropped the whole block
+        // transaction. The caller notices (`block_was_aborted`) and re-executes the block without it.
+        return Ok((
+            ResultCode::CostLimitExceeded,
+            "cost limit exceeded: the statement ran far past the limit and was interrupted"
+                .to_string(),
+        ));
+    }
     let code = match classify(&e) {
         ErrorClass::CostLimit => ResultCode::CostLimitExceeded,
         ErrorClass::Refused => ResultCode::SqlRefused,
