@@ -501,7 +501,8 @@ async fn testnet(a: TestnetArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("starting node in {}", home.display()))?;
         children.push(child);
     }
-    println!(
+    // On stderr, so `--json` output stays one JSON object per line.
+    eprintln!(
         "testnet {} running with {} validators; Ctrl-C stops all",
         a.chain_id,
         nodes.len()
