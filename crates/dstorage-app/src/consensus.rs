@@ -596,7 +596,20 @@ fn owner_check(
     schema: &str,
     identity: &str,
 ) -> Result<Result<(), Refusal>, AppError> {
-    Ok(match block.kv_get(&keys::owner(schema))? {
+    Ok(owner_rule(
+        block.kv_get(&keys::owner(schema))?,
+        schema,
+        identity,
+    ))
+}
+
+/// Only a schema's owner writes to it: the refusal, given the schema's stored owner (None: no such schema).
+pub(crate) fn owner_rule(
+    owner: Option<Vec<u8>>,
+    schema: &str,
+    identity: &str,
+) -> Result<(), Refusal> {
+    match owner {
         None => Err((
             ResultCode::SchemaNotFound,
             format!("schema {schema} does not exist"),
@@ -609,7 +622,7 @@ fn owner_check(
                 String::from_utf8_lossy(&owner)
             ),
         )),
-    })
+    }
 }
 
 fn deploy(

@@ -100,24 +100,12 @@ impl Mempool {
         let mut estimated_cost = None;
         match &checked.tx.body.payload {
             Payload::Sql { schema, sql } => {
-                match reader.kv_get(&keys::owner(schema))? {
-                    None => {
-                        return Ok(Err((
-                            ResultCode::SchemaNotFound,
-                            format!("schema {schema} does not exist"),
-                        )))
-                    }
-                    Some(owner) if owner != checked.identity.as_bytes() => {
-                        return Ok(Err((
-                            ResultCode::Unauthorized,
-                            format!(
-                                "{} may not write to schema {schema}: it is owned by {}",
-                                checked.identity,
-                                String::from_utf8_lossy(&owner)
-                            ),
-                        )))
-                    }
-                    Some(_) => {}
+                if let Err(r) = crate::consensus::owner_rule(
+                    reader.kv_get(&keys::owner(schema))?,
+                    schema,
+                    &checked.identity,
+                ) {
+                    return Ok(Err(r));
                 }
                 let limit = shared.config.cost_limit_per_tx;
                 match (!recheck).then(|| reader.estimate(schema, sql)) {
