@@ -1,22 +1,26 @@
-# One place for the project's commands. `make check` is what CI runs.
-.PHONY: check test fmt lint cometbft devnet bench
+# One place for the project's commands. `make check` is what CI runs (through .ci/run).
+.PHONY: check test fmt lint deps test-deps devnet bench
 
 check: fmt lint test
 
-cometbft:
-	@./scripts/install-cometbft.sh >/dev/null
+# libclang and CometBFT (and, for tests, the signature cross-check venv); a no-op when present.
+deps:
+	@./scripts/install-deps.sh
+
+test-deps:
+	@./scripts/install-deps.sh --tests
 
 fmt:
 	cargo fmt --all -- --check
 
-lint:
+lint: deps
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
-test: cometbft
+test: test-deps
 	DSTORAGE_COMETBFT="$$(./scripts/install-cometbft.sh)" cargo test --workspace --locked
 
-devnet: cometbft
+devnet: deps
 	cargo run --release --locked --bin dstorage -- devnet
 
-bench:
+bench: deps
 	cargo bench --workspace --locked
