@@ -16,8 +16,12 @@ struct Cli {
 enum Command {
     #[command(flatten)]
     Node(dstorage_node::cli::NodeCommand),
-    /// Print the version.
-    Version,
+    /// Print the versions of dstorage, the pinned CometBFT and the bundled SQLite.
+    Version {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage keys: generate, show, sign, verify.
     Key {
         #[command(subcommand)]
@@ -48,10 +52,19 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Node(cmd) => return dstorage_node::cli::run(cmd),
         Command::Key { cmd } => return key_cmd::run(cmd),
-        Command::Version => println!(
-            "dstorage {} (CometBFT {})",
+        Command::Version { json: true } => println!(
+            "{}",
+            serde_json::json!({
+                "dstorage": env!("CARGO_PKG_VERSION"),
+                "cometbft": dstorage_node::cometbft::COMETBFT_VERSION,
+                "sqlite": dstorage_sql::SQLITE_VERSION,
+            })
+        ),
+        Command::Version { json: false } => println!(
+            "dstorage {} (CometBFT {}, SQLite {})",
             env!("CARGO_PKG_VERSION"),
-            dstorage_node::cometbft::COMETBFT_VERSION
+            dstorage_node::cometbft::COMETBFT_VERSION,
+            dstorage_sql::SQLITE_VERSION
         ),
     }
     Ok(std::process::ExitCode::SUCCESS)
