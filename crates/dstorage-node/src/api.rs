@@ -14,7 +14,7 @@ use dstorage_app::sqlclass::{classify, ErrorClass};
 use dstorage_app::App;
 use dstorage_client::api::*;
 use dstorage_sql::SqlError;
-use dstorage_types::tx::{tx_hash, TxHash};
+use dstorage_types::tx::{tx_hash, Transaction, TxHash};
 
 use crate::cometbft::{BroadcastSync, CometError, CometRpc};
 use crate::metrics::Metrics;
@@ -216,6 +216,15 @@ async fn broadcast(
             committed: None,
         }));
     }
+    // Who sent it and with which nonce, so the wait can end early if another transaction spends that nonce
+    // (this one then never commits: proposers drop it). CheckTx admitted it, so it decodes and verifies.
+    let spender = Transaction::decode(&bytes).ok().and_then(|tx| {
+        let identity = dstorage_auth::default_registry()
+            .get(&tx.body.standard)
+            .and_then(|a| a.identifier(&tx.body.sender))
+            .ok()?;
+        Some((identity, tx.body.nonce))
+    });
     let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
     loop {
         let event = match tokio::time::timeout_at(deadline, commits.recv()).await {
@@ -244,6 +253,22 @@ async fn broadcast(
                 hash,
                 committed: Some(rec),
             }));
+        }
+        if let Some((identity, nonce)) = &spender {
+            let app = s.app.clone();
+            let who = identity.clone();
+            let last = blocking(move || app.reads().nonce(&who))
+                .await?
+                .map_err(ApiError::from_sql)?;
+            if last >= *nonce {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "nonce_replayed",
+                    format!(
+                        "transaction {hash} was dropped: another transaction of {identity} used nonce {nonce} first"
+                    ),
+                ));
+            }
         }
     }
 }
