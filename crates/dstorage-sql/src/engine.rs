@@ -345,22 +345,22 @@ struct ConnCatalog<'a> {
     mode: Mode,
 }
 
+/// The primary-key columns of `physical` in key order, or None for an unknown (or keyless) table.
+pub(crate) fn primary_key_columns(conn: &Connection, physical: &str) -> Option<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")
+        .ok()?;
+    let cols = stmt
+        .query_map([physical], |r| r.get::<_, String>(0))
+        .ok()?
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    (!cols.is_empty()).then_some(cols)
+}
+
 impl Catalog for ConnCatalog<'_> {
     fn primary_key(&self, physical: &str) -> Option<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")
-            .ok()?;
-        let cols = stmt
-            .query_map([physical], |r| r.get::<_, String>(0))
-            .ok()?
-            .collect::<Result<Vec<_>, _>>()
-            .ok()?;
-        if cols.is_empty() {
-            None
-        } else {
-            Some(cols)
-        }
+        primary_key_columns(self.conn, physical)
     }
 
     fn column_count(

@@ -44,16 +44,7 @@ struct Catalogue<'a> {
 
 impl Catalog for Catalogue<'_> {
     fn primary_key(&self, physical: &str) -> Option<Vec<String>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")
-            .ok()?;
-        let cols = stmt
-            .query_map([physical], |r| r.get::<_, String>(0))
-            .ok()?
-            .collect::<Result<Vec<_>, _>>()
-            .ok()?;
-        (!cols.is_empty()).then_some(cols)
+        crate::engine::primary_key_columns(self.conn, physical)
     }
     fn column_count(
         &self,
