@@ -15,9 +15,10 @@ fn seed_example_block_changes_exactly_three_rows_and_is_recorded() {
     let h = Harness::start(&dir.path().join("db.sqlite"), CHAIN).unwrap();
     let mut alice = Wallet::eth();
 
+    let deploy_tx = alice.tx(deploy("app", USERS));
     let b1 = h
         .block(vec![
-            alice.tx(deploy("app", USERS)),
+            deploy_tx.clone(),
             alice.tx(sql(
                 "app",
                 "INSERT INTO users VALUES (1,'satoshi',49),(2,'vitalik',30),(3,'gavin',52)",
@@ -30,6 +31,22 @@ fn seed_example_block_changes_exactly_three_rows_and_is_recorded() {
         "{:?}",
         b1.results
     );
+
+    // Regression: DDL once reported the row count of an earlier INSERT (SQLite's changes() is not reset by DDL).
+    let deployed = h
+        .app
+        .reads()
+        .tx(&tx_hash(&deploy_tx))
+        .unwrap()
+        .expect("record");
+    assert_eq!(deployed.rows_changed, 0);
+    let inserted = h
+        .app
+        .reads()
+        .tx(&tx_hash(&b1.txs[1]))
+        .unwrap()
+        .expect("record");
+    assert_eq!(inserted.rows_changed, 3);
 
     let seed = alice.tx(sql(
         "app",

@@ -467,6 +467,9 @@ fn run_inner(
             .map_err(|e| fail(e, 0))?;
     }
     stmt.reset_status(StatementStatus::VmStep);
+    // sqlite3_changes() keeps the count of the last INSERT/UPDATE/DELETE, so after a DDL statement it would
+    // report an earlier statement's rows; the total-changes counter tells whether this one changed any.
+    let total_before = conn.total_changes();
     let ncols = stmt.column_count();
     let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     meter.arm(limit.saturating_sub(used), !stmt.readonly());
@@ -500,7 +503,11 @@ fn run_inner(
             used: used.saturating_add(cost),
         });
     }
-    let changes = if stmt.readonly() { 0 } else { conn.changes() };
+    let changes = if stmt.readonly() || conn.total_changes() == total_before {
+        0
+    } else {
+        conn.changes()
+    };
     Ok(StepOutcome {
         cost,
         changes,
