@@ -13,8 +13,6 @@ pub struct AppConfig {
     pub cost_limit_per_tx: u64,
     /// How many recent blocks' changesets are kept for the API; `None` keeps all.
     pub changeset_retention: Option<u64>,
-    /// Human-readable prefix for `secp256k1_sha256` bech32 identities (consensus-critical).
-    pub bech32_hrp: String,
     /// How many verified transaction hashes the CheckTx → block signature cache remembers.
     pub verified_cache_size: usize,
 }
@@ -27,7 +25,6 @@ impl AppConfig {
             max_tx_bytes: 256 * 1024,
             cost_limit_per_tx: 10_000_000,
             changeset_retention: Some(100_000),
-            bech32_hrp: "cosmos".to_string(),
             verified_cache_size: 200_000,
         }
     }
