@@ -11,7 +11,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
 use rusqlite::session::Session;
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, ErrorCode, OpenFlags, StatementStatus};
+use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, Statement, StatementStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::changeset::{Changeset, ChangesetRecord};
@@ -226,6 +226,9 @@ impl Engine {
             closed: Vec::new(),
             pending_ddl: Vec::new(),
             raw: Vec::new(),
+            savepoint: None,
+            release: None,
+            held: None,
             finished: false,
         })
     }
@@ -336,6 +339,12 @@ pub struct Block<'e> {
     /// Changes of the current section recorded by earlier sessions (see `cut_session`).
     /// (SQLite changeset bytes: cloneable, so a failed transaction can restore them.)
     raw: Vec<Vec<u8>>,
+    /// `SAVEPOINT dstorage_tx` and `RELEASE dstorage_tx`, prepared at their first use and
+    /// kept for the block (back in the connection's statement cache when it ends).
+    savepoint: Option<CachedStatement<'e>>,
+    release: Option<CachedStatement<'e>>,
+    /// The last user statement run, kept prepared with its text (see `run_guarded_held`).
+    held: Option<(String, CachedStatement<'e>)>,
     finished: bool,
 }
 
@@ -420,35 +429,76 @@ pub(crate) fn run_guarded(
     params: &[Value],
     budget: Budget,
 ) -> Result<StepOutcome, SqlError> {
+    let mut slot = None;
+    run_guarded_held(conn, auth, meter, mode, sql, &mut slot, params, budget)
+}
+
+/// [`run_guarded`] with the prepared statement kept in `slot` (SQL text and statement)
+/// afterwards, so the next call with the same text skips the statement-cache lookup. A
+/// statement in `slot` for another text goes back to the connection's cache first. The
+/// statement is prepared (or re-prepared by SQLite after a schema change) under `mode`,
+/// exactly as a `prepare_cached` per call would be.
+#[allow(clippy::too_many_arguments)]
+fn run_guarded_held<'c>(
+    conn: &'c Connection,
+    auth: &Authorizer,
+    meter: &Meter,
+    mode: Mode,
+    sql: &str,
+    slot: &mut Option<(String, CachedStatement<'c>)>,
+    params: &[Value],
+    budget: Budget,
+) -> Result<StepOutcome, SqlError> {
     auth.set_mode(mode);
-    let result = run_inner(conn, auth, meter, sql, params, budget);
+    let result = (|| {
+        let stmt = match slot {
+            Some((held, stmt)) if held.as_str() == sql => stmt,
+            _ => {
+                *slot = None;
+                let stmt = conn
+                    .prepare_cached(sql)
+                    .map_err(|e| fail(auth, meter, budget, e, 0))?;
+                &mut slot.insert((sql.to_owned(), stmt)).1
+            }
+        };
+        run_inner(conn, auth, meter, stmt, params, budget)
+    })();
     auth.set_mode(Mode::Internal);
     meter.disarm();
     result
+}
+
+/// The error of a failed prepare or step: the authorizer's refusal if there was one, the
+/// cost limit if the meter stopped the statement, else SQLite's error.
+fn fail(
+    auth: &Authorizer,
+    meter: &Meter,
+    budget: Budget,
+    e: rusqlite::Error,
+    counted: u64,
+) -> SqlError {
+    if let Some(d) = auth.take_denial() {
+        return d;
+    }
+    if meter.exceeded() || e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) {
+        return SqlError::CostLimitExceeded {
+            limit: budget.limit,
+            used: budget.used.saturating_add(counted),
+        };
+    }
+    SqlError::Sqlite(e)
 }
 
 fn run_inner(
     conn: &Connection,
     auth: &Authorizer,
     meter: &Meter,
-    sql: &str,
+    stmt: &mut Statement<'_>,
     params: &[Value],
     budget: Budget,
 ) -> Result<StepOutcome, SqlError> {
     let Budget { used, limit } = budget;
-    let fail = |e: rusqlite::Error, counted: u64| -> SqlError {
-        if let Some(d) = auth.take_denial() {
-            return d;
-        }
-        if meter.exceeded() || e.sqlite_error_code() == Some(ErrorCode::OperationInterrupted) {
-            return SqlError::CostLimitExceeded {
-                limit,
-                used: used.saturating_add(counted),
-            };
-        }
-        SqlError::Sqlite(e)
-    };
-    let mut stmt = conn.prepare_cached(sql).map_err(|e| fail(e, 0))?;
+    let fail = |e: rusqlite::Error, counted: u64| fail(auth, meter, budget, e, counted);
     let expected = stmt.parameter_count();
     if expected != params.len() {
         return Err(SqlError::Refused {
@@ -521,6 +571,20 @@ fn run_inner(
 
 fn internal(conn: &Connection, sql: &str) -> Result<(), SqlError> {
     conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+/// Run the engine's own parameterless statement `sql`, prepared once into `slot`.
+fn internal_held<'c>(
+    conn: &'c Connection,
+    slot: &mut Option<CachedStatement<'c>>,
+    sql: &str,
+) -> Result<(), SqlError> {
+    let stmt = match slot {
+        Some(stmt) => stmt,
+        None => slot.insert(conn.prepare_cached(sql)?),
+    };
+    stmt.raw_execute()?;
     Ok(())
 }
 
@@ -625,6 +689,16 @@ impl<'e> Block<'e> {
         Ok(())
     }
 
+    /// Open the per-transaction savepoint.
+    fn savepoint(&mut self) -> Result<(), SqlError> {
+        internal_held(self.conn, &mut self.savepoint, "SAVEPOINT dstorage_tx")
+    }
+
+    /// Release the per-transaction savepoint.
+    fn release(&mut self) -> Result<(), SqlError> {
+        internal_held(self.conn, &mut self.release, "RELEASE dstorage_tx")
+    }
+
     fn limit(&self, cost_limit: u64) -> u64 {
         cost_limit.min(self.config.cost_limit_per_tx)
     }
@@ -651,7 +725,7 @@ impl<'e> Block<'e> {
         require_schema(self.conn, schema)?;
         self.cache.borrow_mut().clear();
         let snapshot = self.snapshot(true)?;
-        internal(self.conn, "SAVEPOINT dstorage_tx")?;
+        self.savepoint()?;
         let result = (|| {
             let tables = schema_objects(self.conn, schema, "table")?;
             // Delete rows so the session records them. Parents may go before children:
@@ -704,7 +778,7 @@ impl<'e> Block<'e> {
     ) -> Result<T, SqlError> {
         match result {
             Ok(v) => {
-                internal(self.conn, "RELEASE dstorage_tx")?;
+                self.release()?;
                 Ok(v)
             }
             Err(e) => {
@@ -715,7 +789,7 @@ impl<'e> Block<'e> {
                     return Err(e);
                 }
                 internal(self.conn, "ROLLBACK TO dstorage_tx")?;
-                internal(self.conn, "RELEASE dstorage_tx")?;
+                self.release()?;
                 match snapshot {
                     Snapshot::Plain { pending_ddl } => self.pending_ddl.truncate(pending_ddl),
                     Snapshot::Sectioned {
@@ -769,7 +843,7 @@ impl<'e> Block<'e> {
         let cached = self.cache.borrow().get(schema, sql).cloned();
         if let Some(rewritten) = cached {
             let snapshot = self.snapshot(false)?;
-            internal(self.conn, "SAVEPOINT dstorage_tx")?;
+            self.savepoint()?;
             let mut out = ExecOutcome::default();
             let result = self
                 .run_rewritten(schema, &rewritten, params, limit, &mut out)
@@ -795,7 +869,7 @@ impl<'e> Block<'e> {
             )
         });
         let snapshot = self.snapshot(sectioned)?;
-        internal(self.conn, "SAVEPOINT dstorage_tx")?;
+        self.savepoint()?;
         let result = self.execute_inner(schema, sql, cacheable, statements, params, limit);
         self.finish_tx(result, snapshot)
     }
@@ -889,12 +963,13 @@ impl<'e> Block<'e> {
                 self.close_section()?;
             }
         }
-        let step = run_guarded(
+        let step = run_guarded_held(
             self.conn,
             self.auth,
             self.meter,
             mode,
             &rewritten.exec_sql,
+            &mut self.held,
             params,
             Budget {
                 used: out.cost,
