@@ -61,11 +61,18 @@ struct TableStats {
     columns: u64,
 }
 
-fn table_stats(conn: &Connection, physical: &str) -> TableStats {
+fn column_count(conn: &Connection, physical: &str) -> u64 {
     let columns = conn
         .prepare_cached("SELECT count(*) FROM pragma_table_info(?1)")
         .and_then(|mut s| s.query_row([physical], |r| r.get::<_, i64>(0)))
         .unwrap_or(0);
+    u64::try_from(columns).unwrap_or(0)
+}
+
+/// Row count and width of a table the plan reads. Counting walks the table's b-tree, so it
+/// is done only for tables the plan scans or searches, never for a table only written.
+fn table_stats(conn: &Connection, physical: &str) -> TableStats {
+    let columns = column_count(conn, physical);
     let rows = conn
         .prepare(&format!(
             "SELECT count(*) FROM \"{}\"",
@@ -75,7 +82,7 @@ fn table_stats(conn: &Connection, physical: &str) -> TableStats {
         .unwrap_or(0);
     TableStats {
         rows: u64::try_from(rows).unwrap_or(0),
-        columns: u64::try_from(columns).unwrap_or(0),
+        columns,
     }
 }
 
@@ -297,7 +304,11 @@ fn estimate_one(
         bounded = false;
     }
     if let Some(w) = &tables.written {
-        let s = stats_of(w);
+        let physical = tables.by_name.get(w).cloned().unwrap_or_else(|| w.clone());
+        let columns = match stats.get(&physical) {
+            Some(s) => s.columns,
+            None => column_count(conn, &physical),
+        };
         let written = if tables.values_rows > 0 {
             tables.values_rows
         } else if plan.is_empty() {
@@ -305,7 +316,7 @@ fn estimate_one(
         } else {
             out_rows
         };
-        cost = cost.saturating_add(written.saturating_mul(WRITE_PER_ROW + 2 * s.columns));
+        cost = cost.saturating_add(written.saturating_mul(WRITE_PER_ROW + 2 * columns));
     }
     Ok(Estimate {
         cost,
