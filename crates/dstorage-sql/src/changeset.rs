@@ -180,6 +180,315 @@ pub(crate) fn cmp_keys(a: &[ColumnValue], b: &[ColumnValue]) -> std::cmp::Orderi
     a.len().cmp(&b.len())
 }
 
+/// The canonical order by comparison: (table, `key_bytes(key)`), compared without encoding
+/// (see `cmp_keys`); stable. [`sort_rows`] gives the same order faster.
+fn canonical_order(mut rows: Vec<RowChange>) -> Vec<RowChange> {
+    rows.sort_by(|a, b| a.table.cmp(&b.table).then_with(|| cmp_keys(&a.key, &b.key)));
+    rows
+}
+
+/// One value of a SQLite changeset record, borrowed from the bytes.
+#[derive(Clone, Copy)]
+enum RawValue<'a> {
+    /// Not part of the record (an UPDATE's unchanged column).
+    Undefined,
+    Null,
+    Integer(i64),
+    Real,
+    Text(&'a [u8]),
+    Blob(&'a [u8]),
+}
+
+/// A reader of SQLite's changeset format, as documented in `sqlite3session.h` ("CHANGESET
+/// FORMAT") and read by `sessionChangesetNextOne` / `sessionReadRecord`:
+///
+/// - a table header: `'T'`, a varint column count, one PK flag byte per column, the table
+///   name NUL-terminated;
+/// - then changes of that table: an op byte (INSERT 18, UPDATE 23, DELETE 9), an indirect
+///   flag byte, the old record (UPDATE, DELETE), the new record (INSERT, UPDATE);
+/// - a record is one value per column: a type byte (0 undefined, 1 integer with 8 bytes
+///   big-endian, 2 real with 8 bytes, 3 text and 4 blob with a varint length and the
+///   bytes, 5 NULL).
+///
+/// Input that SQLite's iterator would call corrupt is an error here too (patchsets, which
+/// the engine never produces, included).
+struct SessionReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+/// SQLite's answer to a malformed changeset.
+fn corrupt() -> SqlError {
+    SqlError::Sqlite(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+        None,
+    ))
+}
+
+impl<'a> SessionReader<'a> {
+    fn u8(&mut self) -> Result<u8, SqlError> {
+        let b = *self.bytes.get(self.pos).ok_or_else(corrupt)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SqlError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.bytes.len())
+            .ok_or_else(corrupt)?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    /// SQLite's varint (`sessionVarintGet`): up to 8 bytes of 7 bits, most significant
+    /// first, each with a continuation bit, then a ninth byte of 8 bits; kept to 31 bits.
+    fn varint(&mut self) -> Result<usize, SqlError> {
+        let mut v: u64 = 0;
+        for i in 0..9 {
+            let b = self.u8()?;
+            if i == 8 {
+                v = (v << 8) | u64::from(b);
+                break;
+            }
+            v = (v << 7) | u64::from(b & 0x7f);
+            if b < 0x80 {
+                break;
+            }
+        }
+        // getVarint32 saturates what does not fit 32 bits, sessionVarintGet keeps 31.
+        let v32 = u32::try_from(v).unwrap_or(u32::MAX);
+        Ok((v32 & 0x7fff_ffff) as usize)
+    }
+
+    /// One record of `ncol` values into `out`.
+    fn record(&mut self, ncol: usize, out: &mut Vec<RawValue<'a>>) -> Result<(), SqlError> {
+        out.clear();
+        for _ in 0..ncol {
+            let v = match self.u8()? {
+                0 => RawValue::Undefined,
+                1 => {
+                    let b = self.take(8)?;
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(b);
+                    RawValue::Integer(i64::from_be_bytes(a))
+                }
+                2 => {
+                    self.take(8)?;
+                    RawValue::Real
+                }
+                3 => {
+                    let n = self.varint()?;
+                    RawValue::Text(self.take(n)?)
+                }
+                4 => {
+                    let n = self.varint()?;
+                    RawValue::Blob(self.take(n)?)
+                }
+                // SQLite reads any other type byte as a NULL value without contents.
+                _ => RawValue::Null,
+            };
+            out.push(v);
+        }
+        Ok(())
+    }
+}
+
+/// A defined record value as an owned value; `table[position]` names it in errors. An
+/// undefined one is the error SQLite's iterator API gives for it.
+fn value_from_raw(v: RawValue<'_>, table: &str, position: usize) -> Result<Value, SqlError> {
+    Ok(match v {
+        RawValue::Undefined => {
+            return Err(SqlError::Sqlite(rusqlite::Error::InvalidColumnIndex(
+                position,
+            )))
+        }
+        RawValue::Null => Value::Null,
+        RawValue::Integer(i) => Value::Integer(i),
+        RawValue::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        RawValue::Blob(b) => Value::Blob(b.to_vec()),
+        RawValue::Real => {
+            return Err(SqlError::RealValue {
+                column: format!("{table}[{position}]"),
+            })
+        }
+    })
+}
+
+/// Row records in changeset order, and the runs of one table each: (first row, table).
+type UnsortedRows = (Vec<RowChange>, Vec<(usize, String)>);
+
+/// The row records of changeset `bytes` in the changeset's own order, with the same
+/// netting and the same errors as [`Changeset::rows_from_iter`].
+fn rows_unsorted(bytes: &[u8]) -> Result<UnsortedRows, SqlError> {
+    let mut r = SessionReader { bytes, pos: 0 };
+    let mut rows: Vec<RowChange> = Vec::new();
+    let mut runs: Vec<(usize, String)> = Vec::new();
+    let mut table: Option<(String, usize, Vec<bool>)> = None;
+    let mut old: Vec<RawValue<'_>> = Vec::new();
+    let mut new: Vec<RawValue<'_>> = Vec::new();
+    while r.pos < bytes.len() {
+        let mut op = r.u8()?;
+        while op == b'T' {
+            let ncol = r.varint()?;
+            if ncol == 0 {
+                return Err(corrupt());
+            }
+            let pk: Vec<bool> = r.take(ncol)?.iter().map(|b| *b != 0).collect();
+            let rest = &bytes[r.pos..];
+            let nul = rest.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
+            let name = std::str::from_utf8(&rest[..nul])
+                .map_err(|e| SqlError::Sqlite(rusqlite::Error::from(e)))?;
+            r.pos += nul + 1;
+            runs.push((rows.len(), name.to_owned()));
+            table = Some((name.to_owned(), ncol, pk));
+            if r.pos >= bytes.len() {
+                return Ok((rows, runs));
+            }
+            op = r.u8()?;
+        }
+        let Some((name, ncol, pk)) = &table else {
+            return Err(corrupt());
+        };
+        let ncol = *ncol;
+        let _indirect = r.u8()?;
+        const INSERT: u8 = 18;
+        const UPDATE: u8 = 23;
+        const DELETE: u8 = 9;
+        if op == UPDATE || op == DELETE {
+            r.record(ncol, &mut old)?;
+        }
+        if op == INSERT || op == UPDATE {
+            r.record(ncol, &mut new)?;
+        }
+        let mut key = Vec::new();
+        let mut columns = Vec::new();
+        let row_op = match op {
+            INSERT => {
+                columns.reserve_exact(ncol);
+                for (i, v) in new.iter().enumerate() {
+                    let v = value_from_raw(*v, name, i)?;
+                    if pk[i] {
+                        key.push(ColumnValue {
+                            position: i as u16,
+                            value: v.clone(),
+                        });
+                    }
+                    columns.push(ColumnValue {
+                        position: i as u16,
+                        value: v,
+                    });
+                }
+                RowOp::Insert
+            }
+            DELETE => {
+                for (i, v) in old.iter().enumerate() {
+                    if pk[i] {
+                        key.push(ColumnValue {
+                            position: i as u16,
+                            value: value_from_raw(*v, name, i)?,
+                        });
+                    }
+                }
+                RowOp::Delete
+            }
+            UPDATE => {
+                for i in 0..ncol {
+                    if pk[i] {
+                        key.push(ColumnValue {
+                            position: i as u16,
+                            value: value_from_raw(old[i], name, i)?,
+                        });
+                    } else if !matches!(new[i], RawValue::Undefined) {
+                        let new = value_from_raw(new[i], name, i)?;
+                        let old = match old[i] {
+                            RawValue::Undefined => None,
+                            o => Some(value_from_raw(o, name, i)?),
+                        };
+                        if old.as_ref() != Some(&new) {
+                            columns.push(ColumnValue {
+                                position: i as u16,
+                                value: new,
+                            });
+                        }
+                    }
+                }
+                if columns.is_empty() {
+                    continue;
+                }
+                RowOp::Update
+            }
+            _ => return Err(corrupt()),
+        };
+        rows.push(RowChange {
+            op: row_op,
+            table: name.clone(),
+            key,
+            columns,
+        });
+    }
+    Ok((rows, runs))
+}
+
+/// Put `rows` in canonical order: (table, `key_bytes(key)`), stable, as
+/// [`canonical_order`] does, but sorting small entries instead of whole records. Tables
+/// come in runs (`runs`: first row of each); each table gets its rank among the table names
+/// once, and when every key is one integer the entries are (rank, key, index) triples.
+/// Ties are broken by index, so the order is the stable one.
+fn sort_rows(rows: Vec<RowChange>, runs: &[(usize, String)]) -> Vec<RowChange> {
+    if rows.len() < 2 {
+        return rows;
+    }
+    // Rank of each run's table among the distinct names.
+    let mut by_name: Vec<usize> = (0..runs.len()).collect();
+    by_name.sort_by(|a, b| runs[*a].1.cmp(&runs[*b].1));
+    let mut run_rank = vec![0u32; runs.len()];
+    let mut rank = 0u32;
+    for (n, &i) in by_name.iter().enumerate() {
+        if n > 0 && runs[by_name[n - 1]].1 != runs[i].1 {
+            rank += 1;
+        }
+        run_rank[i] = rank;
+    }
+    let mut rank_of = vec![0u32; rows.len()];
+    for (i, (first, _)) in runs.iter().enumerate() {
+        let end = runs.get(i + 1).map_or(rows.len(), |(next, _)| *next);
+        rank_of[*first..end].fill(run_rank[i]);
+    }
+    let single_int = |r: &RowChange| match r.key.as_slice() {
+        [ColumnValue {
+            value: Value::Integer(k),
+            ..
+        }] => Some(*k),
+        _ => None,
+    };
+    let order: Vec<usize> = if rows.iter().all(|r| single_int(r).is_some()) {
+        let mut entries: Vec<(u32, i64, usize)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (rank_of[i], single_int(r).unwrap_or(0), i))
+            .collect();
+        entries.sort_unstable();
+        entries.into_iter().map(|(_, _, i)| i).collect()
+    } else {
+        let mut idx: Vec<usize> = (0..rows.len()).collect();
+        idx.sort_unstable_by(|&a, &b| {
+            rank_of[a]
+                .cmp(&rank_of[b])
+                .then_with(|| cmp_keys(&rows[a].key, &rows[b].key))
+                .then(a.cmp(&b))
+        });
+        idx
+    };
+    let mut slots: Vec<Option<RowChange>> = rows.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
+        .collect()
+}
+
 impl RowOp {
     fn tag(self) -> u8 {
         match self {
@@ -191,21 +500,40 @@ impl RowOp {
 }
 
 impl Changeset {
-    /// Turn a SQLite session changeset into canonical row records, sorted by
-    /// (table name, canonical key bytes). Columns whose value did not change are dropped,
-    /// and updates that change nothing vanish.
-    pub(crate) fn rows_from_sqlite(
-        cs: &rusqlite::session::Changeset,
+    /// Turn SQLite changeset bytes (as a session or changegroup writes them) into canonical
+    /// row records, sorted by (table name, canonical key bytes). Columns whose value did not
+    /// change are dropped, and updates that change nothing vanish.
+    ///
+    /// Reads the format directly (see [`SessionReader`]) instead of through SQLite's
+    /// changeset iterator, which copies every value into a fresh `sqlite3_value`. In debug
+    /// builds the result is checked against the iterator's ([`Changeset::rows_from_iter`]).
+    pub(crate) fn rows_from_bytes(bytes: &[u8]) -> Result<Vec<RowChange>, SqlError> {
+        let result = rows_unsorted(bytes).map(|(rows, runs)| sort_rows(rows, &runs));
+        if cfg!(debug_assertions) {
+            let mut input: &[u8] = bytes;
+            let reader: &mut dyn std::io::Read = &mut input;
+            let via_sqlite = rusqlite::session::ChangesetIter::start_strm(&reader)
+                .map_err(SqlError::from)
+                .and_then(Changeset::rows_from_iter);
+            // Error values are not comparable; that both fail is what must agree.
+            match (&result, &via_sqlite) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "changeset reader disagrees with SQLite"),
+                (Err(_), Err(_)) => {}
+                _ => panic!("changeset reader disagrees with SQLite: {result:?} vs {via_sqlite:?}"),
+            }
+        }
+        result
+    }
+
+    /// The same records through SQLite's changeset iterator: the reference that
+    /// [`Changeset::rows_from_bytes`] is checked against in debug builds.
+    pub(crate) fn rows_from_iter(
+        mut iter: rusqlite::session::ChangesetIter<'_>,
     ) -> Result<Vec<RowChange>, SqlError> {
         let mut rows = Vec::new();
-        let mut iter = cs.iter()?;
         while let Some(item) = iter.next()? {
             let op = item.op()?;
-            // Consecutive changes of one table share the name: compare before allocating.
-            let table = match rows.last() {
-                Some(RowChange { table: t, .. }) if t == op.table_name() => t.clone(),
-                _ => op.table_name().to_owned(),
-            };
+            let table = op.table_name().to_owned();
             let ncols = usize::try_from(op.number_of_columns()).unwrap_or(0);
             let code = op.code();
             let pk = item.pk()?;
@@ -277,10 +605,7 @@ impl Changeset {
                 columns,
             });
         }
-        // The order of (table, key_bytes(key)), compared without encoding (see `cmp_keys`).
-        // Stable, like the cached-key sort it replaces; keys are unique per table anyway.
-        rows.sort_by(|a, b| a.table.cmp(&b.table).then_with(|| cmp_keys(&a.key, &b.key)));
-        Ok(rows)
+        Ok(canonical_order(rows))
     }
 
     /// The canonical, versioned byte encoding (see `docs/changeset.md`).
@@ -753,5 +1078,120 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The reader of changeset bytes gives exactly the records SQLite's changeset iterator
+    /// gives (and fails where it fails), on random sessions over tables with integer, text,
+    /// blob and composite keys: inserts, updates of some columns, no-op updates, deletes,
+    /// key changes, NULLs, invalid UTF-8 text, values long enough for multi-byte varints,
+    /// REAL values (an error either way), and netted changegroup output.
+    #[test]
+    fn reader_matches_sqlite_iterator() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+        use rusqlite::session::{Changegroup, ChangesetIter, Session};
+
+        fn via_sqlite(bytes: &[u8]) -> Result<Vec<RowChange>, SqlError> {
+            let mut input: &[u8] = bytes;
+            let reader: &mut dyn std::io::Read = &mut input;
+            let rows = Changeset::rows_from_iter(ChangesetIter::start_strm(&reader)?);
+            rows
+        }
+        fn mine(bytes: &[u8]) -> Result<Vec<RowChange>, SqlError> {
+            rows_unsorted(bytes).map(|(rows, runs)| sort_rows(rows, &runs))
+        }
+        fn value(rng: &mut StdRng, reals: bool) -> String {
+            match rng.gen_range(0..10) {
+                0 => "NULL".into(),
+                1 => rng.gen_range(-3i64..3).to_string(),
+                2 => i64::MIN.to_string(),
+                3 => format!("'{}'", "é".repeat(rng.gen_range(0..3))),
+                4 => "CAST(X'FF00FE' AS TEXT)".into(),
+                5 => format!("X'{}'", "ab".repeat(rng.gen_range(0..3))),
+                6 => format!(
+                    "randomblob({})",
+                    [127, 128, 16_383, 16_384][rng.gen_range(0..4)]
+                ),
+                7 => format!("'{}'", "x".repeat(rng.gen_range(100..300))),
+                8 if reals => "1.5".into(),
+                _ => rng.gen_range(-1000i64..1000).to_string(),
+            }
+        }
+        let tables = [
+            "CREATE TABLE a(id INTEGER PRIMARY KEY, v ANY, w ANY)",
+            "CREATE TABLE b(k ANY PRIMARY KEY, v ANY) WITHOUT ROWID",
+            "CREATE TABLE c(x ANY, v ANY, y ANY, PRIMARY KEY(y, x)) WITHOUT ROWID",
+            "CREATE TABLE d(id INTEGER PRIMARY KEY, v ANY)",
+        ];
+        let mut compared = 0;
+        for seed in 0..40u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let reals = seed % 5 == 4;
+            let conn = Connection::open_in_memory().expect("open");
+            for t in tables {
+                conn.execute_batch(t).expect("create");
+            }
+            let mut chunks = Vec::new();
+            for _ in 0..3 {
+                let mut session = Session::new(&conn).expect("session");
+                session.attach(None::<&str>).expect("attach");
+                for _ in 0..60 {
+                    let k = rng.gen_range(0..12);
+                    let sql = match rng.gen_range(0..9) {
+                        0 | 1 => format!(
+                            "INSERT OR REPLACE INTO a VALUES ({k}, {}, {})",
+                            value(&mut rng, reals),
+                            value(&mut rng, reals)
+                        ),
+                        2 => format!("UPDATE a SET v = {} WHERE id = {k}", value(&mut rng, reals)),
+                        3 => format!("UPDATE a SET w = w, v = v WHERE id = {k}"),
+                        4 => format!(
+                            "INSERT OR REPLACE INTO b VALUES ({}, {})",
+                            value(&mut rng, false),
+                            value(&mut rng, reals)
+                        ),
+                        5 => format!(
+                            "INSERT OR REPLACE INTO c VALUES ({}, {}, {})",
+                            value(&mut rng, false),
+                            value(&mut rng, reals),
+                            rng.gen_range(0..4)
+                        ),
+                        6 => format!("UPDATE a SET id = id + 100 WHERE id = {k}"),
+                        7 => format!("DELETE FROM a WHERE id % 5 = {}", k % 5),
+                        _ => format!(
+                            "INSERT OR REPLACE INTO d VALUES ({k}, {})",
+                            value(&mut rng, reals)
+                        ),
+                    };
+                    let _ = conn.execute_batch(&sql);
+                }
+                let mut bytes = Vec::new();
+                session.changeset_strm(&mut bytes).expect("changeset");
+                chunks.push(bytes);
+            }
+            let mut group = Changegroup::new().expect("group");
+            for c in &chunks {
+                group.add_stream(&mut c.as_slice()).expect("add");
+            }
+            let mut netted = Vec::new();
+            group.output_strm(&mut netted).expect("output");
+            chunks.push(netted);
+            for bytes in &chunks {
+                match (mine(bytes), via_sqlite(bytes)) {
+                    (Ok(a), Ok(b)) => {
+                        assert_eq!(a, b, "seed {seed}");
+                        compared += a.len();
+                    }
+                    (
+                        Err(SqlError::RealValue { column: a }),
+                        Err(SqlError::RealValue { column: b }),
+                    ) => {
+                        assert_eq!(a, b, "seed {seed}")
+                    }
+                    (a, b) => panic!("seed {seed}: {a:?} vs {b:?}"),
+                }
+            }
+        }
+        assert!(compared > 1_000, "only {compared} rows compared");
     }
 }

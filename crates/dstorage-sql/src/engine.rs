@@ -664,16 +664,19 @@ impl<'e> Block<'e> {
     /// The netted rows of `raw` plus the current session, merged by SQLite's changegroup
     /// (insert then delete leaves nothing, and so on) and put in canonical order.
     fn run_rows(&mut self) -> Result<Vec<crate::changeset::RowChange>, SqlError> {
-        let current = self.session()?.changeset()?;
+        let mut current = Vec::new();
+        self.session()?.changeset_strm(&mut current)?;
         if self.raw.is_empty() {
-            return Changeset::rows_from_sqlite(&current);
+            return Changeset::rows_from_bytes(&current);
         }
         let mut group = rusqlite::session::Changegroup::new()?;
         for bytes in &self.raw {
             group.add_stream(&mut bytes.as_slice())?;
         }
-        group.add(&current)?;
-        Changeset::rows_from_sqlite(&group.output()?)
+        group.add_stream(&mut current.as_slice())?;
+        let mut netted = Vec::new();
+        group.output_strm(&mut netted)?;
+        Changeset::rows_from_bytes(&netted)
     }
 
     /// Close the current section before a DROP record: its DDL and netted rows go to
