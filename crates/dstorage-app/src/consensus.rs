@@ -487,9 +487,13 @@ fn execute_tx(
                 Err(e) => Err(sql_refusal(e)?),
             },
         },
-        Payload::Sql { schema, sql } => match owner_check(block, schema, &identity)? {
+        Payload::Sql {
+            schema,
+            sql,
+            params,
+        } => match owner_check(block, schema, &identity)? {
             Err(r) => Err(r),
-            Ok(()) => match block.execute(schema, sql, limit) {
+            Ok(()) => match block.execute_with_params(schema, sql, params, limit) {
                 Ok(out) => Ok(Some(out)),
                 Err(e) => Err(sql_refusal(e)?),
             },

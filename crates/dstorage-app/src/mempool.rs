@@ -99,7 +99,7 @@ impl Mempool {
         }
         let mut estimated_cost = None;
         match &checked.tx.body.payload {
-            Payload::Sql { schema, sql } => {
+            Payload::Sql { schema, sql, .. } => {
                 if let Err(r) = crate::consensus::owner_rule(
                     reader.kv_get(&keys::owner(schema))?,
                     schema,

@@ -224,6 +224,26 @@ impl Client {
             Payload::Sql {
                 schema: schema.into(),
                 sql: sql.into(),
+                params: Vec::new(),
+            },
+        )
+        .await
+    }
+
+    /// Run one statement with values bound to its `?` placeholders, and wait for the commit.
+    pub async fn exec_with_params(
+        &self,
+        signer: &Signer,
+        schema: &str,
+        sql: &str,
+        params: Vec<dstorage_types::value::Value>,
+    ) -> Result<TxResult, ClientError> {
+        self.submit(
+            signer,
+            Payload::Sql {
+                schema: schema.into(),
+                sql: sql.into(),
+                params,
             },
         )
         .await

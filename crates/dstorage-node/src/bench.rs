@@ -33,6 +33,7 @@ use dstorage_client::{Client, ClientError, Signer};
 use dstorage_types::identity::KeyType;
 use dstorage_types::result::ResultCode;
 use dstorage_types::tx::{tx_hash, Payload};
+use dstorage_types::value::Value;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -68,6 +69,10 @@ pub struct BenchArgs {
     /// Signature standard of the clients' keys (ed25519, eth_personal_sign, ...).
     #[arg(long, default_value = "ed25519")]
     pub standard: String,
+    /// Put the values into the SQL text (`VALUES (7, 3, 'xx…')`) instead of binding them to `?`
+    /// placeholders: every insert is then a new statement to parse and prepare.
+    #[arg(long)]
+    pub literal: bool,
     /// Lay the networks out here and keep them (default: a temporary folder, deleted afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -93,6 +98,8 @@ pub struct BenchReport {
     pub warmup: f64,
     /// Signature standard.
     pub standard: String,
+    /// Whether values were written into the SQL text instead of bound as parameters.
+    pub literal: bool,
     /// One entry per network size.
     pub networks: Vec<NetworkReport>,
 }
@@ -230,6 +237,7 @@ pub async fn bench(a: &BenchArgs) -> anyhow::Result<BenchReport> {
         seconds: a.seconds as f64,
         warmup: a.warmup as f64,
         standard: a.standard.clone(),
+        literal: a.literal,
         networks,
     })
 }
@@ -498,6 +506,7 @@ struct Shared {
     stop_sending: AtomicBool,
     stop_tracking: AtomicBool,
     sent_total: AtomicU64,
+    literal: bool,
 }
 
 async fn run_network(
@@ -560,6 +569,7 @@ async fn drive(
         stop_sending: AtomicBool::new(false),
         stop_tracking: AtomicBool::new(false),
         sent_total: AtomicU64::new(0),
+        literal: a.literal,
     });
 
     let mut trackers = Vec::new();
@@ -733,9 +743,22 @@ async fn send_loop(
         let tx = signer.sign(
             &chain_id,
             nonce,
-            Payload::Sql {
-                schema: schema.clone(),
-                sql: format!("INSERT INTO t VALUES ({nonce}, {index}, '{payload}')"),
+            if shared.literal {
+                Payload::Sql {
+                    schema: schema.clone(),
+                    sql: format!("INSERT INTO t VALUES ({nonce}, {index}, '{payload}')"),
+                    params: Vec::new(),
+                }
+            } else {
+                Payload::Sql {
+                    schema: schema.clone(),
+                    sql: "INSERT INTO t VALUES (?, ?, ?)".to_owned(),
+                    params: vec![
+                        Value::Integer(i64::try_from(nonce).unwrap_or(i64::MAX)),
+                        Value::Integer(i64::try_from(index).unwrap_or(i64::MAX)),
+                        Value::Text(payload.clone()),
+                    ],
+                }
             },
         )?;
         let bytes = tx.encode();
@@ -854,8 +877,15 @@ async fn app_height(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
 pub fn render(r: &BenchReport) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "dstorage bench: {} clients (window {}, {}), {} s measured after {} s warm-up; {} cores, load {:.2} before\n\n",
-        r.clients, r.window, r.standard, r.seconds, r.warmup, r.cores, r.load_before
+        "dstorage bench: {} clients (window {}, {}, {}), {} s measured after {} s warm-up; {} cores, load {:.2} before\n\n",
+        r.clients,
+        r.window,
+        r.standard,
+        if r.literal { "literal SQL" } else { "bound parameters" },
+        r.seconds,
+        r.warmup,
+        r.cores,
+        r.load_before
     ));
     out.push_str("validators | committed tx/s | p50 ms | p99 ms | committed | signatures | SQL   | consensus | other dstorage | CPU used (network + client)\n");
     out.push_str("-----------+----------------+--------+--------+-----------+------------+-------+-----------+----------------+----------------------------\n");

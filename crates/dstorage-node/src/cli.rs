@@ -58,6 +58,10 @@ pub enum NodeCommand {
         /// Schema (default: the only schema your key owns).
         #[arg(long)]
         schema: Option<String>,
+        /// A value bound to the next `?` placeholder, in JSON: `42`, `"text"`, `null` or
+        /// `{"blob":"<hex>"}`. Repeat for each placeholder; the SQL must then be one statement.
+        #[arg(long = "param", value_name = "JSON")]
+        params: Vec<String>,
         #[command(flatten)]
         signer: SignerArgs,
         #[command(flatten)]
@@ -259,16 +263,34 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
         NodeCommand::Exec {
             sql,
             schema,
+            params,
             signer,
             common,
         } => {
+            let params = params
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    serde_json::from_str::<dstorage_types::value::Value>(p).with_context(|| {
+                        format!(
+                            "--param #{} {p:?} is not a JSON value (42, \"text\", null or {{\"blob\":\"00ff\"}})",
+                            i + 1
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let client = Client::new(&common.node);
             let signer = load_signer(&signer)?;
             let schema = match schema {
                 Some(s) => s,
                 None => default_owned_schema(&client, signer.identity()).await?,
             };
-            let r = submit(&client, &signer, Payload::Sql { schema, sql }, &common).await?;
+            let payload = Payload::Sql {
+                schema,
+                sql,
+                params,
+            };
+            let r = submit(&client, &signer, payload, &common).await?;
             print_tx_result(&r, &common, None)
         }
         NodeCommand::Query {

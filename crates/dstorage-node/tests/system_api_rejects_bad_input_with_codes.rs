@@ -61,6 +61,7 @@ fn sql(signer: &Signer, chain: &str, nonce: u64, sql: &str) -> Transaction {
             Payload::Sql {
                 schema: SCHEMA.into(),
                 sql: sql.into(),
+                params: Vec::new(),
             },
         )
         .expect("sign")
@@ -175,6 +176,7 @@ async fn api_rejects_bad_input_with_codes() {
     swapped.body.payload = Payload::Sql {
         schema: SCHEMA.into(),
         sql: "DELETE FROM t".into(),
+        params: Vec::new(),
     };
     assert_refused(
         &post_tx(&client, &swapped).await,

@@ -38,6 +38,7 @@ async fn the_loser_of_a_nonce_race_is_answered_nonce_replayed_well_before_the_ti
                 Payload::Sql {
                     schema: "race".into(),
                     sql: sql.into(),
+                    params: Vec::new(),
                 },
             )
             .expect("sign")

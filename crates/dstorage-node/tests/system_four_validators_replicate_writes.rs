@@ -47,6 +47,7 @@ async fn four_validators_replicate_writes() {
                 Payload::Sql {
                     schema: "ledger".into(),
                     sql: format!("INSERT INTO entries VALUES ({i}, {}, 'entry {i}')", i * 10),
+                    params: Vec::new(),
                 },
             )
             .expect("sign");

@@ -149,4 +149,73 @@ async fn one_node_keeps_data_and_app_hash_across_restart() {
         .await
         .expect("query after the new write");
     assert_eq!(read.rows, expected_rows[1..]);
+
+    // The CLI binds `--param` values (JSON) to the placeholders of one statement.
+    let keys = tempfile::tempdir().expect("key dir");
+    let key = keys.path().join("cli-key.json");
+    let sql_file = keys.path().join("notes.sql");
+    std::fs::write(
+        &sql_file,
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, raw BLOB) STRICT",
+    )
+    .expect("sql file");
+    let made = std::process::Command::new(common::DSTORAGE)
+        .args([
+            "key",
+            "new",
+            "--type",
+            "ed25519",
+            "--out",
+            key.to_str().unwrap(),
+        ])
+        .output()
+        .expect("dstorage key new");
+    assert!(made.status.success(), "{made:?}");
+    let api = node.config.api_addr.clone();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(common::DSTORAGE)
+            .args(args)
+            .args(["--key", key.to_str().unwrap(), "--node", &api, "--json"])
+            .output()
+            .expect("run dstorage");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (status, _, err) = cli(&["deploy", sql_file.to_str().unwrap()]);
+    assert_eq!(status, Some(0), "deploy: {err}");
+    let (status, out, err) = cli(&[
+        "exec",
+        "INSERT INTO notes VALUES (?, ?, ?)",
+        "--param",
+        "7",
+        "--param",
+        r#""it's; DROP TABLE notes""#,
+        "--param",
+        r#"{"blob":"00ff"}"#,
+    ]);
+    assert_eq!(status, Some(0), "exec with params: {err}");
+    assert!(out.contains("\"code\""), "{out}");
+    let read = client
+        .query("notes", "SELECT id, body, raw FROM notes")
+        .await
+        .expect("query notes");
+    assert_eq!(
+        read.rows,
+        vec![vec![
+            Value::Integer(7),
+            Value::Text("it's; DROP TABLE notes".into()),
+            Value::Blob(vec![0, 255]),
+        ]]
+    );
+    let (status, _, err) = cli(&[
+        "exec",
+        "INSERT INTO notes VALUES (?, 'x', NULL)",
+        "--param",
+        "{oops",
+    ]);
+    assert_ne!(status, Some(0));
+    assert!(err.contains("--param #1"), "{err}");
 }

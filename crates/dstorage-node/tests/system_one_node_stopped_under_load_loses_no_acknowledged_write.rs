@@ -30,6 +30,7 @@ async fn writer(client: Client, signer: Arc<Signer>, id: usize, acked: Acked) ->
             Payload::Sql {
                 schema: format!("w{id}"),
                 sql: format!("INSERT INTO t VALUES ({seq})"),
+                params: Vec::new(),
             },
         ) {
             Ok(tx) => tx,

@@ -39,6 +39,7 @@ async fn one_nonce_sent_to_two_validators_commits_once() {
                 Payload::Sql {
                     schema: "race".into(),
                     sql: sql.into(),
+                    params: Vec::new(),
                 },
             )
             .expect("sign")

@@ -74,6 +74,7 @@ async fn two_of_four_stopped_halts_without_divergence() {
             Payload::Sql {
                 schema: "halt".into(),
                 sql: "INSERT INTO t VALUES (2)".into(),
+                params: Vec::new(),
             },
         )
         .expect("sign");

@@ -44,6 +44,7 @@ async fn writer(
                 Payload::Sql {
                     schema: format!("load{id}"),
                     sql: format!("INSERT INTO w VALUES ({seq})"),
+                    params: Vec::new(),
                 },
             )
             .map_err(|e| e.to_string())?;

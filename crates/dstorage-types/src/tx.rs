@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::value::Value;
+
 /// The only envelope version this build reads and writes.
 pub const TX_VERSION: u8 = 1;
 
@@ -33,6 +35,12 @@ pub enum DecodeError {
     /// The envelope version is not [`TX_VERSION`].
     #[error("unsupported transaction version {0} (this node reads version {TX_VERSION})")]
     UnsupportedVersion(u8),
+    /// A parameter value's type tag is not 0 (NULL), 1 (INTEGER), 2 (TEXT) or 3 (BLOB).
+    #[error("unknown parameter value tag {0}")]
+    UnknownValue(u8),
+    /// Payload tag 4 (SQL with parameters) with a count of zero; tag 3 is the encoding without parameters.
+    #[error("SQL payload with parameters has none (use payload tag 3)")]
+    NoParameters,
     /// The payload tag names no payload type.
     #[error("unknown payload type tag {0}")]
     UnknownPayload(u8),
@@ -67,6 +75,11 @@ pub enum Payload {
         schema: String,
         /// One or more `;`-separated statements.
         sql: String,
+        /// Values bound to the `?` / `?NNN` placeholders, in order. With parameters the SQL must be exactly
+        /// one statement. Binding keeps user data out of the SQL text (no quoting, no injection), and lets
+        /// every node reuse the statement it prepared for the same text.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        params: Vec<Value>,
     },
 }
 
@@ -76,7 +89,8 @@ impl Payload {
         match self {
             Payload::DeploySchema { .. } => 1,
             Payload::DropSchema { .. } => 2,
-            Payload::Sql { .. } => 3,
+            Payload::Sql { params, .. } if params.is_empty() => 3,
+            Payload::Sql { .. } => 4,
         }
     }
 
@@ -103,9 +117,23 @@ impl Payload {
         let mut w = Writer::default();
         w.u8(self.tag());
         match self {
-            Payload::DeploySchema { schema, sql } | Payload::Sql { schema, sql } => {
+            Payload::DeploySchema { schema, sql } => {
                 w.str(schema);
                 w.str(sql);
+            }
+            Payload::Sql {
+                schema,
+                sql,
+                params,
+            } => {
+                w.str(schema);
+                w.str(sql);
+                if !params.is_empty() {
+                    w.u32(u32::try_from(params.len()).unwrap_or(u32::MAX));
+                    for p in params {
+                        w.value(p);
+                    }
+                }
             }
             Payload::DropSchema { schema } => w.str(schema),
         }
@@ -125,7 +153,35 @@ impl Payload {
             3 => Payload::Sql {
                 schema: r.str("schema")?,
                 sql: r.str("sql")?,
+                params: Vec::new(),
             },
+            4 => {
+                let schema = r.str("schema")?;
+                let sql = r.str("sql")?;
+                let count = r.u32("parameter count")?;
+                // Tag 3 is the only encoding of "no parameters": one payload, one byte string.
+                if count == 0 {
+                    return Err(DecodeError::NoParameters);
+                }
+                // Each value takes at least one byte, so a count beyond the remaining bytes is a lie; checking
+                // it first keeps a forged count from reserving memory.
+                if count as usize > r.buf.len() {
+                    return Err(DecodeError::Truncated {
+                        field: "parameters",
+                        needed: count as usize,
+                        left: r.buf.len(),
+                    });
+                }
+                let mut params = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    params.push(r.value()?);
+                }
+                Payload::Sql {
+                    schema,
+                    sql,
+                    params,
+                }
+            }
             other => return Err(DecodeError::UnknownPayload(other)),
         })
     }
@@ -305,6 +361,26 @@ impl Writer {
     fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    fn value(&mut self, v: &Value) {
+        match v {
+            Value::Null => self.u8(0),
+            Value::Integer(i) => {
+                self.u8(1);
+                self.0.extend_from_slice(&i.to_be_bytes());
+            }
+            Value::Text(t) => {
+                self.u8(2);
+                self.str(t);
+            }
+            Value::Blob(b) => {
+                self.u8(3);
+                self.bytes(b);
+            }
+        }
+    }
     fn raw(&mut self, v: &[u8]) {
         self.0.extend_from_slice(v);
     }
@@ -344,6 +420,24 @@ impl<'a> Reader<'a> {
     fn str(&mut self, field: &'static str) -> Result<String, DecodeError> {
         String::from_utf8(self.bytes(field)?).map_err(|_| DecodeError::InvalidUtf8(field))
     }
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        let b = self.take(field, 4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn value(&mut self) -> Result<Value, DecodeError> {
+        Ok(match self.u8("parameter type")? {
+            0 => Value::Null,
+            1 => {
+                let b = self.take("integer parameter", 8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                Value::Integer(i64::from_be_bytes(a))
+            }
+            2 => Value::Text(self.str("text parameter")?),
+            3 => Value::Blob(self.bytes("blob parameter")?),
+            other => return Err(DecodeError::UnknownValue(other)),
+        })
+    }
 }
 
 /// Serde helper: bytes as lower-case hex strings in JSON.
@@ -375,6 +469,7 @@ mod tests {
             payload: Payload::Sql {
                 schema: "app".into(),
                 sql: "INSERT INTO users VALUES (1, 'satoshi', 49)".into(),
+                params: Vec::new(),
             },
         }
         .with_signature(vec![9; 64])
@@ -448,6 +543,7 @@ mod tests {
             payload: Payload::Sql {
                 schema: "app".into(),
                 sql: "DELETE FROM t".into(),
+                params: Vec::new(),
             },
         }
         .with_signature(vec![9; 64]);
@@ -464,6 +560,106 @@ mod tests {
         ]
         .concat();
         assert_eq!(hex::encode(tx.encode()), expected);
+    }
+
+    fn with_params(params: Vec<Value>) -> Transaction {
+        TxBody {
+            chain_id: "c".into(),
+            standard: "ed25519".into(),
+            sender: vec![7; 32],
+            nonce: 42,
+            payload: Payload::Sql {
+                schema: "app".into(),
+                sql: "INSERT INTO t VALUES (?, ?, ?, ?)".into(),
+                params,
+            },
+        }
+        .with_signature(vec![9; 64])
+    }
+
+    #[test]
+    fn parameters_of_every_type_round_trip_under_payload_tag_4() {
+        let tx = with_params(vec![
+            Value::Null,
+            Value::Integer(-2),
+            Value::Text("it's".into()),
+            Value::Blob(vec![0, 255]),
+        ]);
+        let bytes = tx.encode();
+        assert_eq!(Transaction::decode(&bytes).unwrap(), tx);
+        assert_eq!(tx.body.payload.tag(), 4);
+        let payload = tx.body.payload.encode();
+        let sql = "INSERT INTO t VALUES (?, ?, ?, ?)";
+        let expected = [
+            "04".to_string(),
+            "00000003617070".to_string(),
+            format!("{:08x}{}", sql.len(), hex::encode(sql)),
+            "00000004".to_string(),
+            "00".to_string(),
+            "01fffffffffffffffe".to_string(),
+            "020000000469742773".to_string(),
+            "030000000200ff".to_string(),
+        ]
+        .concat();
+        assert_eq!(hex::encode(payload), expected);
+    }
+
+    #[test]
+    fn the_signature_covers_parameter_values() {
+        let a = with_params(vec![Value::Integer(1)]);
+        let b = with_params(vec![Value::Integer(2)]);
+        let c = with_params(vec![Value::Text("1".into())]);
+        assert_ne!(a.body.payload.digest(), b.body.payload.digest());
+        assert_ne!(a.body.payload.digest(), c.body.payload.digest());
+        assert_ne!(a.body.signed_text(), b.body.signed_text());
+    }
+
+    #[test]
+    fn decoder_refuses_empty_forged_and_unknown_parameters() {
+        let good = with_params(vec![Value::Integer(1)]).encode();
+        // The count sits after version, chain id, standard, sender, nonce, tag, schema and SQL.
+        let sql = "INSERT INTO t VALUES (?, ?, ?, ?)";
+        let at = 1 + (4 + 1) + (4 + 7) + (4 + 32) + 8 + 1 + (4 + 3) + (4 + sql.len());
+        assert_eq!(&good[at..at + 4], &[0, 0, 0, 1]);
+
+        let mut zero = good[..at].to_vec();
+        zero.extend_from_slice(&[0, 0, 0, 0]);
+        zero.extend_from_slice(&good[at + 4 + 9..]);
+        assert_eq!(Transaction::decode(&zero), Err(DecodeError::NoParameters));
+
+        let mut forged = good.clone();
+        forged[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            Transaction::decode(&forged),
+            Err(DecodeError::Truncated {
+                field: "parameters",
+                ..
+            })
+        ));
+
+        let mut unknown = good.clone();
+        unknown[at + 4] = 9;
+        assert_eq!(
+            Transaction::decode(&unknown),
+            Err(DecodeError::UnknownValue(9))
+        );
+        assert_eq!(
+            DecodeError::UnknownValue(9).to_string(),
+            "unknown parameter value tag 9"
+        );
+    }
+
+    #[test]
+    fn sql_without_parameters_keeps_tag_3_and_its_json_has_no_params_field() {
+        let tx = sample();
+        assert_eq!(tx.body.payload.tag(), 3);
+        let json = serde_json::to_value(&tx.body.payload).unwrap();
+        assert!(json.get("params").is_none(), "{json}");
+        let with =
+            serde_json::to_value(&with_params(vec![Value::Integer(5)]).body.payload).unwrap();
+        assert_eq!(with["params"], serde_json::json!([5]));
+        let back: Payload = serde_json::from_value(with).unwrap();
+        assert_eq!(back, with_params(vec![Value::Integer(5)]).body.payload);
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub fn sql(schema: &str, sql: &str) -> Payload {
     Payload::Sql {
         schema: schema.into(),
         sql: sql.into(),
+        params: Vec::new(),
     }
 }
 
