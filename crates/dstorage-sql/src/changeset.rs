@@ -21,6 +21,9 @@ pub const CHANGESET_MAGIC: &[u8; 4] = b"DSCS";
 /// The encoding version this build writes and reads.
 pub const CHANGESET_VERSION: u8 = 1;
 
+/// Bytes of encoding collected before they are hashed (see [`Changeset::hash`]).
+const ENCODE_CHUNK: usize = 32 * 1024;
+
 /// What happened to one row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -464,24 +467,33 @@ fn sort_rows(rows: Vec<RowChange>, runs: &[(usize, String)]) -> Vec<RowChange> {
         }] => Some(*k),
         _ => None,
     };
-    let order: Vec<usize> = if rows.iter().all(|r| single_int(r).is_some()) {
-        let mut entries: Vec<(u32, i64, usize)> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (rank_of[i], single_int(r).unwrap_or(0), i))
-            .collect();
-        entries.sort_unstable();
-        entries.into_iter().map(|(_, _, i)| i).collect()
-    } else {
-        let mut idx: Vec<usize> = (0..rows.len()).collect();
-        idx.sort_unstable_by(|&a, &b| {
-            rank_of[a]
-                .cmp(&rank_of[b])
-                .then_with(|| cmp_keys(&rows[a].key, &rows[b].key))
-                .then(a.cmp(&b))
-        });
-        idx
-    };
+    let order: Vec<usize> =
+        if rows.len() <= u32::MAX as usize && rows.iter().all(|r| single_int(r).is_some()) {
+            // (rank, key, index) packed into one u128 that compares the same way: the key with
+            // its sign bit flipped orders as the signed integer (and as its encoding).
+            let mut entries: Vec<u128> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let key = (single_int(r).unwrap_or(0) as u64) ^ (1 << 63);
+                    (u128::from(rank_of[i]) << 96) | (u128::from(key) << 32) | i as u128
+                })
+                .collect();
+            entries.sort_unstable();
+            entries
+                .into_iter()
+                .map(|e| (e & 0xffff_ffff) as usize)
+                .collect()
+        } else {
+            let mut idx: Vec<usize> = (0..rows.len()).collect();
+            idx.sort_unstable_by(|&a, &b| {
+                rank_of[a]
+                    .cmp(&rank_of[b])
+                    .then_with(|| cmp_keys(&rows[a].key, &rows[b].key))
+                    .then(a.cmp(&b))
+            });
+            idx
+        };
     let mut slots: Vec<Option<RowChange>> = rows.into_iter().map(Some).collect();
     order
         .into_iter()
@@ -610,7 +622,39 @@ impl Changeset {
 
     /// The canonical, versioned byte encoding (see `docs/changeset.md`).
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.records.len() * 32);
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_with(&mut out, |_| {});
+        out
+    }
+
+    /// The length of [`Changeset::encode`]'s output.
+    fn encoded_len(&self) -> usize {
+        let value = |v: &Value| match v {
+            Value::Null => 1,
+            Value::Integer(_) => 9,
+            Value::Text(t) => 5 + t.len(),
+            Value::Blob(b) => 5 + b.len(),
+        };
+        let columns =
+            |cols: &[ColumnValue]| 2 + cols.iter().map(|c| 2 + value(&c.value)).sum::<usize>();
+        let records: usize =
+            self.records
+                .iter()
+                .map(|r| match r {
+                    ChangesetRecord::Row(row) => {
+                        1 + 4 + row.table.len() + columns(&row.key) + columns(&row.columns)
+                    }
+                    ChangesetRecord::CreateSchema { name }
+                    | ChangesetRecord::DropSchema { name } => 1 + 4 + name.len(),
+                    ChangesetRecord::Ddl { schema, sql } => 1 + 4 + schema.len() + 4 + sql.len(),
+                })
+                .sum();
+        CHANGESET_MAGIC.len() + 1 + 4 + records
+    }
+
+    /// Write the encoding into `out`, handing `out` to `flush` whenever it holds
+    /// `ENCODE_CHUNK` bytes or more, and once at the end; `flush` may drain it.
+    fn encode_with(&self, out: &mut Vec<u8>, mut flush: impl FnMut(&mut Vec<u8>)) {
         out.extend_from_slice(CHANGESET_MAGIC);
         out.push(CHANGESET_VERSION);
         out.extend_from_slice(&(self.records.len() as u32).to_be_bytes());
@@ -618,32 +662,42 @@ impl Changeset {
             match r {
                 ChangesetRecord::Row(row) => {
                     out.push(row.op.tag());
-                    encode_bytes(&mut out, row.table.as_bytes());
-                    encode_columns(&mut out, &row.key);
-                    encode_columns(&mut out, &row.columns);
+                    encode_bytes(out, row.table.as_bytes());
+                    encode_columns(out, &row.key);
+                    encode_columns(out, &row.columns);
                 }
                 ChangesetRecord::CreateSchema { name } => {
                     out.push(4);
-                    encode_bytes(&mut out, name.as_bytes());
+                    encode_bytes(out, name.as_bytes());
                 }
                 ChangesetRecord::DropSchema { name } => {
                     out.push(5);
-                    encode_bytes(&mut out, name.as_bytes());
+                    encode_bytes(out, name.as_bytes());
                 }
                 ChangesetRecord::Ddl { schema, sql } => {
                     out.push(6);
-                    encode_bytes(&mut out, schema.as_bytes());
-                    encode_bytes(&mut out, sql.as_bytes());
+                    encode_bytes(out, schema.as_bytes());
+                    encode_bytes(out, sql.as_bytes());
                 }
             }
+            if out.len() >= ENCODE_CHUNK {
+                flush(out);
+            }
         }
-        out
+        flush(out);
     }
 
     /// SHA-256 of the canonical encoding. Because the encoding carries operation, table,
-    /// key, positions, type tags and lengths, so does the hash.
+    /// key, positions, type tags and lengths, so does the hash. The encoding is hashed in
+    /// chunks as it is written, not built whole first.
     pub fn hash(&self) -> [u8; 32] {
-        Sha256::digest(self.encode()).into()
+        let mut hasher = Sha256::new();
+        let mut buf = Vec::with_capacity(2 * ENCODE_CHUNK);
+        self.encode_with(&mut buf, |b| {
+            hasher.update(&b[..]);
+            b.clear();
+        });
+        hasher.finalize().into()
     }
 
     /// Decode canonical bytes. Any other encoding of the same records is refused: the
@@ -1193,5 +1247,50 @@ mod tests {
             }
         }
         assert!(compared > 1_000, "only {compared} rows compared");
+    }
+
+    /// The chunked hash is the SHA-256 of the whole encoding, and the precomputed length
+    /// is the encoding's, for changesets smaller and larger than one chunk.
+    #[test]
+    fn hash_and_length_match_the_encoding() {
+        for n in [0usize, 1, 10, 3_000] {
+            let mut records = vec![
+                ChangesetRecord::CreateSchema { name: "s".into() },
+                ChangesetRecord::Ddl {
+                    schema: "s".into(),
+                    sql: "CREATE TABLE \"s.t\"(id INTEGER PRIMARY KEY)".into(),
+                },
+            ];
+            for i in 0..n {
+                let value = match i % 4 {
+                    0 => Value::Null,
+                    1 => Value::Integer(i as i64 - 5),
+                    2 => Value::Text("é".repeat(i % 13)),
+                    _ => Value::Blob(vec![7; i % 40]),
+                };
+                records.push(ChangesetRecord::Row(RowChange {
+                    op: if i % 3 == 0 {
+                        RowOp::Delete
+                    } else {
+                        RowOp::Insert
+                    },
+                    table: "s.t".into(),
+                    key: vec![ColumnValue {
+                        position: 0,
+                        value: Value::Integer(i as i64),
+                    }],
+                    columns: if i % 3 == 0 {
+                        Vec::new()
+                    } else {
+                        vec![ColumnValue { position: 1, value }]
+                    },
+                }));
+            }
+            records.push(ChangesetRecord::DropSchema { name: "s".into() });
+            let cs = Changeset { records };
+            let bytes = cs.encode();
+            assert_eq!(bytes.len(), cs.encoded_len());
+            assert_eq!(cs.hash(), <[u8; 32]>::from(Sha256::digest(&bytes)));
+        }
     }
 }
