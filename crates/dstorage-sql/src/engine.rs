@@ -887,7 +887,7 @@ impl<'e> Block<'e> {
         limit: u64,
     ) -> Result<ExecOutcome, SqlError> {
         let base_mode = Mode::Write {
-            schema: schema.to_owned(),
+            schema: schema.into(),
             ctes: Default::default(),
         };
         let mut out = ExecOutcome::default();
@@ -927,7 +927,7 @@ impl<'e> Block<'e> {
             self.cache.borrow_mut().clear();
         }
         let mode = Mode::Write {
-            schema: schema.to_owned(),
+            schema: Arc::clone(&rewritten.schema),
             ctes: rewritten.ctes.clone(),
         };
         if let Kind::DropTables { tables, if_exists } = &rewritten.kind {

@@ -214,15 +214,18 @@ fn estimate_one(
     let sql = &rewritten.sql;
     // Prepare under the user's guard so an estimate refuses what execution would refuse.
     auth.set_mode(Mode::Write {
-        schema: schema.to_owned(),
+        schema: schema.into(),
         ctes: rewritten.ctes.clone(),
     });
     let plan: Result<Vec<(i64, i64, String)>, rusqlite::Error> = (|| {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(3)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        // Placeholders stay unbound (NULL): the plan does not depend on their values.
+        let mut rows = stmt.raw_query();
+        let mut plan = Vec::new();
+        while let Some(r) = rows.next()? {
+            plan.push((r.get(0)?, r.get(1)?, r.get(3)?));
+        }
+        Ok(plan)
     })();
     let denial = auth.take_denial();
     auth.set_mode(Mode::Internal);

@@ -136,8 +136,9 @@ pub(crate) enum Mode {
     Internal,
     /// User SQL in a block: reads of any schema, writes and DDL only in `schema`.
     Write {
-        /// The schema the statement runs in.
-        schema: String,
+        /// The schema the statement runs in (shared: a cached statement's mode is set
+        /// without allocating).
+        schema: Arc<str>,
         /// CTE names of the statement: SQLite reports reading them like tables.
         ctes: BTreeSet<String>,
     },
@@ -220,7 +221,7 @@ fn is_schema_table(name: &str) -> bool {
 fn judge(mode: &Mode, action: &AuthAction<'_>) -> Result<(), SqlError> {
     let (write_schema, ctes) = match mode {
         Mode::Internal => return Ok(()),
-        Mode::Write { schema, ctes } => (Some(schema.as_str()), ctes),
+        Mode::Write { schema, ctes } => (Some(&**schema), ctes),
         Mode::Read { ctes } => (None, ctes),
     };
     let in_write_schema = |name: &str| -> Result<(), SqlError> {
@@ -394,6 +395,8 @@ pub(crate) struct Rewritten {
     pub ctes: BTreeSet<String>,
     /// The text actually prepared (the caller may prefix it); defaults to `sql`.
     pub exec_sql: String,
+    /// The schema it was rewritten for.
+    pub schema: Arc<str>,
 }
 
 /// Guard and rewrite one parsed statement for `schema`. `read_only` allows queries only.
@@ -452,6 +455,7 @@ pub(crate) fn rewrite(
         sql,
         kind,
         ctes,
+        schema: schema.into(),
     })
 }
 
@@ -1303,7 +1307,7 @@ mod tests {
 
     fn write_mode(schema: &str) -> Mode {
         Mode::Write {
-            schema: schema.to_owned(),
+            schema: schema.into(),
             ctes: BTreeSet::new(),
         }
     }
