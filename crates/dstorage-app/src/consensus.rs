@@ -296,7 +296,7 @@ fn finalize_and_commit(
             chain_id: previous.chain_id,
         },
     );
-    shared.mempool.reset();
+    shared.mempool.committed(event.schema_changed);
     let _ = shared.commits.send(event);
     let _ = reply.send(Ok(ConsensusResponse::Commit(resp::Commit {
         data: Bytes::new(),
@@ -406,6 +406,10 @@ fn execute_block(
             execution: started.elapsed(),
             changeset_records: changeset.records.len(),
             changeset_bytes: encoded.len(),
+            schema_changed: changeset
+                .records
+                .iter()
+                .any(|r| !matches!(r, dstorage_sql::ChangesetRecord::Row(_))),
         },
     ))
 }

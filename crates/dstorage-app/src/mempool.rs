@@ -4,6 +4,10 @@
 //! counting transactions it already admitted, so a client may send several transactions before the first
 //! commits. The map is cleared at every Commit; CometBFT's recheck then rebuilds it from the remaining mempool
 //! in order, dropping what the block made stale.
+//!
+//! Cost estimates of statements whose cost does not depend on table sizes (an INSERT of VALUES: no scan, no
+//! lookup in the plan) are remembered by schema and SQL text until a block changes a schema, so a client that
+//! sends the same parameterised insert again does not pay a parse and a query plan per transaction.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -24,6 +28,19 @@ pub struct Mempool {
 struct Inner {
     reader: Reader,
     pending: BTreeMap<String, u64>,
+    /// Size-independent estimates by (schema, SQL text); see the module docs.
+    estimates: BTreeMap<(String, String), u64>,
+}
+
+/// Remembered estimates before the cache starts over (literal SQL makes every text new).
+const ESTIMATE_CACHE_CAPACITY: usize = 4_096;
+
+/// Whether an estimate's cost holds whatever the tables hold: its plan reads no table.
+fn size_independent(e: &dstorage_sql::Estimate) -> bool {
+    e.bounded
+        && e.plan
+            .iter()
+            .all(|line| line.starts_with("SCAN CONSTANT ROW"))
 }
 
 /// What CheckTx admitted.
@@ -41,13 +58,19 @@ impl Mempool {
             inner: Mutex::new(Inner {
                 reader,
                 pending: BTreeMap::new(),
+                estimates: BTreeMap::new(),
             }),
         }
     }
 
-    /// Forget admitted nonces: called after each Commit.
-    pub(crate) fn reset(&self) {
-        lock(&self.inner).pending.clear();
+    /// After each Commit: forget admitted nonces (recheck rebuilds them), and remembered estimates if the block
+    /// changed a schema.
+    pub(crate) fn committed(&self, schema_changed: bool) {
+        let mut inner = lock(&self.inner);
+        inner.pending.clear();
+        if schema_changed {
+            inner.estimates.clear();
+        }
     }
 
     /// Decide whether `bytes` may enter the mempool.
@@ -85,7 +108,11 @@ impl Mempool {
             Err(r) => return Ok(Err(r)),
         };
         let mut inner = lock(&self.inner);
-        let Inner { reader, pending } = &mut *inner;
+        let Inner {
+            reader,
+            pending,
+            estimates,
+        } = &mut *inner;
         let last = match pending.get(&checked.identity) {
             Some(next) => next - 1,
             None => reader
@@ -108,7 +135,27 @@ impl Mempool {
                     return Ok(Err(r));
                 }
                 let limit = shared.config.cost_limit_per_tx;
-                match (!recheck).then(|| reader.estimate(schema, sql)) {
+                let estimate = (!recheck).then(|| {
+                    let key = (schema.clone(), sql.clone());
+                    if let Some(cost) = estimates.get(&key) {
+                        return Ok(dstorage_sql::Estimate {
+                            cost: *cost,
+                            plan: Vec::new(),
+                            bounded: true,
+                        });
+                    }
+                    let fresh = reader.estimate(schema, sql);
+                    if let Ok(e) = &fresh {
+                        if size_independent(e) {
+                            if estimates.len() >= ESTIMATE_CACHE_CAPACITY {
+                                estimates.clear();
+                            }
+                            estimates.insert(key, e.cost);
+                        }
+                    }
+                    fresh
+                });
+                match estimate {
                     None => {}
                     Some(Ok(estimate)) if estimate.cost > limit => {
                         return Ok(Err((

@@ -40,6 +40,8 @@ pub struct CommitEvent {
     pub changeset_records: usize,
     /// Bytes of the block's encoded changeset.
     pub changeset_bytes: usize,
+    /// The block created, altered or dropped a schema or table (its changeset holds DDL records).
+    pub schema_changed: bool,
 }
 
 /// State shared between the consensus thread and everything else.

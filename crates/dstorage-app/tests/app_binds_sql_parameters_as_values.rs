@@ -145,3 +145,51 @@ fn nodes_executing_the_same_parameterised_block_agree_on_the_app_hash() {
     }
     assert_eq!(hashes[0], hashes[1]);
 }
+
+#[test]
+fn checktx_reuses_an_insert_estimate_until_a_block_changes_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(&dir.path().join("db.sqlite"), CHAIN).unwrap();
+    let mut alice = Wallet::ed25519();
+    h.block(vec![alice.tx(deploy("app", USERS))]).unwrap();
+    let insert = |nonce: u64, id: i64| {
+        alice.tx_with_nonce(
+            nonce,
+            with_params(
+                "app",
+                "INSERT INTO users(id, username) VALUES (?, 'u')",
+                vec![Value::Integer(id)],
+            ),
+        )
+    };
+    let first = h.check_tx(&insert(2, 1));
+    assert_eq!(first.code.value(), 0, "{}", first.log);
+    assert!(first.gas_wanted > 0);
+    let again = h.check_tx(&insert(3, 2));
+    assert_eq!(again.code.value(), 0, "{}", again.log);
+    assert_eq!(again.gas_wanted, first.gas_wanted);
+
+    // A wider table costs more to write: the remembered estimate must not outlive the DDL.
+    let widened = h
+        .block(vec![alice.tx_with_nonce(
+            2,
+            sql(
+                "app",
+                "DROP TABLE users; CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT, age INTEGER, extra TEXT) STRICT",
+            ),
+        )])
+        .unwrap();
+    assert_eq!(
+        code(&widened.results[0]),
+        ResultCode::Ok,
+        "{}",
+        widened.results[0].log
+    );
+    let after = h.check_tx(&insert(3, 1));
+    assert_eq!(after.code.value(), 0, "{}", after.log);
+    assert_eq!(
+        after.gas_wanted,
+        first.gas_wanted + 2,
+        "one more column, two more steps"
+    );
+}

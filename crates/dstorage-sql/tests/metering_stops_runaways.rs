@@ -165,6 +165,15 @@ fn estimate_ranks_a_full_scan_above_an_index_lookup() {
         .estimate("app", "INSERT INTO t VALUES (5000, 'x', 1)")
         .expect("a reader estimates writes too, for the mempool");
     assert!(insert.cost > 0 && insert.bounded);
+    // Placeholders are estimated unbound: same plan and cost as with literal values.
+    let bound = reader
+        .estimate("app", "INSERT INTO t VALUES (?, ?, ?)")
+        .expect("statements with placeholders are estimated");
+    assert_eq!(bound, insert);
+    let lookup_bound = reader
+        .estimate("app", "SELECT * FROM t WHERE id = ?1")
+        .expect("a lookup by a placeholder");
+    assert_eq!(lookup_bound.cost, lookup.cost);
     let refused = reader
         .estimate("app", "SELECT random()")
         .expect_err("guarded");
