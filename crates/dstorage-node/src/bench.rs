@@ -54,8 +54,9 @@ pub struct BenchArgs {
     /// Network sizes to measure, one after another (comma-separated validator counts).
     #[arg(long, value_delimiter = ',', default_value = "1,4")]
     pub validators: Vec<usize>,
-    /// Concurrent clients, each with its own key and schema.
-    #[arg(long, default_value_t = 32)]
+    /// Concurrent clients, each with its own key and schema. Each sends one transaction at a time (in nonce
+    /// order, waiting for CheckTx), so it takes many clients to load a network.
+    #[arg(long, default_value_t = 128)]
     pub clients: usize,
     /// Measured duration per network, seconds.
     #[arg(long, default_value_t = 20)]
@@ -64,7 +65,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     pub warmup: u64,
     /// Transactions one client may have sent but not yet seen committed.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 8)]
     pub window: usize,
     /// Signature standard of the clients' keys (ed25519, eth_personal_sign, ...).
     #[arg(long, default_value = "ed25519")]
