@@ -230,7 +230,7 @@ fn finalize_and_commit(
     // Transactions known to abort the whole SQLite transaction (see `Aborted`), found on earlier attempts.
     let mut aborted: BTreeMap<u32, Aborted> = BTreeMap::new();
     let execution_started = crate::shared::thread_cpu_time();
-    let (block, response, event) = loop {
+    let (block, response, event, nonces) = loop {
         let mut block = match engine.begin_block() {
             Ok(b) => b,
             Err(e) => {
@@ -241,7 +241,7 @@ fn finalize_and_commit(
             }
         };
         match execute_block(&mut block, shared, &previous, height, &req.txs, &aborted) {
-            Ok((response, event)) => break (block, response, event),
+            Ok((response, event, nonces)) => break (block, response, event, nonces),
             Err(BlockError::Restart(index, why)) => {
                 tracing::warn!(height, index, reason = %why.message, "a transaction aborted the block's SQLite transaction; re-executing the block without it");
                 let _ = block.discard();
@@ -296,7 +296,7 @@ fn finalize_and_commit(
             chain_id: previous.chain_id,
         },
     );
-    shared.mempool.committed(event.schema_changed);
+    shared.mempool.committed(event.schema_changed, nonces);
     let _ = shared.commits.send(event);
     let _ = reply.send(Ok(ConsensusResponse::Commit(resp::Commit {
         data: Bytes::new(),
@@ -313,7 +313,7 @@ fn execute_block(
     height: u64,
     txs: &[Bytes],
     aborted: &BTreeMap<u32, Aborted>,
-) -> Result<(resp::FinalizeBlock, CommitEvent), BlockError> {
+) -> Result<(resp::FinalizeBlock, CommitEvent, BTreeMap<String, u64>), BlockError> {
     // A marker inside the block's SQLite transaction: if a statement's failure rolls the whole transaction
     // back, the marker no longer holds this height, and that is how we notice.
     block.kv_put(keys::BLOCK_OPEN, &height.to_be_bytes())?;
@@ -333,6 +333,7 @@ fn execute_block(
     let mut outcomes = Vec::with_capacity(txs.len());
     let mut hashes = Vec::with_capacity(txs.len());
     let mut codes = Vec::with_capacity(txs.len());
+    let mut senders = std::collections::BTreeSet::new();
     for (index, bytes) in txs.iter().enumerate() {
         let record = execute_tx(
             block,
@@ -352,9 +353,22 @@ fn execute_block(
         });
         hashes.push(record.hash);
         codes.push(record.code);
+        if let Some(sender) = &record.sender {
+            senders.insert(sender.clone());
+        }
         let json = serde_json::to_vec(&record)
             .map_err(|e| AppError::Invariant(format!("encoding a tx record: {e}")))?;
         block.kv_put(&keys::tx(&record.hash.0), &json)?;
+    }
+    // The senders' nonces as this block leaves them, for the mempool's cache of committed state.
+    let mut nonces = BTreeMap::new();
+    for sender in senders {
+        let nonce = block
+            .kv_get(&keys::nonce(&sender))?
+            .as_deref()
+            .and_then(keys::decode_u64)
+            .unwrap_or(0);
+        nonces.insert(sender, nonce);
     }
     let changeset = block.changeset()?;
     let changeset_hash = changeset.hash();
@@ -411,6 +425,7 @@ fn execute_block(
                 .iter()
                 .any(|r| !matches!(r, dstorage_sql::ChangesetRecord::Row(_))),
         },
+        nonces,
     ))
 }
 

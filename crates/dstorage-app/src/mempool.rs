@@ -5,6 +5,12 @@
 //! commits. The map is cleared at every Commit; CometBFT's recheck then rebuilds it from the remaining mempool
 //! in order, dropping what the block made stale.
 //!
+//! CheckTx and its recheck after every block read each sender's committed nonce and each schema's owner. Both
+//! change only in blocks, so the mempool keeps what it read and the consensus thread hands it the new nonces of a
+//! block's senders at Commit (owners are forgotten when a block changes a schema): a recheck then touches no
+//! SQLite page. Commit runs while CometBFT holds its mempool lock, and every read-and-remember happens under this
+//! module's own lock, so the cache never holds a value older than the last commit it was told about.
+//!
 //! Cost estimates of statements whose cost does not depend on table sizes (an INSERT of VALUES: no scan, no
 //! lookup in the plan) are remembered by schema and SQL text until a block changes a schema, so a client that
 //! sends the same parameterised insert again does not pay a parse and a query plan per transaction.
@@ -30,6 +36,44 @@ struct Inner {
     pending: BTreeMap<String, u64>,
     /// Size-independent estimates by (schema, SQL text); see the module docs.
     estimates: BTreeMap<(String, String), u64>,
+    /// Committed nonce by sender, as read or as told at Commit.
+    nonces: BTreeMap<String, u64>,
+    /// Committed owner by schema (`None`: no such schema), as read since the last schema change.
+    owners: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+/// Entries a committed-state cache keeps before it starts over.
+const STATE_CACHE_CAPACITY: usize = 100_000;
+
+impl Inner {
+    fn committed_nonce(&mut self, identity: &str) -> Result<u64, AppError> {
+        if let Some(n) = self.nonces.get(identity) {
+            return Ok(*n);
+        }
+        let n = self
+            .reader
+            .kv_get(&keys::nonce(identity))?
+            .as_deref()
+            .and_then(keys::decode_u64)
+            .unwrap_or(0);
+        if self.nonces.len() >= STATE_CACHE_CAPACITY {
+            self.nonces.clear();
+        }
+        self.nonces.insert(identity.to_owned(), n);
+        Ok(n)
+    }
+
+    fn owner(&mut self, schema: &str) -> Result<Option<Vec<u8>>, AppError> {
+        if let Some(o) = self.owners.get(schema) {
+            return Ok(o.clone());
+        }
+        let o = self.reader.kv_get(&keys::owner(schema))?;
+        if self.owners.len() >= STATE_CACHE_CAPACITY {
+            self.owners.clear();
+        }
+        self.owners.insert(schema.to_owned(), o.clone());
+        Ok(o)
+    }
 }
 
 /// Remembered estimates before the cache starts over (literal SQL makes every text new).
@@ -59,17 +103,24 @@ impl Mempool {
                 reader,
                 pending: BTreeMap::new(),
                 estimates: BTreeMap::new(),
+                nonces: BTreeMap::new(),
+                owners: BTreeMap::new(),
             }),
         }
     }
 
-    /// After each Commit: forget admitted nonces (recheck rebuilds them), and remembered estimates if the block
-    /// changed a schema.
-    pub(crate) fn committed(&self, schema_changed: bool) {
+    /// After each Commit: forget admitted nonces (recheck rebuilds them), learn the committed nonces of the
+    /// block's senders, and forget owners and remembered estimates if the block changed a schema.
+    pub(crate) fn committed(&self, schema_changed: bool, nonces: BTreeMap<String, u64>) {
         let mut inner = lock(&self.inner);
         inner.pending.clear();
+        if inner.nonces.len() + nonces.len() > STATE_CACHE_CAPACITY {
+            inner.nonces.clear();
+        }
+        inner.nonces.extend(nonces);
         if schema_changed {
             inner.estimates.clear();
+            inner.owners.clear();
         }
     }
 
@@ -108,18 +159,9 @@ impl Mempool {
             Err(r) => return Ok(Err(r)),
         };
         let mut inner = lock(&self.inner);
-        let Inner {
-            reader,
-            pending,
-            estimates,
-        } = &mut *inner;
-        let last = match pending.get(&checked.identity) {
+        let last = match inner.pending.get(&checked.identity) {
             Some(next) => next - 1,
-            None => reader
-                .kv_get(&keys::nonce(&checked.identity))?
-                .as_deref()
-                .and_then(keys::decode_u64)
-                .unwrap_or(0),
+            None => inner.committed_nonce(&checked.identity)?,
         };
         if let Err(r) = crate::consensus::check_nonce(checked.tx.body.nonce, last) {
             return Ok(Err(r));
@@ -127,14 +169,15 @@ impl Mempool {
         let mut estimated_cost = None;
         match &checked.tx.body.payload {
             Payload::Sql { schema, sql, .. } => {
-                if let Err(r) = crate::consensus::owner_rule(
-                    reader.kv_get(&keys::owner(schema))?,
-                    schema,
-                    &checked.identity,
-                ) {
+                if let Err(r) =
+                    crate::consensus::owner_rule(inner.owner(schema)?, schema, &checked.identity)
+                {
                     return Ok(Err(r));
                 }
                 let limit = shared.config.cost_limit_per_tx;
+                let Inner {
+                    reader, estimates, ..
+                } = &mut *inner;
                 let estimate = (!recheck).then(|| {
                     let key = (schema.clone(), sql.clone());
                     if let Some(cost) = estimates.get(&key) {
@@ -178,7 +221,7 @@ impl Mempool {
                     Some(Err(e)) => tracing::debug!(error = %e, "no estimate"),
                 }
             }
-            Payload::DropSchema { schema } if reader.kv_get(&keys::owner(schema))?.is_none() => {
+            Payload::DropSchema { schema } if inner.owner(schema)?.is_none() => {
                 return Ok(Err((
                     ResultCode::SchemaNotFound,
                     format!("schema {schema} does not exist"),
@@ -186,7 +229,9 @@ impl Mempool {
             }
             _ => {}
         }
-        pending.insert(checked.identity.clone(), checked.tx.body.nonce + 1);
+        inner
+            .pending
+            .insert(checked.identity.clone(), checked.tx.body.nonce + 1);
         Ok(Ok(Admitted {
             checked,
             estimated_cost,

@@ -141,3 +141,26 @@ fn a_tx_signed_over_other_text_does_not_verify() {
     .with_signature(honest.signature.clone());
     assert_eq!(refused(&h, &forged.encode()).0, ResultCode::BadSignature);
 }
+
+#[test]
+fn checktx_follows_owners_and_nonces_that_blocks_change() {
+    let (_d, h, mut alice) = setup();
+    let mut bob = Wallet::ed25519();
+    let write = |w: &Wallet, nonce: u64| {
+        w.tx_with_nonce(nonce, sql("app", "INSERT INTO users VALUES (9, 'z', 9)"))
+    };
+    // Owner and nonce are read (and remembered) here...
+    assert_eq!(h.check_tx(&write(&alice, 2)).code.value(), 0);
+    assert_eq!(refused(&h, &write(&bob, 1)).0, ResultCode::Unauthorized);
+    // ...then a block drops the schema and another gives it to bob.
+    h.block(vec![alice.tx(dstorage_types::tx::Payload::DropSchema {
+        schema: "app".into(),
+    })])
+    .unwrap();
+    assert_eq!(refused(&h, &write(&alice, 3)).0, ResultCode::SchemaNotFound);
+    assert_eq!(refused(&h, &write(&alice, 2)).0, ResultCode::NonceReplayed);
+    h.block(vec![bob.tx(deploy("app", USERS))]).unwrap();
+    assert_eq!(refused(&h, &write(&alice, 3)).0, ResultCode::Unauthorized);
+    assert_eq!(refused(&h, &write(&bob, 1)).0, ResultCode::NonceReplayed);
+    assert_eq!(h.check_tx(&write(&bob, 2)).code.value(), 0);
+}
