@@ -3,9 +3,18 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use dstorage_node::cometbft::{cometbft_cache_dir, CometError, CometbftLocator, COMETBFT_VERSION};
 
+/// Tests here write scripts and then run programs. Writing an executable while another test thread forks makes
+/// exec fail with "Text file busy": the forked child holds the write descriptor until its own exec. So tests in
+/// this binary take turns.
+static TURN: Mutex<()> = Mutex::new(());
+
+fn turn() -> MutexGuard<'static, ()> {
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 /// A fake `go` that records its arguments and, for `install`, puts a script printing `version` into `$GOBIN`.
 /// It is not Go: the real `go install` takes minutes and the network, and the real path is covered by
 /// `scripts/install-cometbft.sh`, which CI runs; this checks what the node asks Go for.
@@ -23,6 +32,7 @@ fn fake_go(dir: &Path, version: &str, exit: i32) -> PathBuf {
 
 #[test]
 fn a_missing_binary_is_installed_with_go_install_into_the_version_folder() {
+    let _turn = turn();
     let dir = tempfile::tempdir().expect("temp dir");
     let pinned = COMETBFT_VERSION.trim_start_matches('v');
     let locator = CometbftLocator {
@@ -51,6 +61,7 @@ fn a_missing_binary_is_installed_with_go_install_into_the_version_folder() {
 
 #[test]
 fn a_failed_install_names_the_version_and_folder() {
+    let _turn = turn();
     let dir = tempfile::tempdir().expect("temp dir");
     let locator = CometbftLocator {
         binary: None,
@@ -83,6 +94,7 @@ fn a_failed_install_names_the_version_and_folder() {
 
 #[test]
 fn a_cached_binary_of_another_version_is_reinstalled() {
+    let _turn = turn();
     let dir = tempfile::tempdir().expect("temp dir");
     let folder = cometbft_cache_dir(&dir.path().join("cache"));
     std::fs::create_dir_all(&folder).expect("cache folder");

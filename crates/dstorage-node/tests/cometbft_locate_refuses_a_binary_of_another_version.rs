@@ -2,11 +2,20 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use dstorage_node::cometbft::{
     check_cometbft_version, locate_cometbft, CometError, CometbftLocator, COMETBFT_VERSION,
 };
 
+/// Tests here write scripts and then run programs. Writing an executable while another test thread forks makes
+/// exec fail with "Text file busy": the forked child holds the write descriptor until its own exec. So tests in
+/// this binary take turns.
+static TURN: Mutex<()> = Mutex::new(());
+
+fn turn() -> MutexGuard<'static, ()> {
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 /// A fake `cometbft` that prints another version. It is not CometBFT and is used only to test the error path;
 /// every other test runs the real pinned binary.
 fn fake_cometbft(dir: &Path, version: &str) -> PathBuf {
@@ -18,6 +27,7 @@ fn fake_cometbft(dir: &Path, version: &str) -> PathBuf {
 
 #[test]
 fn a_binary_of_another_version_is_refused_naming_both_versions() {
+    let _turn = turn();
     let dir = tempfile::tempdir().expect("temp dir");
     let fake = fake_cometbft(dir.path(), "0.37.4");
     let locator = CometbftLocator {
@@ -51,6 +61,7 @@ fn a_binary_of_another_version_is_refused_naming_both_versions() {
 
 #[test]
 fn the_environment_variable_names_the_binary() {
+    let _turn = turn();
     let dir = tempfile::tempdir().expect("temp dir");
     let fake = fake_cometbft(dir.path(), "0.38.0");
     // The only test in this binary that reads DSTORAGE_COMETBFT; the other builds its locator directly.
