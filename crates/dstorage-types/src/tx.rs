@@ -485,19 +485,27 @@ mod tests {
 
     #[test]
     fn decoder_rejects_every_truncation_and_any_trailing_byte() {
-        let bytes = sample().encode();
-        for cut in 0..bytes.len() {
-            assert!(
-                Transaction::decode(&bytes[..cut]).is_err(),
-                "prefix {cut} decoded"
+        let with_params = with_params(vec![
+            Value::Null,
+            Value::Integer(7),
+            Value::Text("t".into()),
+            Value::Blob(vec![1, 2]),
+        ]);
+        for tx in [sample(), with_params] {
+            let bytes = tx.encode();
+            for cut in 0..bytes.len() {
+                assert!(
+                    Transaction::decode(&bytes[..cut]).is_err(),
+                    "prefix {cut} decoded"
+                );
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(
+                Transaction::decode(&longer),
+                Err(DecodeError::TrailingBytes(1))
             );
         }
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert_eq!(
-            Transaction::decode(&longer),
-            Err(DecodeError::TrailingBytes(1))
-        );
     }
 
     #[test]
