@@ -135,6 +135,9 @@ pub struct NetworkReport {
     pub cpu_seconds: CpuSeconds,
     /// Fractions of the network's CPU time (dstorage + CometBFT processes).
     pub cpu_share: CpuShare,
+    /// Network CPU (dstorage + CometBFT processes) per committed transaction, in milliseconds. Unlike tx/s it
+    /// does not fall when other programs take part of the machine, so it compares builds measured under load.
+    pub cpu_ms_per_tx: f64,
 }
 
 /// Latency percentiles in milliseconds.
@@ -687,8 +690,14 @@ async fn drive(
         consensus: share(cpu.cometbft),
         other: share((cpu.dstorage - cpu.signature - cpu.sql).max(0.0)),
     };
+    let cpu_ms_per_tx = if committed_tx > 0 {
+        total * 1000.0 / committed_tx as f64
+    } else {
+        0.0
+    };
     Ok(NetworkReport {
         validators: n,
+        cpu_ms_per_tx,
         committed_tx,
         failed_tx: d(|s| s.tx_errors) as u64,
         tx_per_sec: committed_tx as f64 / window,
@@ -914,8 +923,8 @@ pub fn render(r: &BenchReport) -> String {
     out.push('\n');
     for n in &r.networks {
         out.push_str(&format!(
-            "{} validator(s): {} blocks, {} sent, {} refused, {} uncommitted, {} failed in blocks; commit p90 {:.0} ms, max {:.0} ms; broadcast (CheckTx) p50 {:.1} ms, p99 {:.1} ms\n",
-            n.validators, n.blocks, n.sent, n.refused, n.uncommitted, n.failed_tx, n.latency_ms.p90, n.latency_ms.max, n.broadcast_ms.p50, n.broadcast_ms.p99
+            "{} validator(s): {} blocks, {} sent, {} refused, {} uncommitted, {} failed in blocks; commit p90 {:.0} ms, max {:.0} ms; broadcast (CheckTx) p50 {:.1} ms, p99 {:.1} ms; network CPU {:.2} ms per committed tx\n",
+            n.validators, n.blocks, n.sent, n.refused, n.uncommitted, n.failed_tx, n.latency_ms.p90, n.latency_ms.max, n.broadcast_ms.p50, n.broadcast_ms.p99, n.cpu_ms_per_tx
         ));
     }
     out.push_str("CPU shares are of the network's CPU time (all dstorage and CometBFT processes); signature and SQL time are thread CPU time measured inside the nodes.\n");

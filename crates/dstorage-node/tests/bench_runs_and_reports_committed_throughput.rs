@@ -47,6 +47,17 @@ fn bench_runs_and_reports_committed_throughput() {
         let v = net["cpu_share"][share].as_f64().expect(share);
         assert!((0.0..=1.0).contains(&v), "{share} share {v}: {report:#}");
     }
+    let cpu = net["cpu_seconds"]["dstorage"]
+        .as_f64()
+        .expect("dstorage cpu")
+        + net["cpu_seconds"]["cometbft"]
+            .as_f64()
+            .expect("cometbft cpu");
+    let per_tx = net["cpu_ms_per_tx"].as_f64().expect("cpu_ms_per_tx");
+    assert!(
+        per_tx > 0.0 && (per_tx - cpu * 1000.0 / committed as f64).abs() < 1e-6,
+        "cpu_ms_per_tx {per_tx} vs {cpu} s over {committed} txs: {report:#}"
+    );
     // The signature and SQL counters come from the node's /metrics: both must have moved under load.
     assert!(
         net["cpu_seconds"]["sql"].as_f64().unwrap_or(0.0) > 0.0,
