@@ -685,7 +685,8 @@ fn print_tx_result(
             println!("result   {}: {}", r.code, r.message);
         }
         println!("cost     {}", r.cost);
-        println!("changed  {} rows", r.rows_changed);
+        let noun = if r.rows_changed == 1 { "row" } else { "rows" };
+        println!("changed  {} {noun}", r.rows_changed);
         if !r.columns.is_empty() {
             print!(
                 "{}",
