@@ -123,11 +123,9 @@ fn chain_id(shared: &Shared) -> Result<String, AppError> {
 
 /// The last nonce a sender used, as committed (0 if none).
 fn committed_nonce(engine: &Engine, identity: &str) -> Result<u64, AppError> {
-    Ok(engine
-        .kv_get(&keys::nonce(identity))?
-        .as_deref()
-        .and_then(keys::decode_u64)
-        .unwrap_or(0))
+    Ok(keys::last_nonce(
+        engine.kv_get(&keys::nonce(identity))?.as_deref(),
+    ))
 }
 
 fn prepare_proposal(
@@ -363,11 +361,7 @@ fn execute_block(
     // The senders' nonces as this block leaves them, for the mempool's cache of committed state.
     let mut nonces = BTreeMap::new();
     for sender in senders {
-        let nonce = block
-            .kv_get(&keys::nonce(&sender))?
-            .as_deref()
-            .and_then(keys::decode_u64)
-            .unwrap_or(0);
+        let nonce = keys::last_nonce(block.kv_get(&keys::nonce(&sender))?.as_deref());
         nonces.insert(sender, nonce);
     }
     let changeset = block.changeset()?;
@@ -465,11 +459,7 @@ fn execute_tx(
     rec.nonce = Some(tx.body.nonce);
 
     let nonce_key = keys::nonce(&identity);
-    let last = block
-        .kv_get(&nonce_key)?
-        .as_deref()
-        .and_then(keys::decode_u64)
-        .unwrap_or(0);
+    let last = keys::last_nonce(block.kv_get(&nonce_key)?.as_deref());
     if let Err((code, message)) = check_nonce(tx.body.nonce, last) {
         rec.code = code;
         rec.message = message;

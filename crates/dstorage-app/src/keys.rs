@@ -37,6 +37,11 @@ pub fn changeset(height: u64) -> Vec<u8> {
     [b"cs/".as_slice(), &height.to_be_bytes()].concat()
 }
 
+/// A sender's last used nonce from its stored value; never used is 0.
+pub fn last_nonce(stored: Option<&[u8]>) -> u64 {
+    stored.and_then(decode_u64).unwrap_or(0)
+}
+
 /// Decode a stored u64.
 pub fn decode_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))

@@ -50,12 +50,7 @@ impl Inner {
         if let Some(n) = self.nonces.get(identity) {
             return Ok(*n);
         }
-        let n = self
-            .reader
-            .kv_get(&keys::nonce(identity))?
-            .as_deref()
-            .and_then(keys::decode_u64)
-            .unwrap_or(0);
+        let n = keys::last_nonce(self.reader.kv_get(&keys::nonce(identity))?.as_deref());
         if self.nonces.len() >= STATE_CACHE_CAPACITY {
             self.nonces.clear();
         }

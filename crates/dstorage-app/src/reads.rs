@@ -92,6 +92,6 @@ impl Reads {
     /// The last nonce `identity` used (0 if none): a client's next nonce is this plus one.
     pub fn nonce(&self, identity: &str) -> Result<u64, SqlError> {
         let bytes = self.with(|r| r.kv_get(&keys::nonce(identity)))?;
-        Ok(bytes.as_deref().and_then(keys::decode_u64).unwrap_or(0))
+        Ok(keys::last_nonce(bytes.as_deref()))
     }
 }

@@ -219,15 +219,7 @@ impl Client {
         schema: &str,
         sql: &str,
     ) -> Result<TxResult, ClientError> {
-        self.submit(
-            signer,
-            Payload::Sql {
-                schema: schema.into(),
-                sql: sql.into(),
-                params: Vec::new(),
-            },
-        )
-        .await
+        self.exec_with_params(signer, schema, sql, Vec::new()).await
     }
 
     /// Run one statement with values bound to its `?` placeholders, and wait for the commit.
