@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use dstorage_auth::Registry;
 use dstorage_types::result::ResultCode;
-use dstorage_types::tx::{tx_hash, Transaction, TxHash};
+use dstorage_types::tx::{split_bundle, tx_hash, Transaction, TxHash, BUNDLE_VERSION};
 
 /// A refusal: the code and a message naming the cause.
 pub type Refusal = (ResultCode, String);
@@ -25,6 +25,44 @@ pub struct Checked {
     pub hash: TxHash,
     /// The sender's identity string (what SQL and ownership see).
     pub identity: String,
+}
+
+/// The transactions one CometBFT transaction carries: itself, or the members of a bundle
+/// (`dstorage_types::tx::split_bundle`), after the bundle's own size and framing checks. Each member still has
+/// to pass [`Verifier::check`].
+pub fn members(
+    bytes: &[u8],
+    max_tx_bytes: usize,
+    max_bundle_bytes: usize,
+) -> Result<Vec<&[u8]>, Refusal> {
+    let (what, limit) = match bytes.first() {
+        Some(&BUNDLE_VERSION) => ("bundle", max_bundle_bytes),
+        _ => ("transaction", max_tx_bytes),
+    };
+    if bytes.len() > limit {
+        return Err((
+            ResultCode::TooLarge,
+            format!(
+                "{what} is {} bytes; the limit is {limit} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    split_bundle(bytes).map_err(|e| (ResultCode::Malformed, format!("malformed transaction: {e}")))
+}
+
+/// A refusal of one member of a bundle, naming it; a bare transaction's refusal is passed on as it is.
+pub fn in_member(count: usize, index: usize, member: &[u8], (code, message): Refusal) -> Refusal {
+    if count == 1 {
+        return (code, message);
+    }
+    (
+        code,
+        format!(
+            "bundle member {index} of {count} ({}): {message}",
+            tx_hash(member)
+        ),
+    )
 }
 
 /// Decodes and authenticates transactions.

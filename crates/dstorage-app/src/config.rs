@@ -9,6 +9,8 @@ pub struct AppConfig {
     pub db_path: PathBuf,
     /// Largest accepted transaction in bytes (consensus-critical: ProcessProposal rejects larger ones).
     pub max_tx_bytes: usize,
+    /// Largest accepted bundle of transactions in bytes (consensus-critical: ProcessProposal rejects larger ones).
+    pub max_bundle_bytes: usize,
     /// SQLite VM steps one transaction may use (consensus-critical).
     pub cost_limit_per_tx: u64,
     /// How many recent blocks' changesets are kept for the API; `None` keeps all.
@@ -23,6 +25,7 @@ impl AppConfig {
         AppConfig {
             db_path: db_path.into(),
             max_tx_bytes: 256 * 1024,
+            max_bundle_bytes: 1024 * 1024,
             cost_limit_per_tx: 10_000_000,
             changeset_retention: Some(100_000),
             verified_cache_size: 200_000,

@@ -128,57 +128,114 @@ fn committed_nonce(engine: &Engine, identity: &str) -> Result<u64, AppError> {
     ))
 }
 
+/// A proposal candidate: one CometBFT transaction from the mempool with its members' senders and nonces.
+struct Unit {
+    bytes: Bytes,
+    /// (the member's bytes, its sender's identity, its nonce), in bundle order.
+    members: Vec<(Bytes, String, u64)>,
+}
+
+/// How many times PrepareProposal goes over the transactions it deferred. The mempool admits each sender's
+/// nonces in order, so one pass usually takes everything; more passes only resolve bundles that gossip
+/// delivered out of order, and the bound keeps a hostile ordering from costing quadratic time.
+const PROPOSAL_PASSES: usize = 8;
+
 fn prepare_proposal(
     engine: &mut Engine,
     shared: &Shared,
     req: request::PrepareProposal,
 ) -> Result<resp::PrepareProposal, AppError> {
     let chain_id = chain_id(shared)?;
-    // Group by sender in order of first appearance; within a sender, order by nonce.
-    let mut order: Vec<String> = Vec::new();
-    let mut by_sender: BTreeMap<String, Vec<(u64, Bytes)>> = BTreeMap::new();
-    for bytes in req.txs {
-        match shared.verifier.check(&bytes, &chain_id) {
-            Ok(checked) => {
-                let list = by_sender
-                    .entry(checked.identity.clone())
-                    .or_insert_with(|| {
-                        order.push(checked.identity.clone());
-                        Vec::new()
-                    });
-                list.push((checked.tx.body.nonce, bytes));
-            }
+    let mut units = Vec::with_capacity(req.txs.len());
+    'txs: for bytes in req.txs {
+        let members = match shared.members(&bytes) {
+            Ok(m) => m,
             Err((code, message)) => {
                 tracing::debug!(%code, %message, "proposal drops a transaction");
+                continue;
+            }
+        };
+        let mut unit = Vec::with_capacity(members.len());
+        for member in members {
+            match shared.verifier.check(member, &chain_id) {
+                Ok(checked) => {
+                    unit.push((
+                        bytes.slice_ref(member),
+                        checked.identity,
+                        checked.tx.body.nonce,
+                    ));
+                }
+                Err((code, message)) => {
+                    tracing::debug!(%code, %message, "proposal drops a transaction");
+                    continue 'txs;
+                }
             }
         }
+        units.push(Unit {
+            bytes,
+            members: unit,
+        });
     }
+    // Each sender's next nonce as the proposal so far leaves it.
+    let mut next: BTreeMap<String, u64> = BTreeMap::new();
     let budget = u64::try_from(req.max_tx_bytes).unwrap_or(0);
     let mut used = 0u64;
     let mut txs = Vec::new();
-    'senders: for identity in order {
-        let Some(mut list) = by_sender.remove(&identity) else {
-            continue;
-        };
-        list.sort_by_key(|(nonce, _)| *nonce);
-        let mut expected = committed_nonce(engine, &identity)?.saturating_add(1);
-        for (nonce, bytes) in list {
-            if nonce != expected {
-                // A duplicate or a gap: nothing after it from this sender can execute.
-                if nonce < expected {
+    for _ in 0..PROPOSAL_PASSES {
+        let mut deferred = Vec::new();
+        let mut progress = false;
+        for unit in units {
+            // A unit goes in whole or not at all: members already executed (stale nonces) are left out of it,
+            // and a member whose sender has an earlier nonce still to come defers the whole unit.
+            let mut taken: BTreeMap<&str, u64> = BTreeMap::new();
+            let mut keep = Vec::with_capacity(unit.members.len());
+            let mut gap = false;
+            for (k, (_, identity, nonce)) in unit.members.iter().enumerate() {
+                let expected = match taken.get(identity.as_str()).or_else(|| next.get(identity)) {
+                    Some(n) => *n,
+                    None => committed_nonce(engine, identity)?.saturating_add(1),
+                };
+                if *nonce < expected {
                     continue;
                 }
-                continue 'senders;
+                if *nonce > expected {
+                    gap = true;
+                    break;
+                }
+                taken.insert(identity, expected + 1);
+                keep.push(k);
             }
+            if gap {
+                deferred.push(unit);
+                continue;
+            }
+            if keep.is_empty() {
+                continue;
+            }
+            let bytes = if keep.len() == unit.members.len() {
+                unit.bytes.clone()
+            } else if let [only] = keep[..] {
+                unit.members[only].0.clone()
+            } else {
+                let kept: Vec<&[u8]> = keep.iter().map(|&k| &unit.members[k].0[..]).collect();
+                Bytes::from(dstorage_types::tx::encode_bundle(&kept))
+            };
             // CometBFT counts protobuf framing too; 8 bytes per tx over-approximates it.
             let size = bytes.len() as u64 + 8;
             if used + size > budget {
-                continue 'senders;
+                continue;
             }
             used += size;
-            expected += 1;
+            for (identity, n) in taken {
+                next.insert(identity.to_owned(), n);
+            }
             txs.push(bytes);
+            progress = true;
         }
+        if !progress || deferred.is_empty() {
+            break;
+        }
+        units = deferred;
     }
     Ok(resp::PrepareProposal { txs })
 }
@@ -191,22 +248,31 @@ fn process_proposal(
     let chain_id = chain_id(shared)?;
     let mut next: BTreeMap<String, u64> = BTreeMap::new();
     for (i, bytes) in req.txs.iter().enumerate() {
-        let checked = match shared.verifier.check(bytes, &chain_id) {
-            Ok(c) => c,
+        let members = match shared.members(bytes) {
+            Ok(m) => m,
             Err((code, message)) => {
                 tracing::warn!(height = %req.height, index = i, %code, %message, "rejecting proposal with an invalid transaction");
                 return Ok(resp::ProcessProposal::Reject);
             }
         };
-        let expected = match next.get(&checked.identity) {
-            Some(n) => *n,
-            None => committed_nonce(engine, &checked.identity)?.saturating_add(1),
-        };
-        if checked.tx.body.nonce != expected {
-            tracing::warn!(height = %req.height, index = i, sender = %checked.identity, nonce = checked.tx.body.nonce, expected, "rejecting proposal with an out-of-order nonce");
-            return Ok(resp::ProcessProposal::Reject);
+        for (m, member) in members.iter().enumerate() {
+            let checked = match shared.verifier.check(member, &chain_id) {
+                Ok(c) => c,
+                Err((code, message)) => {
+                    tracing::warn!(height = %req.height, index = i, member = m, %code, %message, "rejecting proposal with an invalid transaction");
+                    return Ok(resp::ProcessProposal::Reject);
+                }
+            };
+            let expected = match next.get(&checked.identity) {
+                Some(n) => *n,
+                None => committed_nonce(engine, &checked.identity)?.saturating_add(1),
+            };
+            if checked.tx.body.nonce != expected {
+                tracing::warn!(height = %req.height, index = i, member = m, sender = %checked.identity, nonce = checked.tx.body.nonce, expected, "rejecting proposal with an out-of-order nonce");
+                return Ok(resp::ProcessProposal::Reject);
+            }
+            next.insert(checked.identity, expected + 1);
         }
-        next.insert(checked.identity, expected + 1);
     }
     Ok(resp::ProcessProposal::Accept)
 }
@@ -332,31 +398,57 @@ fn execute_block(
     let mut hashes = Vec::with_capacity(txs.len());
     let mut codes = Vec::with_capacity(txs.len());
     let mut senders = std::collections::BTreeSet::new();
-    for (index, bytes) in txs.iter().enumerate() {
-        let record = execute_tx(
-            block,
-            shared,
-            &chain_id,
-            height,
-            index as u32,
-            bytes,
-            aborted,
-        )?;
-        outcomes.push((record.code.code(), record.cost));
-        tx_results.push(ExecTxResult {
-            code: record.code.code().into(),
-            log: record.message.clone(),
-            gas_used: i64::try_from(record.cost).unwrap_or(i64::MAX),
-            ..Default::default()
-        });
-        hashes.push(record.hash);
-        codes.push(record.code);
-        if let Some(sender) = &record.sender {
-            senders.insert(sender.clone());
+    // Records count the transactions a block carries, bundle members one by one.
+    let mut index = 0u32;
+    for bytes in txs {
+        let members: Vec<Result<&[u8], Refusal>> = match shared.members(bytes) {
+            Ok(m) => m.into_iter().map(Ok).collect(),
+            // Only a byzantine proposal carries this (ProcessProposal rejects it): recorded, not executed.
+            Err(r) => vec![Err(r)],
+        };
+        let mut unit = ExecTxResult::default();
+        let mut unit_codes = Vec::new();
+        for member in members {
+            let record = match member {
+                Ok(member) => execute_tx(block, shared, &chain_id, height, index, member, aborted)?,
+                Err((code, message)) => record(
+                    dstorage_types::tx::tx_hash(bytes),
+                    height,
+                    index,
+                    code,
+                    message,
+                ),
+            };
+            index += 1;
+            outcomes.push((record.code.code(), record.cost));
+            unit.gas_used = unit
+                .gas_used
+                .saturating_add(i64::try_from(record.cost).unwrap_or(i64::MAX));
+            unit_codes.push(record.code);
+            if unit_codes.len() == 1 {
+                unit.code = record.code.code().into();
+                unit.log = record.message.clone();
+            }
+            hashes.push(record.hash);
+            codes.push(record.code);
+            if let Some(sender) = &record.sender {
+                senders.insert(sender.clone());
+            }
+            let json = serde_json::to_vec(&record)
+                .map_err(|e| AppError::Invariant(format!("encoding a tx record: {e}")))?;
+            block.kv_put(&keys::tx(&record.hash.0), &json)?;
         }
-        let json = serde_json::to_vec(&record)
-            .map_err(|e| AppError::Invariant(format!("encoding a tx record: {e}")))?;
-        block.kv_put(&keys::tx(&record.hash.0), &json)?;
+        if unit_codes.len() > 1 {
+            // A bundle succeeded as a carrier; its members' own results are in their records.
+            let failed = unit_codes.iter().filter(|c| **c != ResultCode::Ok).count();
+            unit.code = 0u32.into();
+            unit.log = format!(
+                "bundle of {} transactions: {} ok, {failed} failed",
+                unit_codes.len(),
+                unit_codes.len() - failed
+            );
+        }
+        tx_results.push(unit);
     }
     // The senders' nonces as this block leaves them, for the mempool's cache of committed state.
     let mut nonces = BTreeMap::new();

@@ -71,6 +71,70 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// The payload checks of a new transaction: the schema's owner and the cost estimate. `Ok(Some(cost))` is
+    /// the estimate when there is one.
+    fn check_payload(
+        &mut self,
+        shared: &Shared,
+        checked: &Checked,
+    ) -> Result<Result<Option<u64>, Refusal>, AppError> {
+        match &checked.tx.body.payload {
+            Payload::Sql { schema, sql, .. } => {
+                if let Err(r) =
+                    crate::consensus::owner_rule(self.owner(schema)?, schema, &checked.identity)
+                {
+                    return Ok(Err(r));
+                }
+                let limit = shared.config.cost_limit_per_tx;
+                let estimate = self.estimate(schema, sql);
+                match estimate {
+                    Ok(cost) if cost > limit => Ok(Err((
+                        ResultCode::CostEstimateTooHigh,
+                        format!(
+                            "estimated cost {cost} exceeds the limit of {limit} per transaction"
+                        ),
+                    ))),
+                    Ok(cost) => Ok(Ok(Some(cost))),
+                    Err(e)
+                        if crate::sqlclass::classify(&e)
+                            == crate::sqlclass::ErrorClass::Refused =>
+                    {
+                        Ok(Err((ResultCode::SqlRefused, format!("{e:#}"))))
+                    }
+                    // Statements that refer to tables created earlier in the same transaction cannot be
+                    // estimated on committed state; they are metered exactly when they run.
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no estimate");
+                        Ok(Ok(None))
+                    }
+                }
+            }
+            Payload::DropSchema { schema } if self.owner(schema)?.is_none() => Ok(Err((
+                ResultCode::SchemaNotFound,
+                format!("schema {schema} does not exist"),
+            ))),
+            _ => Ok(Ok(None)),
+        }
+    }
+
+    /// The cost estimate of `sql` in `schema`, remembered when it cannot depend on table sizes.
+    fn estimate(&mut self, schema: &str, sql: &str) -> Result<u64, dstorage_sql::SqlError> {
+        let key = (schema.to_owned(), sql.to_owned());
+        if let Some(cost) = self.estimates.get(&key) {
+            return Ok(*cost);
+        }
+        let e = self.reader.estimate(schema, sql)?;
+        if size_independent(&e) {
+            if self.estimates.len() >= ESTIMATE_CACHE_CAPACITY {
+                self.estimates.clear();
+            }
+            self.estimates.insert(key, e.cost);
+        }
+        Ok(e.cost)
+    }
+}
+
 /// Remembered estimates before the cache starts over (literal SQL makes every text new).
 const ESTIMATE_CACHE_CAPACITY: usize = 4_096;
 
@@ -85,9 +149,9 @@ fn size_independent(e: &dstorage_sql::Estimate) -> bool {
 /// What CheckTx admitted.
 #[derive(Debug, Clone)]
 pub struct Admitted {
-    /// The checked transaction.
-    pub checked: Checked,
-    /// Estimated cost, when the payload runs SQL against an existing schema.
+    /// The checked transactions, in order: one for a bare transaction, the members still waiting for a bundle.
+    pub checked: Vec<Checked>,
+    /// Estimated cost (summed over a bundle's members), when a payload runs SQL against an existing schema.
     pub estimated_cost: Option<u64>,
 }
 
@@ -119,7 +183,7 @@ impl Mempool {
         }
     }
 
-    /// Decide whether `bytes` may enter the mempool.
+    /// Decide whether `bytes` (a transaction or a bundle of them) may enter the mempool.
     pub fn check(
         &self,
         shared: &Shared,
@@ -128,10 +192,15 @@ impl Mempool {
         self.check_with(shared, bytes, false)
     }
 
-    /// Like [`Mempool::check`]; with `recheck` (CometBFT re-checking its mempool after a block, under its mempool
-    /// lock, so new transactions wait meanwhile) the cost estimate is skipped: it admitted this transaction
-    /// already, the estimate is only a spam filter, and the block meters the real cost. The signature is a cache
-    /// hit; the nonce and the schema's owner are checked again because a block can change them.
+    /// Like [`Mempool::check`]. A bundle is admitted only if every member would be, in order, counting the
+    /// nonces of the members before it; otherwise nothing of it is admitted and the refusal names the member.
+    ///
+    /// With `recheck` (CometBFT re-checking its mempool after a block, under its mempool lock, so new
+    /// transactions wait meanwhile) only the nonces are checked again: the signature is a cache hit, the cost
+    /// estimate is a spam filter that already passed, and a schema's owner is left to execution, which records
+    /// `unauthorized` or `schema_not_found` for the sender to see instead of letting the transaction vanish. A
+    /// bundle member whose nonce a block used meanwhile is skipped (the proposer leaves it out), so the other
+    /// members of its bundle stay; a bundle with nothing left waiting, or with a nonce gap, leaves the mempool.
     pub fn check_with(
         &self,
         shared: &Shared,
@@ -148,88 +217,58 @@ impl Mempool {
                 "the node has not initialised its chain yet".to_string(),
             )));
         };
-        // Signature checks run outside the lock: they are the expensive part and need no state.
-        let checked = match shared.verifier.check(bytes, &chain_id) {
-            Ok(c) => c,
+        let members = match shared.members(bytes) {
+            Ok(m) => m,
             Err(r) => return Ok(Err(r)),
         };
+        let count = members.len();
+        // Signature checks run outside the lock: they are the expensive part and need no state.
+        let mut checked = Vec::with_capacity(count);
+        for (i, member) in members.iter().enumerate() {
+            match shared.verifier.check(member, &chain_id) {
+                Ok(c) => checked.push(c),
+                Err(r) => return Ok(Err(crate::auth::in_member(count, i, member, r))),
+            }
+        }
         let mut inner = lock(&self.inner);
-        let last = match inner.pending.get(&checked.identity) {
-            Some(next) => next - 1,
-            None => inner.committed_nonce(&checked.identity)?,
-        };
-        if let Err(r) = crate::consensus::check_nonce(checked.tx.body.nonce, last) {
-            return Ok(Err(r));
-        }
-        let mut estimated_cost = None;
-        match &checked.tx.body.payload {
-            Payload::Sql { schema, sql, .. } => {
-                if let Err(r) =
-                    crate::consensus::owner_rule(inner.owner(schema)?, schema, &checked.identity)
-                {
-                    return Ok(Err(r));
-                }
-                let limit = shared.config.cost_limit_per_tx;
-                let Inner {
-                    reader, estimates, ..
-                } = &mut *inner;
-                let estimate = (!recheck).then(|| {
-                    let key = (schema.clone(), sql.clone());
-                    if let Some(cost) = estimates.get(&key) {
-                        return Ok(dstorage_sql::Estimate {
-                            cost: *cost,
-                            plan: Vec::new(),
-                            bounded: true,
-                        });
-                    }
-                    let fresh = reader.estimate(schema, sql);
-                    if let Ok(e) = &fresh {
-                        if size_independent(e) {
-                            if estimates.len() >= ESTIMATE_CACHE_CAPACITY {
-                                estimates.clear();
-                            }
-                            estimates.insert(key, e.cost);
-                        }
-                    }
-                    fresh
-                });
-                match estimate {
-                    None => {}
-                    Some(Ok(estimate)) if estimate.cost > limit => {
-                        return Ok(Err((
-                            ResultCode::CostEstimateTooHigh,
-                            format!(
-                                "estimated cost {} exceeds the limit of {limit} per transaction",
-                                estimate.cost
-                            ),
-                        )))
-                    }
-                    Some(Ok(estimate)) => estimated_cost = Some(estimate.cost),
-                    Some(Err(e))
-                        if crate::sqlclass::classify(&e)
-                            == crate::sqlclass::ErrorClass::Refused =>
-                    {
-                        return Ok(Err((ResultCode::SqlRefused, format!("{e:#}"))))
-                    }
-                    // Statements that refer to tables created earlier in the same transaction cannot be
-                    // estimated on committed state; they are metered exactly when they run.
-                    Some(Err(e)) => tracing::debug!(error = %e, "no estimate"),
+        // Nonces this bundle's earlier members take, applied to `pending` only if the whole bundle passes.
+        let mut taken: BTreeMap<String, u64> = BTreeMap::new();
+        let mut admitted = Vec::with_capacity(count);
+        let mut estimated: Option<u64> = None;
+        for (i, c) in checked.into_iter().enumerate() {
+            let refuse = |r: Refusal| Ok(Err(crate::auth::in_member(count, i, members[i], r)));
+            let last = match taken
+                .get(&c.identity)
+                .or_else(|| inner.pending.get(&c.identity))
+            {
+                Some(next) => next - 1,
+                None => inner.committed_nonce(&c.identity)?,
+            };
+            match crate::consensus::check_nonce(c.tx.body.nonce, last) {
+                Ok(()) => {}
+                Err((ResultCode::NonceReplayed, _)) if recheck && count > 1 => continue,
+                Err(r) => return refuse(r),
+            }
+            if !recheck {
+                match inner.check_payload(shared, &c)? {
+                    Ok(Some(cost)) => estimated = Some(estimated.unwrap_or(0).saturating_add(cost)),
+                    Ok(None) => {}
+                    Err(r) => return refuse(r),
                 }
             }
-            Payload::DropSchema { schema } if inner.owner(schema)?.is_none() => {
-                return Ok(Err((
-                    ResultCode::SchemaNotFound,
-                    format!("schema {schema} does not exist"),
-                )));
-            }
-            _ => {}
+            taken.insert(c.identity.clone(), c.tx.body.nonce + 1);
+            admitted.push(c);
         }
-        inner
-            .pending
-            .insert(checked.identity.clone(), checked.tx.body.nonce + 1);
+        if admitted.is_empty() {
+            return Ok(Err((
+                ResultCode::NonceReplayed,
+                format!("every member of this bundle of {count} has been committed or replaced"),
+            )));
+        }
+        inner.pending.extend(taken);
         Ok(Ok(Admitted {
-            checked,
-            estimated_cost,
+            checked: admitted,
+            estimated_cost: estimated,
         }))
     }
 }

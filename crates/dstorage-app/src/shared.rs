@@ -7,7 +7,7 @@ use dstorage_types::tx::TxHash;
 use tendermint::v0_38::abci::{ConsensusRequest, ConsensusResponse};
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::auth::Verifier;
+use crate::auth::{Refusal, Verifier};
 use crate::mempool::Mempool;
 use crate::reads::Reads;
 use crate::{keys, AppConfig, AppError};
@@ -202,7 +202,13 @@ impl App {
                     .estimated_cost
                     .map(|c| i64::try_from(c).unwrap_or(i64::MAX))
                     .unwrap_or(0),
-                sender: admitted.checked.identity,
+                // CometBFT v0.38 ignores the sender; it names the first member for logs and tools.
+                sender: admitted
+                    .checked
+                    .into_iter()
+                    .next()
+                    .map(|c| c.identity)
+                    .unwrap_or_default(),
                 ..Default::default()
             },
             Ok(Err((code, message))) => CheckTx {
@@ -279,6 +285,17 @@ impl App {
     /// The configuration.
     pub fn config(&self) -> &AppConfig {
         &self.shared.config
+    }
+}
+
+impl Shared {
+    /// The transactions one CometBFT transaction carries, under this network's size limits.
+    pub(crate) fn members<'a>(&self, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>, Refusal> {
+        crate::auth::members(
+            bytes,
+            self.config.max_tx_bytes,
+            self.config.max_bundle_bytes,
+        )
     }
 }
 

@@ -7,7 +7,7 @@ use common::*;
 use dstorage_app::testing::Harness;
 use dstorage_app::AppConfig;
 use dstorage_types::result::ResultCode;
-use dstorage_types::tx::{Transaction, TxBody};
+use dstorage_types::tx::{tx_hash, Payload, Transaction, TxBody};
 
 fn setup() -> (tempfile::TempDir, Harness, Wallet) {
     let dir = tempfile::tempdir().unwrap();
@@ -163,4 +163,26 @@ fn checktx_follows_owners_and_nonces_that_blocks_change() {
     assert_eq!(refused(&h, &write(&alice, 3)).0, ResultCode::Unauthorized);
     assert_eq!(refused(&h, &write(&bob, 1)).0, ResultCode::NonceReplayed);
     assert_eq!(h.check_tx(&write(&bob, 2)).code.value(), 0);
+}
+
+#[test]
+fn recheck_leaves_a_dropped_schema_to_execution_which_records_it() {
+    let (_d, h, alice) = setup();
+    let drop = alice.tx_with_nonce(
+        2,
+        Payload::DropSchema {
+            schema: "app".into(),
+        },
+    );
+    let t3 = alice.tx_with_nonce(3, sql("app", "INSERT INTO users VALUES (1, 'a', 1)"));
+    assert_eq!(h.check_tx(&drop).code.value(), 0);
+    assert_eq!(h.check_tx(&t3).code.value(), 0);
+    h.block(vec![drop]).unwrap();
+    // The schema is gone, but t3 stays in the mempool: its sender learns why from its record, instead of
+    // waiting for a transaction that silently left.
+    assert_eq!(h.app.recheck_tx(&t3).code.value(), 0);
+    h.block(vec![t3.clone()]).unwrap();
+    let rec = h.app.reads().tx(&tx_hash(&t3)).unwrap().unwrap();
+    assert_eq!(rec.code, ResultCode::SchemaNotFound);
+    assert_eq!(h.app.reads().nonce(&alice.identity()).unwrap(), 3);
 }

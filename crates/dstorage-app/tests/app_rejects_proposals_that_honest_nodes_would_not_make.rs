@@ -72,7 +72,7 @@ fn proposal_with_garbage_or_another_chain_is_rejected() {
 }
 
 #[test]
-fn prepare_proposal_groups_by_sender_orders_by_nonce_and_drops_what_cannot_execute() {
+fn prepare_proposal_defers_early_nonces_and_drops_what_cannot_execute() {
     let (_d, h, alice) = setup();
     let mut bob = Wallet::ed25519();
     let a2 = alice.tx_with_nonce(2, sql("app", "INSERT INTO users VALUES (1, 'a', 1)"));
@@ -80,9 +80,10 @@ fn prepare_proposal_groups_by_sender_orders_by_nonce_and_drops_what_cannot_execu
     let a9 = alice.tx_with_nonce(9, sql("app", "INSERT INTO users VALUES (3, 'c', 3)"));
     let b1 = bob.tx(deploy("bobs", USERS));
     let garbage = b"junk".to_vec();
-    // Mempool order: interleaved, out of order, with a gap and junk.
+    // Mempool order: interleaved, out of order, with a gap and junk. a3 waits for a2 (a second pass takes it);
+    // a9 never gets its predecessors and the junk never decodes.
     let out = h
         .block(vec![a3.clone(), b1.clone(), garbage, a2.clone(), a9])
         .unwrap();
-    assert_eq!(out.txs, vec![a2, a3, b1]);
+    assert_eq!(out.txs, vec![b1, a2, a3]);
 }

@@ -12,6 +12,16 @@ use crate::value::Value;
 /// The only envelope version this build reads and writes.
 pub const TX_VERSION: u8 = 1;
 
+/// First byte of a bundle: several version-1 transactions carried as one CometBFT transaction.
+///
+/// A bundle carries no signature of its own and grants nothing: each member is checked and executed exactly as
+/// if it stood alone, in bundle order. Nodes build bundles so that CometBFT's per-transaction costs (RPC,
+/// mempool, gossip, recheck) are paid once per group of transactions. Layout in `docs/protocol.md`.
+pub const BUNDLE_VERSION: u8 = 2;
+
+/// The fewest members a bundle holds; a single transaction travels bare, so it has one encoding on the chain.
+pub const BUNDLE_MIN_TXS: usize = 2;
+
 /// First line of every text a wallet signs for a transaction.
 pub const SIGNED_TEXT_TITLE: &str = "dstorage transaction";
 
@@ -33,7 +43,7 @@ pub enum DecodeError {
     #[error("{0} trailing bytes after the transaction")]
     TrailingBytes(usize),
     /// The envelope version is not [`TX_VERSION`].
-    #[error("unsupported transaction version {0} (this node reads version {TX_VERSION})")]
+    #[error("unsupported transaction version {0} (this node reads version {TX_VERSION}, and bundles of them, version {BUNDLE_VERSION})")]
     UnsupportedVersion(u8),
     /// A parameter value's type tag is not 0 (NULL), 1 (INTEGER), 2 (TEXT) or 3 (BLOB).
     #[error("unknown parameter value tag {0}")]
@@ -50,6 +60,19 @@ pub enum DecodeError {
     /// The input is empty.
     #[error("empty transaction")]
     Empty,
+    /// A bundle declares fewer than [`BUNDLE_MIN_TXS`] members.
+    #[error("a bundle holds at least {BUNDLE_MIN_TXS} transactions, this one declares {0}")]
+    BundleTooSmall(u32),
+    /// A bundle member is not a version-1 transaction (bundles do not nest; members are never empty).
+    #[error(
+        "bundle member {index} is not a version-{TX_VERSION} transaction (first byte {first:?})"
+    )]
+    BundleMember {
+        /// The member's position in the bundle, from 0.
+        index: usize,
+        /// Its first byte, `None` if it is empty.
+        first: Option<u8>,
+    },
 }
 
 /// What a transaction asks the network to do.
@@ -293,6 +316,60 @@ impl Transaction {
     /// The transaction hash: SHA-256 of the encoding, the same hash CometBFT uses for the tx.
     pub fn hash(&self) -> TxHash {
         tx_hash(&self.encode())
+    }
+}
+
+/// Encode `members` (each the canonical encoding of a version-1 transaction) as one bundle.
+///
+/// The caller passes at least [`BUNDLE_MIN_TXS`] members; [`split_bundle`] refuses anything else, so a
+/// smaller group should be sent as bare transactions.
+pub fn encode_bundle<T: AsRef<[u8]>>(members: &[T]) -> Vec<u8> {
+    let len = 5 + members.iter().map(|m| 4 + m.as_ref().len()).sum::<usize>();
+    let mut w = Writer(Vec::with_capacity(len));
+    w.u8(BUNDLE_VERSION);
+    w.u32(u32::try_from(members.len()).unwrap_or(u32::MAX));
+    for m in members {
+        w.bytes(m.as_ref());
+    }
+    w.0
+}
+
+/// The transactions a CometBFT transaction carries: itself if it is a bare transaction (first byte
+/// [`TX_VERSION`]), else the members of a bundle, in order.
+///
+/// Only the framing is checked here: a bundle's layout, its member count, and that each member starts like a
+/// version-1 transaction. Members are decoded (and refused) one by one by whoever checks them, so an error can
+/// name the member at fault.
+pub fn split_bundle(bytes: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    match bytes.first() {
+        None => Err(DecodeError::Empty),
+        Some(&TX_VERSION) => Ok(vec![bytes]),
+        Some(&BUNDLE_VERSION) => {
+            let mut r = Reader { buf: &bytes[1..] };
+            let count = r.u32("bundle member count")?;
+            if (count as usize) < BUNDLE_MIN_TXS {
+                return Err(DecodeError::BundleTooSmall(count));
+            }
+            // Every member takes at least 5 bytes, which bounds the allocation by the input, not the count.
+            let mut members = Vec::with_capacity((count as usize).min(r.buf.len() / 5));
+            for index in 0..count as usize {
+                let b = r.take("bundle member length", 4)?;
+                let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                let member = r.take("bundle member", len)?;
+                if member.first() != Some(&TX_VERSION) {
+                    return Err(DecodeError::BundleMember {
+                        index,
+                        first: member.first().copied(),
+                    });
+                }
+                members.push(member);
+            }
+            if !r.buf.is_empty() {
+                return Err(DecodeError::TrailingBytes(r.buf.len()));
+            }
+            Ok(members)
+        }
+        Some(&other) => Err(DecodeError::UnsupportedVersion(other)),
     }
 }
 
@@ -677,5 +754,74 @@ mod tests {
         assert_eq!(lower.parse::<TxHash>().unwrap(), h);
         assert_eq!(h.to_string(), h.to_string().to_uppercase());
         assert!("abc".parse::<TxHash>().is_err());
+    }
+
+    #[test]
+    fn a_bundle_splits_into_its_members_in_order_and_a_bare_tx_into_itself() {
+        let a = sample().encode();
+        let mut other = sample();
+        other.body.nonce = 43;
+        let b = other.encode();
+        let bundle = encode_bundle(&[a.clone(), b.clone()]);
+        assert_eq!(bundle[0], BUNDLE_VERSION);
+        assert_eq!(split_bundle(&bundle).unwrap(), vec![&a[..], &b[..]]);
+        assert_eq!(split_bundle(&a).unwrap(), vec![&a[..]]);
+    }
+
+    #[test]
+    fn bundle_encoding_matches_the_example_in_docs_protocol_md() {
+        let bundle = encode_bundle(&[vec![1u8, 0xaa], vec![1u8, 0xbb, 0xcc]]);
+        assert_eq!(
+            hex::encode(&bundle),
+            "02".to_owned() + "00000002" + "00000002" + "01aa" + "00000003" + "01bbcc"
+        );
+    }
+
+    #[test]
+    fn split_refuses_small_nested_empty_truncated_and_padded_bundles() {
+        let a = sample().encode();
+        let one = {
+            let mut v = vec![BUNDLE_VERSION, 0, 0, 0, 1];
+            v.extend_from_slice(&(a.len() as u32).to_be_bytes());
+            v.extend_from_slice(&a);
+            v
+        };
+        assert_eq!(split_bundle(&one), Err(DecodeError::BundleTooSmall(1)));
+        let nested = encode_bundle(&[a.clone(), encode_bundle(&[a.clone(), a.clone()])]);
+        assert_eq!(
+            split_bundle(&nested),
+            Err(DecodeError::BundleMember {
+                index: 1,
+                first: Some(BUNDLE_VERSION)
+            })
+        );
+        let empty_member = encode_bundle(&[a.clone(), Vec::new()]);
+        assert_eq!(
+            split_bundle(&empty_member),
+            Err(DecodeError::BundleMember {
+                index: 1,
+                first: None
+            })
+        );
+        let good = encode_bundle(&[a.clone(), a.clone()]);
+        for cut in 1..good.len() {
+            assert!(
+                matches!(
+                    split_bundle(&good[..cut]),
+                    Err(DecodeError::Truncated { .. })
+                ),
+                "cut at {cut}"
+            );
+        }
+        let mut padded = good.clone();
+        padded.push(0);
+        assert_eq!(split_bundle(&padded), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(split_bundle(&[]), Err(DecodeError::Empty));
+        assert_eq!(split_bundle(&[7]), Err(DecodeError::UnsupportedVersion(7)));
+        // A huge declared count with no bytes behind it fails on the first member, allocating nothing big.
+        assert!(matches!(
+            split_bundle(&[BUNDLE_VERSION, 0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::Truncated { .. })
+        ));
     }
 }
