@@ -446,6 +446,7 @@ pub(crate) fn rewrite(
             } else {
                 " STRICT"
             });
+            check_table_text(&sql)?;
             sql
         }
         _ => stmt.to_string(),
@@ -561,8 +562,16 @@ fn inject_meter(stmt: &mut Statement, catalog: &dyn Catalog) {
     }
 }
 
-/// Refuse the ROLLBACK conflict resolution: it would end the whole block's transaction,
-/// not just the statement's.
+/// The error for the ROLLBACK conflict resolution, in a statement or a table definition.
+fn rollback_resolution_refused() -> SqlError {
+    refused(
+        "ROLLBACK conflict resolution",
+        "it would abort the whole block; use ABORT (the default)",
+    )
+}
+
+/// Refuse the ROLLBACK conflict resolution of a statement: it would end the whole block's
+/// transaction, not just the statement's. (Table definitions: see `check_table_text`.)
 fn check_no_rollback_resolution(stmt: &Statement) -> Result<(), SqlError> {
     use sqlparser::ast::SqliteOnConflict;
     let or = match stmt {
@@ -570,16 +579,48 @@ fn check_no_rollback_resolution(stmt: &Statement) -> Result<(), SqlError> {
         Statement::Update { or, .. } => *or,
         _ => None,
     };
-    let in_ddl = matches!(stmt, Statement::CreateTable(_))
-        && stmt
-            .to_string()
-            .to_ascii_uppercase()
-            .contains("ON CONFLICT ROLLBACK");
-    if or == Some(SqliteOnConflict::Rollback) || in_ddl {
-        return Err(refused(
-            "ROLLBACK conflict resolution",
-            "it would abort the whole block; use ABORT (the default)",
-        ));
+    if or == Some(SqliteOnConflict::Rollback) {
+        return Err(rollback_resolution_refused());
+    }
+    Ok(())
+}
+
+/// Refuse, in the CREATE TABLE text SQLite will parse, two clauses whose failure would
+/// take the whole block with it:
+///
+/// - `ON CONFLICT ROLLBACK` on a constraint: a violation ends the block's transaction;
+/// - `INITIALLY DEFERRED` (a deferred foreign key): its violations are only counted, and
+///   checked at COMMIT, so one bad row would make the block's commit fail.
+///
+/// The check reads the printed text's keyword tokens rather than the AST, because SQLite
+/// attaches a bare `DEFERRABLE INITIALLY DEFERRED` to the table's last foreign key
+/// wherever it stands among the column constraints, while string literals and quoted
+/// names holding the same words are left alone.
+fn check_table_text(sql: &str) -> Result<(), SqlError> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&SQLiteDialect {}, sql)
+        .tokenize()
+        .map_err(|e| SqlError::Parse(e.to_string()))?;
+    let words: Vec<String> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .map(|t| match t {
+            Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+            _ => String::new(),
+        })
+        .collect();
+    for pair in words.windows(2) {
+        match (pair[0].as_str(), pair[1].as_str()) {
+            ("CONFLICT", "ROLLBACK") => return Err(rollback_resolution_refused()),
+            ("INITIALLY", "DEFERRED") => {
+                return Err(refused(
+                    "INITIALLY DEFERRED foreign key",
+                    "a deferred constraint is checked only at COMMIT, where a violation \
+                     would fail the whole block; use an immediate foreign key (the default)",
+                ))
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

@@ -259,6 +259,86 @@ fn rollback_conflict_resolution_is_refused_so_a_block_cannot_be_ended() {
 }
 
 #[test]
+fn rollback_conflict_resolution_in_a_table_definition_is_refused() {
+    let (_dir, mut engine) = setup();
+    // On a column constraint the guard names the clause.
+    for sql in [
+        "CREATE TABLE r(id INTEGER PRIMARY KEY ON CONFLICT ROLLBACK, x INTEGER) STRICT",
+        "CREATE TABLE r(id INTEGER PRIMARY KEY, x INTEGER NOT NULL ON CONFLICT ROLLBACK) STRICT",
+        "CREATE TABLE r(id INTEGER PRIMARY KEY, x INTEGER UNIQUE on conflict rollback) STRICT",
+    ] {
+        assert_refused(&mut engine, sql, "rollback conflict resolution");
+    }
+    // On a table constraint the SQL parser does not read the clause at all.
+    for sql in [
+        "CREATE TABLE r(id INTEGER PRIMARY KEY, x INTEGER, UNIQUE(x) ON CONFLICT ROLLBACK) STRICT",
+        "CREATE TABLE r(id INTEGER, x INTEGER, PRIMARY KEY(id) ON CONFLICT ROLLBACK) STRICT",
+    ] {
+        assert_refused(&mut engine, sql, "does not parse");
+    }
+    // The words inside a string literal are not the clause.
+    common::commit_block(
+        &mut engine,
+        None,
+        "app",
+        &["CREATE TABLE r(id INTEGER PRIMARY KEY, note TEXT DEFAULT 'ON CONFLICT ROLLBACK') STRICT"],
+    );
+}
+
+// Regression: a deferred foreign key was accepted. Its violation is only checked at
+// COMMIT, so one transaction inserting an orphan made `Block::commit` fail and left the
+// block's SQLite transaction open: every later block failed to begin.
+#[test]
+fn deferred_foreign_keys_are_refused_so_a_block_commit_cannot_fail() {
+    let (_dir, mut engine) = setup();
+    common::commit_block(
+        &mut engine,
+        None,
+        "app",
+        &["CREATE TABLE p(id INTEGER PRIMARY KEY, u TEXT UNIQUE) STRICT"],
+    );
+    for sql in [
+        "CREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED) STRICT",
+        "CREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER, FOREIGN KEY (p) REFERENCES p(id) DEFERRABLE INITIALLY DEFERRED) STRICT",
+        "CREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) deferrable initially deferred) STRICT",
+        // SQLite attaches this clause to the last foreign key declared before it.
+        "CREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id), u TEXT UNIQUE DEFERRABLE INITIALLY DEFERRED) STRICT",
+    ] {
+        let mut block = engine.begin_block().expect("begin");
+        let err = block.execute("app", sql, LIMIT).expect_err(sql);
+        assert!(
+            err.to_string()
+                .contains("INITIALLY DEFERRED foreign key is not allowed"),
+            "{sql}: {err}"
+        );
+        block.discard().expect("discard");
+    }
+    // Immediate foreign keys, in every spelling, are still accepted, and an orphan is
+    // refused at its own statement.
+    common::commit_block(
+        &mut engine,
+        None,
+        "app",
+        &[
+            "CREATE TABLE c1(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) DEFERRABLE INITIALLY IMMEDIATE) STRICT",
+            "CREATE TABLE c2(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) NOT DEFERRABLE) STRICT",
+            "CREATE TABLE c3(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) DEFERRABLE) STRICT",
+        ],
+    );
+    let mut block = engine.begin_block().expect("begin");
+    for t in ["c1", "c2", "c3"] {
+        let err = block
+            .execute("app", &format!("INSERT INTO {t} VALUES (1, 99)"), LIMIT)
+            .expect_err(t);
+        assert!(
+            err.to_string().contains("FOREIGN KEY constraint failed"),
+            "{t}: {err}"
+        );
+    }
+    block.commit().expect("the block still commits");
+}
+
+#[test]
 fn cached_statements_stay_guarded_per_schema() {
     let (_dir, mut engine) = setup();
     common::commit_block(
