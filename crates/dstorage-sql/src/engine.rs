@@ -229,6 +229,7 @@ impl Engine {
             savepoint: None,
             release: None,
             held: None,
+            schema_changed: false,
             finished: false,
         })
     }
@@ -345,6 +346,9 @@ pub struct Block<'e> {
     release: Option<CachedStatement<'e>>,
     /// The last user statement run, kept prepared with its text (see `run_guarded_held`).
     held: Option<(String, CachedStatement<'e>)>,
+    /// DDL ran in this block (SQLite then drops its schema on every rollback; see
+    /// `forget_statements`).
+    schema_changed: bool,
     finished: bool,
 }
 
@@ -569,6 +573,15 @@ fn run_inner(
     })
 }
 
+/// Drop every prepared statement of `conn` and have SQLite load the schema now, after
+/// the schema changed or SQLite dropped it (see `Block::forget_statements`).
+fn refresh_statements(conn: &Connection) -> Result<(), SqlError> {
+    conn.flush_prepared_statement_cache();
+    conn.prepare("SELECT 1 FROM sqlite_schema LIMIT 0")?
+        .exists([])?;
+    Ok(())
+}
+
 fn internal(conn: &Connection, sql: &str) -> Result<(), SqlError> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
@@ -692,6 +705,26 @@ impl<'e> Block<'e> {
         Ok(())
     }
 
+    /// Forget every prepared statement after the schema changed, or SQLite dropped it (a
+    /// rollback in a block that changed the schema), and load the schema again: all
+    /// unmetered.
+    ///
+    /// A statement prepared before a schema change is expired: SQLite prepares it again
+    /// inside its next `sqlite3_step`, after first running two of its old instructions when
+    /// the change is only seen by the schema cookie check. Those two steps count in the
+    /// statement's cost, and the re-preparation, with any schema read it needs, calls the
+    /// progress handler. Whether a statement is stale depends on this connection's history
+    /// (a node restarted after the change prepares afresh), so it could make costs and
+    /// cost-limit failures differ between nodes. Dropping the statements makes every user
+    /// statement prepared before it is metered.
+    fn forget_statements(&mut self) -> Result<(), SqlError> {
+        // Held statements go back to the connection's cache first, to be dropped with it.
+        self.held = None;
+        self.savepoint = None;
+        self.release = None;
+        refresh_statements(self.conn)
+    }
+
     /// Open the per-transaction savepoint.
     fn savepoint(&mut self) -> Result<(), SqlError> {
         internal_held(self.conn, &mut self.savepoint, "SAVEPOINT dstorage_tx")
@@ -727,6 +760,7 @@ impl<'e> Block<'e> {
         self.alive()?;
         require_schema(self.conn, schema)?;
         self.cache.borrow_mut().clear();
+        self.schema_changed = true;
         let snapshot = self.snapshot(true)?;
         self.savepoint()?;
         let result = (|| {
@@ -753,7 +787,10 @@ impl<'e> Block<'e> {
             });
             Ok::<(), SqlError>(())
         })();
-        self.finish_tx(result, snapshot)
+        let result = self.finish_tx(result, snapshot);
+        let refreshed = self.forget_statements();
+        let () = result?;
+        refreshed
     }
 
     /// Remember what a failed transaction must restore. A transaction that will drop a
@@ -793,6 +830,10 @@ impl<'e> Block<'e> {
                 }
                 internal(self.conn, "ROLLBACK TO dstorage_tx")?;
                 self.release()?;
+                if self.schema_changed {
+                    // SQLite dropped its schema and expired every statement.
+                    self.forget_statements()?;
+                }
                 match snapshot {
                     Snapshot::Plain { pending_ddl } => self.pending_ddl.truncate(pending_ddl),
                     Snapshot::Sectioned {
@@ -923,8 +964,10 @@ impl<'e> Block<'e> {
         limit: u64,
         out: &mut ExecOutcome,
     ) -> Result<(), SqlError> {
-        if matches!(rewritten.kind, Kind::Ddl | Kind::DropTables { .. }) {
+        let ddl = matches!(rewritten.kind, Kind::Ddl | Kind::DropTables { .. });
+        if ddl {
             self.cache.borrow_mut().clear();
+            self.schema_changed = true;
         }
         let mode = Mode::Write {
             schema: Arc::clone(&rewritten.schema),
@@ -982,7 +1025,13 @@ impl<'e> Block<'e> {
         if self.conn.is_autocommit() {
             return Err(SqlError::BlockAborted);
         }
+        let refreshed = if ddl {
+            self.forget_statements()
+        } else {
+            Ok(())
+        };
         let step = step?;
+        refreshed?;
         if self.conn.is_autocommit() {
             // Only a ROLLBACK can end the block's transaction; the guard refuses every way
             // to issue one, so this is a broken invariant, not bad input.
@@ -1071,6 +1120,9 @@ impl<'e> Block<'e> {
         self.session = None;
         self.finished = true;
         self.conn.execute_batch("ROLLBACK")?;
+        if self.schema_changed {
+            self.forget_statements()?;
+        }
         Ok(())
     }
 }
@@ -1083,6 +1135,9 @@ impl Drop for Block<'_> {
             self.cache.borrow_mut().clear();
             self.session = None;
             let _ = self.conn.execute_batch("ROLLBACK");
+            if self.schema_changed {
+                let _ = self.forget_statements();
+            }
         }
     }
 }

@@ -298,3 +298,67 @@ fn block_estimate_sees_the_blocks_own_uncommitted_rows() {
         .cost;
     assert!(in_block > 50 * committed, "{in_block} vs {committed}");
 }
+
+// Regression: a statement prepared before a schema change stayed in the connection's
+// statement cache, expired. Its next run first executed two old instructions (SQLite
+// checks the schema cookie there), then prepared again: the two steps were added to its
+// cost. A node restarted after the change prepared it afresh and charged two steps less,
+// so the nodes' costs (the transactions' gas) differed.
+#[test]
+fn a_statement_prepared_before_a_schema_change_costs_what_it_costs_on_a_restarted_node() {
+    let (dir, mut engine) = with_rows(10);
+    let query = "SELECT name FROM t WHERE id = 2";
+    let cost_of = |engine: &mut Engine| {
+        let mut block = engine.begin_block().expect("begin");
+        let cost = block.execute("app", query, LIMIT).expect("query").cost;
+        block.commit().expect("commit");
+        cost
+    };
+    let before = cost_of(&mut engine);
+    commit_block(
+        &mut engine,
+        None,
+        "app",
+        &["CREATE TABLE extra(id INTEGER PRIMARY KEY) STRICT"],
+    );
+    let long_running = cost_of(&mut engine);
+    drop(engine);
+    let mut restarted =
+        Engine::open(&dir.path().join("db.sqlite"), EngineConfig::default()).expect("reopen");
+    assert_eq!(long_running, cost_of(&mut restarted));
+    assert_eq!(long_running, before);
+}
+
+// Regression: in a block that had run DDL, every rolled-back transaction made SQLite drop
+// its schema and expire every statement; the next run of a cached statement read the
+// schema and prepared itself again inside the meter. Its progress-handler ticks then
+// included that work, so a statement with a tight limit failed with "cost limit exceeded"
+// instead of its own error, depending on the connection's history.
+#[test]
+fn a_rollback_after_ddl_does_not_charge_the_next_statement_for_reloading_the_schema() {
+    let (_dir, mut engine) = with_rows(10);
+    let insert = "INSERT INTO t VALUES (?1, 'dup', 1)";
+    let mut block = engine.begin_block().expect("begin");
+    block
+        .execute(
+            "app",
+            "CREATE TABLE extra(id INTEGER PRIMARY KEY, a TEXT, b TEXT) STRICT; CREATE INDEX extra_a ON extra(a); CREATE INDEX extra_b ON extra(b)",
+            LIMIT,
+        )
+        .expect("ddl");
+    block
+        .execute_with_params("app", insert, &[100.into()], LIMIT)
+        .expect("insert");
+    for round in 0..3 {
+        // The duplicate key is found within 20 steps.
+        let err = block
+            .execute_with_params("app", insert, &[1.into()], 20)
+            .expect_err("duplicate key");
+        assert!(
+            err.to_string()
+                .contains("UNIQUE constraint failed: app.t.id"),
+            "round {round}: {err}"
+        );
+    }
+    block.commit().expect("commit");
+}
