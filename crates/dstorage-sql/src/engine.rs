@@ -1,6 +1,6 @@
 //! The engine: one write connection, blocks with a session, readers, system KV.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,7 @@ use crate::changeset::{Changeset, ChangesetRecord};
 use crate::estimate::{self, Estimate};
 use crate::guard::{self, physical_name, split_physical, Authorizer, Catalog, Kind, Mode};
 use crate::meter::Meter;
+use crate::program;
 use crate::SqlError;
 
 /// The SQLite version this build bundles. Every node of a network must run the same one:
@@ -162,6 +163,10 @@ pub struct Engine {
     meter: Arc<Meter>,
     config: EngineConfig,
     path: PathBuf,
+    /// Single-row inserts may run without their savepoint (see `Block::savepoint_free`).
+    savepoint_free: bool,
+    /// Calls run without a savepoint since the engine was opened.
+    savepoint_free_runs: Cell<u64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -197,7 +202,22 @@ impl Engine {
             meter,
             config,
             path: path.to_owned(),
+            savepoint_free: true,
+            savepoint_free_runs: Cell::new(0),
         })
+    }
+
+    /// Let single-row inserts run without their per-call savepoint where the engine can
+    /// prove SQLite's statement atomicity is enough (on by default; docs/sql.md,
+    /// "Atomicity"). Results, changesets and costs are the same either way: turning it
+    /// off is for tests and measurements.
+    pub fn set_savepoint_free_inserts(&mut self, on: bool) {
+        self.savepoint_free = on;
+    }
+
+    /// How many calls ran without a savepoint since the engine was opened.
+    pub fn savepoint_free_runs(&self) -> u64 {
+        self.savepoint_free_runs.get()
     }
 
     /// The engine's configuration.
@@ -230,6 +250,8 @@ impl Engine {
             release: None,
             held: None,
             schema_changed: false,
+            savepoint_free: self.savepoint_free,
+            savepoint_free_runs: &self.savepoint_free_runs,
             finished: false,
         })
     }
@@ -349,6 +371,9 @@ pub struct Block<'e> {
     /// DDL ran in this block (SQLite then drops its schema on every rollback; see
     /// `forget_statements`).
     schema_changed: bool,
+    /// See `Engine::set_savepoint_free_inserts`.
+    savepoint_free: bool,
+    savepoint_free_runs: &'e Cell<u64>,
     finished: bool,
 }
 
@@ -886,6 +911,9 @@ impl<'e> Block<'e> {
         // A cache hit implies the schema exists: dropping a schema clears the cache.
         let cached = self.cache.borrow().get(schema, sql).cloned();
         if let Some(rewritten) = cached {
+            if let Some(bound) = self.savepoint_free_bound(&rewritten, limit) {
+                return self.run_savepoint_free(schema, &rewritten, params, limit, bound);
+            }
             let snapshot = self.snapshot(false)?;
             self.savepoint()?;
             let mut out = ExecOutcome::default();
@@ -916,6 +944,68 @@ impl<'e> Block<'e> {
         self.savepoint()?;
         let result = self.execute_inner(schema, sql, cacheable, statements, params, limit);
         self.finish_tx(result, snapshot)
+    }
+
+    /// The step bound of `rewritten` if it may run without a savepoint under `limit`.
+    ///
+    /// It may when it is a plain single-row insert (`guard::Rewritten::single_row_insert`)
+    /// whose compiled program is proven loop-free, ABORT-only and check-before-write
+    /// (`program::step_bound`), and its bound fits the limit: then SQLite undoes it by
+    /// itself if it fails, and nothing after it can fail (see docs/sql.md, "Atomicity").
+    /// Candidates are only seen on a cache hit, so a statement run once does not pay for
+    /// the `EXPLAIN`; the proof is kept with the cached rewrite, which every schema change
+    /// clears.
+    fn savepoint_free_bound(&self, rewritten: &guard::Rewritten, limit: u64) -> Option<u64> {
+        if !self.savepoint_free || !rewritten.single_row_insert {
+            return None;
+        }
+        let bound = *rewritten.step_bound.get_or_init(|| {
+            self.auth.set_mode(Mode::Write {
+                schema: Arc::clone(&rewritten.schema),
+                ctes: rewritten.ctes.clone(),
+            });
+            let listing = program::explain(self.conn, &rewritten.exec_sql);
+            let denied = self.auth.take_denial().is_some();
+            self.auth.set_mode(Mode::Internal);
+            // A statement that does not compile now fails the proof; the savepoint path
+            // then reports the error.
+            match listing {
+                Ok(ops) if !denied => program::step_bound(&ops),
+                _ => None,
+            }
+        });
+        bound.filter(|&b| b <= limit)
+    }
+
+    /// Run a proven single-row insert without a savepoint. If it fails, SQLite has already
+    /// undone it; the error is returned as is. A cost-limit error or more steps than the
+    /// bound would mean the proof was wrong while the row may be in: a broken invariant,
+    /// reported as `BlockAborted` so the node stops instead of committing it.
+    fn run_savepoint_free(
+        &mut self,
+        schema: &str,
+        rewritten: &guard::Rewritten,
+        params: &[Value],
+        limit: u64,
+        bound: u64,
+    ) -> Result<ExecOutcome, SqlError> {
+        self.savepoint_free_runs
+            .set(self.savepoint_free_runs.get().saturating_add(1));
+        let mut out = ExecOutcome::default();
+        match self.run_rewritten(schema, rewritten, params, limit, &mut out) {
+            Ok(()) if out.cost <= bound => Ok(out),
+            Err(e) if !matches!(e, SqlError::CostLimitExceeded { .. }) => Err(e),
+            outcome => {
+                tracing::error!(
+                    sql = %rewritten.exec_sql,
+                    bound,
+                    cost = out.cost,
+                    ?outcome,
+                    "a savepoint-free insert broke its proven step bound"
+                );
+                Err(SqlError::BlockAborted)
+            }
+        }
     }
 
     fn execute_inner(
@@ -1055,6 +1145,12 @@ impl<'e> Block<'e> {
             Kind::Query | Kind::Dml => {}
         }
         Ok(())
+    }
+
+    /// How many calls ran without a savepoint since the engine was opened (see
+    /// `Engine::savepoint_free_runs`).
+    pub fn savepoint_free_runs(&self) -> u64 {
+        self.savepoint_free_runs.get()
     }
 
     /// Estimate the cost of `sql` on the block's current (uncommitted) state.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use sqlparser::ast::{
@@ -397,6 +397,13 @@ pub(crate) struct Rewritten {
     pub exec_sql: String,
     /// The schema it was rewritten for.
     pub schema: Arc<str>,
+    /// A single-row `INSERT ... VALUES` of literals and placeholders with no conflict
+    /// clause, upsert or RETURNING: a candidate to run without a savepoint.
+    pub single_row_insert: bool,
+    /// For a candidate, the proven bound on its VM steps (None: not provable), worked
+    /// out from its compiled program on first use (see `program.rs`). Valid as long as
+    /// the database schema is, which is as long as the cache holding this entry.
+    pub step_bound: OnceLock<Option<u64>>,
 }
 
 /// Guard and rewrite one parsed statement for `schema`. `read_only` allows queries only.
@@ -407,6 +414,7 @@ pub(crate) fn rewrite(
     catalog: &dyn Catalog,
 ) -> Result<Rewritten, SqlError> {
     let kind = classify(&stmt, schema, read_only)?;
+    let single_row_insert = is_plain_single_row_insert(&stmt);
     check_write_targets(&stmt, schema)?;
     check_no_rollback_resolution(&stmt)?;
     check_expressions(&mut stmt)?;
@@ -457,7 +465,43 @@ pub(crate) fn rewrite(
         kind,
         ctes,
         schema: schema.into(),
+        single_row_insert,
+        step_bound: OnceLock::new(),
     })
+}
+
+/// A single-row `INSERT ... VALUES (...)` whose values are literals or placeholders, with
+/// no statement-level conflict clause (`OR FAIL` keeps partial work, `OR REPLACE` deletes),
+/// no upsert and no RETURNING. Only such a statement may skip the per-call savepoint,
+/// and only once its compiled program is proven safe too (`program::step_bound`).
+fn is_plain_single_row_insert(stmt: &Statement) -> bool {
+    let Statement::Insert(ins) = stmt else {
+        return false;
+    };
+    if ins.or.is_some()
+        || ins.ignore
+        || ins.replace_into
+        || ins.on.is_some()
+        || ins.returning.is_some()
+        || !ins.assignments.is_empty()
+    {
+        return false;
+    }
+    let Some(source) = &ins.source else {
+        return false;
+    };
+    if source.with.is_some() || source.order_by.is_some() || source.limit_clause.is_some() {
+        return false;
+    }
+    let SetExpr::Values(values) = source.body.as_ref() else {
+        return false;
+    };
+    let literal = |e: &Expr| match e {
+        Expr::Value(_) => true,
+        Expr::UnaryOp { expr, .. } => matches!(expr.as_ref(), Expr::Value(_)),
+        _ => false,
+    };
+    values.rows.len() == 1 && values.rows[0].iter().all(literal)
 }
 
 fn meter_call(args: Vec<Expr>) -> Expr {

@@ -20,6 +20,7 @@ mod estimate;
 pub mod fuzzing;
 mod guard;
 mod meter;
+mod program;
 
 pub use changeset::{
     Changeset, ChangesetRecord, ColumnValue, RowChange, RowOp, CHANGESET_MAGIC, CHANGESET_VERSION,

@@ -337,6 +337,7 @@ fn a_statement_prepared_before_a_schema_change_costs_what_it_costs_on_a_restarte
 #[test]
 fn a_rollback_after_ddl_does_not_charge_the_next_statement_for_reloading_the_schema() {
     let (_dir, mut engine) = with_rows(10);
+    engine.set_savepoint_free_inserts(false);
     let insert = "INSERT INTO t VALUES (?1, 'dup', 1)";
     let mut block = engine.begin_block().expect("begin");
     block

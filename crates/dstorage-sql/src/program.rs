@@ -1,0 +1,292 @@
+//! Read SQLite's compiled program of a single-row INSERT and decide whether it may run
+//! without the per-call savepoint.
+//!
+//! The engine wraps every call in `SAVEPOINT` / `RELEASE` so that any failure leaves
+//! nothing behind. For one statement, SQLite's own statement atomicity already undoes a
+//! failed statement, so the savepoint is only needed when something can fail *after* the
+//! statement has changed the database: the engine's post-statement cost check, or a
+//! conflict resolution that keeps partial work (`FAIL`). This module proves from the
+//! program's instructions (an `EXPLAIN` listing) that neither can happen:
+//!
+//! - every instruction is one whose control flow is known here, and the control-flow
+//!   graph is acyclic, so no instruction runs twice: a run takes at most as many VM steps
+//!   as the program has instructions (the engine then requires that many steps to fit the
+//!   call's budget, so the cost check cannot fail and the progress handler never stops it);
+//! - every error halt uses the ABORT resolution (SQLite undoes the statement), not FAIL
+//!   (keeps earlier changes) or ROLLBACK (ends the block's transaction);
+//! - from the first write on, only instructions that cannot raise an SQL error follow
+//!   (more writes of the same row, closing cursors, register tests, the final halt), so
+//!   every check (NOT NULL, CHECK, types, keys, foreign keys) runs before anything is
+//!   written and the session's pre-update hook never sees a change that is then undone.
+//!
+//! Anything else (an opcode not listed here, a loop, a subprogram for triggers or foreign-key
+//! actions, a REPLACE delete) makes the proof fail, and the call takes the savepoint path.
+//! See docs/sql.md, "Atomicity".
+
+use rusqlite::Connection;
+
+/// One instruction of an `EXPLAIN` listing: its opcode and the operands that decide
+/// control flow and error handling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Op {
+    pub opcode: String,
+    pub p1: i64,
+    pub p2: i64,
+}
+
+/// SQLite's `OE_Abort`: the statement is undone and the transaction goes on.
+const OE_ABORT: i64 = 2;
+
+/// Where an instruction can go next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    /// Always to the next instruction.
+    Next,
+    /// To the next instruction or to P2 (SQLite's `jump` opcodes).
+    Branch,
+    /// To the next instruction, or to P2 when P2 is not 0 (SQLite's `jump0` opcodes).
+    BranchIfP2,
+    /// To P2 only.
+    Goto,
+    /// To P2, or to the next instruction when P2 is 0 (`Init`).
+    Init,
+    /// Nowhere: the program stops (`Halt`), with an error when P1 is not 0.
+    Halt,
+    /// To the next instruction, or stops with error P1 (`HaltIfNull`).
+    HaltIfNull,
+}
+
+/// The opcodes a single-row INSERT compiles to, with their control flow, checked against
+/// the `jump`/`jump0` marks of the opcode list in the bundled SQLite 3.54.1 source. An
+/// opcode missing here (`Program`, `Gosub`, `Return`, `Yield`, `Delete`, `FkCounter`,
+/// `ResultRow`, loops' `Next`...) makes the proof fail.
+fn flow(opcode: &str) -> Option<Flow> {
+    Some(match opcode {
+        "Init" => Flow::Init,
+        "Goto" => Flow::Goto,
+        "Halt" => Flow::Halt,
+        "HaltIfNull" => Flow::HaltIfNull,
+        "NotNull" | "IsNull" | "NotExists" | "NoConflict" | "Found" | "NotFound" | "Eq" | "Ne"
+        | "Lt" | "Le" | "Gt" | "Ge" | "If" | "IfNot" => Flow::Branch,
+        "MustBeInt" => Flow::BranchIfP2,
+        "Transaction" | "OpenWrite" | "OpenRead" | "Close" | "SoftNull" | "Null" | "Variable"
+        | "Integer" | "Int64" | "String8" | "String" | "Blob" | "SCopy" | "Copy" | "IntCopy"
+        | "Move" | "TypeCheck" | "Affinity" | "MakeRecord" | "NewRowid" | "Add" | "Subtract"
+        | "Multiply" | "Divide" | "Remainder" | "Concat" | "BitAnd" | "BitOr" | "BitNot"
+        | "ShiftLeft" | "ShiftRight" | "Not" | "Function" | "PureFunc" | "Cast" | "Noop"
+        | "Insert" | "IdxInsert" => Flow::Next,
+        _ => return None,
+    })
+}
+
+/// Instructions that change the database.
+fn writes(op: &Op) -> bool {
+    matches!(op.opcode.as_str(), "Insert" | "IdxInsert")
+}
+
+/// Instructions that cannot raise an SQL error (only I/O or memory failures, which make
+/// SQLite roll back the whole transaction on either path), so they may follow a write.
+fn cannot_fail(op: &Op) -> bool {
+    match op.opcode.as_str() {
+        "Insert" | "IdxInsert" | "Close" | "IsNull" | "NotNull" | "Goto" => true,
+        "Halt" => op.p1 == 0,
+        _ => false,
+    }
+}
+
+/// The instructions `op` at `addr` can go to next, or None if one is outside the program.
+fn successors(op: &Op, addr: usize, len: usize) -> Option<Vec<usize>> {
+    let next = addr + 1;
+    let target = usize::try_from(op.p2).ok();
+    let to = match flow(&op.opcode)? {
+        Flow::Next | Flow::HaltIfNull => vec![next],
+        Flow::Branch => vec![next, target?],
+        Flow::BranchIfP2 if op.p2 == 0 => vec![next],
+        Flow::BranchIfP2 => vec![next, target?],
+        Flow::Goto => vec![target?],
+        Flow::Init if op.p2 == 0 => vec![next],
+        Flow::Init => vec![target?],
+        Flow::Halt => vec![],
+    };
+    to.iter().all(|&t| t < len).then_some(to)
+}
+
+/// The most VM steps any run of `program` can take, if it may run without a savepoint
+/// (see the module documentation); None if that cannot be shown.
+pub(crate) fn step_bound(program: &[Op]) -> Option<u64> {
+    let len = program.len();
+    if len == 0 {
+        return None;
+    }
+    let mut edges = Vec::with_capacity(len);
+    for (addr, op) in program.iter().enumerate() {
+        let halts_with_error = matches!(op.opcode.as_str(), "Halt" | "HaltIfNull") && op.p1 != 0;
+        if halts_with_error && op.p2 != OE_ABORT {
+            return None;
+        }
+        edges.push(successors(op, addr, len)?);
+    }
+    if has_cycle(&edges) {
+        return None;
+    }
+    // Everything reachable from a write must be unable to fail.
+    let mut seen = vec![false; len];
+    let mut stack: Vec<usize> = (0..len).filter(|&a| writes(&program[a])).collect();
+    while let Some(a) = stack.pop() {
+        if std::mem::replace(&mut seen[a], true) {
+            continue;
+        }
+        if !cannot_fail(&program[a]) {
+            return None;
+        }
+        stack.extend(edges[a].iter().copied());
+    }
+    u64::try_from(len).ok()
+}
+
+/// Whether the graph reachable from instruction 0 has a cycle (iterative depth-first
+/// search; a program has at most a few thousand instructions, but no recursion anyway).
+fn has_cycle(edges: &[Vec<usize>]) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut mark = vec![Mark::New; edges.len()];
+    // (node, index of the next edge to follow)
+    let mut path = vec![(0usize, 0usize)];
+    mark[0] = Mark::OnPath;
+    while let Some((node, i)) = path.last_mut() {
+        let node = *node;
+        if let Some(&to) = edges[node].get(*i) {
+            *i += 1;
+            match mark[to] {
+                Mark::OnPath => return true,
+                Mark::New => {
+                    mark[to] = Mark::OnPath;
+                    path.push((to, 0));
+                }
+                Mark::Done => {}
+            }
+        } else {
+            mark[node] = Mark::Done;
+            path.pop();
+        }
+    }
+    false
+}
+
+/// The program SQLite compiles for `sql` (the caller sets the authorizer mode the
+/// statement runs under, since `EXPLAIN` compiles it the same way).
+pub(crate) fn explain(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Op>> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN {sql}"))?;
+    // EXPLAIN lists the program without binding the statement's placeholders.
+    let mut rows = stmt.raw_query();
+    let mut program = Vec::new();
+    while let Some(row) = rows.next()? {
+        program.push(Op {
+            opcode: row.get(1)?,
+            p1: row.get(2)?,
+            p2: row.get(3)?,
+        });
+    }
+    Ok(program)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(ops: &[(&str, i64, i64)]) -> Vec<Op> {
+        ops.iter()
+            .map(|&(opcode, p1, p2)| Op {
+                opcode: opcode.to_owned(),
+                p1,
+                p2,
+            })
+            .collect()
+    }
+
+    /// `INSERT INTO "app.t" VALUES (?1, ?2, ?3)` as SQLite 3.54.1 compiles it for
+    /// `t(id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER NOT NULL) STRICT`.
+    fn insert() -> Vec<(&'static str, i64, i64)> {
+        vec![
+            ("Init", 0, 19),
+            ("OpenWrite", 0, 4),
+            ("SoftNull", 2, 0),
+            ("Variable", 2, 3),
+            ("Variable", 3, 4),
+            ("Variable", 1, 1),
+            ("NotNull", 1, 8),
+            ("NewRowid", 0, 1),
+            ("MustBeInt", 1, 0),
+            ("HaltIfNull", 1299, 2),
+            ("HaltIfNull", 1299, 2),
+            ("TypeCheck", 2, 3),
+            ("Lt", 7, 14),
+            ("Halt", 275, 2),
+            ("NotExists", 0, 16),
+            ("Halt", 1555, 2),
+            ("MakeRecord", 2, 3),
+            ("Insert", 0, 5),
+            ("Halt", 0, 0),
+            ("Transaction", 0, 1),
+            ("Int64", -1, 7),
+            ("Goto", 0, 1),
+        ]
+    }
+
+    #[test]
+    fn a_plain_insert_is_bounded_by_its_length() {
+        assert_eq!(step_bound(&program(&insert())), Some(22));
+    }
+
+    #[test]
+    fn a_loop_fails_the_proof() {
+        let mut ops = insert();
+        // The constraint check jumps back to the start of the body.
+        ops[14] = ("NotExists", 0, 2);
+        assert_eq!(step_bound(&program(&ops)), None);
+    }
+
+    #[test]
+    fn a_fail_or_rollback_resolution_fails_the_proof() {
+        for resolution in [1, 3] {
+            let mut ops = insert();
+            ops[15] = ("Halt", 1555, resolution);
+            assert_eq!(step_bound(&program(&ops)), None, "OE {resolution}");
+            let mut ops = insert();
+            ops[9] = ("HaltIfNull", 1299, resolution);
+            assert_eq!(step_bound(&program(&ops)), None, "OE {resolution}");
+        }
+    }
+
+    #[test]
+    fn a_check_after_the_write_fails_the_proof() {
+        let mut ops = insert();
+        // The key check moved after the write: the row would be in when it fails.
+        ops[14] = ("MakeRecord", 2, 3);
+        ops[15] = ("Insert", 0, 5);
+        ops[16] = ("NotExists", 0, 18);
+        ops[17] = ("Halt", 1555, 2);
+        assert_eq!(step_bound(&program(&ops)), None);
+    }
+
+    #[test]
+    fn unknown_opcodes_and_jumps_out_of_the_program_fail_the_proof() {
+        for (addr, op) in [
+            (7, ("Program", 0, 9)),
+            (7, ("Gosub", 3, 9)),
+            (7, ("Delete", 0, 0)),
+            (7, ("FkCounter", 1, 1)),
+            (6, ("NotNull", 1, 99)),
+            (6, ("NotNull", 1, -1)),
+        ] {
+            let mut ops = insert();
+            ops[addr] = op;
+            assert_eq!(step_bound(&program(&ops)), None, "{op:?}");
+        }
+        assert_eq!(step_bound(&[]), None);
+    }
+}
