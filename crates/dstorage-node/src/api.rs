@@ -16,6 +16,7 @@ use dstorage_client::api::*;
 use dstorage_sql::SqlError;
 use dstorage_types::tx::{tx_hash, Transaction, TxHash};
 
+use crate::batcher::Batcher;
 use crate::cometbft::{BroadcastSync, CometError, CometRpc};
 use crate::metrics::Metrics;
 
@@ -33,8 +34,10 @@ const TX_IN_CACHE: &str = "tx already exists in cache";
 pub struct ApiState {
     /// The application (reads, commit notifications).
     pub app: App,
-    /// CometBFT's RPC (broadcast, status).
+    /// CometBFT's RPC (status).
     pub rpc: CometRpc,
+    /// Submits transactions to CometBFT, grouped into bundles under load (`crate::batcher`).
+    pub batcher: Batcher,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -166,10 +169,18 @@ async fn broadcast(
             ),
         ));
     }
+    if bytes.first() == Some(&dstorage_types::tx::BUNDLE_VERSION) {
+        // A bundle has no hash of its own to wait for; the node builds bundles itself from single transactions.
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "this is a bundle; POST /v1/tx takes one transaction at a time (the node bundles them itself)",
+        ));
+    }
     let hash = tx_hash(&bytes);
     // Subscribe before broadcasting so the commit cannot slip by unseen.
     let mut commits = s.app.subscribe();
-    let checked = match s.rpc.broadcast_tx_sync(&bytes).await {
+    let checked = match s.batcher.broadcast(bytes.clone()).await {
         Ok(checked) => checked,
         // CometBFT answers these exact bytes from its mempool cache, without asking the app: they were
         // committed before (a replay) or are waiting in the mempool (a resend, which is admitted already).

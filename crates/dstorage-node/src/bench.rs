@@ -32,7 +32,7 @@ use dstorage_client::api::WaitFor;
 use dstorage_client::{Client, ClientError, Signer};
 use dstorage_types::identity::KeyType;
 use dstorage_types::result::ResultCode;
-use dstorage_types::tx::{tx_hash, Payload};
+use dstorage_types::tx::{split_bundle, tx_hash, Payload};
 use dstorage_types::value::Value;
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -77,6 +77,10 @@ pub struct BenchArgs {
     /// placeholders: every insert is then a new statement to parse and prepare.
     #[arg(long)]
     pub literal: bool,
+    /// Most transactions a node's API groups into one bundle (its `bundle_max_txs`); 1 submits every
+    /// transaction to CometBFT on its own.
+    #[arg(long, default_value_t = 512)]
+    pub bundle_max_txs: usize,
     /// Lay the networks out here and keep them (default: a temporary folder, deleted afterwards).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -104,6 +108,8 @@ pub struct BenchReport {
     pub standard: String,
     /// Whether values were written into the SQL text instead of bound as parameters.
     pub literal: bool,
+    /// The nodes' `bundle_max_txs`.
+    pub bundle_max_txs: usize,
     /// One entry per network size.
     pub networks: Vec<NetworkReport>,
 }
@@ -131,6 +137,8 @@ pub struct NetworkReport {
     pub uncommitted: u64,
     /// Blocks committed during the window (node 0).
     pub blocks: u64,
+    /// Signed transactions per CometBFT transaction the APIs submitted during the window (1: no bundles).
+    pub txs_per_submission: f64,
     /// CPU seconds used during the window.
     pub cpu_seconds: CpuSeconds,
     /// Fractions of the network's CPU time (dstorage + CometBFT processes).
@@ -245,6 +253,7 @@ pub async fn bench(a: &BenchArgs) -> anyhow::Result<BenchReport> {
         warmup: a.warmup as f64,
         standard: a.standard.clone(),
         literal: a.literal,
+        bundle_max_txs: a.bundle_max_txs,
         networks,
     })
 }
@@ -268,12 +277,18 @@ struct NodeProc {
 }
 
 impl Network {
-    async fn start(bin: &Path, dir: &Path, n: usize) -> anyhow::Result<Network> {
+    async fn start(
+        bin: &Path,
+        dir: &Path,
+        n: usize,
+        bundle_max_txs: usize,
+    ) -> anyhow::Result<Network> {
         let base_port = cometbft::find_free_ports(PORTS_PER_NODE * n as u16)?;
         let planned = {
             let bin = bin.to_path_buf();
             let dir = dir.to_path_buf();
-            tokio::task::spawn_blocking(move || plan(&bin, &dir, n, base_port)).await??
+            tokio::task::spawn_blocking(move || plan(&bin, &dir, n, base_port, bundle_max_txs))
+                .await??
         };
         let exe = std::env::current_exe()?;
         let mut nodes = Vec::new();
@@ -362,6 +377,7 @@ fn plan(
     dir: &Path,
     n: usize,
     base_port: u16,
+    bundle_max_txs: usize,
 ) -> anyhow::Result<Vec<(PathBuf, NodeConfig)>> {
     let plans = cometbft::plan_testnet(bin, dir, n, base_port, CHAIN_ID)?;
     let mut out = Vec::new();
@@ -375,6 +391,7 @@ fn plan(
             p.abci_port,
         );
         c.persistent_peers = p.layout.persistent_peers.clone();
+        c.bundle_max_txs = bundle_max_txs;
         c.save(&p.node_home)?;
         out.push((p.node_home, c));
     }
@@ -465,6 +482,8 @@ struct Snapshot {
     client: f64,
     tx_errors: f64,
     blocks: f64,
+    submissions: f64,
+    submitted_txs: f64,
 }
 
 async fn snapshot(net: &Network, http: &reqwest::Client) -> Snapshot {
@@ -482,6 +501,8 @@ async fn snapshot(net: &Network, http: &reqwest::Client) -> Snapshot {
         };
         s.signature += metric(&text, "dstorage_signature_check_seconds_total");
         s.sql += metric(&text, "dstorage_sql_execution_seconds_total");
+        s.submissions += metric(&text, "dstorage_cometbft_submissions_total");
+        s.submitted_txs += metric(&text, "dstorage_submitted_txs_total");
         if i == 0 {
             s.tx_errors = metric_family(&text, "dstorage_tx_errors_total");
             s.blocks = metric(&text, "dstorage_blocks_total");
@@ -523,7 +544,7 @@ async fn run_network(
     n: usize,
     cores: usize,
 ) -> anyhow::Result<NetworkReport> {
-    let net = Network::start(bin, dir, n).await?;
+    let net = Network::start(bin, dir, n, a.bundle_max_txs).await?;
     let result = drive(a, &net, n, cores).await;
     net.stop().await;
     result
@@ -719,6 +740,7 @@ async fn drive(
         refused,
         uncommitted,
         blocks: d(|s| s.blocks) as u64,
+        txs_per_submission: d(|s| s.submitted_txs) / d(|s| s.submissions).max(1.0),
         cpu_seconds: cpu,
         cpu_share,
     })
@@ -846,8 +868,15 @@ async fn track(node: usize, rpc: CometRpc, start: u64, shared: Arc<Shared>) -> a
                 Some(h) => h,
                 None => {
                     let block = rpc.block(Some(next)).await?;
-                    let h: Arc<Vec<[u8; 32]>> =
-                        Arc::new(block.txs.iter().map(|t| tx_hash(t).0).collect());
+                    // A bundle's members commit under their own hashes.
+                    let h: Arc<Vec<[u8; 32]>> = Arc::new(
+                        block
+                            .txs
+                            .iter()
+                            .flat_map(|t| split_bundle(t).unwrap_or_default())
+                            .map(|m| tx_hash(m).0)
+                            .collect(),
+                    );
                     if let Ok(mut b) = shared.blocks.lock() {
                         b.insert(next, h.clone());
                     }
@@ -890,11 +919,12 @@ async fn app_height(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
 pub fn render(r: &BenchReport) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "dstorage bench: {} clients (window {}, {}, {}), {} s measured after {} s warm-up; {} cores, load {:.2} before\n\n",
+        "dstorage bench: {} clients (window {}, {}, {}, {}), {} s measured after {} s warm-up; {} cores, load {:.2} before\n\n",
         r.clients,
         r.window,
         r.standard,
         if r.literal { "literal SQL" } else { "bound parameters" },
+        if r.bundle_max_txs > 1 { format!("bundles of up to {}", r.bundle_max_txs) } else { "no bundles".to_string() },
         r.seconds,
         r.warmup,
         r.cores,
@@ -923,8 +953,8 @@ pub fn render(r: &BenchReport) -> String {
     out.push('\n');
     for n in &r.networks {
         out.push_str(&format!(
-            "{} validator(s): {} blocks, {} sent, {} refused, {} uncommitted, {} failed in blocks; commit p90 {:.0} ms, max {:.0} ms; broadcast (CheckTx) p50 {:.1} ms, p99 {:.1} ms; network CPU {:.2} ms per committed tx\n",
-            n.validators, n.blocks, n.sent, n.refused, n.uncommitted, n.failed_tx, n.latency_ms.p90, n.latency_ms.max, n.broadcast_ms.p50, n.broadcast_ms.p99, n.cpu_ms_per_tx
+            "{} validator(s): {} blocks, {} sent, {} refused, {} uncommitted, {} failed in blocks; commit p90 {:.0} ms, max {:.0} ms; broadcast (CheckTx) p50 {:.1} ms, p99 {:.1} ms; {:.1} txs per CometBFT tx; network CPU {:.2} ms per committed tx\n",
+            n.validators, n.blocks, n.sent, n.refused, n.uncommitted, n.failed_tx, n.latency_ms.p90, n.latency_ms.max, n.broadcast_ms.p50, n.broadcast_ms.p99, n.txs_per_submission, n.cpu_ms_per_tx
         ));
     }
     out.push_str("CPU shares are of the network's CPU time (all dstorage and CometBFT processes); signature and SQL time are thread CPU time measured inside the nodes.\n");

@@ -43,6 +43,12 @@ pub struct NodeConfig {
     /// Largest transaction, bytes (consensus-critical: equal on all nodes).
     #[serde(default = "default_max_tx_bytes")]
     pub max_tx_bytes: usize,
+    /// Largest bundle of transactions, bytes (consensus-critical: equal on all nodes).
+    #[serde(default = "default_max_bundle_bytes")]
+    pub max_bundle_bytes: usize,
+    /// Most transactions the API puts in one bundle; 1 submits every transaction bare (local setting).
+    #[serde(default = "default_bundle_max_txs")]
+    pub bundle_max_txs: usize,
     /// SQLite VM steps one transaction (or read) may use (consensus-critical).
     #[serde(default = "default_cost_limit")]
     pub cost_limit_per_tx: u64,
@@ -62,6 +68,12 @@ fn default_timeout_commit_ms() -> u64 {
 }
 fn default_max_tx_bytes() -> usize {
     256 * 1024
+}
+fn default_max_bundle_bytes() -> usize {
+    1024 * 1024
+}
+fn default_bundle_max_txs() -> usize {
+    512
 }
 fn default_cost_limit() -> u64 {
     10_000_000
@@ -94,6 +106,8 @@ impl NodeConfig {
             persistent_peers: Vec::new(),
             timeout_commit_ms: default_timeout_commit_ms(),
             max_tx_bytes: default_max_tx_bytes(),
+            max_bundle_bytes: default_max_bundle_bytes(),
+            bundle_max_txs: default_bundle_max_txs(),
             cost_limit_per_tx: default_cost_limit(),
             changeset_retention: default_retention(),
             cometbft_log_level: default_comet_log(),
@@ -166,7 +180,9 @@ impl NodeConfig {
         layout.persistent_peers = self.persistent_peers.clone();
         layout.timeout_commit = Duration::from_millis(self.timeout_commit_ms);
         layout.log_level = self.cometbft_log_level.clone();
-        layout.max_tx_bytes = u32::try_from(self.max_tx_bytes).unwrap_or(u32::MAX);
+        // CometBFT's limit covers whatever one of its transactions carries: a bare transaction or a bundle.
+        layout.max_tx_bytes =
+            u32::try_from(self.max_tx_bytes.max(self.max_bundle_bytes)).unwrap_or(u32::MAX);
         layout
     }
 
@@ -174,6 +190,7 @@ impl NodeConfig {
     pub fn app_config(&self, home: &Path) -> dstorage_app::AppConfig {
         let mut c = dstorage_app::AppConfig::new(Self::db_path(home));
         c.max_tx_bytes = self.max_tx_bytes;
+        c.max_bundle_bytes = self.max_bundle_bytes;
         c.cost_limit_per_tx = self.cost_limit_per_tx;
         c.changeset_retention = (self.changeset_retention > 0).then_some(self.changeset_retention);
         c

@@ -1,6 +1,7 @@
 //! The dstorage node as a library: what the `dstorage` binary is built from, reachable by integration tests.
 
 pub mod api;
+pub mod batcher;
 pub mod bench;
 pub mod cli;
 pub mod cometbft;

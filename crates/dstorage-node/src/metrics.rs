@@ -35,6 +35,8 @@ pub struct Metrics {
     changeset_bytes: Histogram,
     signature_check_seconds: Counter<f64, AtomicU64>,
     sql_execution_seconds: Counter<f64, AtomicU64>,
+    submissions: Counter,
+    submitted_txs: Counter,
     app_totals: OnceLock<AppTotals>,
     // Rendering borrows the registry; a mutex keeps concurrent scrapes simple.
     render_lock: Mutex<()>,
@@ -102,8 +104,22 @@ impl Metrics {
             "CPU seconds spent executing blocks (SQL, changeset, app hash) and committing them to SQLite",
             sql_execution_seconds.clone(),
         );
+        let submissions = Counter::default();
+        let submitted_txs = Counter::default();
+        registry.register(
+            "cometbft_submissions",
+            "CometBFT transactions this node's API submitted (bare transactions and bundles)",
+            submissions.clone(),
+        );
+        registry.register(
+            "submitted_txs",
+            "Signed transactions this node's API submitted, bare or inside bundles",
+            submitted_txs.clone(),
+        );
         Metrics {
             registry,
+            submissions,
+            submitted_txs,
             blocks,
             txs,
             tx_errors,
@@ -117,6 +133,12 @@ impl Metrics {
             app_totals: OnceLock::new(),
             render_lock: Mutex::new(()),
         }
+    }
+
+    /// The API submitted one CometBFT transaction carrying `txs` signed transactions.
+    pub fn observe_submission(&self, txs: usize) {
+        self.submissions.inc();
+        self.submitted_txs.inc_by(txs as u64);
     }
 
     /// Account one committed block.

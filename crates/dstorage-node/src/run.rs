@@ -13,6 +13,10 @@ use crate::cometbft::{self, CometProcess, CometRpc};
 use crate::config::NodeConfig;
 use crate::metrics::Metrics;
 
+/// Bundles the API may have at CometBFT at once: two, so one travels (JSON, HTTP, base64) while CometBFT
+/// checks the other; more would only make bundles smaller.
+const BUNDLES_IN_FLIGHT: usize = 2;
+
 /// Called once the node's API is listening (devnet prints its greeting here).
 pub type OnReady = Box<dyn FnOnce(&NodeConfig) + Send>;
 
@@ -96,9 +100,19 @@ pub async fn run_node(home: &Path, on_ready: Option<OnReady>) -> anyhow::Result<
     let api_listener = tokio::net::TcpListener::bind(&config.api_addr)
         .await
         .with_context(|| format!("cannot listen on the API address {}", config.api_addr))?;
+    let batcher = crate::batcher::Batcher::spawn(
+        rpc.clone(),
+        crate::batcher::BatchLimits {
+            max_txs: config.bundle_max_txs,
+            max_bytes: config.max_bundle_bytes,
+            max_in_flight: BUNDLES_IN_FLIGHT,
+        },
+        metrics.clone(),
+    );
     let router = api::router(ApiState {
         app: app.clone(),
         rpc,
+        batcher,
         metrics,
     });
     let api_server = tokio::spawn(async move { axum::serve(api_listener, router).await });
