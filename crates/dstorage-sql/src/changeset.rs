@@ -355,84 +355,278 @@ fn rows_unsorted(bytes: &[u8]) -> Result<UnsortedRows, SqlError> {
         let Some((name, ncol, pk)) = &table else {
             return Err(corrupt());
         };
-        let ncol = *ncol;
-        let _indirect = r.u8()?;
-        const INSERT: u8 = 18;
-        const UPDATE: u8 = 23;
-        const DELETE: u8 = 9;
-        if op == UPDATE || op == DELETE {
-            r.record(ncol, &mut old)?;
+        r.change(op, *ncol, &mut old, &mut new)?;
+        if let Some(row) = row_change(op, name, pk, &old, &new)? {
+            rows.push(row);
         }
-        if op == INSERT || op == UPDATE {
-            r.record(ncol, &mut new)?;
-        }
-        let mut key = Vec::new();
-        let mut columns = Vec::new();
-        let row_op = match op {
-            INSERT => {
-                columns.reserve_exact(ncol);
-                for (i, v) in new.iter().enumerate() {
-                    let v = value_from_raw(*v, name, i)?;
-                    if pk[i] {
-                        key.push(ColumnValue {
-                            position: i as u16,
-                            value: v.clone(),
-                        });
-                    }
-                    columns.push(ColumnValue {
-                        position: i as u16,
-                        value: v,
-                    });
-                }
-                RowOp::Insert
-            }
-            DELETE => {
-                for (i, v) in old.iter().enumerate() {
-                    if pk[i] {
-                        key.push(ColumnValue {
-                            position: i as u16,
-                            value: value_from_raw(*v, name, i)?,
-                        });
-                    }
-                }
-                RowOp::Delete
-            }
-            UPDATE => {
-                for i in 0..ncol {
-                    if pk[i] {
-                        key.push(ColumnValue {
-                            position: i as u16,
-                            value: value_from_raw(old[i], name, i)?,
-                        });
-                    } else if !matches!(new[i], RawValue::Undefined) {
-                        let new = value_from_raw(new[i], name, i)?;
-                        let old = match old[i] {
-                            RawValue::Undefined => None,
-                            o => Some(value_from_raw(o, name, i)?),
-                        };
-                        if old.as_ref() != Some(&new) {
-                            columns.push(ColumnValue {
-                                position: i as u16,
-                                value: new,
-                            });
-                        }
-                    }
-                }
-                if columns.is_empty() {
-                    continue;
-                }
-                RowOp::Update
-            }
-            _ => return Err(corrupt()),
-        };
-        rows.push(RowChange {
-            op: row_op,
-            table: name.clone(),
-            key,
-            columns,
-        });
     }
     Ok((rows, runs))
+}
+
+const INSERT: u8 = 18;
+const UPDATE: u8 = 23;
+const DELETE: u8 = 9;
+
+impl<'a> SessionReader<'a> {
+    /// The rest of a change whose op byte was just read: the indirect flag, then the old
+    /// record (UPDATE, DELETE) into `old` and the new one (INSERT, UPDATE) into `new`.
+    fn change(
+        &mut self,
+        op: u8,
+        ncol: usize,
+        old: &mut Vec<RawValue<'a>>,
+        new: &mut Vec<RawValue<'a>>,
+    ) -> Result<(), SqlError> {
+        let _indirect = self.u8()?;
+        if op == UPDATE || op == DELETE {
+            self.record(ncol, old)?;
+        }
+        if op == INSERT || op == UPDATE {
+            self.record(ncol, new)?;
+        }
+        Ok(())
+    }
+}
+
+/// The record of one change of table `name` (PK flags `pk`), or None for an update that
+/// changes nothing. Values are converted in a fixed order, so the first bad one is the
+/// error; [`check_change`] follows the same order without allocating.
+fn row_change(
+    op: u8,
+    name: &str,
+    pk: &[bool],
+    old: &[RawValue<'_>],
+    new: &[RawValue<'_>],
+) -> Result<Option<RowChange>, SqlError> {
+    let ncol = pk.len();
+    let mut key = Vec::new();
+    let mut columns = Vec::new();
+    let row_op = match op {
+        INSERT => {
+            columns.reserve_exact(ncol);
+            for (i, v) in new.iter().enumerate() {
+                let v = value_from_raw(*v, name, i)?;
+                if pk[i] {
+                    key.push(ColumnValue {
+                        position: i as u16,
+                        value: v.clone(),
+                    });
+                }
+                columns.push(ColumnValue {
+                    position: i as u16,
+                    value: v,
+                });
+            }
+            RowOp::Insert
+        }
+        DELETE => {
+            for (i, v) in old.iter().enumerate() {
+                if pk[i] {
+                    key.push(ColumnValue {
+                        position: i as u16,
+                        value: value_from_raw(*v, name, i)?,
+                    });
+                }
+            }
+            RowOp::Delete
+        }
+        UPDATE => {
+            for i in 0..ncol {
+                if pk[i] {
+                    key.push(ColumnValue {
+                        position: i as u16,
+                        value: value_from_raw(old[i], name, i)?,
+                    });
+                } else if !matches!(new[i], RawValue::Undefined) {
+                    let new = value_from_raw(new[i], name, i)?;
+                    let old = match old[i] {
+                        RawValue::Undefined => None,
+                        o => Some(value_from_raw(o, name, i)?),
+                    };
+                    if old.as_ref() != Some(&new) {
+                        columns.push(ColumnValue {
+                            position: i as u16,
+                            value: new,
+                        });
+                    }
+                }
+            }
+            if columns.is_empty() {
+                return Ok(None);
+            }
+            RowOp::Update
+        }
+        _ => return Err(corrupt()),
+    };
+    Ok(Some(RowChange {
+        op: row_op,
+        table: name.to_owned(),
+        key,
+        columns,
+    }))
+}
+
+/// The error [`value_from_raw`] would give for `v`, without building the value.
+fn check_raw(v: RawValue<'_>, table: &str, position: usize) -> Result<(), SqlError> {
+    match v {
+        RawValue::Undefined | RawValue::Real => value_from_raw(v, table, position).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// [`row_change`]'s errors, in its order, without allocating; and the change's key if it
+/// is one integer (the only keys [`rows_in_key_order`] sorts).
+fn check_change(
+    op: u8,
+    name: &str,
+    pk: &[bool],
+    old: &[RawValue<'_>],
+    new: &[RawValue<'_>],
+) -> Result<Option<i64>, SqlError> {
+    let key_of = |values: &[RawValue<'_>]| {
+        let mut key = pk.iter().zip(values).filter(|(is_pk, _)| **is_pk);
+        match (key.next(), key.next()) {
+            (Some((_, RawValue::Integer(k))), None) => Some(*k),
+            _ => None,
+        }
+    };
+    match op {
+        INSERT => {
+            for (i, v) in new.iter().enumerate() {
+                check_raw(*v, name, i)?;
+            }
+            Ok(key_of(new))
+        }
+        DELETE => {
+            for (i, v) in old.iter().enumerate() {
+                if pk[i] {
+                    check_raw(*v, name, i)?;
+                }
+            }
+            Ok(key_of(old))
+        }
+        UPDATE => {
+            for i in 0..pk.len() {
+                if pk[i] {
+                    check_raw(old[i], name, i)?;
+                } else if !matches!(new[i], RawValue::Undefined) {
+                    check_raw(new[i], name, i)?;
+                    if !matches!(old[i], RawValue::Undefined) {
+                        check_raw(old[i], name, i)?;
+                    }
+                }
+            }
+            Ok(key_of(old))
+        }
+        _ => Err(corrupt()),
+    }
+}
+
+/// The row records of changeset `bytes` in canonical order, built in that order, when
+/// every key is one integer; None otherwise (then [`rows_unsorted`] and [`sort_rows`]
+/// apply).
+///
+/// A first pass checks every change (the same errors as [`rows_unsorted`], in the same
+/// order) and sorts (table rank, key, change) entries as [`sort_rows`] does; a second
+/// reads each change again, in that order, and builds its record. Building the records
+/// in canonical order puts their heap blocks in that order too: every later walk over
+/// the changeset (hash, encode, drop) then reads memory front to back instead of jumping
+/// across megabytes of session-ordered blocks, which on 20 000 rows made `hash` about
+/// three times and the drop two to three times slower.
+fn rows_in_key_order(bytes: &[u8]) -> Result<Option<Vec<RowChange>>, SqlError> {
+    struct Table<'a> {
+        name: &'a str,
+        pk: Vec<bool>,
+    }
+    let mut r = SessionReader { bytes, pos: 0 };
+    let mut tables: Vec<Table<'_>> = Vec::new();
+    // Start of each change (after its op byte), with its op and table.
+    let mut changes: Vec<(usize, u8, u32)> = Vec::new();
+    let mut keys: Vec<i64> = Vec::new();
+    let mut old: Vec<RawValue<'_>> = Vec::new();
+    let mut new: Vec<RawValue<'_>> = Vec::new();
+    while r.pos < bytes.len() {
+        let mut op = r.u8()?;
+        while op == b'T' {
+            let ncol = r.varint()?;
+            if ncol == 0 {
+                return Err(corrupt());
+            }
+            let pk: Vec<bool> = r.take(ncol)?.iter().map(|b| *b != 0).collect();
+            let rest = &bytes[r.pos..];
+            let nul = rest.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
+            let name = std::str::from_utf8(&rest[..nul])
+                .map_err(|e| SqlError::Sqlite(rusqlite::Error::from(e)))?;
+            r.pos += nul + 1;
+            tables.push(Table { name, pk });
+            if r.pos >= bytes.len() {
+                break;
+            }
+            op = r.u8()?;
+        }
+        if op == b'T' {
+            break;
+        }
+        let Some(table) = tables.last() else {
+            return Err(corrupt());
+        };
+        let start = r.pos;
+        r.change(op, table.pk.len(), &mut old, &mut new)?;
+        let Some(key) = check_change(op, table.name, &table.pk, &old, &new)? else {
+            return Ok(None);
+        };
+        // The packed entries below hold indices and runs in 32 bits.
+        let Ok(run) = u32::try_from(tables.len() - 1) else {
+            return Ok(None);
+        };
+        if changes.len() >= u32::MAX as usize {
+            return Ok(None);
+        }
+        changes.push((start, op, run));
+        keys.push(key);
+    }
+    // Rank of each run's table among the distinct names.
+    let mut by_name: Vec<usize> = (0..tables.len()).collect();
+    by_name.sort_by(|a, b| tables[*a].name.cmp(tables[*b].name));
+    let mut run_rank = vec![0u32; tables.len()];
+    let mut rank = 0u32;
+    for (n, &i) in by_name.iter().enumerate() {
+        if n > 0 && tables[by_name[n - 1]].name != tables[i].name {
+            rank += 1;
+        }
+        run_rank[i] = rank;
+    }
+    // (rank, key, index) packed into one u128 that compares the same way: the key with its
+    // sign bit flipped orders as the signed integer (and as its encoding).
+    let mut entries: Vec<u128> = changes
+        .iter()
+        .zip(&keys)
+        .enumerate()
+        .map(|(i, ((_, _, run), key))| {
+            let key = (*key as u64) ^ (1 << 63);
+            (u128::from(run_rank[*run as usize]) << 96) | (u128::from(key) << 32) | i as u128
+        })
+        .collect();
+    entries.sort_unstable();
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in entries {
+        let (start, op, run) = changes[(e & 0xffff_ffff) as usize];
+        let table = &tables[run as usize];
+        r.pos = start;
+        r.change(op, table.pk.len(), &mut old, &mut new)?;
+        if let Some(row) = row_change(op, table.name, &table.pk, &old, &new)? {
+            rows.push(row);
+        }
+    }
+    Ok(Some(rows))
+}
+
+/// The row records of changeset `bytes` in canonical order (see [`rows_in_key_order`]).
+fn rows_canonical(bytes: &[u8]) -> Result<Vec<RowChange>, SqlError> {
+    match rows_in_key_order(bytes)? {
+        Some(rows) => Ok(rows),
+        None => rows_unsorted(bytes).map(|(rows, runs)| sort_rows(rows, &runs)),
+    }
 }
 
 /// Put `rows` in canonical order: (table, `key_bytes(key)`), stable, as
@@ -520,7 +714,7 @@ impl Changeset {
     /// changeset iterator, which copies every value into a fresh `sqlite3_value`. In debug
     /// builds the result is checked against the iterator's ([`Changeset::rows_from_iter`]).
     pub(crate) fn rows_from_bytes(bytes: &[u8]) -> Result<Vec<RowChange>, SqlError> {
-        let result = rows_unsorted(bytes).map(|(rows, runs)| sort_rows(rows, &runs));
+        let result = rows_canonical(bytes);
         if cfg!(debug_assertions) {
             let mut input: &[u8] = bytes;
             let reader: &mut dyn std::io::Read = &mut input;
@@ -1151,8 +1345,20 @@ mod tests {
             let rows = Changeset::rows_from_iter(ChangesetIter::start_strm(&reader)?);
             rows
         }
+        thread_local!(static KEY_ORDERED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
         fn mine(bytes: &[u8]) -> Result<Vec<RowChange>, SqlError> {
-            rows_unsorted(bytes).map(|(rows, runs)| sort_rows(rows, &runs))
+            let generic = rows_unsorted(bytes).map(|(rows, runs)| sort_rows(rows, &runs));
+            // The records built in key order are the same records, with the same errors.
+            match (rows_in_key_order(bytes), &generic) {
+                (Ok(Some(rows)), Ok(expected)) => {
+                    assert_eq!(&rows, expected);
+                    KEY_ORDERED.with(|n| n.set(n.get() + 1));
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (Ok(None), _) => {}
+                (fast, generic) => panic!("{fast:?} vs {generic:?}"),
+            }
+            generic
         }
         fn value(rng: &mut StdRng, reals: bool) -> String {
             match rng.gen_range(0..10) {
@@ -1181,6 +1387,8 @@ mod tests {
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
             let reals = seed % 5 == 4;
+            // Some sessions touch only tables keyed by one integer (built in key order).
+            let int_keys_only = seed % 3 == 0;
             let conn = Connection::open_in_memory().expect("open");
             for t in tables {
                 conn.execute_batch(t).expect("create");
@@ -1191,7 +1399,11 @@ mod tests {
                 session.attach(None::<&str>).expect("attach");
                 for _ in 0..60 {
                     let k = rng.gen_range(0..12);
-                    let sql = match rng.gen_range(0..9) {
+                    let kind = match rng.gen_range(0..9) {
+                        4 | 5 if int_keys_only => 8,
+                        kind => kind,
+                    };
+                    let sql = match kind {
                         0 | 1 => format!(
                             "INSERT OR REPLACE INTO a VALUES ({k}, {}, {})",
                             value(&mut rng, reals),
@@ -1247,6 +1459,11 @@ mod tests {
             }
         }
         assert!(compared > 1_000, "only {compared} rows compared");
+        let key_ordered = KEY_ORDERED.with(std::cell::Cell::get);
+        assert!(
+            key_ordered > 20,
+            "only {key_ordered} changesets built in key order"
+        );
     }
 
     /// The chunked hash is the SHA-256 of the whole encoding, and the precomputed length
