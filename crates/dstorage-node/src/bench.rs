@@ -604,7 +604,7 @@ async fn drive(
     for (index, node) in net.nodes.iter().enumerate() {
         let rpc = CometRpc::local(node.config.rpc_port)?;
         let shared = shared.clone();
-        let start = clients[index].status().await?.height;
+        let start = Client::new(&node.config.api_addr).status().await?.height;
         trackers.push(tokio::spawn(track(index, rpc, start, shared)));
     }
     let chain_id = CHAIN_ID.to_string();
