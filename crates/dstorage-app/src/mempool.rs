@@ -15,7 +15,7 @@
 //! lookup in the plan) are remembered by schema and SQL text until a block changes a schema, so a client that
 //! sends the same parameterised insert again does not pay a parse and a query plan per transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use dstorage_sql::Reader;
@@ -34,6 +34,9 @@ pub struct Mempool {
 struct Inner {
     reader: Reader,
     pending: BTreeMap<String, u64>,
+    /// Hashes of the transactions admitted since the last Commit (bare or bundled), so the same bytes sent
+    /// again while they wait are admitted again instead of refused as a replay of their own nonce.
+    admitted: BTreeSet<[u8; 32]>,
     /// Size-independent estimates by (schema, SQL text); see the module docs.
     estimates: BTreeMap<(String, String), u64>,
     /// Committed nonce by sender, as read or as told at Commit.
@@ -161,6 +164,7 @@ impl Mempool {
             inner: Mutex::new(Inner {
                 reader,
                 pending: BTreeMap::new(),
+                admitted: BTreeSet::new(),
                 estimates: BTreeMap::new(),
                 nonces: BTreeMap::new(),
                 owners: BTreeMap::new(),
@@ -173,6 +177,7 @@ impl Mempool {
     pub(crate) fn committed(&self, schema_changed: bool, nonces: BTreeMap<String, u64>) {
         let mut inner = lock(&self.inner);
         inner.pending.clear();
+        inner.admitted.clear();
         if inner.nonces.len() + nonces.len() > STATE_CACHE_CAPACITY {
             inner.nonces.clear();
         }
@@ -247,6 +252,17 @@ impl Mempool {
             match crate::consensus::check_nonce(c.tx.body.nonce, last) {
                 Ok(()) => {}
                 Err((ResultCode::NonceReplayed, _)) if recheck && count > 1 => continue,
+                // A resend of a waiting transaction (say, a client retrying) is admitted as it was. CometBFT
+                // then holds it twice (the first copy may sit in a bundle, under another hash); proposers
+                // take whichever comes first and leave the other out as stale.
+                Err((ResultCode::NonceReplayed, _))
+                    if count == 1 && inner.admitted.contains(&c.hash.0) =>
+                {
+                    return Ok(Ok(Admitted {
+                        checked: vec![c],
+                        estimated_cost: None,
+                    }));
+                }
                 Err(r) => return refuse(r),
             }
             if !recheck {
@@ -266,6 +282,7 @@ impl Mempool {
             )));
         }
         inner.pending.extend(taken);
+        inner.admitted.extend(admitted.iter().map(|c| c.hash.0));
         Ok(Ok(Admitted {
             checked: admitted,
             estimated_cost: estimated,

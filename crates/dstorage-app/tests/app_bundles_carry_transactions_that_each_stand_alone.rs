@@ -144,7 +144,10 @@ fn checktx_admits_a_bundle_all_or_nothing_and_names_the_failing_member() {
         h.check_tx(&encode_bundle(&[a3.clone(), a4])).code.value(),
         0
     );
-    assert_eq!(refused(&h, &a3).0, ResultCode::NonceReplayed);
+    assert_eq!(
+        refused(&h, &insert(&alice, 3, "app", 99)).0,
+        ResultCode::NonceReplayed
+    );
     let reversed = encode_bundle(&[insert(&bob, 3, "bobs", 1), insert(&bob, 2, "bobs", 2)]);
     assert_eq!(refused(&h, &reversed).0, ResultCode::NonceGap);
     // Payload rules apply to members too.
@@ -267,4 +270,32 @@ fn validators_reject_bundles_an_honest_proposer_would_not_make() {
     assert_eq!(verdict(vec![encode_bundle(&big)]), ProcessProposal::Reject);
     let (code, log) = refused(&h, &encode_bundle(&big));
     assert_eq!(code, ResultCode::TooLarge, "{log}");
+}
+
+#[test]
+fn resending_a_transaction_that_waits_in_a_bundle_is_admitted_and_it_executes_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, alice, bob) = setup(&dir.path().join("db"));
+    let a2 = insert(&alice, 2, "app", 1);
+    let b2 = insert(&bob, 2, "bobs", 1);
+    let bundle = encode_bundle(&[a2.clone(), b2.clone()]);
+    assert_eq!(h.check_tx(&bundle).code.value(), 0);
+    // A client retrying a2: the same bytes are admitted again, not refused as a replay of their own nonce.
+    let again = h.check_tx(&a2);
+    assert_eq!(again.code.value(), 0, "{}", again.log);
+    // Another transaction with a2's nonce is still a replay.
+    let rival = insert(&alice, 2, "app", 9);
+    assert_eq!(refused(&h, &rival).0, ResultCode::NonceReplayed);
+    // The proposer takes the bundle and leaves the copy out; a2 runs once.
+    let out = h.block(vec![bundle.clone(), a2.clone()]).unwrap();
+    assert_eq!(out.txs, vec![bundle]);
+    let rows = h
+        .app
+        .reads()
+        .query("app", "SELECT count(*) FROM users", 1_000_000)
+        .unwrap()
+        .rows;
+    assert_eq!(rows, vec![vec![Value::Integer(1)]]);
+    // Once committed, the copy is a replay again.
+    assert_eq!(refused(&h, &a2).0, ResultCode::NonceReplayed);
 }
