@@ -399,7 +399,9 @@ fn row_change(
     new: &[RawValue<'_>],
 ) -> Result<Option<RowChange>, SqlError> {
     let ncol = pk.len();
-    let mut key = Vec::new();
+    // Exact capacity: a pushed-to empty vector reserves four values, and the record's
+    // memory is walked again by every later pass over the changeset.
+    let mut key = Vec::with_capacity(pk.iter().filter(|p| **p).count());
     let mut columns = Vec::new();
     let row_op = match op {
         INSERT => {
