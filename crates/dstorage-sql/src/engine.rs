@@ -1193,10 +1193,17 @@ impl<'e> Block<'e> {
 
     /// The canonical changeset of everything since `begin_block`.
     pub fn changeset(&mut self) -> Result<Changeset, SqlError> {
-        let rows = self.run_rows()?;
+        let rows = self.run_rows()?.into_iter().map(ChangesetRecord::Row);
+        if self.closed.is_empty() && self.pending_ddl.is_empty() {
+            // A block without DDL: the records reuse the rows' buffer (a row and a record
+            // have the same size), instead of a second buffer of the same megabytes.
+            return Ok(Changeset {
+                records: rows.collect(),
+            });
+        }
         let mut records = self.closed.clone();
         records.extend(self.pending_ddl.iter().cloned());
-        records.extend(rows.into_iter().map(ChangesetRecord::Row));
+        records.extend(rows);
         Ok(Changeset { records })
     }
 
