@@ -980,7 +980,10 @@ impl<'e> Block<'e> {
     /// Run a proven single-row insert without a savepoint. If it fails, SQLite has already
     /// undone it; the error is returned as is. A cost-limit error or more steps than the
     /// bound would mean the proof was wrong while the row may be in: a broken invariant,
-    /// reported as `BlockAborted` so the node stops instead of committing it.
+    /// reported as `BlockAborted` so the node stops instead of committing it. So is a
+    /// corrupt database: SQLite does not undo a statement for that error without a
+    /// statement journal, so one index entry could stay written (the savepoint path would
+    /// roll it back, but a corrupt file is no state to go on from either way).
     fn run_savepoint_free(
         &mut self,
         schema: &str,
@@ -994,6 +997,12 @@ impl<'e> Block<'e> {
         let mut out = ExecOutcome::default();
         match self.run_rewritten(schema, rewritten, params, limit, &mut out) {
             Ok(()) if out.cost <= bound => Ok(out),
+            Err(SqlError::Sqlite(e))
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseCorrupt) =>
+            {
+                tracing::error!(sql = %rewritten.exec_sql, error = %e, "corrupt database");
+                Err(SqlError::BlockAborted)
+            }
             Err(e) if !matches!(e, SqlError::CostLimitExceeded { .. }) => Err(e),
             outcome => {
                 tracing::error!(
