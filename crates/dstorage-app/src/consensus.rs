@@ -14,6 +14,7 @@ use bytes::Bytes;
 use dstorage_sql::{Block, Engine, SqlError};
 use dstorage_types::result::ResultCode;
 use dstorage_types::tx::{Payload, TxHash};
+use sha2::Digest;
 use tendermint::abci::response as resp;
 use tendermint::abci::types::ExecTxResult;
 use tendermint::v0_38::abci::{request, ConsensusRequest, ConsensusResponse};
@@ -457,14 +458,20 @@ fn execute_block(
         nonces.insert(sender, nonce);
     }
     let changeset = block.changeset()?;
-    let changeset_hash = changeset.hash();
+    // The hash is the SHA-256 of the canonical encoding (docs/changeset.md); encode once for both.
+    let encoded = changeset.encode();
+    let changeset_hash: [u8; 32] = sha2::Sha256::digest(&encoded).into();
+    debug_assert_eq!(
+        changeset_hash,
+        changeset.hash(),
+        "changeset hash is not SHA-256 of its encoding"
+    );
     let app_hash = apphash::next(
         &previous.app_hash,
         &changeset_hash,
         &apphash::validators_hash(&[]),
         &apphash::results_hash(&outcomes),
     );
-    let encoded = changeset.encode();
     block.kv_put(&keys::changeset(height), &encoded)?;
     if let Some(keep) = shared.config.changeset_retention {
         if height > keep {
