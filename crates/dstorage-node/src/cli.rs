@@ -395,7 +395,7 @@ pub fn init_single(
         plan.layout.rpc_port,
         plan.abci_port,
     );
-    config.timeout_commit_ms = u64::try_from(plan.layout.timeout_commit.as_millis()).unwrap_or(200);
+    config.timeout_commit_ms = u64::try_from(plan.layout.timeout_commit.as_millis()).unwrap_or(100);
     config.save(home)?;
     Ok(config)
 }

@@ -64,7 +64,7 @@ fn default_p2p_host() -> String {
     "127.0.0.1".into()
 }
 fn default_timeout_commit_ms() -> u64 {
-    200
+    100
 }
 fn default_max_tx_bytes() -> usize {
     256 * 1024

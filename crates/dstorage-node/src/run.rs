@@ -13,9 +13,10 @@ use crate::cometbft::{self, CometProcess, CometRpc};
 use crate::config::NodeConfig;
 use crate::metrics::Metrics;
 
-/// Bundles the API may have at CometBFT at once: two, so one travels (JSON, HTTP, base64) while CometBFT
-/// checks the other; more would only make bundles smaller.
-const BUNDLES_IN_FLIGHT: usize = 2;
+/// Bundles the API may have at CometBFT at once. One: CometBFT checks one CometBFT transaction at a time
+/// anyway, and with one in flight bundles grow largest (4 validators, 128 clients: 13.7 transactions per
+/// bundle and 1.46 ms of network CPU per transaction, against 8.0 and 1.63 ms with two in flight).
+const BUNDLES_IN_FLIGHT: usize = 1;
 
 /// Called once the node's API is listening (devnet prints its greeting here).
 pub type OnReady = Box<dyn FnOnce(&NodeConfig) + Send>;
