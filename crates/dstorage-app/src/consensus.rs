@@ -466,12 +466,19 @@ fn execute_block(
         changeset.hash(),
         "changeset hash is not SHA-256 of its encoding"
     );
-    let app_hash = apphash::next(
-        &previous.app_hash,
-        &changeset_hash,
-        &apphash::validators_hash(&[]),
-        &apphash::results_hash(&outcomes),
-    );
+    // A block without transactions changes nothing, so it keeps the app hash. CometBFT relies on that: it
+    // makes the next block at once only after a block that changed the app hash (the block that proves it),
+    // and otherwise waits for transactions or `create_empty_blocks_interval`, so an idle network rests.
+    let app_hash = if txs.is_empty() {
+        previous.app_hash
+    } else {
+        apphash::next(
+            &previous.app_hash,
+            &changeset_hash,
+            &apphash::validators_hash(&[]),
+            &apphash::results_hash(&outcomes),
+        )
+    };
     block.kv_put(&keys::changeset(height), &encoded)?;
     if let Some(keep) = shared.config.changeset_retention {
         if height > keep {

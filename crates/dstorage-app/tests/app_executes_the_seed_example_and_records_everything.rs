@@ -145,3 +145,23 @@ fn only_the_owner_may_write_to_a_schema() {
     assert_eq!(code(&b.results[0]), ResultCode::Unauthorized);
     assert_eq!(h.app.reads().nonce(&mallory.identity()).unwrap(), 1);
 }
+
+#[test]
+fn a_block_without_transactions_keeps_the_app_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::start(&dir.path().join("db.sqlite"), CHAIN).unwrap();
+    let genesis = h.app.committed().app_hash;
+    let empty = h.block(vec![]).unwrap();
+    assert_eq!(empty.app_hash, genesis);
+    let mut alice = Wallet::eth();
+    let deployed = h.block(vec![alice.tx(deploy("app", USERS))]).unwrap();
+    assert_ne!(deployed.app_hash, genesis);
+    let after = h.block(vec![]).unwrap();
+    assert_eq!(after.app_hash, deployed.app_hash);
+    assert_eq!(h.app.committed().height, 3);
+    // A block whose only transaction fails still changes the app hash: its result is part of it.
+    let failed = h
+        .block(vec![alice.tx(sql("app", "INSERT INTO nope VALUES (1)"))])
+        .unwrap();
+    assert_ne!(failed.app_hash, after.app_hash);
+}

@@ -56,7 +56,7 @@ fn config_toml_holds_the_layout_values_and_keys_survive_a_second_init() {
     );
     assert_eq!(
         doc["consensus"]["create_empty_blocks_interval"].as_str(),
-        Some("0s")
+        Some("1s")
     );
     assert_eq!(doc["mempool"]["recheck"].as_bool(), Some(true));
     assert_eq!(doc["mempool"]["size"].as_integer(), Some(10_000));
