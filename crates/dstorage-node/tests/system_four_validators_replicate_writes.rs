@@ -16,6 +16,9 @@ use dstorage_types::value::Value;
 const WAIT: Duration = Duration::from_secs(60);
 const WRITES: u64 = 40;
 const BURST: usize = 24;
+/// The burst's sender that skips a nonce, and the one whose signature is forged.
+const GAP: usize = 7;
+const FORGED: usize = 13;
 
 fn table_deploy(schema: &str) -> Payload {
     Payload::DeploySchema {
@@ -110,27 +113,45 @@ async fn four_validators_replicate_writes() {
 
     // A burst of transactions from many senders at once: node 0's API bundles what arrives while it is
     // submitting, and every sender gets its own committed result.
+    // Two of them are bad (a nonce gap, a forged signature): when they share a bundle with good ones, CometBFT
+    // refuses the bundle and the API resubmits its transactions one by one, so only the bad ones fail.
     let burst = futures::future::join_all((0..BURST).map(|i| {
         let c0 = c0.clone();
         async move {
             let signer = common::new_signer();
-            let tx = signer
-                .sign(CHAIN_ID, 1, table_deploy(&format!("burst{i}")))
+            let nonce = if i == GAP { 3 } else { 1 };
+            let mut tx = signer
+                .sign(CHAIN_ID, nonce, table_deploy(&format!("burst{i}")))
                 .expect("sign");
+            if i == FORGED {
+                tx.signature[0] ^= 1;
+            }
             (tx.hash(), c0.broadcast(&tx, WaitFor::Commit).await)
         }
     }))
     .await;
     for (i, (hash, r)) in burst.into_iter().enumerate() {
-        let r = r.unwrap_or_else(|e| panic!("burst {i} refused: {e}"));
-        assert_eq!(r.hash, hash);
-        let committed = r.committed.expect("wait=commit answers with the result");
-        assert_eq!(
-            committed.code,
-            ResultCode::Ok,
-            "burst {i}: {}",
-            committed.message
-        );
+        let expected_refusal = match i {
+            GAP => Some("nonce_gap"),
+            FORGED => Some("bad_signature"),
+            _ => None,
+        };
+        match (expected_refusal, r) {
+            (None, Ok(r)) => {
+                assert_eq!(r.hash, hash);
+                let committed = r.committed.expect("wait=commit answers with the result");
+                assert_eq!(
+                    committed.code,
+                    ResultCode::Ok,
+                    "burst {i}: {}",
+                    committed.message
+                );
+            }
+            (Some(code), Err(dstorage_client::ClientError::Api { code: got, .. })) => {
+                assert_eq!(got, code, "burst {i}")
+            }
+            (want, got) => panic!("burst {i}: expected {want:?}, got {got:?}"),
+        }
     }
 
     // A bundle built by hand and given straight to node 1's CometBFT: each member commits under its own
