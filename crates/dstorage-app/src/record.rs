@@ -12,7 +12,7 @@ pub struct TxRecord {
     pub hash: TxHash,
     /// The block it was executed in.
     pub height: u64,
-    /// Its position in the block.
+    /// Its position among the block's transactions, bundle members counted one by one.
     pub index: u32,
     /// Result code.
     pub code: ResultCode,
