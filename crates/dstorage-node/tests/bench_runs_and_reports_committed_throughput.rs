@@ -67,4 +67,10 @@ fn bench_runs_and_reports_committed_throughput() {
         net["cpu_seconds"]["signature"].as_f64().unwrap_or(0.0) > 0.0,
         "{report:#}"
     );
+    // Every CometBFT transaction the API submitted carried at least one signed transaction.
+    let per_submission = net["txs_per_submission"]
+        .as_f64()
+        .expect("txs_per_submission");
+    assert!(per_submission >= 1.0, "{report:#}");
+    assert!(report["bundle_max_txs"].as_u64().is_some(), "{report:#}");
 }
