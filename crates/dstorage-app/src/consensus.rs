@@ -408,7 +408,8 @@ fn execute_block(
             Err(r) => vec![Err(r)],
         };
         let mut unit = ExecTxResult::default();
-        let mut unit_codes = Vec::new();
+        // This unit's members' codes are the tail of `codes` from here.
+        let first = codes.len();
         for member in members {
             let record = match member {
                 Ok(member) => execute_tx(block, shared, &chain_id, height, index, member, aborted)?,
@@ -425,8 +426,7 @@ fn execute_block(
             unit.gas_used = unit
                 .gas_used
                 .saturating_add(i64::try_from(record.cost).unwrap_or(i64::MAX));
-            unit_codes.push(record.code);
-            if unit_codes.len() == 1 {
+            if codes.len() == first {
                 unit.code = record.code.code().into();
                 unit.log = record.message.clone();
             }
@@ -439,6 +439,7 @@ fn execute_block(
                 .map_err(|e| AppError::Invariant(format!("encoding a tx record: {e}")))?;
             block.kv_put(&keys::tx(&record.hash.0), &json)?;
         }
+        let unit_codes = &codes[first..];
         if unit_codes.len() > 1 {
             // A bundle succeeded as a carrier; its members' own results are in their records.
             let failed = unit_codes.iter().filter(|c| **c != ResultCode::Ok).count();
