@@ -458,15 +458,20 @@ fn execute_block(
         let nonce = keys::last_nonce(block.kv_get(&keys::nonce(&sender))?.as_deref());
         nonces.insert(sender, nonce);
     }
-    let changeset = block.changeset()?;
-    // The hash is the SHA-256 of the canonical encoding (docs/changeset.md); encode once for both.
-    let encoded = changeset.encode();
+    // The hash is the SHA-256 of the canonical encoding (docs/changeset.md), which the engine
+    // writes straight from its change log.
+    let changeset = block.changeset_encoded()?;
+    let encoded = changeset.bytes;
     let changeset_hash: [u8; 32] = sha2::Sha256::digest(&encoded).into();
-    debug_assert_eq!(
-        changeset_hash,
-        changeset.hash(),
-        "changeset hash is not SHA-256 of its encoding"
-    );
+    if cfg!(debug_assertions) {
+        let decoded = dstorage_sql::Changeset::decode(&encoded)
+            .expect("the engine wrote a changeset that does not decode");
+        assert_eq!(
+            changeset_hash,
+            decoded.hash(),
+            "changeset hash is not SHA-256 of its encoding"
+        );
+    }
     // A block without transactions changes nothing, so it keeps the app hash. CometBFT relies on that: it
     // makes the next block at once only after a block that changed the app hash (the block that proves it),
     // and otherwise waits for transactions or `create_empty_blocks_interval`, so an idle network rests.
@@ -480,6 +485,7 @@ fn execute_block(
             &apphash::results_hash(&outcomes),
         )
     };
+    let changeset_bytes = encoded.len();
     block.kv_put(&keys::changeset(height), &encoded)?;
     if let Some(keep) = shared.config.changeset_retention {
         if height > keep {
@@ -496,7 +502,7 @@ fn execute_block(
     block_log!(
         height,
         txs = txs.len(),
-        changes = changeset.records.len(),
+        changes = changeset.records,
         app_hash = %hex::encode(app_hash),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "executed block"
@@ -519,12 +525,9 @@ fn execute_block(
             txs: hashes,
             codes,
             execution: started.elapsed(),
-            changeset_records: changeset.records.len(),
-            changeset_bytes: encoded.len(),
-            schema_changed: changeset
-                .records
-                .iter()
-                .any(|r| !matches!(r, dstorage_sql::ChangesetRecord::Row(_))),
+            changeset_records: changeset.records as usize,
+            changeset_bytes,
+            schema_changed: changeset.schema_records > 0,
         },
         nonces,
     ))

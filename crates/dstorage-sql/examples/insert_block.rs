@@ -7,6 +7,7 @@
 use dstorage_sql::{Engine, EngineConfig, Value};
 use rusqlite::session::Session;
 use rusqlite::Connection;
+use sha2::{Digest, Sha256};
 
 const ROWS: i64 = 20_000;
 const CREATE: &str =
@@ -63,8 +64,9 @@ fn engine(dir: &tempfile::TempDir) {
             )
             .expect("insert");
     }
-    let cs = block.changeset().expect("changeset");
-    println!("{}", hex::encode(cs.hash()));
+    // What a node does at the end of a block: the canonical encoding, and its SHA-256.
+    let encoded = block.changeset_encoded().expect("changeset");
+    println!("{}", hex::encode(Sha256::digest(&encoded.bytes)));
     block.commit().expect("commit");
 }
 

@@ -6,9 +6,6 @@
 use std::fmt;
 
 use dstorage_types::value::Value;
-use fallible_streaming_iterator::FallibleStreamingIterator;
-use rusqlite::hooks::Action;
-use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -90,20 +87,6 @@ pub struct Changeset {
     pub records: Vec<ChangesetRecord>,
 }
 
-fn value_from_ref(v: ValueRef<'_>, table: &str, position: usize) -> Result<Value, SqlError> {
-    Ok(match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Integer(i),
-        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-        ValueRef::Real(_) => {
-            return Err(SqlError::RealValue {
-                column: format!("{table}[{position}]"),
-            })
-        }
-    })
-}
-
 fn encode_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Null => out.push(0),
@@ -124,7 +107,7 @@ fn encode_value(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
-fn encode_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn encode_bytes(out: &mut Vec<u8>, b: &[u8]) {
     // Lengths above u32::MAX cannot occur: SQLite's length limit is far below it.
     out.extend_from_slice(&(b.len() as u32).to_be_bytes());
     out.extend_from_slice(b);
@@ -147,554 +130,29 @@ pub(crate) fn key_bytes(key: &[ColumnValue]) -> Vec<u8> {
     out
 }
 
-/// Compare two values as their canonical encodings (`encode_value`) compare bytewise:
-/// by type tag (NULL, INTEGER, TEXT, BLOB), then integers numerically (the encoding
-/// flips the sign bit of the big-endian bytes), texts and blobs by length (the 4-byte
-/// big-endian length prefix) and then by bytes.
-fn cmp_encoded_value(a: &Value, b: &Value) -> std::cmp::Ordering {
-    fn tag(v: &Value) -> u8 {
-        match v {
-            Value::Null => 0,
-            Value::Integer(_) => 1,
-            Value::Text(_) => 2,
-            Value::Blob(_) => 3,
+/// Append one record's encoding (docs/changeset.md, "Encoding").
+pub(crate) fn encode_record(out: &mut Vec<u8>, r: &ChangesetRecord) {
+    match r {
+        ChangesetRecord::Row(row) => {
+            out.push(row.op.tag());
+            encode_bytes(out, row.table.as_bytes());
+            encode_columns(out, &row.key);
+            encode_columns(out, &row.columns);
+        }
+        ChangesetRecord::CreateSchema { name } => {
+            out.push(4);
+            encode_bytes(out, name.as_bytes());
+        }
+        ChangesetRecord::DropSchema { name } => {
+            out.push(5);
+            encode_bytes(out, name.as_bytes());
+        }
+        ChangesetRecord::Ddl { schema, sql } => {
+            out.push(6);
+            encode_bytes(out, schema.as_bytes());
+            encode_bytes(out, sql.as_bytes());
         }
     }
-    let bytes = |a: &[u8], b: &[u8]| a.len().cmp(&b.len()).then_with(|| a.cmp(b));
-    match (a, b) {
-        (Value::Integer(x), Value::Integer(y)) => x.cmp(y),
-        (Value::Text(x), Value::Text(y)) => bytes(x.as_bytes(), y.as_bytes()),
-        (Value::Blob(x), Value::Blob(y)) => bytes(x, y),
-        _ => tag(a).cmp(&tag(b)),
-    }
-}
-
-/// Compare two keys as `key_bytes` of each compares bytewise, without allocating. Every
-/// value encoding is self-delimiting (fixed size, or a length prefix), so no encoding is a
-/// proper prefix of another: comparing the concatenations is comparing value by value,
-/// and a key that runs out first sorts first.
-pub(crate) fn cmp_keys(a: &[ColumnValue], b: &[ColumnValue]) -> std::cmp::Ordering {
-    for (x, y) in a.iter().zip(b) {
-        let o = cmp_encoded_value(&x.value, &y.value);
-        if o != std::cmp::Ordering::Equal {
-            return o;
-        }
-    }
-    a.len().cmp(&b.len())
-}
-
-/// The canonical order by comparison: (table, `key_bytes(key)`), compared without encoding
-/// (see `cmp_keys`); stable. [`sort_rows`] gives the same order faster.
-fn canonical_order(mut rows: Vec<RowChange>) -> Vec<RowChange> {
-    rows.sort_by(|a, b| a.table.cmp(&b.table).then_with(|| cmp_keys(&a.key, &b.key)));
-    rows
-}
-
-/// One value of a SQLite changeset record, borrowed from the bytes.
-#[derive(Clone, Copy)]
-enum RawValue<'a> {
-    /// Not part of the record (an UPDATE's unchanged column).
-    Undefined,
-    Null,
-    Integer(i64),
-    Real,
-    Text(&'a [u8]),
-    Blob(&'a [u8]),
-}
-
-/// A reader of SQLite's changeset format, as documented in `sqlite3session.h` ("CHANGESET
-/// FORMAT") and read by `sessionChangesetNextOne` / `sessionReadRecord`:
-///
-/// - a table header: `'T'`, a varint column count, one PK flag byte per column, the table
-///   name NUL-terminated;
-/// - then changes of that table: an op byte (INSERT 18, UPDATE 23, DELETE 9), an indirect
-///   flag byte, the old record (UPDATE, DELETE), the new record (INSERT, UPDATE);
-/// - a record is one value per column: a type byte (0 undefined, 1 integer with 8 bytes
-///   big-endian, 2 real with 8 bytes, 3 text and 4 blob with a varint length and the
-///   bytes, 5 NULL).
-///
-/// Input that SQLite's iterator would call corrupt is an error here too (patchsets, which
-/// the engine never produces, included).
-struct SessionReader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-/// SQLite's answer to a malformed changeset.
-fn corrupt() -> SqlError {
-    SqlError::Sqlite(rusqlite::Error::SqliteFailure(
-        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
-        None,
-    ))
-}
-
-impl<'a> SessionReader<'a> {
-    fn u8(&mut self) -> Result<u8, SqlError> {
-        let b = *self.bytes.get(self.pos).ok_or_else(corrupt)?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SqlError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.bytes.len())
-            .ok_or_else(corrupt)?;
-        let s = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(s)
-    }
-
-    /// SQLite's varint (`sessionVarintGet`): up to 8 bytes of 7 bits, most significant
-    /// first, each with a continuation bit, then a ninth byte of 8 bits; kept to 31 bits.
-    fn varint(&mut self) -> Result<usize, SqlError> {
-        let mut v: u64 = 0;
-        for i in 0..9 {
-            let b = self.u8()?;
-            if i == 8 {
-                v = (v << 8) | u64::from(b);
-                break;
-            }
-            v = (v << 7) | u64::from(b & 0x7f);
-            if b < 0x80 {
-                break;
-            }
-        }
-        // getVarint32 saturates what does not fit 32 bits, sessionVarintGet keeps 31.
-        let v32 = u32::try_from(v).unwrap_or(u32::MAX);
-        Ok((v32 & 0x7fff_ffff) as usize)
-    }
-
-    /// One record of `ncol` values into `out`.
-    fn record(&mut self, ncol: usize, out: &mut Vec<RawValue<'a>>) -> Result<(), SqlError> {
-        out.clear();
-        for _ in 0..ncol {
-            let v = match self.u8()? {
-                0 => RawValue::Undefined,
-                1 => {
-                    let b = self.take(8)?;
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(b);
-                    RawValue::Integer(i64::from_be_bytes(a))
-                }
-                2 => {
-                    self.take(8)?;
-                    RawValue::Real
-                }
-                3 => {
-                    let n = self.varint()?;
-                    RawValue::Text(self.take(n)?)
-                }
-                4 => {
-                    let n = self.varint()?;
-                    RawValue::Blob(self.take(n)?)
-                }
-                // SQLite reads any other type byte as a NULL value without contents.
-                _ => RawValue::Null,
-            };
-            out.push(v);
-        }
-        Ok(())
-    }
-}
-
-/// A defined record value as an owned value; `table[position]` names it in errors. An
-/// undefined one is the error SQLite's iterator API gives for it.
-fn value_from_raw(v: RawValue<'_>, table: &str, position: usize) -> Result<Value, SqlError> {
-    Ok(match v {
-        RawValue::Undefined => {
-            return Err(SqlError::Sqlite(rusqlite::Error::InvalidColumnIndex(
-                position,
-            )))
-        }
-        RawValue::Null => Value::Null,
-        RawValue::Integer(i) => Value::Integer(i),
-        RawValue::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        RawValue::Blob(b) => Value::Blob(b.to_vec()),
-        RawValue::Real => {
-            return Err(SqlError::RealValue {
-                column: format!("{table}[{position}]"),
-            })
-        }
-    })
-}
-
-/// Row records in changeset order, and the runs of one table each: (first row, table).
-type UnsortedRows = (Vec<RowChange>, Vec<(usize, String)>);
-
-/// The row records of changeset `bytes` in the changeset's own order, with the same
-/// netting and the same errors as [`Changeset::rows_from_iter`].
-fn rows_unsorted(bytes: &[u8]) -> Result<UnsortedRows, SqlError> {
-    let mut r = SessionReader { bytes, pos: 0 };
-    let mut rows: Vec<RowChange> = Vec::new();
-    let mut runs: Vec<(usize, String)> = Vec::new();
-    let mut table: Option<(String, usize, Vec<bool>)> = None;
-    let mut old: Vec<RawValue<'_>> = Vec::new();
-    let mut new: Vec<RawValue<'_>> = Vec::new();
-    while r.pos < bytes.len() {
-        let mut op = r.u8()?;
-        while op == b'T' {
-            let ncol = r.varint()?;
-            if ncol == 0 {
-                return Err(corrupt());
-            }
-            let pk: Vec<bool> = r.take(ncol)?.iter().map(|b| *b != 0).collect();
-            let rest = &bytes[r.pos..];
-            let nul = rest.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
-            let name = std::str::from_utf8(&rest[..nul])
-                .map_err(|e| SqlError::Sqlite(rusqlite::Error::from(e)))?;
-            r.pos += nul + 1;
-            runs.push((rows.len(), name.to_owned()));
-            table = Some((name.to_owned(), ncol, pk));
-            if r.pos >= bytes.len() {
-                return Ok((rows, runs));
-            }
-            op = r.u8()?;
-        }
-        let Some((name, ncol, pk)) = &table else {
-            return Err(corrupt());
-        };
-        r.change(op, *ncol, &mut old, &mut new)?;
-        if let Some(row) = row_change(op, name, pk, &old, &new)? {
-            rows.push(row);
-        }
-    }
-    Ok((rows, runs))
-}
-
-const INSERT: u8 = 18;
-const UPDATE: u8 = 23;
-const DELETE: u8 = 9;
-
-impl<'a> SessionReader<'a> {
-    /// The rest of a change whose op byte was just read: the indirect flag, then the old
-    /// record (UPDATE, DELETE) into `old` and the new one (INSERT, UPDATE) into `new`.
-    fn change(
-        &mut self,
-        op: u8,
-        ncol: usize,
-        old: &mut Vec<RawValue<'a>>,
-        new: &mut Vec<RawValue<'a>>,
-    ) -> Result<(), SqlError> {
-        let _indirect = self.u8()?;
-        if op == UPDATE || op == DELETE {
-            self.record(ncol, old)?;
-        }
-        if op == INSERT || op == UPDATE {
-            self.record(ncol, new)?;
-        }
-        Ok(())
-    }
-}
-
-/// The record of one change of table `name` (PK flags `pk`), or None for an update that
-/// changes nothing. Values are converted in a fixed order, so the first bad one is the
-/// error; [`check_change`] follows the same order without allocating.
-fn row_change(
-    op: u8,
-    name: &str,
-    pk: &[bool],
-    old: &[RawValue<'_>],
-    new: &[RawValue<'_>],
-) -> Result<Option<RowChange>, SqlError> {
-    let ncol = pk.len();
-    // Exact capacity: a pushed-to empty vector reserves four values, and the record's
-    // memory is walked again by every later pass over the changeset.
-    let mut key = Vec::with_capacity(pk.iter().filter(|p| **p).count());
-    let mut columns = Vec::new();
-    let row_op = match op {
-        INSERT => {
-            columns.reserve_exact(ncol);
-            for (i, v) in new.iter().enumerate() {
-                let v = value_from_raw(*v, name, i)?;
-                if pk[i] {
-                    key.push(ColumnValue {
-                        position: i as u16,
-                        value: v.clone(),
-                    });
-                }
-                columns.push(ColumnValue {
-                    position: i as u16,
-                    value: v,
-                });
-            }
-            RowOp::Insert
-        }
-        DELETE => {
-            for (i, v) in old.iter().enumerate() {
-                if pk[i] {
-                    key.push(ColumnValue {
-                        position: i as u16,
-                        value: value_from_raw(*v, name, i)?,
-                    });
-                }
-            }
-            RowOp::Delete
-        }
-        UPDATE => {
-            for i in 0..ncol {
-                if pk[i] {
-                    key.push(ColumnValue {
-                        position: i as u16,
-                        value: value_from_raw(old[i], name, i)?,
-                    });
-                } else if !matches!(new[i], RawValue::Undefined) {
-                    let new = value_from_raw(new[i], name, i)?;
-                    let old = match old[i] {
-                        RawValue::Undefined => None,
-                        o => Some(value_from_raw(o, name, i)?),
-                    };
-                    if old.as_ref() != Some(&new) {
-                        columns.push(ColumnValue {
-                            position: i as u16,
-                            value: new,
-                        });
-                    }
-                }
-            }
-            if columns.is_empty() {
-                return Ok(None);
-            }
-            RowOp::Update
-        }
-        _ => return Err(corrupt()),
-    };
-    Ok(Some(RowChange {
-        op: row_op,
-        table: name.to_owned(),
-        key,
-        columns,
-    }))
-}
-
-/// The error [`value_from_raw`] would give for `v`, without building the value.
-fn check_raw(v: RawValue<'_>, table: &str, position: usize) -> Result<(), SqlError> {
-    match v {
-        RawValue::Undefined | RawValue::Real => value_from_raw(v, table, position).map(drop),
-        _ => Ok(()),
-    }
-}
-
-/// [`row_change`]'s errors, in its order, without allocating; and the change's key if it
-/// is one integer (the only keys [`rows_in_key_order`] sorts).
-fn check_change(
-    op: u8,
-    name: &str,
-    pk: &[bool],
-    old: &[RawValue<'_>],
-    new: &[RawValue<'_>],
-) -> Result<Option<i64>, SqlError> {
-    let key_of = |values: &[RawValue<'_>]| {
-        let mut key = pk.iter().zip(values).filter(|(is_pk, _)| **is_pk);
-        match (key.next(), key.next()) {
-            (Some((_, RawValue::Integer(k))), None) => Some(*k),
-            _ => None,
-        }
-    };
-    match op {
-        INSERT => {
-            for (i, v) in new.iter().enumerate() {
-                check_raw(*v, name, i)?;
-            }
-            Ok(key_of(new))
-        }
-        DELETE => {
-            for (i, v) in old.iter().enumerate() {
-                if pk[i] {
-                    check_raw(*v, name, i)?;
-                }
-            }
-            Ok(key_of(old))
-        }
-        UPDATE => {
-            for i in 0..pk.len() {
-                if pk[i] {
-                    check_raw(old[i], name, i)?;
-                } else if !matches!(new[i], RawValue::Undefined) {
-                    check_raw(new[i], name, i)?;
-                    if !matches!(old[i], RawValue::Undefined) {
-                        check_raw(old[i], name, i)?;
-                    }
-                }
-            }
-            Ok(key_of(old))
-        }
-        _ => Err(corrupt()),
-    }
-}
-
-/// The row records of changeset `bytes` in canonical order, built in that order, when
-/// every key is one integer; None otherwise (then [`rows_unsorted`] and [`sort_rows`]
-/// apply).
-///
-/// A first pass checks every change (the same errors as [`rows_unsorted`], in the same
-/// order) and sorts (table rank, key, change) entries as [`sort_rows`] does; a second
-/// reads each change again, in that order, and builds its record. Building the records
-/// in canonical order puts their heap blocks in that order too: every later walk over
-/// the changeset (hash, encode, drop) then reads memory front to back instead of jumping
-/// across megabytes of session-ordered blocks, which on 20 000 rows made `hash` about
-/// three times and the drop two to three times slower.
-fn rows_in_key_order(bytes: &[u8]) -> Result<Option<Vec<RowChange>>, SqlError> {
-    struct Table<'a> {
-        name: &'a str,
-        pk: Vec<bool>,
-    }
-    let mut r = SessionReader { bytes, pos: 0 };
-    let mut tables: Vec<Table<'_>> = Vec::new();
-    // Start of each change (after its op byte), with its op and table.
-    let mut changes: Vec<(usize, u8, u32)> = Vec::new();
-    let mut keys: Vec<i64> = Vec::new();
-    let mut old: Vec<RawValue<'_>> = Vec::new();
-    let mut new: Vec<RawValue<'_>> = Vec::new();
-    while r.pos < bytes.len() {
-        let mut op = r.u8()?;
-        while op == b'T' {
-            let ncol = r.varint()?;
-            if ncol == 0 {
-                return Err(corrupt());
-            }
-            let pk: Vec<bool> = r.take(ncol)?.iter().map(|b| *b != 0).collect();
-            let rest = &bytes[r.pos..];
-            let nul = rest.iter().position(|b| *b == 0).ok_or_else(corrupt)?;
-            let name = std::str::from_utf8(&rest[..nul])
-                .map_err(|e| SqlError::Sqlite(rusqlite::Error::from(e)))?;
-            r.pos += nul + 1;
-            tables.push(Table { name, pk });
-            if r.pos >= bytes.len() {
-                break;
-            }
-            op = r.u8()?;
-        }
-        if op == b'T' {
-            break;
-        }
-        let Some(table) = tables.last() else {
-            return Err(corrupt());
-        };
-        let start = r.pos;
-        r.change(op, table.pk.len(), &mut old, &mut new)?;
-        let Some(key) = check_change(op, table.name, &table.pk, &old, &new)? else {
-            return Ok(None);
-        };
-        // The packed entries below hold indices and runs in 32 bits.
-        let Ok(run) = u32::try_from(tables.len() - 1) else {
-            return Ok(None);
-        };
-        if changes.len() >= u32::MAX as usize {
-            return Ok(None);
-        }
-        changes.push((start, op, run));
-        keys.push(key);
-    }
-    // Rank of each run's table among the distinct names.
-    let mut by_name: Vec<usize> = (0..tables.len()).collect();
-    by_name.sort_by(|a, b| tables[*a].name.cmp(tables[*b].name));
-    let mut run_rank = vec![0u32; tables.len()];
-    let mut rank = 0u32;
-    for (n, &i) in by_name.iter().enumerate() {
-        if n > 0 && tables[by_name[n - 1]].name != tables[i].name {
-            rank += 1;
-        }
-        run_rank[i] = rank;
-    }
-    // (rank, key, index) packed into one u128 that compares the same way: the key with its
-    // sign bit flipped orders as the signed integer (and as its encoding).
-    let mut entries: Vec<u128> = changes
-        .iter()
-        .zip(&keys)
-        .enumerate()
-        .map(|(i, ((_, _, run), key))| {
-            let key = (*key as u64) ^ (1 << 63);
-            (u128::from(run_rank[*run as usize]) << 96) | (u128::from(key) << 32) | i as u128
-        })
-        .collect();
-    entries.sort_unstable();
-    let mut rows = Vec::with_capacity(entries.len());
-    for e in entries {
-        let (start, op, run) = changes[(e & 0xffff_ffff) as usize];
-        let table = &tables[run as usize];
-        r.pos = start;
-        r.change(op, table.pk.len(), &mut old, &mut new)?;
-        if let Some(row) = row_change(op, table.name, &table.pk, &old, &new)? {
-            rows.push(row);
-        }
-    }
-    Ok(Some(rows))
-}
-
-/// The row records of changeset `bytes` in canonical order (see [`rows_in_key_order`]).
-fn rows_canonical(bytes: &[u8]) -> Result<Vec<RowChange>, SqlError> {
-    match rows_in_key_order(bytes)? {
-        Some(rows) => Ok(rows),
-        None => rows_unsorted(bytes).map(|(rows, runs)| sort_rows(rows, &runs)),
-    }
-}
-
-/// Put `rows` in canonical order: (table, `key_bytes(key)`), stable, as
-/// [`canonical_order`] does, but sorting small entries instead of whole records. Tables
-/// come in runs (`runs`: first row of each); each table gets its rank among the table names
-/// once, and when every key is one integer the entries are (rank, key, index) triples.
-/// Ties are broken by index, so the order is the stable one.
-fn sort_rows(rows: Vec<RowChange>, runs: &[(usize, String)]) -> Vec<RowChange> {
-    if rows.len() < 2 {
-        return rows;
-    }
-    // Rank of each run's table among the distinct names.
-    let mut by_name: Vec<usize> = (0..runs.len()).collect();
-    by_name.sort_by(|a, b| runs[*a].1.cmp(&runs[*b].1));
-    let mut run_rank = vec![0u32; runs.len()];
-    let mut rank = 0u32;
-    for (n, &i) in by_name.iter().enumerate() {
-        if n > 0 && runs[by_name[n - 1]].1 != runs[i].1 {
-            rank += 1;
-        }
-        run_rank[i] = rank;
-    }
-    let mut rank_of = vec![0u32; rows.len()];
-    for (i, (first, _)) in runs.iter().enumerate() {
-        let end = runs.get(i + 1).map_or(rows.len(), |(next, _)| *next);
-        rank_of[*first..end].fill(run_rank[i]);
-    }
-    let single_int = |r: &RowChange| match r.key.as_slice() {
-        [ColumnValue {
-            value: Value::Integer(k),
-            ..
-        }] => Some(*k),
-        _ => None,
-    };
-    let order: Vec<usize> =
-        if rows.len() <= u32::MAX as usize && rows.iter().all(|r| single_int(r).is_some()) {
-            // (rank, key, index) packed into one u128 that compares the same way: the key with
-            // its sign bit flipped orders as the signed integer (and as its encoding).
-            let mut entries: Vec<u128> = rows
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    let key = (single_int(r).unwrap_or(0) as u64) ^ (1 << 63);
-                    (u128::from(rank_of[i]) << 96) | (u128::from(key) << 32) | i as u128
-                })
-                .collect();
-            entries.sort_unstable();
-            entries
-                .into_iter()
-                .map(|e| (e & 0xffff_ffff) as usize)
-                .collect()
-        } else {
-            let mut idx: Vec<usize> = (0..rows.len()).collect();
-            idx.sort_unstable_by(|&a, &b| {
-                rank_of[a]
-                    .cmp(&rank_of[b])
-                    .then_with(|| cmp_keys(&rows[a].key, &rows[b].key))
-                    .then(a.cmp(&b))
-            });
-            idx
-        };
-    let mut slots: Vec<Option<RowChange>> = rows.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .filter_map(|i| slots.get_mut(i).and_then(Option::take))
-        .collect()
 }
 
 impl RowOp {
@@ -708,114 +166,6 @@ impl RowOp {
 }
 
 impl Changeset {
-    /// Turn SQLite changeset bytes (as a session or changegroup writes them) into canonical
-    /// row records, sorted by (table name, canonical key bytes). Columns whose value did not
-    /// change are dropped, and updates that change nothing vanish.
-    ///
-    /// Reads the format directly (see [`SessionReader`]) instead of through SQLite's
-    /// changeset iterator, which copies every value into a fresh `sqlite3_value`. In debug
-    /// builds the result is checked against the iterator's ([`Changeset::rows_from_iter`]).
-    pub(crate) fn rows_from_bytes(bytes: &[u8]) -> Result<Vec<RowChange>, SqlError> {
-        let result = rows_canonical(bytes);
-        if cfg!(debug_assertions) {
-            let mut input: &[u8] = bytes;
-            let reader: &mut dyn std::io::Read = &mut input;
-            let via_sqlite = rusqlite::session::ChangesetIter::start_strm(&reader)
-                .map_err(SqlError::from)
-                .and_then(Changeset::rows_from_iter);
-            // Error values are not comparable; that both fail is what must agree.
-            match (&result, &via_sqlite) {
-                (Ok(a), Ok(b)) => assert_eq!(a, b, "changeset reader disagrees with SQLite"),
-                (Err(_), Err(_)) => {}
-                _ => panic!("changeset reader disagrees with SQLite: {result:?} vs {via_sqlite:?}"),
-            }
-        }
-        result
-    }
-
-    /// The same records through SQLite's changeset iterator: the reference that
-    /// [`Changeset::rows_from_bytes`] is checked against in debug builds.
-    pub(crate) fn rows_from_iter(
-        mut iter: rusqlite::session::ChangesetIter<'_>,
-    ) -> Result<Vec<RowChange>, SqlError> {
-        let mut rows = Vec::new();
-        while let Some(item) = iter.next()? {
-            let op = item.op()?;
-            let table = op.table_name().to_owned();
-            let ncols = usize::try_from(op.number_of_columns()).unwrap_or(0);
-            let code = op.code();
-            let pk = item.pk()?;
-            let is_pk = |i: usize| pk.get(i).is_some_and(|b| *b != 0);
-            let mut key = Vec::new();
-            let mut columns = Vec::new();
-            let row_op = match code {
-                Action::SQLITE_INSERT => {
-                    for i in 0..ncols {
-                        let v = value_from_ref(item.new_value(i)?, &table, i)?;
-                        if is_pk(i) {
-                            key.push(ColumnValue {
-                                position: i as u16,
-                                value: v.clone(),
-                            });
-                        }
-                        columns.push(ColumnValue {
-                            position: i as u16,
-                            value: v,
-                        });
-                    }
-                    RowOp::Insert
-                }
-                Action::SQLITE_DELETE => {
-                    for i in 0..ncols {
-                        if is_pk(i) {
-                            let v = value_from_ref(item.old_value(i)?, &table, i)?;
-                            key.push(ColumnValue {
-                                position: i as u16,
-                                value: v,
-                            });
-                        }
-                    }
-                    RowOp::Delete
-                }
-                Action::SQLITE_UPDATE => {
-                    for i in 0..ncols {
-                        if is_pk(i) {
-                            let v = value_from_ref(item.old_value(i)?, &table, i)?;
-                            key.push(ColumnValue {
-                                position: i as u16,
-                                value: v,
-                            });
-                        } else if let Ok(new) = item.new_value(i) {
-                            let new = value_from_ref(new, &table, i)?;
-                            let old = match item.old_value(i) {
-                                Ok(o) => Some(value_from_ref(o, &table, i)?),
-                                Err(_) => None,
-                            };
-                            if old.as_ref() != Some(&new) {
-                                columns.push(ColumnValue {
-                                    position: i as u16,
-                                    value: new,
-                                });
-                            }
-                        }
-                    }
-                    if columns.is_empty() {
-                        continue;
-                    }
-                    RowOp::Update
-                }
-                _ => continue,
-            };
-            rows.push(RowChange {
-                op: row_op,
-                table,
-                key,
-                columns,
-            });
-        }
-        Ok(canonical_order(rows))
-    }
-
     /// The canonical, versioned byte encoding (see `docs/changeset.md`).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
@@ -855,27 +205,7 @@ impl Changeset {
         out.push(CHANGESET_VERSION);
         out.extend_from_slice(&(self.records.len() as u32).to_be_bytes());
         for r in &self.records {
-            match r {
-                ChangesetRecord::Row(row) => {
-                    out.push(row.op.tag());
-                    encode_bytes(out, row.table.as_bytes());
-                    encode_columns(out, &row.key);
-                    encode_columns(out, &row.columns);
-                }
-                ChangesetRecord::CreateSchema { name } => {
-                    out.push(4);
-                    encode_bytes(out, name.as_bytes());
-                }
-                ChangesetRecord::DropSchema { name } => {
-                    out.push(5);
-                    encode_bytes(out, name.as_bytes());
-                }
-                ChangesetRecord::Ddl { schema, sql } => {
-                    out.push(6);
-                    encode_bytes(out, schema.as_bytes());
-                    encode_bytes(out, sql.as_bytes());
-                }
-            }
+            encode_record(out, r);
             if out.len() >= ENCODE_CHUNK {
                 flush(out);
             }
@@ -975,7 +305,25 @@ impl Changeset {
 
     /// Apply this changeset to `conn`, which must hold the state before the block.
     /// Runs in one transaction: on error nothing is applied.
+    ///
+    /// The changeset already holds every row a foreign-key action changed, so called
+    /// outside a transaction it turns foreign keys off while it applies (cascades would
+    /// otherwise change those rows twice). Inside one SQLite ignores that switch; the
+    /// caller must then have turned them off.
     pub fn apply_to(&self, conn: &Connection) -> Result<(), SqlError> {
+        let restore_keys = conn.is_autocommit()
+            && conn.query_row("PRAGMA foreign_keys", [], |r| r.get::<_, bool>(0))?;
+        if restore_keys {
+            conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        }
+        let result = self.apply_savepoint(conn);
+        if restore_keys {
+            conn.execute_batch("PRAGMA foreign_keys = ON")?;
+        }
+        result
+    }
+
+    fn apply_savepoint(&self, conn: &Connection) -> Result<(), SqlError> {
         conn.execute_batch("SAVEPOINT dstorage_apply")?;
         let result = self.apply_inner(conn);
         match result {
@@ -996,13 +344,13 @@ impl Changeset {
             match r {
                 ChangesetRecord::Row(row) => run.push(row),
                 other => {
-                    apply_rows(conn, &run)?;
+                    apply_rows(conn, &run, true)?;
                     run.clear();
                     apply_schema_record(conn, other)?;
                 }
             }
         }
-        apply_rows(conn, &run)
+        apply_rows(conn, &run, true)
     }
 }
 
@@ -1041,8 +389,11 @@ fn apply_schema_record(conn: &Connection, r: &ChangesetRecord) -> Result<(), Sql
     Ok(())
 }
 
+/// The names of `table`'s columns by changeset position: its visible columns in order
+/// (generated columns are hidden, left out of changesets, and computed again on apply).
 fn column_names(conn: &Connection, table: &str) -> Result<Vec<String>, SqlError> {
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_xinfo(?1) ORDER BY cid")?;
+    let mut stmt =
+        conn.prepare("SELECT name FROM pragma_table_xinfo(?1) WHERE hidden = 0 ORDER BY cid")?;
     let names = stmt
         .query_map([table], |r| r.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -1099,7 +450,9 @@ fn apply_row(conn: &Connection, row: &RowChange) -> Result<(), SqlError> {
                 marks.push(format!("?{}", params.len()));
             }
             format!(
-                "INSERT INTO {table}({}) VALUES ({})",
+                // OR ABORT: a table's own ON CONFLICT REPLACE must not delete another row
+                // on the way; the retry in `apply_rows` orders such moves.
+                "INSERT OR ABORT INTO {table}({}) VALUES ({})",
                 cols.join(", "),
                 marks.join(", ")
             )
@@ -1111,7 +464,7 @@ fn apply_row(conn: &Connection, row: &RowChange) -> Result<(), SqlError> {
                 sets.push(format!("{} = ?{}", name_at(c.position)?, params.len()));
             }
             format!(
-                "UPDATE {table} SET {} WHERE {}",
+                "UPDATE OR ABORT {table} SET {} WHERE {}",
                 sets.join(", "),
                 key_clause.join(" AND ")
             )
@@ -1132,8 +485,10 @@ fn apply_row(conn: &Connection, row: &RowChange) -> Result<(), SqlError> {
 
 /// Apply one run of row records: deletes, then updates, then inserts; a record that fails a
 /// constraint (a unique value moving between rows, a parent inserted after its child) is
-/// retried after the others until no progress is made.
-fn apply_rows(conn: &Connection, rows: &[&RowChange]) -> Result<(), SqlError> {
+/// retried after the others until no progress is made. Updates that still wait on each
+/// other then (a cycle, such as two rows swapping a unique value) are applied as a delete
+/// of each row and an insert of it whole.
+fn apply_rows(conn: &Connection, rows: &[&RowChange], lift_cycles: bool) -> Result<(), SqlError> {
     let mut pending: Vec<&RowChange> = Vec::with_capacity(rows.len());
     for op in [RowOp::Delete, RowOp::Update, RowOp::Insert] {
         pending.extend(rows.iter().filter(|r| r.op == op));
@@ -1153,11 +508,94 @@ fn apply_rows(conn: &Connection, rows: &[&RowChange]) -> Result<(), SqlError> {
             }
         }
         if failed.len() == pending.len() {
+            if lift_cycles && failed.iter().any(|r| r.op == RowOp::Update) {
+                // Updates that wait on each other (two rows swapping a unique value): take
+                // their rows out and put them back whole.
+                let mut whole = Vec::new();
+                for row in failed.iter().filter(|r| r.op == RowOp::Update) {
+                    whole.push(lift(conn, row)?);
+                }
+                let mut rest: Vec<&RowChange> = failed
+                    .into_iter()
+                    .filter(|r| r.op != RowOp::Update)
+                    .collect();
+                rest.extend(whole.iter());
+                return apply_rows(conn, &rest, false);
+            }
             return Err(last_err.unwrap_or_else(|| SqlError::ChangesetApply("no progress".into())));
         }
         pending = failed;
     }
     Ok(())
+}
+
+/// Delete the row an update is for and return an insert of it with the update's values.
+fn lift(conn: &Connection, row: &RowChange) -> Result<RowChange, SqlError> {
+    let names = column_names(conn, &row.table)?;
+    let list = names
+        .iter()
+        .map(|n| quote_ident(n))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut key_clause = Vec::new();
+    let mut params = Vec::new();
+    for k in &row.key {
+        let name = names.get(k.position as usize).ok_or_else(|| {
+            SqlError::ChangesetApply(format!("{} has no column {}", row.table, k.position))
+        })?;
+        params.push(to_sql(&k.value));
+        key_clause.push(format!("{} IS ?{}", quote_ident(name), params.len()));
+    }
+    let table = quote_ident(&row.table);
+    let filter = key_clause.join(" AND ");
+    let mut values: Vec<Value> = conn
+        .query_row(
+            &format!("SELECT {list} FROM {table} WHERE {filter}"),
+            rusqlite::params_from_iter(params.iter()),
+            |r| {
+                (0..names.len())
+                    .map(|i| {
+                        Ok(match r.get_ref(i)? {
+                            rusqlite::types::ValueRef::Integer(v) => Value::Integer(v),
+                            rusqlite::types::ValueRef::Text(t) => {
+                                Value::Text(String::from_utf8_lossy(t).into_owned())
+                            }
+                            rusqlite::types::ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                            _ => Value::Null,
+                        })
+                    })
+                    .collect()
+            },
+        )
+        .map_err(|e| {
+            SqlError::ChangesetApply(format!(
+                "Update on {} key {}: {e}",
+                row.table,
+                display_key(&row.key)
+            ))
+        })?;
+    for c in &row.columns {
+        if let Some(v) = values.get_mut(c.position as usize) {
+            *v = c.value.clone();
+        }
+    }
+    conn.execute(
+        &format!("DELETE FROM {table} WHERE {filter}"),
+        rusqlite::params_from_iter(params.iter()),
+    )?;
+    Ok(RowChange {
+        op: RowOp::Insert,
+        table: row.table.clone(),
+        key: row.key.clone(),
+        columns: values
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| ColumnValue {
+                position: i as u16,
+                value,
+            })
+            .collect(),
+    })
 }
 
 struct Decoder<'a> {
@@ -1285,188 +723,6 @@ impl fmt::Display for Changeset {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `cmp_keys` orders keys exactly as their canonical encodings compare.
-    #[test]
-    fn key_order_matches_the_encoding() {
-        let values = [
-            Value::Null,
-            Value::Integer(i64::MIN),
-            Value::Integer(-1),
-            Value::Integer(0),
-            Value::Integer(1),
-            Value::Integer(255),
-            Value::Integer(256),
-            Value::Integer(i64::MAX),
-            Value::Text(String::new()),
-            Value::Text("a".into()),
-            Value::Text("b".into()),
-            Value::Text("ab".into()),
-            Value::Text("é".into()),
-            Value::Blob(vec![]),
-            Value::Blob(vec![0]),
-            Value::Blob(vec![255]),
-            Value::Blob(vec![0, 0]),
-        ];
-        let col = |v: &Value, p: u16| ColumnValue {
-            position: p,
-            value: v.clone(),
-        };
-        let mut keys: Vec<Vec<ColumnValue>> = Vec::new();
-        for a in &values {
-            keys.push(vec![col(a, 0)]);
-            for b in &values {
-                keys.push(vec![col(a, 0), col(b, 1)]);
-            }
-        }
-        for x in &keys {
-            for y in &keys {
-                assert_eq!(
-                    cmp_keys(x, y),
-                    key_bytes(x).cmp(&key_bytes(y)),
-                    "{x:?} vs {y:?}"
-                );
-            }
-        }
-    }
-
-    /// The reader of changeset bytes gives exactly the records SQLite's changeset iterator
-    /// gives (and fails where it fails), on random sessions over tables with integer, text,
-    /// blob and composite keys: inserts, updates of some columns, no-op updates, deletes,
-    /// key changes, NULLs, invalid UTF-8 text, values long enough for multi-byte varints,
-    /// REAL values (an error either way), and netted changegroup output.
-    #[test]
-    fn reader_matches_sqlite_iterator() {
-        use rand::rngs::StdRng;
-        use rand::{Rng, SeedableRng};
-        use rusqlite::session::{Changegroup, ChangesetIter, Session};
-
-        fn via_sqlite(bytes: &[u8]) -> Result<Vec<RowChange>, SqlError> {
-            let mut input: &[u8] = bytes;
-            let reader: &mut dyn std::io::Read = &mut input;
-            let rows = Changeset::rows_from_iter(ChangesetIter::start_strm(&reader)?);
-            rows
-        }
-        thread_local!(static KEY_ORDERED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) });
-        fn mine(bytes: &[u8]) -> Result<Vec<RowChange>, SqlError> {
-            let generic = rows_unsorted(bytes).map(|(rows, runs)| sort_rows(rows, &runs));
-            // The records built in key order are the same records, with the same errors.
-            match (rows_in_key_order(bytes), &generic) {
-                (Ok(Some(rows)), Ok(expected)) => {
-                    assert_eq!(&rows, expected);
-                    KEY_ORDERED.with(|n| n.set(n.get() + 1));
-                }
-                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
-                (Ok(None), _) => {}
-                (fast, generic) => panic!("{fast:?} vs {generic:?}"),
-            }
-            generic
-        }
-        fn value(rng: &mut StdRng, reals: bool) -> String {
-            match rng.gen_range(0..10) {
-                0 => "NULL".into(),
-                1 => rng.gen_range(-3i64..3).to_string(),
-                2 => i64::MIN.to_string(),
-                3 => format!("'{}'", "é".repeat(rng.gen_range(0..3))),
-                4 => "CAST(X'FF00FE' AS TEXT)".into(),
-                5 => format!("X'{}'", "ab".repeat(rng.gen_range(0..3))),
-                6 => format!(
-                    "randomblob({})",
-                    [127, 128, 16_383, 16_384][rng.gen_range(0..4)]
-                ),
-                7 => format!("'{}'", "x".repeat(rng.gen_range(100..300))),
-                8 if reals => "1.5".into(),
-                _ => rng.gen_range(-1000i64..1000).to_string(),
-            }
-        }
-        let tables = [
-            "CREATE TABLE a(id INTEGER PRIMARY KEY, v ANY, w ANY)",
-            "CREATE TABLE b(k ANY PRIMARY KEY, v ANY) WITHOUT ROWID",
-            "CREATE TABLE c(x ANY, v ANY, y ANY, PRIMARY KEY(y, x)) WITHOUT ROWID",
-            "CREATE TABLE d(id INTEGER PRIMARY KEY, v ANY)",
-        ];
-        let mut compared = 0;
-        for seed in 0..40u64 {
-            let mut rng = StdRng::seed_from_u64(seed);
-            let reals = seed % 5 == 4;
-            // Some sessions touch only tables keyed by one integer (built in key order).
-            let int_keys_only = seed % 3 == 0;
-            let conn = Connection::open_in_memory().expect("open");
-            for t in tables {
-                conn.execute_batch(t).expect("create");
-            }
-            let mut chunks = Vec::new();
-            for _ in 0..3 {
-                let mut session = Session::new(&conn).expect("session");
-                session.attach(None::<&str>).expect("attach");
-                for _ in 0..60 {
-                    let k = rng.gen_range(0..12);
-                    let kind = match rng.gen_range(0..9) {
-                        4 | 5 if int_keys_only => 8,
-                        kind => kind,
-                    };
-                    let sql = match kind {
-                        0 | 1 => format!(
-                            "INSERT OR REPLACE INTO a VALUES ({k}, {}, {})",
-                            value(&mut rng, reals),
-                            value(&mut rng, reals)
-                        ),
-                        2 => format!("UPDATE a SET v = {} WHERE id = {k}", value(&mut rng, reals)),
-                        3 => format!("UPDATE a SET w = w, v = v WHERE id = {k}"),
-                        4 => format!(
-                            "INSERT OR REPLACE INTO b VALUES ({}, {})",
-                            value(&mut rng, false),
-                            value(&mut rng, reals)
-                        ),
-                        5 => format!(
-                            "INSERT OR REPLACE INTO c VALUES ({}, {}, {})",
-                            value(&mut rng, false),
-                            value(&mut rng, reals),
-                            rng.gen_range(0..4)
-                        ),
-                        6 => format!("UPDATE a SET id = id + 100 WHERE id = {k}"),
-                        7 => format!("DELETE FROM a WHERE id % 5 = {}", k % 5),
-                        _ => format!(
-                            "INSERT OR REPLACE INTO d VALUES ({k}, {})",
-                            value(&mut rng, reals)
-                        ),
-                    };
-                    let _ = conn.execute_batch(&sql);
-                }
-                let mut bytes = Vec::new();
-                session.changeset_strm(&mut bytes).expect("changeset");
-                chunks.push(bytes);
-            }
-            let mut group = Changegroup::new().expect("group");
-            for c in &chunks {
-                group.add_stream(&mut c.as_slice()).expect("add");
-            }
-            let mut netted = Vec::new();
-            group.output_strm(&mut netted).expect("output");
-            chunks.push(netted);
-            for bytes in &chunks {
-                match (mine(bytes), via_sqlite(bytes)) {
-                    (Ok(a), Ok(b)) => {
-                        assert_eq!(a, b, "seed {seed}");
-                        compared += a.len();
-                    }
-                    (
-                        Err(SqlError::RealValue { column: a }),
-                        Err(SqlError::RealValue { column: b }),
-                    ) => {
-                        assert_eq!(a, b, "seed {seed}")
-                    }
-                    (a, b) => panic!("seed {seed}: {a:?} vs {b:?}"),
-                }
-            }
-        }
-        assert!(compared > 1_000, "only {compared} rows compared");
-        let key_ordered = KEY_ORDERED.with(std::cell::Cell::get);
-        assert!(
-            key_ordered > 20,
-            "only {key_ordered} changesets built in key order"
-        );
-    }
 
     /// The chunked hash is the SHA-256 of the whole encoding, and the precomputed length
     /// is the encoding's, for changesets smaller and larger than one chunk.

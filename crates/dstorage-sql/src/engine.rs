@@ -1,4 +1,4 @@
-//! The engine: one write connection, blocks with a session, readers, system KV.
+//! The engine: one write connection, blocks with a change log, readers, system KV.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -9,16 +9,18 @@ use std::sync::Arc;
 use dstorage_types::value::Value;
 use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
-use rusqlite::session::Session;
 use rusqlite::types::ValueRef;
 use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, Statement, StatementStatus};
 use serde::{Deserialize, Serialize};
 
-use crate::changeset::{Changeset, ChangesetRecord};
+use crate::changeset::{
+    encode_record, Changeset, ChangesetRecord, CHANGESET_MAGIC, CHANGESET_VERSION,
+};
 use crate::estimate::{self, Estimate};
 use crate::guard::{self, physical_name, split_physical, Authorizer, Catalog, Kind, Mode};
 use crate::meter::Meter;
 use crate::program;
+use crate::tracker::{Log, Mark, Tracker};
 use crate::SqlError;
 
 /// The SQLite version this build bundles. Every node of a network must run the same one:
@@ -69,6 +71,17 @@ pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Every user table (physical name) with its rows in key order.
 pub type TableDump = Vec<(String, Vec<Vec<Value>>)>;
+
+/// A block's changeset in its canonical encoding (see [`Block::changeset_encoded`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedChangeset {
+    /// The encoding (docs/changeset.md); its SHA-256 is the changeset hash.
+    pub bytes: Vec<u8>,
+    /// How many records it holds.
+    pub records: u32,
+    /// How many of them are schema records (schemas created or dropped, DDL).
+    pub schema_records: u32,
+}
 
 /// Steps already spent and the limit they count against.
 #[derive(Clone, Copy, Debug)]
@@ -170,6 +183,8 @@ pub struct Engine {
     savepoint_free: bool,
     /// Calls run without a savepoint since the engine was opened.
     savepoint_free_runs: Cell<u64>,
+    /// The pre-update hook's change log, recording each block.
+    tracker: Tracker,
 }
 
 impl std::fmt::Debug for Engine {
@@ -201,6 +216,8 @@ impl Engine {
         let meter = Meter::new();
         meter.install(&mut conn)?;
         meter.install_function(&conn)?;
+        let tracker = Tracker::default();
+        tracker.install(&mut conn)?;
         Ok(Engine {
             conn,
             cache: RefCell::new(RewriteCache::default()),
@@ -210,6 +227,7 @@ impl Engine {
             path: path.to_owned(),
             savepoint_free: true,
             savepoint_free_runs: Cell::new(0),
+            tracker,
         })
     }
 
@@ -231,27 +249,22 @@ impl Engine {
         &self.config
     }
 
-    /// Start a block: BEGIN, and a fresh session recording every user table.
+    /// Start a block: BEGIN, and an empty change log recording every user table.
     pub fn begin_block(&mut self) -> Result<Block<'_>, SqlError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let conn = &self.conn;
-        let session = match new_session(conn) {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                return Err(e);
-            }
-        };
+        self.tracker.start();
         Ok(Block {
             conn,
             cache: &self.cache,
             auth: &self.auth,
             meter: &self.meter,
             config: &self.config,
-            session: Some(session),
+            tracker: &self.tracker,
             closed: Vec::new(),
+            closed_count: 0,
+            closed_schema: 0,
             pending_ddl: Vec::new(),
-            raw: Vec::new(),
             savepoint: None,
             release: None,
             held: None,
@@ -294,18 +307,10 @@ impl Engine {
     }
 
     /// The underlying connection, for tests and tools that apply changesets or compare state.
-    /// Writing through it bypasses the guard and the session.
+    /// Writing through it outside a block bypasses the guard and the change log.
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
-}
-
-fn new_session(conn: &Connection) -> Result<Session<'_>, SqlError> {
-    let mut s = Session::new(conn)?;
-    // Only user tables (`schema.table`): system tables never enter the changeset.
-    s.table_filter(Some(|name: &str| split_physical(name).is_some()));
-    s.attach(None::<&str>)?;
-    Ok(s)
 }
 
 /// Rewritten single statements by schema and SQL text, so a statement run again (an
@@ -344,30 +349,35 @@ impl RewriteCache {
 enum Snapshot {
     Plain {
         pending_ddl: usize,
+        log: Mark,
     },
+    /// A transaction that may close sections keeps a copy of the whole log.
     Sectioned {
         closed: usize,
+        closed_count: u32,
+        closed_schema: u32,
         pending_ddl: Vec<ChangesetRecord>,
-        raw: Vec<Vec<u8>>,
+        log: Log,
     },
 }
 
 /// One block: everything between `begin_block` and `commit` / `discard` is one SQLite
-/// transaction recorded by one session.
+/// transaction, its row changes recorded by the engine's change log (`tracker.rs`).
 pub struct Block<'e> {
     conn: &'e Connection,
     cache: &'e RefCell<RewriteCache>,
     auth: &'e Authorizer,
     meter: &'e Arc<Meter>,
     config: &'e EngineConfig,
-    session: Option<Session<'e>>,
-    /// Records of sections already closed by a DROP (see docs/changeset.md).
-    closed: Vec<ChangesetRecord>,
+    tracker: &'e Tracker,
+    /// Encoded records of sections already closed by a DROP (see docs/changeset.md).
+    closed: Vec<u8>,
+    /// How many records `closed` holds.
+    closed_count: u32,
+    /// How many of them are schema records (DDL, schemas created and dropped).
+    closed_schema: u32,
     /// DDL records of the current section, in execution order.
     pending_ddl: Vec<ChangesetRecord>,
-    /// Changes of the current section recorded by earlier sessions (see `cut_session`).
-    /// (SQLite changeset bytes: cloneable, so a failed transaction can restore them.)
-    raw: Vec<Vec<u8>>,
     /// `SAVEPOINT dstorage_tx` and `RELEASE dstorage_tx`, prepared at their first use and
     /// kept for the block (back in the connection's statement cache when it ends).
     savepoint: Option<CachedStatement<'e>>,
@@ -687,52 +697,16 @@ impl<'e> Block<'e> {
         }
     }
 
-    fn session(&mut self) -> Result<&mut Session<'e>, SqlError> {
-        self.session
-            .as_mut()
-            .ok_or_else(|| SqlError::ChangesetApply("block session is closed".into()))
-    }
-
-    /// Close the current session: its changes join `raw`, and a fresh session starts from
-    /// the current state. Needed before a table is dropped, because a session cannot report
-    /// rows of a table that no longer exists.
-    fn cut_session(&mut self) -> Result<(), SqlError> {
-        let mut bytes = Vec::new();
-        self.session()?.changeset_strm(&mut bytes)?;
-        self.raw.push(bytes);
-        self.session = None;
-        self.session = Some(new_session(self.conn)?);
-        Ok(())
-    }
-
-    /// The netted rows of `raw` plus the current session, merged by SQLite's changegroup
-    /// (insert then delete leaves nothing, and so on) and put in canonical order.
-    fn run_rows(&mut self) -> Result<Vec<crate::changeset::RowChange>, SqlError> {
-        let mut current = Vec::new();
-        self.session()?.changeset_strm(&mut current)?;
-        if self.raw.is_empty() {
-            return Changeset::rows_from_bytes(&current);
-        }
-        let mut group = rusqlite::session::Changegroup::new()?;
-        for bytes in &self.raw {
-            group.add_stream(&mut bytes.as_slice())?;
-        }
-        group.add_stream(&mut current.as_slice())?;
-        let mut netted = Vec::new();
-        group.output_strm(&mut netted)?;
-        Changeset::rows_from_bytes(&netted)
-    }
-
     /// Close the current section before a DROP record: its DDL and netted rows go to
-    /// `closed`, and the next section starts empty.
+    /// `closed`, and the next section starts empty. The tables must still exist.
     fn close_section(&mut self) -> Result<(), SqlError> {
-        let rows = self.run_rows()?;
-        self.raw.clear();
-        self.closed.append(&mut self.pending_ddl);
-        self.closed
-            .extend(rows.into_iter().map(ChangesetRecord::Row));
-        self.session = None;
-        self.session = Some(new_session(self.conn)?);
+        for r in self.pending_ddl.drain(..) {
+            encode_record(&mut self.closed, &r);
+            self.closed_count += 1;
+            self.closed_schema += 1;
+        }
+        self.closed_count += self.tracker.encode_rows(self.conn, &mut self.closed)?;
+        self.tracker.clear_events();
         Ok(())
     }
 
@@ -792,11 +766,11 @@ impl<'e> Block<'e> {
         require_schema(self.conn, schema)?;
         self.cache.borrow_mut().clear();
         self.schema_changed = true;
-        let snapshot = self.snapshot(true)?;
+        let snapshot = self.snapshot(true);
         self.savepoint()?;
         let result = (|| {
             let tables = schema_objects(self.conn, schema, "table")?;
-            // Delete rows so the session records them. Parents may go before children:
+            // Delete rows so the change log records them. Parents may go before children:
             // foreign keys are deferred for the deletes, and none is left violated since
             // every table of the schema is emptied (cross-schema keys are refused).
             self.conn.execute_batch("PRAGMA defer_foreign_keys = ON")?;
@@ -813,7 +787,7 @@ impl<'e> Block<'e> {
             drop_schema_objects(self.conn, schema)?;
             self.conn
                 .execute("DELETE FROM _dstorage_schemas WHERE name = ?1", [schema])?;
-            self.closed.push(ChangesetRecord::DropSchema {
+            self.close_with(&ChangesetRecord::DropSchema {
                 name: schema.to_owned(),
             });
             Ok::<(), SqlError>(())
@@ -824,22 +798,30 @@ impl<'e> Block<'e> {
         refreshed
     }
 
-    /// Remember what a failed transaction must restore. A transaction that will drop a
-    /// table first cuts the session, so everything before it is in `raw` and can be
-    /// restored from bytes.
-    fn snapshot(&mut self, sectioned: bool) -> Result<Snapshot, SqlError> {
+    /// Remember what a failed transaction must restore. A transaction that may drop a table
+    /// closes sections, which consumes the log, so it keeps a copy of the log.
+    fn snapshot(&mut self, sectioned: bool) -> Snapshot {
         if sectioned {
-            self.cut_session()?;
-            Ok(Snapshot::Sectioned {
+            Snapshot::Sectioned {
                 closed: self.closed.len(),
+                closed_count: self.closed_count,
+                closed_schema: self.closed_schema,
                 pending_ddl: self.pending_ddl.clone(),
-                raw: self.raw.clone(),
-            })
+                log: self.tracker.snapshot(),
+            }
         } else {
-            Ok(Snapshot::Plain {
+            Snapshot::Plain {
                 pending_ddl: self.pending_ddl.len(),
-            })
+                log: self.tracker.mark(),
+            }
         }
+    }
+
+    /// Append a record that ends a section (a DROP) to `closed`.
+    fn close_with(&mut self, record: &ChangesetRecord) {
+        encode_record(&mut self.closed, record);
+        self.closed_count += 1;
+        self.closed_schema += 1;
     }
 
     fn finish_tx<T>(
@@ -866,19 +848,24 @@ impl<'e> Block<'e> {
                     self.forget_statements()?;
                 }
                 match snapshot {
-                    Snapshot::Plain { pending_ddl } => self.pending_ddl.truncate(pending_ddl),
+                    Snapshot::Plain { pending_ddl, log } => {
+                        self.pending_ddl.truncate(pending_ddl);
+                        self.tracker.rollback_to(log);
+                    }
                     Snapshot::Sectioned {
                         closed,
+                        closed_count,
+                        closed_schema,
                         pending_ddl,
-                        raw,
+                        log,
                     } => {
                         // The state is again the one at the snapshot; sections closed
                         // inside the failed transaction described changes rolled back.
                         self.closed.truncate(closed);
+                        self.closed_count = closed_count;
+                        self.closed_schema = closed_schema;
                         self.pending_ddl = pending_ddl;
-                        self.raw = raw;
-                        self.session = None;
-                        self.session = Some(new_session(self.conn)?);
+                        self.tracker.restore(log);
                     }
                 }
                 Err(e)
@@ -920,7 +907,7 @@ impl<'e> Block<'e> {
             if let Some(bound) = self.savepoint_free_bound(&rewritten, limit) {
                 return self.run_savepoint_free(schema, &rewritten, params, limit, bound);
             }
-            let snapshot = self.snapshot(false)?;
+            let snapshot = self.snapshot(false);
             self.savepoint()?;
             let mut out = ExecOutcome::default();
             let result = self
@@ -946,7 +933,7 @@ impl<'e> Block<'e> {
                 }
             )
         });
-        let snapshot = self.snapshot(sectioned)?;
+        let snapshot = self.snapshot(sectioned);
         self.savepoint()?;
         let result = self.execute_inner(schema, sql, cacheable, statements, params, limit);
         self.finish_tx(result, snapshot)
@@ -1001,7 +988,14 @@ impl<'e> Block<'e> {
         self.savepoint_free_runs
             .set(self.savepoint_free_runs.get().saturating_add(1));
         let mut out = ExecOutcome::default();
-        match self.run_rewritten(schema, rewritten, params, limit, &mut out) {
+        let mark = self.tracker.mark();
+        let result = self.run_rewritten(schema, rewritten, params, limit, &mut out);
+        if result.is_err() {
+            // SQLite undid the statement. The proof says no change reached the pre-update
+            // hook before the failure; cutting the log back anyway costs nothing.
+            self.tracker.rollback_to(mark);
+        }
+        match result {
             Ok(()) if out.cost <= bound => Ok(out),
             Err(SqlError::Sqlite(e))
                 if e.sqlite_error_code() == Some(ErrorCode::DatabaseCorrupt) =>
@@ -1095,7 +1089,7 @@ impl<'e> Block<'e> {
                         target: t.clone(),
                     });
                 }
-                // Delete the rows first, in the session, so the changeset shows them going.
+                // Delete the rows first, in the change log, so the changeset shows them going.
                 let del = format!("/* {schema} */ DELETE FROM {}", quote(t));
                 let step = run_guarded(
                     self.conn,
@@ -1153,7 +1147,7 @@ impl<'e> Block<'e> {
                 schema: schema.to_owned(),
                 sql: rewritten.sql.clone(),
             }),
-            Kind::DropTables { .. } => self.closed.push(ChangesetRecord::Ddl {
+            Kind::DropTables { .. } => self.close_with(&ChangesetRecord::Ddl {
                 schema: schema.to_owned(),
                 sql: rewritten.sql.clone(),
             }),
@@ -1206,26 +1200,43 @@ impl<'e> Block<'e> {
         schemas(self.conn)
     }
 
-    /// The canonical changeset of everything since `begin_block`.
-    pub fn changeset(&mut self) -> Result<Changeset, SqlError> {
-        let rows = self.run_rows()?.into_iter().map(ChangesetRecord::Row);
-        if self.closed.is_empty() && self.pending_ddl.is_empty() {
-            // A block without DDL: the records reuse the rows' buffer (a row and a record
-            // have the same size), instead of a second buffer of the same megabytes.
-            return Ok(Changeset {
-                records: rows.collect(),
-            });
+    /// The canonical encoding of the changeset of everything since `begin_block`
+    /// (docs/changeset.md), whose SHA-256 is the changeset hash. Written straight from the
+    /// change log, without building the records [`Block::changeset`] returns.
+    pub fn changeset_encoded(&mut self) -> Result<EncodedChangeset, SqlError> {
+        let mut bytes = Vec::with_capacity(
+            CHANGESET_MAGIC.len() + 5 + self.closed.len() + self.tracker.rows_size_hint(),
+        );
+        bytes.extend_from_slice(CHANGESET_MAGIC);
+        bytes.push(CHANGESET_VERSION);
+        bytes.extend_from_slice(&[0; 4]);
+        bytes.extend_from_slice(&self.closed);
+        for r in &self.pending_ddl {
+            encode_record(&mut bytes, r);
         }
-        let mut records = self.closed.clone();
-        records.extend(self.pending_ddl.iter().cloned());
-        records.extend(rows);
-        Ok(Changeset { records })
+        let rows = self.tracker.encode_rows(self.conn, &mut bytes)?;
+        let count = self.closed_count as usize + self.pending_ddl.len() + rows as usize;
+        let records = u32::try_from(count).map_err(|_| {
+            SqlError::ChangesetApply(format!("{count} records do not fit a changeset"))
+        })?;
+        bytes[CHANGESET_MAGIC.len() + 1..CHANGESET_MAGIC.len() + 5]
+            .copy_from_slice(&records.to_be_bytes());
+        Ok(EncodedChangeset {
+            bytes,
+            records,
+            schema_records: self.closed_schema + self.pending_ddl.len() as u32,
+        })
+    }
+
+    /// The canonical changeset of everything since `begin_block`, as records.
+    pub fn changeset(&mut self) -> Result<Changeset, SqlError> {
+        Changeset::decode(&self.changeset_encoded()?.bytes)
     }
 
     /// Commit the block: user writes and KV writes in one SQLite COMMIT.
     pub fn commit(mut self) -> Result<(), SqlError> {
         self.alive()?;
-        self.session = None;
+        self.tracker.stop();
         self.finished = true;
         self.conn.execute_batch("COMMIT")?;
         Ok(())
@@ -1235,7 +1246,7 @@ impl<'e> Block<'e> {
     pub fn discard(mut self) -> Result<(), SqlError> {
         // Rewrites cached during the block may name tables the rollback removes.
         self.cache.borrow_mut().clear();
-        self.session = None;
+        self.tracker.stop();
         self.finished = true;
         self.conn.execute_batch("ROLLBACK")?;
         if self.schema_changed {
@@ -1251,7 +1262,7 @@ impl Drop for Block<'_> {
             // A block dropped without commit (an error path, a panic) must not leave the
             // write transaction open.
             self.cache.borrow_mut().clear();
-            self.session = None;
+            self.tracker.stop();
             let _ = self.conn.execute_batch("ROLLBACK");
             if self.schema_changed {
                 let _ = self.forget_statements();

@@ -21,14 +21,15 @@ pub mod fuzzing;
 mod guard;
 mod meter;
 mod program;
+mod tracker;
 
 pub use changeset::{
     Changeset, ChangesetRecord, ColumnValue, RowChange, RowOp, CHANGESET_MAGIC, CHANGESET_VERSION,
 };
 pub use dstorage_types::value::Value;
 pub use engine::{
-    sqlite_version, table_physical_name, Block, ColumnInfo, Engine, EngineConfig, ExecOutcome,
-    KvPairs, QueryResult, Reader, SchemaInfo, TableDump, TableInfo, SQLITE_VERSION,
+    sqlite_version, table_physical_name, Block, ColumnInfo, EncodedChangeset, Engine, EngineConfig,
+    ExecOutcome, KvPairs, QueryResult, Reader, SchemaInfo, TableDump, TableInfo, SQLITE_VERSION,
 };
 pub use error::SqlError;
 pub use estimate::Estimate;

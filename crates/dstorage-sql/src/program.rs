@@ -17,7 +17,7 @@
 //! - from the first write on, only instructions that cannot raise an SQL error follow
 //!   (more writes of the same row, closing cursors, register tests, the final halt), so
 //!   every check (NOT NULL, CHECK, types, keys, foreign keys) runs before anything is
-//!   written and the session's pre-update hook never sees a change that is then undone.
+//!   written and the change log's pre-update hook never sees a change that is then undone.
 //!
 //! Anything else (an opcode not listed here, a loop, a subprogram for triggers or foreign-key
 //! actions, a REPLACE delete) makes the proof fail, and the call takes the savepoint path.

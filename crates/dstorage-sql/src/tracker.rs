@@ -1,0 +1,588 @@
+//! The block's own record of row changes, taken from SQLite's pre-update hook, and its
+//! turning into canonical row records.
+//!
+//! Every insert, update and delete of a user table reaches the hook with its values. The
+//! hook appends them, already in the changeset's value encoding, to a log; a transaction
+//! that fails cuts the log back to where it started. At the end of a section the log's
+//! events are grouped by (table, key): a row's state before its first event and after its
+//! last one give its record, which is exactly the netting SQLite's session extension does
+//! by comparing each touched row's pre-image with the table at the end (docs/changeset.md).
+//!
+//! Why not the session extension, which the first engine used: it stores only each row's
+//! key and old values and, to write its changeset, looks every touched row up in its table
+//! again, then we parsed its bytes and sorted them. Capturing the new values in the hook
+//! costs less than that second lookup, and the records are encoded straight from the log.
+//! The price is that the engine must cut the log back at every rollback itself; it can,
+//! because it opens and rolls back every savepoint (see `Block::finish_tx`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::hooks::PreUpdateCase;
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+
+use crate::changeset::encode_bytes;
+use crate::guard::split_physical;
+use crate::SqlError;
+
+/// Value type tags of the changeset encoding (docs/changeset.md, "Encoding").
+const NULL: u8 = 0;
+const INTEGER: u8 = 1;
+const TEXT: u8 = 2;
+const BLOB: u8 = 3;
+
+/// What one hook call saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One hook call: the values live in `Log::values`, each list `columns` encoded values long.
+#[derive(Clone, Copy, Debug)]
+struct Event {
+    table: u32,
+    op: Op,
+    columns: u16,
+    /// Start of the old values (update, delete).
+    old: usize,
+    /// Start of the new values (insert, update).
+    new: usize,
+}
+
+/// Where a failed transaction cuts the log back to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Mark {
+    events: usize,
+    values: usize,
+}
+
+/// The events of the current section.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Log {
+    /// Only a block's changes are recorded (see `Tracker::start`).
+    active: bool,
+    /// The first thing the hook could not record (it cannot return an error); reported by
+    /// `encode_rows`, so the block fails instead of hashing an incomplete changeset.
+    error: Option<String>,
+    /// Table ids: index into `names`.
+    names: Vec<String>,
+    /// Lookup of a hook's table name: its id, or None for a table outside the changeset
+    /// (system tables). Only looked up, never iterated, so its order cannot leak.
+    ids: HashMap<String, Option<u32>>,
+    /// The last lookup, since consecutive events nearly always name the same table.
+    last: Option<(String, Option<u32>)>,
+    events: Vec<Event>,
+    values: Vec<u8>,
+}
+
+impl Log {
+    fn table_id(&mut self, table: &str) -> Option<u32> {
+        if let Some((name, id)) = &self.last {
+            if name == table {
+                return *id;
+            }
+        }
+        let id = match self.ids.get(table) {
+            Some(id) => *id,
+            None => {
+                let id = split_physical(table).map(|_| {
+                    self.names.push(table.to_owned());
+                    (self.names.len() - 1) as u32
+                });
+                self.ids.insert(table.to_owned(), id);
+                id
+            }
+        };
+        self.last = Some((table.to_owned(), id));
+        id
+    }
+
+    /// Append `n` values read by `get`, or note why not.
+    fn push_values<'v>(
+        &mut self,
+        table: &str,
+        n: i32,
+        get: impl Fn(i32) -> rusqlite::Result<ValueRef<'v>>,
+    ) -> Option<(usize, u16)> {
+        let Ok(columns) = u16::try_from(n) else {
+            self.fail(format!("table {table} has {n} columns"));
+            return None;
+        };
+        let at = self.values.len();
+        for i in 0..n {
+            match get(i) {
+                Ok(ValueRef::Null) => self.values.push(NULL),
+                Ok(ValueRef::Integer(v)) => {
+                    self.values.push(INTEGER);
+                    self.values
+                        .extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
+                }
+                Ok(ValueRef::Text(t)) => {
+                    self.values.push(TEXT);
+                    encode_bytes(&mut self.values, t);
+                }
+                Ok(ValueRef::Blob(b)) => {
+                    self.values.push(BLOB);
+                    encode_bytes(&mut self.values, b);
+                }
+                Ok(ValueRef::Real(_)) => {
+                    self.values.truncate(at);
+                    self.fail(format!("table {table} column {i} holds a REAL value"));
+                    return None;
+                }
+                Err(e) => {
+                    self.values.truncate(at);
+                    self.fail(format!("table {table} column {i} could not be read: {e}"));
+                    return None;
+                }
+            }
+        }
+        Some((at, columns))
+    }
+
+    fn fail(&mut self, reason: String) {
+        if self.error.is_none() {
+            self.error = Some(reason);
+        }
+    }
+
+    /// The pre-update hook's work: append one event.
+    fn record(&mut self, db: &str, table: &str, case: &PreUpdateCase) {
+        if !self.active || db != "main" {
+            return;
+        }
+        let Some(id) = self.table_id(table) else {
+            return;
+        };
+        let event = match case {
+            PreUpdateCase::Insert(new) => {
+                let Some((at, columns)) = self.push_values(table, new.get_column_count(), |i| {
+                    new.get_new_column_value(i)
+                }) else {
+                    return;
+                };
+                Event {
+                    table: id,
+                    op: Op::Insert,
+                    columns,
+                    old: 0,
+                    new: at,
+                }
+            }
+            PreUpdateCase::Delete(old) => {
+                let Some((at, columns)) = self.push_values(table, old.get_column_count(), |i| {
+                    old.get_old_column_value(i)
+                }) else {
+                    return;
+                };
+                Event {
+                    table: id,
+                    op: Op::Delete,
+                    columns,
+                    old: at,
+                    new: 0,
+                }
+            }
+            PreUpdateCase::Update {
+                old_value_accessor: old,
+                new_value_accessor: new,
+            } => {
+                let Some((old_at, columns)) =
+                    self.push_values(table, old.get_column_count(), |i| {
+                        old.get_old_column_value(i)
+                    })
+                else {
+                    return;
+                };
+                let Some((new_at, _)) = self.push_values(table, new.get_column_count(), |i| {
+                    new.get_new_column_value(i)
+                }) else {
+                    return;
+                };
+                Event {
+                    table: id,
+                    op: Op::Update,
+                    columns,
+                    old: old_at,
+                    new: new_at,
+                }
+            }
+            PreUpdateCase::Unknown => {
+                self.fail(format!("an unknown change to table {table}"));
+                return;
+            }
+        };
+        self.events.push(event);
+    }
+}
+
+/// The change log of the engine's write connection, filled by its pre-update hook.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tracker {
+    log: Arc<Mutex<Log>>,
+}
+
+impl Tracker {
+    /// Install the hook on `conn`. A connection has one pre-update hook, so the session
+    /// extension cannot be used on `conn` afterwards.
+    pub(crate) fn install(&self, conn: &mut Connection) -> Result<(), SqlError> {
+        let log = Arc::clone(&self.log);
+        conn.preupdate_hook(Some(
+            move |_action, db: &str, table: &str, case: &PreUpdateCase| {
+                lock(&log).record(db, table, case);
+            },
+        ))?;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        lock(&self.log)
+    }
+
+    /// Start recording a block, from an empty log.
+    pub(crate) fn start(&self) {
+        let mut log = self.lock();
+        *log = Log::default();
+        log.active = true;
+    }
+
+    /// Stop recording and free the log.
+    pub(crate) fn stop(&self) {
+        *self.lock() = Log::default();
+    }
+
+    /// The current end of the log.
+    pub(crate) fn mark(&self) -> Mark {
+        let log = self.lock();
+        Mark {
+            events: log.events.len(),
+            values: log.values.len(),
+        }
+    }
+
+    /// Forget every event after `mark`: they belong to a transaction SQLite rolled back.
+    pub(crate) fn rollback_to(&self, mark: Mark) {
+        let mut log = self.lock();
+        log.events.truncate(mark.events);
+        log.values.truncate(mark.values);
+    }
+
+    /// A copy of the log, to restore with [`Tracker::restore`].
+    pub(crate) fn snapshot(&self) -> Log {
+        self.lock().clone()
+    }
+
+    /// Put back a log taken by [`Tracker::snapshot`].
+    pub(crate) fn restore(&self, log: Log) {
+        *self.lock() = log;
+    }
+
+    /// Start a new section: the events so far have been turned into records.
+    pub(crate) fn clear_events(&self) {
+        let mut log = self.lock();
+        log.events.clear();
+        log.values.clear();
+    }
+
+    /// About how many bytes `encode_rows` will append (to reserve them at once).
+    pub(crate) fn rows_size_hint(&self) -> usize {
+        let log = self.lock();
+        log.values.len() + log.events.len() * 32
+    }
+
+    /// Append the canonical row records of the log's events to `out` (docs/changeset.md)
+    /// and return how many there are. `conn` must still hold every table the log names.
+    pub(crate) fn encode_rows(
+        &self,
+        conn: &Connection,
+        out: &mut Vec<u8>,
+    ) -> Result<u32, SqlError> {
+        let log = self.lock();
+        if let Some(reason) = &log.error {
+            return Err(SqlError::ChangesetApply(format!(
+                "a change could not be recorded: {reason}"
+            )));
+        }
+        encode_log(&log, conn, out)
+    }
+}
+
+fn lock(log: &Mutex<Log>) -> MutexGuard<'_, Log> {
+    // The hook never panics while holding the lock (it records problems in `error`), and
+    // the log stays consistent if something else did, so a poisoned lock is usable.
+    log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the changeset needs of a table, as SQLite's session defined it: the columns are
+/// the table's visible ones (generated columns are left out, as `PRAGMA table_xinfo` marks
+/// them hidden), numbered from 0; the hook sees all of them.
+struct TableShape {
+    /// Every column the hook sees, hidden ones included.
+    total: u16,
+    /// For each changeset position, the column's index among the hook's values.
+    columns: Vec<u16>,
+    /// Changeset positions of the primary key columns, ascending.
+    key: Vec<u16>,
+}
+
+fn table_shape(conn: &Connection, table: &str) -> Result<TableShape, SqlError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT cid, pk, hidden FROM pragma_table_xinfo(?1) ORDER BY cid")?;
+    let mut total = 0u16;
+    let mut columns = Vec::new();
+    let mut key = Vec::new();
+    let mut rows = stmt.query([table])?;
+    while let Some(row) = rows.next()? {
+        let cid: i64 = row.get(0)?;
+        let pk: i64 = row.get(1)?;
+        let hidden: i64 = row.get(2)?;
+        if hidden == 0 {
+            if pk > 0 {
+                key.push(columns.len() as u16);
+            }
+            columns.push(cid as u16);
+        }
+        total += 1;
+    }
+    if key.is_empty() {
+        return Err(SqlError::ChangesetApply(format!(
+            "table {table} has changes but no primary key (or no longer exists)"
+        )));
+    }
+    Ok(TableShape {
+        total,
+        columns,
+        key,
+    })
+}
+
+/// The length of the encoded value starting at `values[at]`.
+fn value_len(values: &[u8], at: usize) -> usize {
+    match values[at] {
+        NULL => 1,
+        INTEGER => 9,
+        _ => {
+            let len: [u8; 4] = values[at + 1..at + 5].try_into().expect("4 bytes");
+            5 + u32::from_be_bytes(len) as usize
+        }
+    }
+}
+
+/// One row's state as an event left it: the start of each column's encoded value, plus
+/// the end of the last one.
+fn split_columns(values: &[u8], at: usize, columns: u16, starts: &mut Vec<usize>) {
+    starts.clear();
+    let mut pos = at;
+    for _ in 0..columns {
+        starts.push(pos);
+        pos += value_len(values, pos);
+    }
+    starts.push(pos);
+}
+
+/// One event's effect on one key. An update that moves a row to another key is two: the
+/// old key goes, the new one comes.
+struct Item {
+    /// The table's place in name order.
+    rank: u32,
+    table: u32,
+    /// The key's encoding: a range of `keys`.
+    key: (usize, usize),
+    /// Where the row's values were before this event, if it existed.
+    before: Option<usize>,
+    /// Where its values are after this event, if it still exists.
+    after: Option<usize>,
+}
+
+fn encode_log(log: &Log, conn: &Connection, out: &mut Vec<u8>) -> Result<u32, SqlError> {
+    if log.events.is_empty() {
+        return Ok(0);
+    }
+    // Shapes and name ranks of the tables the events touch.
+    let mut used = vec![false; log.names.len()];
+    for e in &log.events {
+        used[e.table as usize] = true;
+    }
+    let mut shapes: Vec<Option<TableShape>> = Vec::with_capacity(log.names.len());
+    for (id, name) in log.names.iter().enumerate() {
+        shapes.push(if used[id] {
+            Some(table_shape(conn, name)?)
+        } else {
+            None
+        });
+    }
+    let mut by_name: Vec<u32> = (0..log.names.len() as u32).collect();
+    by_name.sort_by(|a, b| log.names[*a as usize].cmp(&log.names[*b as usize]));
+    let mut rank = vec![0u32; log.names.len()];
+    for (r, id) in by_name.iter().enumerate() {
+        rank[*id as usize] = r as u32;
+    }
+
+    let values = &log.values;
+    let mut keys: Vec<u8> = Vec::new();
+    let mut items: Vec<Item> = Vec::with_capacity(log.events.len());
+    let mut starts = Vec::new();
+    // Append the key of the row at `at` to `keys`; None if a key column is NULL, which
+    // the changeset leaves out as SQLite's session did (see docs/changeset.md).
+    let mut key_of = |keys: &mut Vec<u8>, at: usize, shape: &TableShape| {
+        split_columns(values, at, shape.total, &mut starts);
+        let begin = keys.len();
+        for &p in &shape.key {
+            let (s, e) = column(&starts, shape, p);
+            if values[s] == NULL {
+                keys.truncate(begin);
+                return None;
+            }
+            keys.extend_from_slice(&values[s..e]);
+        }
+        Some((begin, keys.len()))
+    };
+    for e in &log.events {
+        let shape = shapes[e.table as usize]
+            .as_ref()
+            .expect("shape of a used table");
+        if e.columns != shape.total {
+            return Err(SqlError::ChangesetApply(format!(
+                "table {} changed with {} columns but has {}",
+                log.names[e.table as usize], e.columns, shape.total
+            )));
+        }
+        let item = |key, before, after| Item {
+            rank: rank[e.table as usize],
+            table: e.table,
+            key,
+            before,
+            after,
+        };
+        match e.op {
+            Op::Insert => {
+                if let Some(k) = key_of(&mut keys, e.new, shape) {
+                    items.push(item(k, None, Some(e.new)));
+                }
+            }
+            Op::Delete => {
+                if let Some(k) = key_of(&mut keys, e.old, shape) {
+                    items.push(item(k, Some(e.old), None));
+                }
+            }
+            Op::Update => {
+                let old = key_of(&mut keys, e.old, shape);
+                let new = key_of(&mut keys, e.new, shape);
+                match (old, new) {
+                    (Some(o), Some(n)) if keys[o.0..o.1] == keys[n.0..n.1] => {
+                        keys.truncate(n.0);
+                        items.push(item(o, Some(e.old), Some(e.new)));
+                    }
+                    (o, n) => {
+                        if let Some(o) = o {
+                            items.push(item(o, Some(e.old), None));
+                        }
+                        if let Some(n) = n {
+                            items.push(item(n, None, Some(e.new)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Stable: a key's items stay in execution order. Inserts of ascending keys, the common
+    // case, are one run and sort in linear time.
+    items.sort_by(|a, b| {
+        a.rank
+            .cmp(&b.rank)
+            .then_with(|| keys[a.key.0..a.key.1].cmp(&keys[b.key.0..b.key.1]))
+    });
+
+    let mut count = 0u32;
+    let mut before_cols = Vec::new();
+    let mut after_cols = Vec::new();
+    let mut changed: Vec<u16> = Vec::new();
+    let mut i = 0;
+    while i < items.len() {
+        let first = &items[i];
+        let mut j = i + 1;
+        while j < items.len()
+            && items[j].rank == first.rank
+            && keys[items[j].key.0..items[j].key.1] == keys[first.key.0..first.key.1]
+        {
+            j += 1;
+        }
+        let last = &items[j - 1];
+        let table = first.table as usize;
+        let shape = shapes[table].as_ref().expect("shape of a used table");
+        let name = log.names[table].as_bytes();
+        let positions = shape.columns.len() as u16;
+        match (first.before, last.after) {
+            (None, None) => {}
+            (None, Some(after)) => {
+                split_columns(values, after, shape.total, &mut after_cols);
+                row_header(out, 1, name, shape, values, &after_cols);
+                out.extend_from_slice(&positions.to_be_bytes());
+                for p in 0..positions {
+                    out.extend_from_slice(&p.to_be_bytes());
+                    let (s, e) = column(&after_cols, shape, p);
+                    out.extend_from_slice(&values[s..e]);
+                }
+                count += 1;
+            }
+            (Some(before), None) => {
+                split_columns(values, before, shape.total, &mut before_cols);
+                row_header(out, 3, name, shape, values, &before_cols);
+                out.extend_from_slice(&0u16.to_be_bytes());
+                count += 1;
+            }
+            (Some(before), Some(after)) => {
+                split_columns(values, before, shape.total, &mut before_cols);
+                split_columns(values, after, shape.total, &mut after_cols);
+                changed.clear();
+                for p in 0..positions {
+                    let (bs, be) = column(&before_cols, shape, p);
+                    let (as_, ae) = column(&after_cols, shape, p);
+                    if values[bs..be] != values[as_..ae] {
+                        changed.push(p);
+                    }
+                }
+                if !changed.is_empty() {
+                    row_header(out, 2, name, shape, values, &after_cols);
+                    out.extend_from_slice(&(changed.len() as u16).to_be_bytes());
+                    for &p in &changed {
+                        out.extend_from_slice(&p.to_be_bytes());
+                        let (s, e) = column(&after_cols, shape, p);
+                        out.extend_from_slice(&values[s..e]);
+                    }
+                    count += 1;
+                }
+            }
+        }
+        i = j;
+    }
+    Ok(count)
+}
+
+/// A row record up to its columns: tag, table, key.
+fn row_header(
+    out: &mut Vec<u8>,
+    tag: u8,
+    table: &[u8],
+    shape: &TableShape,
+    values: &[u8],
+    cols: &[usize],
+) {
+    out.push(tag);
+    encode_bytes(out, table);
+    out.extend_from_slice(&(shape.key.len() as u16).to_be_bytes());
+    for &p in &shape.key {
+        out.extend_from_slice(&p.to_be_bytes());
+        let (s, e) = column(cols, shape, p);
+        out.extend_from_slice(&values[s..e]);
+    }
+}
+
+/// The byte range of changeset position `p` in a row split by `split_columns`.
+fn column(starts: &[usize], shape: &TableShape, p: u16) -> (usize, usize) {
+    let i = shape.columns[p as usize] as usize;
+    (starts[i], starts[i + 1])
+}
