@@ -187,6 +187,13 @@ pub struct Engine {
     tracker: Tracker,
 }
 
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // The hook points into the tracker, which is dropped after this.
+        self.tracker.uninstall(&self.conn);
+    }
+}
+
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").field("path", &self.path).finish()
@@ -217,7 +224,7 @@ impl Engine {
         meter.install(&mut conn)?;
         meter.install_function(&conn)?;
         let tracker = Tracker::default();
-        tracker.install(&mut conn)?;
+        tracker.install(&mut conn);
         Ok(Engine {
             conn,
             cache: RefCell::new(RewriteCache::default()),

@@ -16,11 +16,11 @@
 //! because it opens and rolls back every savepoint (see `Block::finish_tx`).
 
 use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::hooks::PreUpdateCase;
-use rusqlite::types::ValueRef;
-use rusqlite::Connection;
+use rusqlite::{ffi, Connection};
 
 use crate::changeset::encode_bytes;
 use crate::guard::split_physical;
@@ -71,76 +71,36 @@ pub(crate) struct Log {
     names: Vec<String>,
     /// Lookup of a hook's table name: its id, or None for a table outside the changeset
     /// (system tables). Only looked up, never iterated, so its order cannot leak.
-    ids: HashMap<String, Option<u32>>,
+    ids: HashMap<Vec<u8>, Option<u32>>,
     /// The last lookup, since consecutive events nearly always name the same table.
-    last: Option<(String, Option<u32>)>,
+    last: Option<(Vec<u8>, Option<u32>)>,
     events: Vec<Event>,
     values: Vec<u8>,
 }
 
 impl Log {
-    fn table_id(&mut self, table: &str) -> Option<u32> {
+    fn table_id(&mut self, table: &[u8]) -> Option<u32> {
         if let Some((name, id)) = &self.last {
-            if name == table {
+            if name.as_slice() == table {
                 return *id;
             }
         }
         let id = match self.ids.get(table) {
             Some(id) => *id,
             None => {
-                let id = split_physical(table).map(|_| {
-                    self.names.push(table.to_owned());
+                let user = std::str::from_utf8(table)
+                    .ok()
+                    .filter(|t| split_physical(t).is_some());
+                let id = user.map(|t| {
+                    self.names.push(t.to_owned());
                     (self.names.len() - 1) as u32
                 });
-                self.ids.insert(table.to_owned(), id);
+                self.ids.insert(table.to_vec(), id);
                 id
             }
         };
-        self.last = Some((table.to_owned(), id));
+        self.last = Some((table.to_vec(), id));
         id
-    }
-
-    /// Append `n` values read by `get`, or note why not.
-    fn push_values<'v>(
-        &mut self,
-        table: &str,
-        n: i32,
-        get: impl Fn(i32) -> rusqlite::Result<ValueRef<'v>>,
-    ) -> Option<(usize, u16)> {
-        let Ok(columns) = u16::try_from(n) else {
-            self.fail(format!("table {table} has {n} columns"));
-            return None;
-        };
-        let at = self.values.len();
-        for i in 0..n {
-            match get(i) {
-                Ok(ValueRef::Null) => self.values.push(NULL),
-                Ok(ValueRef::Integer(v)) => {
-                    self.values.push(INTEGER);
-                    self.values
-                        .extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
-                }
-                Ok(ValueRef::Text(t)) => {
-                    self.values.push(TEXT);
-                    encode_bytes(&mut self.values, t);
-                }
-                Ok(ValueRef::Blob(b)) => {
-                    self.values.push(BLOB);
-                    encode_bytes(&mut self.values, b);
-                }
-                Ok(ValueRef::Real(_)) => {
-                    self.values.truncate(at);
-                    self.fail(format!("table {table} column {i} holds a REAL value"));
-                    return None;
-                }
-                Err(e) => {
-                    self.values.truncate(at);
-                    self.fail(format!("table {table} column {i} could not be read: {e}"));
-                    return None;
-                }
-            }
-        }
-        Some((at, columns))
     }
 
     fn fail(&mut self, reason: String) {
@@ -149,93 +109,207 @@ impl Log {
         }
     }
 
+    /// Append the row's old (`new` false) or new values as the hook sees them.
+    ///
+    /// # Safety
+    /// `db` must be inside a pre-update hook call for an update, or for a delete (old
+    /// values) or insert (new values).
+    unsafe fn push_values(
+        &mut self,
+        db: *mut ffi::sqlite3,
+        table: u32,
+        new: bool,
+    ) -> Option<(usize, u16)> {
+        // SAFETY (all calls below): the caller guarantees a pre-update hook is running on
+        // `db`, and each value pointer is used before the next call into SQLite.
+        let n = unsafe { ffi::sqlite3_preupdate_count(db) };
+        let Ok(columns) = u16::try_from(n) else {
+            self.fail(format!(
+                "table {} has {n} columns",
+                self.names[table as usize]
+            ));
+            return None;
+        };
+        let at = self.values.len();
+        for i in 0..n {
+            let mut v: *mut ffi::sqlite3_value = std::ptr::null_mut();
+            let rc = unsafe {
+                if new {
+                    ffi::sqlite3_preupdate_new(db, i, &mut v)
+                } else {
+                    ffi::sqlite3_preupdate_old(db, i, &mut v)
+                }
+            };
+            if rc != ffi::SQLITE_OK || v.is_null() {
+                self.values.truncate(at);
+                let table = &self.names[table as usize];
+                self.fail(format!(
+                    "table {table} column {i} could not be read (SQLite code {rc})"
+                ));
+                return None;
+            }
+            match unsafe { ffi::sqlite3_value_type(v) } {
+                ffi::SQLITE_INTEGER => {
+                    let x = unsafe { ffi::sqlite3_value_int64(v) };
+                    self.values.push(INTEGER);
+                    self.values
+                        .extend_from_slice(&((x as u64) ^ (1 << 63)).to_be_bytes());
+                }
+                // Text is read as a blob too: its UTF-8 bytes as stored. `sqlite3_value_text`
+                // would first copy them into a NUL-terminated buffer (a malloc per value).
+                t @ (ffi::SQLITE_TEXT | ffi::SQLITE_BLOB) => {
+                    let bytes = unsafe { value_bytes(v) };
+                    self.values
+                        .push(if t == ffi::SQLITE_TEXT { TEXT } else { BLOB });
+                    encode_bytes(&mut self.values, bytes);
+                }
+                ffi::SQLITE_NULL => self.values.push(NULL),
+                _ => {
+                    self.values.truncate(at);
+                    let table = &self.names[table as usize];
+                    self.fail(format!("table {table} column {i} holds a REAL value"));
+                    return None;
+                }
+            }
+        }
+        Some((at, columns))
+    }
+
     /// The pre-update hook's work: append one event.
-    fn record(&mut self, db: &str, table: &str, case: &PreUpdateCase) {
-        if !self.active || db != "main" {
+    ///
+    /// # Safety
+    /// Only from the pre-update hook on `db`, with its arguments.
+    unsafe fn record(&mut self, db: *mut ffi::sqlite3, op: c_int, db_name: &[u8], table: &[u8]) {
+        if !self.active || db_name != b"main" {
             return;
         }
         let Some(id) = self.table_id(table) else {
             return;
         };
-        let event = match case {
-            PreUpdateCase::Insert(new) => {
-                let Some((at, columns)) = self.push_values(table, new.get_column_count(), |i| {
-                    new.get_new_column_value(i)
-                }) else {
-                    return;
-                };
-                Event {
-                    table: id,
-                    op: Op::Insert,
-                    columns,
-                    old: 0,
-                    new: at,
+        // SAFETY: inside the hook on `db`; old values exist for updates and deletes, new
+        // ones for inserts and updates.
+        let event = unsafe {
+            match op {
+                ffi::SQLITE_INSERT => {
+                    let Some((at, columns)) = self.push_values(db, id, true) else {
+                        return;
+                    };
+                    Event {
+                        table: id,
+                        op: Op::Insert,
+                        columns,
+                        old: 0,
+                        new: at,
+                    }
                 }
-            }
-            PreUpdateCase::Delete(old) => {
-                let Some((at, columns)) = self.push_values(table, old.get_column_count(), |i| {
-                    old.get_old_column_value(i)
-                }) else {
-                    return;
-                };
-                Event {
-                    table: id,
-                    op: Op::Delete,
-                    columns,
-                    old: at,
-                    new: 0,
+                ffi::SQLITE_DELETE => {
+                    let Some((at, columns)) = self.push_values(db, id, false) else {
+                        return;
+                    };
+                    Event {
+                        table: id,
+                        op: Op::Delete,
+                        columns,
+                        old: at,
+                        new: 0,
+                    }
                 }
-            }
-            PreUpdateCase::Update {
-                old_value_accessor: old,
-                new_value_accessor: new,
-            } => {
-                let Some((old_at, columns)) =
-                    self.push_values(table, old.get_column_count(), |i| {
-                        old.get_old_column_value(i)
-                    })
-                else {
-                    return;
-                };
-                let Some((new_at, _)) = self.push_values(table, new.get_column_count(), |i| {
-                    new.get_new_column_value(i)
-                }) else {
-                    return;
-                };
-                Event {
-                    table: id,
-                    op: Op::Update,
-                    columns,
-                    old: old_at,
-                    new: new_at,
+                ffi::SQLITE_UPDATE => {
+                    let Some((old_at, columns)) = self.push_values(db, id, false) else {
+                        return;
+                    };
+                    let Some((new_at, _)) = self.push_values(db, id, true) else {
+                        return;
+                    };
+                    Event {
+                        table: id,
+                        op: Op::Update,
+                        columns,
+                        old: old_at,
+                        new: new_at,
+                    }
                 }
-            }
-            PreUpdateCase::Unknown => {
-                self.fail(format!("an unknown change to table {table}"));
-                return;
+                other => {
+                    let table = &self.names[id as usize];
+                    self.fail(format!("an unknown change ({other}) to table {table}"));
+                    return;
+                }
             }
         };
         self.events.push(event);
     }
 }
 
+/// The bytes of a TEXT (UTF-8, the database's encoding) or BLOB value.
+///
+/// # Safety
+/// `v` must be a valid value, and the slice must be dropped before SQLite changes it.
+unsafe fn value_bytes<'v>(v: *mut ffi::sqlite3_value) -> &'v [u8] {
+    // Pointer first, then length, as SQLite's documentation asks.
+    let data: *const u8 = unsafe { ffi::sqlite3_value_blob(v).cast() };
+    let n = unsafe { ffi::sqlite3_value_bytes(v) };
+    if data.is_null() || n <= 0 {
+        return &[];
+    }
+    // SAFETY: SQLite guarantees `n` bytes at `data` until the value changes.
+    unsafe { std::slice::from_raw_parts(data, n as usize) }
+}
+
+/// SQLite's pre-update hook: `ctx` is the `Mutex<Log>` of the [`Tracker`] that installed
+/// it, which outlives the registration (see [`Tracker::install`]).
+unsafe extern "C" fn preupdate_hook(
+    ctx: *mut c_void,
+    db: *mut ffi::sqlite3,
+    op: c_int,
+    db_name: *const c_char,
+    table: *const c_char,
+    _old_rowid: i64,
+    _new_rowid: i64,
+) {
+    // A panic must not unwind into SQLite; the log notes nothing then, and the changeset
+    // fails for want of an error-free log only if `record` noted one. It records problems
+    // in `Log::error` instead of panicking, so this is a last resort.
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: see the function comment; the names are NUL-terminated strings SQLite
+        // passes for the duration of the call.
+        unsafe {
+            let log = &*(ctx as *const Mutex<Log>);
+            let db_name = CStr::from_ptr(db_name).to_bytes();
+            let table = CStr::from_ptr(table).to_bytes();
+            lock(log).record(db, op, db_name, table);
+        }
+    }));
+}
+
 /// The change log of the engine's write connection, filled by its pre-update hook.
-#[derive(Clone, Debug, Default)]
+///
+/// The hook is registered with SQLite directly rather than through rusqlite's
+/// `preupdate_hook`, whose wrapper validated both names as UTF-8 and wrapped every value
+/// for each of a block's thousands of changes: a fifth of the hook's cost.
+#[derive(Debug, Default)]
 pub(crate) struct Tracker {
     log: Arc<Mutex<Log>>,
 }
 
 impl Tracker {
     /// Install the hook on `conn`. A connection has one pre-update hook, so the session
-    /// extension cannot be used on `conn` afterwards.
-    pub(crate) fn install(&self, conn: &mut Connection) -> Result<(), SqlError> {
-        let log = Arc::clone(&self.log);
-        conn.preupdate_hook(Some(
-            move |_action, db: &str, table: &str, case: &PreUpdateCase| {
-                lock(&log).record(db, table, case);
-            },
-        ))?;
-        Ok(())
+    /// extension cannot be used on `conn` afterwards. The owner must call
+    /// [`Tracker::uninstall`] before this tracker is dropped (the `Engine` does in `drop`).
+    pub(crate) fn install(&self, conn: &mut Connection) {
+        let ctx = Arc::as_ptr(&self.log) as *mut c_void;
+        // SAFETY: `ctx` points to the log's mutex, alive until `uninstall`; the handle is
+        // the open connection `conn`.
+        unsafe {
+            ffi::sqlite3_preupdate_hook(conn.handle(), Some(preupdate_hook), ctx);
+        }
+    }
+
+    /// Remove the hook from `conn`.
+    pub(crate) fn uninstall(&self, conn: &Connection) {
+        // SAFETY: the handle is the open connection `conn`; a null hook unregisters.
+        unsafe {
+            ffi::sqlite3_preupdate_hook(conn.handle(), None, std::ptr::null_mut());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Log> {
