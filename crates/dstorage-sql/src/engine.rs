@@ -1244,8 +1244,10 @@ impl<'e> Block<'e> {
     pub fn commit(mut self) -> Result<(), SqlError> {
         self.alive()?;
         self.tracker.stop();
-        self.finished = true;
+        // Marked finished only once committed: if COMMIT fails (an I/O error), `drop` rolls
+        // the transaction back instead of leaving it open on the connection.
         self.conn.execute_batch("COMMIT")?;
+        self.finished = true;
         Ok(())
     }
 

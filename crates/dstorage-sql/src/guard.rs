@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use sqlparser::ast::{
-    ColumnOption, CreateTable, DataType, Expr, FunctionArgumentClause, FunctionArguments,
-    GroupByExpr, Ident, ObjectName, ObjectNamePart, ObjectType, OrderBy, OrderByExpr, OrderByKind,
-    OrderByOptions, Query, SelectItem, SetExpr, Statement, TableAlias, TableConstraint,
-    TableFactor, Value as AstValue, VisitMut, VisitorMut,
+    ColumnOption, ColumnOptionDef, CreateTable, DataType, Expr, FunctionArgumentClause,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, ObjectType, OrderBy,
+    OrderByExpr, OrderByKind, OrderByOptions, Query, SelectItem, SetExpr, Statement, TableAlias,
+    TableConstraint, TableFactor, Value as AstValue, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::SQLiteDialect;
 use sqlparser::parser::Parser;
@@ -943,6 +943,54 @@ fn allowed_column_type(dt: &DataType) -> Option<DataType> {
     }
 }
 
+/// Make every primary-key column of a rowid table NOT NULL, except the INTEGER PRIMARY KEY
+/// that is the rowid (SQLite assigns it in place of a NULL). SQLite lets other key columns
+/// of a rowid table hold NULL, and a changeset names a row by its key: such rows could not
+/// be told apart in one, so they may not exist. (WITHOUT ROWID tables refuse NULL keys
+/// already.)
+fn require_key_values(ct: &mut CreateTable, rowid: Option<&Ident>) {
+    let mut key: Vec<String> = Vec::new();
+    for col in &ct.columns {
+        if col.options.iter().any(|o| {
+            matches!(
+                o.option,
+                ColumnOption::Unique {
+                    is_primary: true,
+                    ..
+                }
+            )
+        }) {
+            key.push(col.name.value.to_lowercase());
+        }
+    }
+    for c in &ct.constraints {
+        if let TableConstraint::PrimaryKey { columns, .. } = c {
+            for col in columns {
+                if let Expr::Identifier(id) = &col.column.expr {
+                    key.push(id.value.to_lowercase());
+                }
+            }
+        }
+    }
+    let rowid = rowid.map(|id| id.value.to_lowercase());
+    for col in &mut ct.columns {
+        let name = col.name.value.to_lowercase();
+        if !key.contains(&name) || rowid.as_ref() == Some(&name) {
+            continue;
+        }
+        if !col
+            .options
+            .iter()
+            .any(|o| matches!(o.option, ColumnOption::NotNull))
+        {
+            col.options.push(ColumnOptionDef {
+                name: None,
+                option: ColumnOption::NotNull,
+            });
+        }
+    }
+}
+
 fn check_create_table(ct: &mut CreateTable, schema: &str) -> Result<(), SqlError> {
     let table = ct.name.to_string();
     let bad = |reason: &str| SqlError::TableDefinition {
@@ -1026,6 +1074,9 @@ fn check_create_table(ct: &mut CreateTable, schema: &str) -> Result<(), SqlError
     }
     if !has_pk {
         return Err(bad("a PRIMARY KEY is required"));
+    }
+    if !ct.without_rowid {
+        require_key_values(ct, integer_pk.as_ref());
     }
     if let Some(pk) = integer_pk.filter(|_| !ct.without_rowid) {
         // An INTEGER PRIMARY KEY is the rowid; once it holds i64::MAX SQLite picks new

@@ -198,3 +198,39 @@ fn applying_a_forged_ddl_record_is_refused() {
     };
     assert!(other_schema.apply_to(engine.connection()).is_err());
 }
+
+/// A row is named by its key in a changeset, so no key column may hold NULL: the engine
+/// makes the key columns of rowid tables NOT NULL (SQLite would let them hold NULL). The
+/// INTEGER PRIMARY KEY that is the rowid still takes the next key for a NULL.
+#[test]
+fn a_null_in_a_primary_key_is_refused() {
+    let (_dir, mut engine) = setup();
+    commit_block(
+        &mut engine,
+        None,
+        "app",
+        &[
+            "CREATE TABLE codes(code TEXT PRIMARY KEY, n INTEGER) STRICT",
+            "CREATE TABLE pairs(a TEXT, b INTEGER, PRIMARY KEY (a, b)) STRICT",
+        ],
+    );
+    for sql in [
+        "INSERT INTO codes VALUES (NULL, 1)",
+        "INSERT INTO pairs VALUES ('x', NULL)",
+        "INSERT INTO pairs VALUES (NULL, 2)",
+    ] {
+        let err = fails_cleanly(&mut engine, sql);
+        assert!(err.contains("NOT NULL"), "{sql}: {err}");
+    }
+    let mut block = engine.begin_block().expect("begin");
+    block
+        .execute("app", "INSERT INTO posts VALUES (NULL, 1, 'first')", LIMIT)
+        .expect("a NULL rowid key takes the next key");
+    let rows = block
+        .execute("app", "SELECT id FROM posts", LIMIT)
+        .expect("select")
+        .rows
+        .expect("rows");
+    assert_eq!(rows.rows, vec![vec![Value::Integer(1)]]);
+    block.commit().expect("commit");
+}
