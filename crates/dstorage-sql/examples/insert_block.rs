@@ -1,8 +1,16 @@
-//! One block of 20 000 single-row inserts, as in `benches/insert.rs`, run once: for
-//! instruction-count profiling (`valgrind --tool=callgrind`), which is repeatable on a
-//! loaded machine where wall time is not.
+//! One block of 20 000 single-row inserts, as in `benches/insert.rs`.
 //!
-//! `cargo run --release -p dstorage-sql --example insert_block -- engine|plain|session`
+//! `cargo run --release -p dstorage-sql --example insert_block -- engine|plain|session` runs
+//! one block once, for instruction-count profiling (`valgrind --tool=callgrind`), which is
+//! repeatable on a loaded machine where wall time is not.
+//!
+//! `... -- compare [rounds]` times the three variants interleaved (each round runs all three,
+//! in rotating order) and prints their medians and ratios to plain. This machine's speed
+//! shifts by up to 1.6x for seconds at a time, and criterion measures one variant after the
+//! other, so a shift between two of its groups skews their ratio; interleaving exposes every
+//! variant to the same shifts.
+
+use std::time::{Duration, Instant};
 
 use dstorage_sql::{Engine, EngineConfig, Value};
 use rusqlite::session::Session;
@@ -13,13 +21,17 @@ const ROWS: i64 = 20_000;
 const CREATE: &str =
     "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT NOT NULL, n INTEGER NOT NULL) STRICT";
 
-fn plain(dir: &tempfile::TempDir, with_session: bool) {
-    let conn = Connection::open(dir.path().join("plain.sqlite")).expect("open");
+/// Plain rusqlite, optionally with a session: returns the block's time (setup and the
+/// connection close are not timed).
+fn plain(dir: &tempfile::TempDir, with_session: bool) -> Duration {
+    let file = if with_session { "session" } else { "plain" };
+    let conn = Connection::open(dir.path().join(format!("{file}.sqlite"))).expect("open");
     conn.pragma_update(None, "journal_mode", "WAL")
         .expect("wal");
     conn.pragma_update(None, "synchronous", "FULL")
         .expect("sync");
     conn.execute_batch(CREATE).expect("create");
+    let started = Instant::now();
     conn.execute_batch("BEGIN").expect("begin");
     let mut session = with_session.then(|| {
         let mut s = Session::new(&conn).expect("session");
@@ -40,15 +52,20 @@ fn plain(dir: &tempfile::TempDir, with_session: bool) {
     }
     drop(session);
     conn.execute_batch("COMMIT").expect("commit");
+    let elapsed = started.elapsed();
+    drop(conn);
+    elapsed
 }
 
-fn engine(dir: &tempfile::TempDir) {
+/// The engine: returns the block's time and its changeset hash.
+fn engine(dir: &tempfile::TempDir) -> (Duration, [u8; 32]) {
     let mut engine =
         Engine::open(&dir.path().join("engine.sqlite"), EngineConfig::default()).expect("open");
     let mut block = engine.begin_block().expect("begin");
     block.create_schema("app").expect("schema");
     block.execute("app", CREATE, 1_000_000).expect("create");
     block.commit().expect("commit");
+    let started = Instant::now();
     let mut block = engine.begin_block().expect("begin");
     for i in 0..ROWS {
         block
@@ -66,15 +83,59 @@ fn engine(dir: &tempfile::TempDir) {
     }
     // What a node does at the end of a block: the canonical encoding, and its SHA-256.
     let encoded = block.changeset_encoded().expect("changeset");
-    println!("{}", hex::encode(Sha256::digest(&encoded.bytes)));
+    let hash: [u8; 32] = Sha256::digest(&encoded.bytes).into();
     block.commit().expect("commit");
+    let elapsed = started.elapsed();
+    drop(engine);
+    (elapsed, hash)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn compare(rounds: usize) {
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    for round in 0..rounds {
+        for k in 0..3 {
+            let variant = (round + k) % 3;
+            let dir = tempfile::tempdir().expect("tempdir");
+            times[variant].push(match variant {
+                0 => plain(&dir, false),
+                1 => plain(&dir, true),
+                _ => engine(&dir).0,
+            });
+        }
+    }
+    let plain_median = median(times[0].clone());
+    println!("{rounds} interleaved rounds of {ROWS} single-row inserts in one block");
+    println!("| variant | median | fastest | slowest | median / plain |");
+    println!("|---|---|---|---|---|");
+    for (name, t) in ["plain", "session", "engine"].iter().zip(times) {
+        let m = median(t.clone());
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}x |",
+            ms(m),
+            ms(*t.iter().min().expect("rounds")),
+            ms(*t.iter().max().expect("rounds")),
+            m.as_secs_f64() / plain_median.as_secs_f64()
+        );
+    }
 }
 
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
-    match std::env::args().nth(1).as_deref() {
-        Some("plain") => plain(&dir, false),
-        Some("session") => plain(&dir, true),
-        _ => engine(&dir),
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("plain") => {
+            plain(&dir, false);
+        }
+        Some("session") => {
+            plain(&dir, true);
+        }
+        Some("compare") => compare(args.next().and_then(|n| n.parse().ok()).unwrap_or(15)),
+        _ => println!("{}", hex::encode(engine(&dir).1)),
     }
 }
