@@ -25,7 +25,9 @@ pub fn classify(e: &SqlError) -> ErrorClass {
     match e {
         SqlError::Refused { .. } | SqlError::RealValue { .. } => ErrorClass::Refused,
         SqlError::CostLimitExceeded { .. } => ErrorClass::CostLimit,
-        SqlError::SqliteVersion { .. } | SqlError::BlockAborted => ErrorClass::Storage,
+        SqlError::SqliteVersion { .. } | SqlError::BlockAborted | SqlError::ChangeLog(_) => {
+            ErrorClass::Storage
+        }
         SqlError::Sqlite(inner) => match inner.sqlite_error_code() {
             Some(
                 ErrorCode::SystemIoFailure

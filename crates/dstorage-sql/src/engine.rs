@@ -1223,9 +1223,8 @@ impl<'e> Block<'e> {
         }
         let rows = self.tracker.encode_rows(self.conn, &mut bytes)?;
         let count = self.closed_count as usize + self.pending_ddl.len() + rows as usize;
-        let records = u32::try_from(count).map_err(|_| {
-            SqlError::ChangesetApply(format!("{count} records do not fit a changeset"))
-        })?;
+        let records = u32::try_from(count)
+            .map_err(|_| SqlError::ChangeLog(format!("{count} records do not fit a changeset")))?;
         bytes[CHANGESET_MAGIC.len() + 1..CHANGESET_MAGIC.len() + 5]
             .copy_from_slice(&records.to_be_bytes());
         Ok(EncodedChangeset {

@@ -91,6 +91,10 @@ pub enum SqlError {
         /// What was wrong.
         reason: String,
     },
+    /// The block's change log could not record a change or turn it into records (a REAL
+    /// value, a table without a key): a broken invariant, since the guard rules both out.
+    #[error("the block's change log is unusable: {0}")]
+    ChangeLog(String),
     /// A changeset that cannot be applied to the given state.
     #[error("changeset does not apply: {0}")]
     ChangesetApply(String),

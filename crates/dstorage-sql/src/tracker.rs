@@ -376,7 +376,7 @@ impl Tracker {
     ) -> Result<u32, SqlError> {
         let log = self.lock();
         if let Some(reason) = &log.error {
-            return Err(SqlError::ChangesetApply(format!(
+            return Err(SqlError::ChangeLog(format!(
                 "a change could not be recorded: {reason}"
             )));
         }
@@ -422,7 +422,7 @@ fn table_shape(conn: &Connection, table: &str) -> Result<TableShape, SqlError> {
         total += 1;
     }
     if key.is_empty() {
-        return Err(SqlError::ChangesetApply(format!(
+        return Err(SqlError::ChangeLog(format!(
             "table {table} has changes but no primary key (or no longer exists)"
         )));
     }
@@ -519,7 +519,7 @@ fn encode_log(log: &Log, conn: &Connection, out: &mut Vec<u8>) -> Result<u32, Sq
             .as_ref()
             .expect("shape of a used table");
         if e.columns != shape.total {
-            return Err(SqlError::ChangesetApply(format!(
+            return Err(SqlError::ChangeLog(format!(
                 "table {} changed with {} columns but has {}",
                 log.names[e.table as usize], e.columns, shape.total
             )));
