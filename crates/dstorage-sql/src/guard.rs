@@ -15,7 +15,9 @@ use sqlparser::ast::{
     TableConstraint, TableFactor, Value as AstValue, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::SQLiteDialect;
+use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
 use crate::SqlError;
 
@@ -347,15 +349,106 @@ fn judge(mode: &Mode, action: &AuthAction<'_>) -> Result<(), SqlError> {
 
 /// Parse SQL text with SQLite's dialect.
 pub(crate) fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
-    let statements = Parser::new(&SQLiteDialect {})
+    let dialect = SQLiteDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .with_unescape(true)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::Parse(e.to_string()))?;
+    let statements = Parser::new(&dialect)
         .with_recursion_limit(64)
-        .try_with_sql(sql)
-        .and_then(|mut p| p.parse_statements())
+        .with_tokens_with_locations(table_options_for_parser(tokens))
+        .parse_statements()
         .map_err(|e| SqlError::Parse(e.to_string()))?;
     if statements.is_empty() {
         return Err(SqlError::Empty);
     }
     Ok(statements)
+}
+
+/// SQLite writes a table's options as a comma-separated list after the column list
+/// (`) STRICT, WITHOUT ROWID`, in either order); the parser only reads `WITHOUT ROWID STRICT`.
+/// Rewrite the tokens of such a list in a CREATE TABLE statement to that form, so SQLite's
+/// own syntax is accepted (the engine writes the SQLite form back when it prints the table).
+fn table_options_for_parser(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let is = |t: &TokenWithSpan, k: Keyword| matches!(&t.token, Token::Word(w) if w.keyword == k);
+    let significant: Vec<usize> = (0..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .collect();
+    // (index in `significant` where a list starts, STRICT comes first)
+    let mut lists: Vec<(usize, bool)> = Vec::new();
+    let mut depth = 0usize;
+    let mut words_in_statement = 0usize;
+    let mut create_table = false;
+    let mut j = 0;
+    while j < significant.len() {
+        let t = &tokens[significant[j]];
+        match &t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.saturating_sub(1),
+            Token::SemiColon if depth == 0 => {
+                words_in_statement = 0;
+                create_table = false;
+            }
+            _ => {}
+        }
+        if words_in_statement < 2 {
+            if let Token::Word(w) = &t.token {
+                create_table = match words_in_statement {
+                    0 => w.keyword == Keyword::CREATE,
+                    _ => create_table && w.keyword == Keyword::TABLE,
+                };
+                words_in_statement += 1;
+            }
+        }
+        if create_table && depth == 0 && j + 3 < significant.len() {
+            let at = |k: usize| &tokens[significant[j + k]];
+            if is(at(0), Keyword::STRICT)
+                && at(1).token == Token::Comma
+                && is(at(2), Keyword::WITHOUT)
+                && is(at(3), Keyword::ROWID)
+            {
+                lists.push((j, true));
+                j += 4;
+                continue;
+            }
+            if is(at(0), Keyword::WITHOUT)
+                && is(at(1), Keyword::ROWID)
+                && at(2).token == Token::Comma
+                && is(at(3), Keyword::STRICT)
+            {
+                lists.push((j, false));
+                j += 4;
+                continue;
+            }
+        }
+        j += 1;
+    }
+    if lists.is_empty() {
+        return tokens;
+    }
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut next = 0;
+    for (j, strict_first) in lists {
+        let first = significant[j];
+        let last = significant[j + 3];
+        out.extend_from_slice(&tokens[next..first]);
+        let (without, rowid, strict) = if strict_first {
+            (&tokens[significant[j + 2]], &tokens[last], &tokens[first])
+        } else {
+            (&tokens[first], &tokens[significant[j + 1]], &tokens[last])
+        };
+        let space = TokenWithSpan::new(Token::Whitespace(Whitespace::Space), strict.span);
+        out.extend([
+            without.clone(),
+            space.clone(),
+            rowid.clone(),
+            space,
+            strict.clone(),
+        ]);
+        next = last + 1;
+    }
+    out.extend_from_slice(&tokens[next..]);
+    out
 }
 
 /// What a rewritten statement is, as far as the engine cares.

@@ -306,3 +306,55 @@ fn upsert_can_name_the_target_table_and_excluded_values() {
         .expect("select");
     assert_eq!(out.rows.expect("rows").rows, vec![vec![Value::Integer(50)]]);
 }
+
+/// SQLite's own syntax for several table options, a comma-separated list in either order,
+/// is accepted, and the table gets both options.
+#[test]
+fn table_options_may_be_written_as_sqlite_writes_them() {
+    let (_dir, mut engine) = engine();
+    commit_block(
+        &mut engine,
+        Some("app"),
+        "app",
+        &[
+            "CREATE TABLE a(k TEXT PRIMARY KEY, v INTEGER) STRICT, WITHOUT ROWID",
+            "CREATE TABLE b(k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID , STRICT; INSERT INTO b VALUES ('strict', 1)",
+            "CREATE TABLE c(k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID STRICT",
+            "CREATE TABLE d(k TEXT PRIMARY KEY, v INTEGER) STRICT",
+        ],
+    );
+    let options: Vec<(String, bool, bool)> = engine
+        .connection()
+        .prepare(
+            "SELECT name, wr, strict FROM pragma_table_list WHERE name LIKE 'app.%' ORDER BY name",
+        )
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        options,
+        vec![
+            ("app.a".to_owned(), true, true),
+            ("app.b".to_owned(), true, true),
+            ("app.c".to_owned(), true, true),
+            ("app.d".to_owned(), false, true),
+        ]
+    );
+    // The words alone, elsewhere, are left as they are.
+    let mut block = engine.begin_block().expect("begin");
+    let rows = block
+        .execute("app", "SELECT k, 'STRICT, WITHOUT ROWID' FROM b", LIMIT)
+        .expect("select")
+        .rows
+        .expect("rows");
+    assert_eq!(
+        rows.rows,
+        vec![vec![
+            Value::Text("strict".into()),
+            Value::Text("STRICT, WITHOUT ROWID".into())
+        ]]
+    );
+    block.commit().expect("commit");
+}
