@@ -1285,6 +1285,8 @@ pub struct Reader {
     auth: Authorizer,
     meter: Arc<Meter>,
     config: EngineConfig,
+    /// The schema version the cached statements were prepared under (see `begin_read`).
+    schema_version: Option<i64>,
 }
 
 impl std::fmt::Debug for Reader {
@@ -1311,6 +1313,7 @@ impl Reader {
             auth,
             meter,
             config,
+            schema_version: None,
         })
     }
 
@@ -1341,9 +1344,29 @@ impl Reader {
         let limit = cost_limit.min(self.config.cost_limit_per_tx);
         // One read transaction so several statements see one snapshot.
         self.conn.execute_batch("BEGIN")?;
-        let result = self.query_inner(schema, sql, params, limit);
+        let result = self
+            .forget_stale_statements()
+            .and_then(|()| self.query_inner(schema, sql, params, limit));
         self.conn.execute_batch("COMMIT")?;
         result
+    }
+
+    /// Drop the cached statements when the committed schema changed since they were
+    /// prepared. An expired statement prepares itself again inside its first step, after
+    /// running two old instructions that the meter counts, so a reader that had seen the
+    /// change would charge two steps more for the same read than a fresh one (the writer's
+    /// twin is `Block::forget_statements`). Reading the version also loads the new schema,
+    /// unmetered.
+    fn forget_stale_statements(&mut self) -> Result<(), SqlError> {
+        let version: i64 = self
+            .conn
+            .prepare_cached("PRAGMA schema_version")?
+            .query_row([], |r| r.get(0))?;
+        if self.schema_version != Some(version) {
+            self.conn.flush_prepared_statement_cache();
+            self.schema_version = Some(version);
+        }
+        Ok(())
     }
 
     fn query_inner(

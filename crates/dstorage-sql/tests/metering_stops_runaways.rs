@@ -363,3 +363,29 @@ fn a_rollback_after_ddl_does_not_charge_the_next_statement_for_reloading_the_sch
     }
     block.commit().expect("commit");
 }
+
+// The reader's twin of the regression above: a read that a reader had prepared before a
+// schema change was committed cost two steps more on that reader than on a fresh one, so
+// the cost a client was told depended on which reader served it.
+#[test]
+fn a_read_costs_the_same_on_a_reader_that_saw_a_schema_change_and_on_a_fresh_one() {
+    let (_dir, mut engine) = with_rows(10);
+    let query = "SELECT name FROM t WHERE id = 2";
+    let mut long_lived = engine.reader().expect("reader");
+    let before = long_lived.query("app", query, LIMIT).expect("query").cost;
+    commit_block(
+        &mut engine,
+        None,
+        "app",
+        &["CREATE TABLE extra(id INTEGER PRIMARY KEY) STRICT"],
+    );
+    let after = long_lived.query("app", query, LIMIT).expect("query").cost;
+    let fresh = engine
+        .reader()
+        .expect("reader")
+        .query("app", query, LIMIT)
+        .expect("query")
+        .cost;
+    assert_eq!(after, fresh);
+    assert_eq!(after, before);
+}
