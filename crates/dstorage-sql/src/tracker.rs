@@ -266,19 +266,23 @@ unsafe extern "C" fn preupdate_hook(
     _old_rowid: i64,
     _new_rowid: i64,
 ) {
-    // A panic must not unwind into SQLite; the log notes nothing then, and the changeset
-    // fails for want of an error-free log only if `record` noted one. It records problems
-    // in `Log::error` instead of panicking, so this is a last resort.
-    let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: see the function comment; the names are NUL-terminated strings SQLite
-        // passes for the duration of the call.
+    // SAFETY: see the function comment.
+    let log = unsafe { &*(ctx as *const Mutex<Log>) };
+    // A panic must not unwind into SQLite. `record` notes problems in `Log::error` rather
+    // than panicking; should it panic anyway, the change is missing, so the log is marked
+    // unusable and the block fails instead of hashing an incomplete changeset.
+    let recorded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the names are NUL-terminated strings SQLite passes for the duration of
+        // the call, and `db` is inside this hook call.
         unsafe {
-            let log = &*(ctx as *const Mutex<Log>);
             let db_name = CStr::from_ptr(db_name).to_bytes();
             let table = CStr::from_ptr(table).to_bytes();
             lock(log).record(db, op, db_name, table);
         }
     }));
+    if recorded.is_err() {
+        lock(log).fail("the pre-update hook panicked".into());
+    }
 }
 
 /// The change log of the engine's write connection, filled by its pre-update hook.
@@ -374,6 +378,8 @@ impl Tracker {
         conn: &Connection,
         out: &mut Vec<u8>,
     ) -> Result<u32, SqlError> {
+        // The lock is held while `encode_log` reads table shapes on `conn`: the hook, which
+        // takes it too, fires only on writes.
         let log = self.lock();
         if let Some(reason) = &log.error {
             return Err(SqlError::ChangeLog(format!(
