@@ -666,3 +666,76 @@ fn column(starts: &[usize], shape: &TableShape, p: u16) -> (usize, usize) {
     let i = shape.columns[p as usize] as usize;
     (starts[i], starts[i + 1])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(dir: &tempfile::TempDir) -> Connection {
+        let conn = Connection::open(dir.path().join("t.sqlite")).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE \"s.t\"(id INTEGER PRIMARY KEY, v TEXT) STRICT; CREATE TABLE sys(k INTEGER PRIMARY KEY) STRICT",
+        )
+        .expect("create");
+        conn
+    }
+
+    fn rows(tracker: &Tracker, conn: &Connection) -> Result<(u32, Vec<u8>), SqlError> {
+        let mut out = Vec::new();
+        let n = tracker.encode_rows(conn, &mut out)?;
+        Ok((n, out))
+    }
+
+    #[test]
+    fn only_a_started_log_records_and_only_user_tables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = connection(&dir);
+        let tracker = Tracker::default();
+        tracker.install(&mut conn);
+        conn.execute_batch("INSERT INTO \"s.t\" VALUES (1, 'before')")
+            .expect("insert");
+        assert_eq!(rows(&tracker, &conn).expect("rows").0, 0);
+        tracker.start();
+        conn.execute_batch("INSERT INTO \"s.t\" VALUES (2, 'in'); INSERT INTO sys VALUES (1)")
+            .expect("insert");
+        assert_eq!(rows(&tracker, &conn).expect("rows").0, 1);
+        tracker.stop();
+        assert_eq!(rows(&tracker, &conn).expect("rows").0, 0);
+        tracker.uninstall(&conn);
+    }
+
+    #[test]
+    fn rolling_back_to_a_mark_forgets_what_came_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = connection(&dir);
+        let tracker = Tracker::default();
+        tracker.install(&mut conn);
+        tracker.start();
+        conn.execute_batch("INSERT INTO \"s.t\" VALUES (1, 'kept')")
+            .expect("insert");
+        let kept = rows(&tracker, &conn).expect("rows");
+        let mark = tracker.mark();
+        conn.execute_batch("INSERT INTO \"s.t\" VALUES (2, 'gone'); UPDATE \"s.t\" SET v = 'x'")
+            .expect("write");
+        assert_eq!(rows(&tracker, &conn).expect("rows").0, 2);
+        tracker.rollback_to(mark);
+        assert_eq!(rows(&tracker, &conn).expect("rows"), kept);
+        tracker.uninstall(&conn);
+    }
+
+    #[test]
+    fn a_change_that_could_not_be_recorded_fails_the_changeset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = connection(&dir);
+        let tracker = Tracker::default();
+        tracker.install(&mut conn);
+        tracker.start();
+        lock(&tracker.log).fail("table s.t column 1 holds a REAL value".into());
+        let err = rows(&tracker, &conn).expect_err("unusable log");
+        assert!(
+            matches!(&err, SqlError::ChangeLog(m) if m.contains("REAL")),
+            "{err}"
+        );
+        tracker.uninstall(&conn);
+    }
+}
