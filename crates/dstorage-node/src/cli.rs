@@ -601,7 +601,7 @@ fn load_signer(a: &SignerArgs) -> anyhow::Result<Signer> {
         key
     } else {
         bail!(
-            "key file {} does not exist (create one with `dstorage key new --out {}`)",
+            "key file {} does not exist (create one with `dstorage key new --type secp256k1 --out {}`)",
             path.display(),
             path.display()
         );

@@ -66,6 +66,9 @@ impl Default for EngineConfig {
 /// Page cache of the writer connection, in KiB (SQLite's `cache_size` takes a negative number for KiB).
 const WRITER_CACHE_KIB: i64 = -64 * 1024;
 
+/// How deep foreign-key actions may cascade (`SQLITE_LIMIT_TRIGGER_DEPTH`).
+const FK_ACTION_DEPTH: i32 = 1_000;
+
 /// Key-value pairs of the system KV, sorted by key.
 pub type KvPairs = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -165,7 +168,11 @@ fn configure(conn: &mut Connection, config: &EngineConfig) -> Result<(), SqlErro
     conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 200)?;
     conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 100)?;
     conn.set_limit(Limit::SQLITE_LIMIT_COLUMN, 500)?;
-    conn.set_limit(Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 0)?;
+    // User triggers are refused (and disabled above), but SQLite runs a foreign key's
+    // actions (ON DELETE CASCADE, SET NULL, ...) as triggers, one nesting level per step of
+    // a cascade chain or of a self-referencing tree. SQLite's own maximum; the meter bounds
+    // the work.
+    conn.set_limit(Limit::SQLITE_LIMIT_TRIGGER_DEPTH, FK_ACTION_DEPTH)?;
     conn.set_limit(Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 1_000)?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(())

@@ -358,3 +358,60 @@ fn table_options_may_be_written_as_sqlite_writes_them() {
     );
     block.commit().expect("commit");
 }
+
+/// Foreign-key actions run (SQLite runs them as triggers, which are otherwise off), and
+/// every row they change is in the changeset.
+#[test]
+fn foreign_key_actions_cascade_and_their_rows_are_in_the_changeset() {
+    let (_dir, mut engine) = engine();
+    commit_block(
+        &mut engine,
+        Some("app"),
+        "app",
+        &[
+            "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL) STRICT",
+            "CREATE TABLE handles(handle TEXT PRIMARY KEY, owner INTEGER REFERENCES users(id) ON DELETE CASCADE ON UPDATE CASCADE) STRICT, WITHOUT ROWID",
+            "CREATE TABLE posts(id INTEGER PRIMARY KEY, author INTEGER REFERENCES users(id) ON DELETE SET NULL ON UPDATE CASCADE) STRICT",
+            "CREATE TABLE tree(id INTEGER PRIMARY KEY, parent INTEGER REFERENCES tree(id) ON DELETE CASCADE) STRICT",
+            "INSERT INTO users VALUES (1, 'satoshi'), (2, 'vitalik')",
+            "INSERT INTO handles VALUES ('@sat', 1), ('@vb', 2)",
+            "INSERT INTO posts VALUES (10, 1), (11, 2)",
+            "INSERT INTO tree VALUES (1, NULL), (2, 1), (3, 2), (4, 3), (5, NULL)",
+        ],
+    );
+    let mut block = engine.begin_block().expect("begin");
+    block
+        .execute("app", "DELETE FROM users WHERE id = 1", LIMIT)
+        .expect("delete cascades");
+    block
+        .execute("app", "UPDATE users SET id = 20 WHERE id = 2", LIMIT)
+        .expect("update cascades");
+    block
+        .execute("app", "DELETE FROM tree WHERE id = 1", LIMIT)
+        .expect("a tree deletes level by level");
+    let printed = block.changeset().expect("changeset").to_string();
+    block.commit().expect("commit");
+    let lines: Vec<String> = printed
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            // Text keys sort by length first (the encoding's length prefix).
+            "UPDATE app.handles '@vb' [1]=20",
+            "DELETE app.handles '@sat'",
+            "UPDATE app.posts 10 [1]=NULL",
+            "UPDATE app.posts 11 [1]=20",
+            "DELETE app.tree 1",
+            "DELETE app.tree 2",
+            "DELETE app.tree 3",
+            "DELETE app.tree 4",
+            "DELETE app.users 1",
+            "DELETE app.users 2",
+            "INSERT app.users 20 [0]=20 [1]='vitalik'",
+        ],
+        "{printed}"
+    );
+}
