@@ -146,10 +146,44 @@ pub struct SchemaInfo {
     pub tables: Vec<TableInfo>,
 }
 
+/// The system tables. The KV is a rowid table on purpose: it holds values of every size
+/// (nonces, transaction records, whole changesets), and in a WITHOUT ROWID table a value
+/// lives in the key's b-tree, so every lookup that passed a cell with a large value copied
+/// that whole value to compare keys (a third of a node's block execution). A rowid table
+/// keeps the keys in their own small index.
 const SYSTEM_DDL: &str = "
-CREATE TABLE IF NOT EXISTS _dstorage_kv(key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _dstorage_kv(key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS _dstorage_schemas(name TEXT PRIMARY KEY NOT NULL) STRICT, WITHOUT ROWID;
 ";
+
+/// Move a system KV created as a WITHOUT ROWID table (before the layout above) into the
+/// current layout, in one transaction. Its contents are the same, so nothing a node reports
+/// changes.
+const KV_MIGRATION: &str = "
+BEGIN IMMEDIATE;
+CREATE TABLE _dstorage_kv_rowid(key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) STRICT;
+INSERT INTO _dstorage_kv_rowid(key, value) SELECT key, value FROM _dstorage_kv ORDER BY key;
+DROP TABLE _dstorage_kv;
+ALTER TABLE _dstorage_kv_rowid RENAME TO _dstorage_kv;
+COMMIT;
+";
+
+fn create_system_tables(conn: &Connection) -> Result<(), SqlError> {
+    conn.execute_batch(SYSTEM_DDL)?;
+    let without_rowid: bool = conn.query_row(
+        "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = '_dstorage_kv'",
+        [],
+        |r| r.get(0),
+    )?;
+    if without_rowid {
+        tracing::info!("moving the system KV to its rowid layout (once)");
+        if let Err(e) = conn.execute_batch(KV_MIGRATION) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
 
 fn configure(conn: &mut Connection, config: &EngineConfig) -> Result<(), SqlError> {
     // Double-quoted strings would make `"x"` a string when no column x exists: refuse the misfeature.
@@ -224,7 +258,7 @@ impl Engine {
         // Every block writes transaction records and nonces at keys spread over the system table; with
         // SQLite's default 2 MiB page cache most of those pages were read back from the OS on every block.
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
-        conn.execute_batch(SYSTEM_DDL)?;
+        create_system_tables(&conn)?;
         let auth = Authorizer::new();
         auth.install(&mut conn)?;
         let meter = Meter::new();

@@ -415,3 +415,41 @@ fn foreign_key_actions_cascade_and_their_rows_are_in_the_changeset() {
         "{printed}"
     );
 }
+
+/// A database whose system KV was created as a WITHOUT ROWID table (the first layout) is
+/// moved to the rowid layout when opened, with every pair kept.
+#[test]
+fn a_system_kv_of_the_first_layout_is_moved_with_its_contents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE _dstorage_kv(key BLOB PRIMARY KEY NOT NULL, value BLOB NOT NULL) STRICT, WITHOUT ROWID;
+             INSERT INTO _dstorage_kv VALUES (X'01', X'aa'), (X'02', zeroblob(100000)), (X'0201', X'bb');",
+        )
+        .expect("first layout");
+    }
+    let mut engine = Engine::open(&path, EngineConfig::default()).expect("open");
+    let without_rowid: bool = engine
+        .connection()
+        .query_row(
+            "SELECT wr FROM pragma_table_list WHERE name = '_dstorage_kv'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("layout");
+    assert!(!without_rowid);
+    assert_eq!(engine.kv_get(&[1]).expect("get"), Some(vec![0xaa]));
+    assert_eq!(
+        engine.kv_scan(&[2]).expect("scan"),
+        vec![(vec![2], vec![0; 100_000]), (vec![2, 1], vec![0xbb])]
+    );
+    // And it goes on working as before.
+    let mut block = engine.begin_block().expect("begin");
+    block.kv_put(&[1], &[0xcc]).expect("put");
+    block.commit().expect("commit");
+    drop(engine);
+    let engine = Engine::open(&path, EngineConfig::default()).expect("reopen");
+    assert_eq!(engine.kv_get(&[1]).expect("get"), Some(vec![0xcc]));
+}
