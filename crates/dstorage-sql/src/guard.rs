@@ -262,10 +262,7 @@ fn judge(mode: &Mode, action: &AuthAction<'_>) -> Result<(), SqlError> {
             {
                 Ok(())
             } else {
-                Err(refused(
-                    format!("{lower}()"),
-                    "function is not on the deterministic allow-list",
-                ))
+                Err(refused(format!("{lower}()"), why_not(&lower)))
             }
         }
         AuthAction::Pragma { pragma_name, .. } => {
@@ -932,6 +929,44 @@ fn check_expressions(stmt: &mut Statement) -> Result<(), SqlError> {
     }
 }
 
+/// Why a function off the allow-list is refused, with what to use instead where there is
+/// something: the reason a developer needs to fix the statement.
+fn why_not(function: &str) -> &'static str {
+    match function {
+        "random" | "randomblob" => {
+            "it is random, so every node would get another value; let the client choose the value"
+        }
+        "date" | "time" | "datetime" | "julianday" | "unixepoch" | "strftime" | "timediff"
+        | "current_date" | "current_time" | "current_timestamp" => {
+            "date and time functions can read each node's clock ('now') or compute in REAL days; \
+             store times as INTEGER seconds chosen by the client"
+        }
+        "avg" | "total" | "round" | "sqrt" | "pow" | "power" | "exp" | "ln" | "log" | "log2"
+        | "log10" | "pi" | "sin" | "cos" | "tan" | "asin" | "acos" | "atan" | "atan2" | "sinh"
+        | "cosh" | "tanh" | "asinh" | "acosh" | "atanh" | "degrees" | "radians" | "ceil"
+        | "ceiling" | "floor" | "trunc" | "mod" => {
+            "it computes in floating point (REAL), which dstorage does not have; use integer \
+             arithmetic, e.g. sum(x) / count(x) for an average"
+        }
+        "printf" | "format" => {
+            "it can format REAL values through the C library; build text with || and the \
+             string functions"
+        }
+        "changes" | "total_changes" | "last_insert_rowid" => {
+            "its result depends on the node's connection history; use RETURNING"
+        }
+        "row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist" | "ntile" | "lag"
+        | "lead" | "first_value" | "last_value" | "nth_value" => {
+            "window functions are not supported"
+        }
+        f if f.starts_with("json") || f.starts_with("jsonb") => {
+            "JSON functions are not supported yet; store JSON as TEXT and parse it in the client"
+        }
+        "load_extension" => "it loads native code into the node",
+        _ => "function is not on the deterministic allow-list",
+    }
+}
+
 fn last_ident(name: &ObjectName) -> String {
     name.0
         .last()
@@ -947,7 +982,7 @@ fn check_expr(expr: &Expr) -> Result<(), SqlError> {
             if f.name.0.len() != 1 || !ALLOWED_FUNCTIONS.contains(&name.as_str()) {
                 return Err(refused(
                     format!("{}()", f.name.to_string().to_ascii_lowercase()),
-                    "function is not on the deterministic allow-list",
+                    why_not(&name),
                 ));
             }
             if f.over.is_some() {

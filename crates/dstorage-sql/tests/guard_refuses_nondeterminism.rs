@@ -381,3 +381,23 @@ fn cached_statements_stay_guarded_per_schema() {
         .expect_err("cross");
     assert!(matches!(err, SqlError::CrossSchemaWrite { .. }), "{err}");
 }
+
+/// A refused function's error says why, and what to use instead where there is something.
+#[test]
+fn a_refused_function_says_what_to_use_instead() {
+    let (_dir, mut engine) = setup();
+    for (sql, advice) in [
+        ("SELECT avg(age) FROM users", "sum(x) / count(x)"),
+        ("SELECT random()", "let the client choose"),
+        ("SELECT date('now')", "integer seconds"),
+        ("SELECT printf('%d', age) FROM users", "||"),
+        ("SELECT last_insert_rowid()", "returning"),
+        (
+            "SELECT json_extract('{}', '$.a')",
+            "json functions are not supported",
+        ),
+        ("SELECT no_such_function(1)", "allow-list"),
+    ] {
+        assert_refused(&mut engine, sql, advice);
+    }
+}
