@@ -453,3 +453,40 @@ fn a_system_kv_of_the_first_layout_is_moved_with_its_contents() {
     let engine = Engine::open(&path, EngineConfig::default()).expect("reopen");
     assert_eq!(engine.kv_get(&[1]).expect("get"), Some(vec![0xcc]));
 }
+
+/// `INSERT INTO copy SELECT * FROM original` between tables of the same shape is where
+/// SQLite may copy records without decoding them (its transfer optimization, when the
+/// statement qualifies); every copied row is in the changeset with its values either way.
+#[test]
+fn rows_copied_between_tables_of_the_same_shape_are_in_the_changeset() {
+    let (_dir, mut engine) = engine();
+    commit_block(
+        &mut engine,
+        Some("app"),
+        "app",
+        &[
+            "CREATE TABLE original(id INTEGER PRIMARY KEY, v TEXT NOT NULL) STRICT",
+            "CREATE TABLE copy(id INTEGER PRIMARY KEY, v TEXT NOT NULL) STRICT",
+            "INSERT INTO original VALUES (1, 'one'), (2, 'two'), (3, 'three')",
+        ],
+    );
+    let mut block = engine.begin_block().expect("begin");
+    block
+        .execute("app", "INSERT INTO copy SELECT * FROM original", LIMIT)
+        .expect("copy");
+    let printed = block.changeset().expect("changeset").to_string();
+    block.commit().expect("commit");
+    let lines: Vec<String> = printed
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "INSERT app.copy 1 [0]=1 [1]='one'",
+            "INSERT app.copy 2 [0]=2 [1]='two'",
+            "INSERT app.copy 3 [0]=3 [1]='three'",
+        ]
+    );
+}
