@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use dstorage_sql::{Engine, EngineConfig};
+use dstorage_sql::{Changeset, Engine, EngineConfig};
 use tempfile::TempDir;
 
 /// A generous limit for statements that are not about metering.
@@ -40,4 +40,15 @@ pub fn seed_users(engine: &mut Engine) {
             "INSERT INTO users VALUES (1,'satoshi',49), (2,'vitalik',30), (3,'gavin',52)",
         ],
     );
+}
+
+/// A changeset as printed by `Display`, one record per line with single spaces, without the
+/// header line: records compared as text.
+pub fn printed_records(changeset: &Changeset) -> Vec<String> {
+    changeset
+        .to_string()
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
 }
