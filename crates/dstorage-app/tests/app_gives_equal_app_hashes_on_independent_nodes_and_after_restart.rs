@@ -26,7 +26,8 @@ fn workload(seed: u64, blocks: usize) -> Vec<Vec<Vec<u8>>> {
         first.push(u.tx(deploy(
             &format!("s{i}"),
             "CREATE TABLE kv (k INTEGER PRIMARY KEY, v TEXT, n INTEGER) STRICT; \
-             CREATE TABLE pairs (a INTEGER, b TEXT, payload BLOB, PRIMARY KEY (a, b)) STRICT",
+             CREATE TABLE pairs (a INTEGER, b TEXT, payload BLOB, PRIMARY KEY (a, b)) STRICT; \
+             CREATE TABLE tags (id INTEGER PRIMARY KEY, k INTEGER REFERENCES kv(k) ON DELETE CASCADE ON UPDATE CASCADE, label TEXT) STRICT",
         )));
     }
     out.push(first);
@@ -36,7 +37,7 @@ fn workload(seed: u64, blocks: usize) -> Vec<Vec<Vec<u8>>> {
             let i = rng.gen_range(0..users.len());
             let schema = format!("s{i}");
             let k = rng.gen_range(0..20);
-            let stmt = match rng.gen_range(0..6) {
+            let stmt = match rng.gen_range(0..8) {
                 0 => format!(
                     "INSERT OR REPLACE INTO kv VALUES ({k}, 'v{}', {})",
                     rng.gen::<u16>(),
@@ -52,6 +53,12 @@ fn workload(seed: u64, blocks: usize) -> Vec<Vec<Vec<u8>>> {
                 ),
                 // Fails: duplicate key or a type error in a STRICT table.
                 4 => format!("INSERT INTO kv VALUES ({k}, 'x', 'not an integer')"),
+                // Fails when kv has no row k; its rows go with kv's by cascade (op 2).
+                5 => format!(
+                    "INSERT INTO tags(k, label) VALUES ({k}, 't{}')",
+                    rng.gen::<u8>()
+                ),
+                6 => format!("UPDATE kv SET k = k + 1000 WHERE k = {k}"),
                 _ => format!("INSERT INTO kv SELECT k + 100, v, n FROM kv WHERE k < {k}"),
             };
             block.push(users[i].tx(sql(&schema, &stmt)));
