@@ -87,24 +87,33 @@ pub struct Changeset {
     pub records: Vec<ChangesetRecord>,
 }
 
+/// Value type tags of the encoding (docs/changeset.md, "Encoding"); the change log
+/// (`tracker.rs`) writes values in the same form.
+pub(crate) const TAG_NULL: u8 = 0;
+pub(crate) const TAG_INTEGER: u8 = 1;
+pub(crate) const TAG_TEXT: u8 = 2;
+pub(crate) const TAG_BLOB: u8 = 3;
+
 fn encode_value(out: &mut Vec<u8>, v: &Value) {
     match v {
-        Value::Null => out.push(0),
-        Value::Integer(i) => {
-            out.push(1);
-            // Sign bit flipped: byte order equals numeric order, so sorting by encoded key
-            // sorts integer keys numerically.
-            out.extend_from_slice(&((*i as u64) ^ (1 << 63)).to_be_bytes());
-        }
+        Value::Null => out.push(TAG_NULL),
+        Value::Integer(i) => encode_integer(out, *i),
         Value::Text(t) => {
-            out.push(2);
+            out.push(TAG_TEXT);
             encode_bytes(out, t.as_bytes());
         }
         Value::Blob(b) => {
-            out.push(3);
+            out.push(TAG_BLOB);
             encode_bytes(out, b);
         }
     }
+}
+
+/// An INTEGER value: its tag, then the sign bit flipped, big-endian, so byte order equals
+/// numeric order and sorting by encoded key sorts integer keys numerically.
+pub(crate) fn encode_integer(out: &mut Vec<u8>, i: i64) {
+    out.push(TAG_INTEGER);
+    out.extend_from_slice(&((i as u64) ^ (1 << 63)).to_be_bytes());
 }
 
 pub(crate) fn encode_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -642,15 +651,15 @@ impl<'a> Decoder<'a> {
     }
     fn value(&mut self) -> Result<Value, SqlError> {
         match self.u8()? {
-            0 => Ok(Value::Null),
-            1 => {
+            TAG_NULL => Ok(Value::Null),
+            TAG_INTEGER => {
                 let b = self.take(8)?;
                 let mut a = [0u8; 8];
                 a.copy_from_slice(b);
                 Ok(Value::Integer((u64::from_be_bytes(a) ^ (1 << 63)) as i64))
             }
-            2 => Ok(Value::Text(self.string()?)),
-            3 => Ok(Value::Blob(self.bytes()?.to_vec())),
+            TAG_TEXT => Ok(Value::Text(self.string()?)),
+            TAG_BLOB => Ok(Value::Blob(self.bytes()?.to_vec())),
             t => Err(self.err(&format!("unknown value tag {t}"))),
         }
     }

@@ -22,15 +22,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{ffi, Connection};
 
-use crate::changeset::encode_bytes;
+use crate::changeset::{
+    encode_bytes, encode_integer, TAG_BLOB as BLOB, TAG_INTEGER as INTEGER, TAG_NULL as NULL,
+    TAG_TEXT as TEXT,
+};
 use crate::guard::split_physical;
 use crate::SqlError;
-
-/// Value type tags of the changeset encoding (docs/changeset.md, "Encoding").
-const NULL: u8 = 0;
-const INTEGER: u8 = 1;
-const TEXT: u8 = 2;
-const BLOB: u8 = 3;
 
 /// What one hook call saw.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,10 +147,7 @@ impl Log {
             }
             match unsafe { ffi::sqlite3_value_type(v) } {
                 ffi::SQLITE_INTEGER => {
-                    let x = unsafe { ffi::sqlite3_value_int64(v) };
-                    self.values.push(INTEGER);
-                    self.values
-                        .extend_from_slice(&((x as u64) ^ (1 << 63)).to_be_bytes());
+                    encode_integer(&mut self.values, unsafe { ffi::sqlite3_value_int64(v) });
                 }
                 // Text is read as a blob too: its UTF-8 bytes as stored. `sqlite3_value_text`
                 // would first copy them into a NUL-terminated buffer (a malloc per value).
