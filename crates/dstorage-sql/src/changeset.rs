@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::guard::{physical_name, split_physical};
+use crate::names::{physical_name, split_physical};
 use crate::SqlError;
 
 /// Magic bytes at the start of every encoded changeset.

@@ -13,12 +13,14 @@ use rusqlite::types::ValueRef;
 use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, Statement, StatementStatus};
 use serde::{Deserialize, Serialize};
 
+use crate::authorizer::{Authorizer, Mode};
 use crate::changeset::{
     encode_record, Changeset, ChangesetRecord, CHANGESET_MAGIC, CHANGESET_VERSION,
 };
 use crate::estimate::{self, Estimate};
-use crate::guard::{self, physical_name, split_physical, Authorizer, Catalog, Kind, Mode};
+use crate::guard::{self, Catalog, Kind};
 use crate::meter::Meter;
+use crate::names::{physical_name, split_physical, validate_schema_name};
 use crate::program;
 use crate::tracker::{Log, Mark, Tracker};
 use crate::SqlError;
@@ -696,7 +698,7 @@ fn schema_exists(conn: &Connection, schema: &str) -> Result<bool, SqlError> {
 }
 
 fn require_schema(conn: &Connection, schema: &str) -> Result<(), SqlError> {
-    guard::validate_schema_name(schema)?;
+    validate_schema_name(schema)?;
     if schema_exists(conn, schema)? {
         Ok(())
     } else {
@@ -795,7 +797,7 @@ impl<'e> Block<'e> {
     /// Create a schema (a namespace of tables).
     pub fn create_schema(&mut self, schema: &str) -> Result<(), SqlError> {
         self.alive()?;
-        guard::validate_schema_name(schema)?;
+        validate_schema_name(schema)?;
         self.cache.borrow_mut().clear();
         if schema_exists(self.conn, schema)? {
             return Err(SqlError::SchemaExists(schema.to_owned()));

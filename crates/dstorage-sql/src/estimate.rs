@@ -11,8 +11,10 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use sqlparser::ast::{Expr, SetExpr, Statement, TableFactor, Visit, Visitor};
 
+use crate::authorizer::{Authorizer, Mode};
 use crate::engine::EngineConfig;
-use crate::guard::{self, Authorizer, Catalog, Mode};
+use crate::guard::{self, Catalog};
+use crate::names::validate_schema_name;
 use crate::SqlError;
 
 /// A predicted cost.
@@ -134,7 +136,7 @@ pub(crate) fn estimate(
             reason: format!("the limit is {} bytes", config.max_sql_length),
         });
     }
-    guard::validate_schema_name(schema)?;
+    validate_schema_name(schema)?;
     let statements = guard::parse(sql)?;
     let mut total = Estimate {
         cost: 0,
@@ -157,7 +159,7 @@ pub(crate) fn estimate(
             if let sqlparser::ast::TableObject::TableName(n) = &ins.table {
                 insert_target = guard::resolve(n, schema)
                     .ok()
-                    .map(|(s, t)| guard::physical_name(&s, &t));
+                    .map(|(s, t)| crate::names::physical_name(&s, &t));
             }
         }
         let rewritten = guard::rewrite(stmt, schema, false, &Catalogue { conn })?;
@@ -165,7 +167,7 @@ pub(crate) fn estimate(
         // alias for this analysis only.
         let analysed = match &insert_target {
             Some(physical) => {
-                let object = guard::split_physical(physical)
+                let object = crate::names::split_physical(physical)
                     .map(|(_, o)| o)
                     .unwrap_or_default();
                 rewritten.sql.replacen(

@@ -13,6 +13,7 @@
 //! block.commit().unwrap();
 //! ```
 
+mod authorizer;
 mod changeset;
 mod engine;
 mod error;
@@ -20,9 +21,11 @@ mod estimate;
 pub mod fuzzing;
 mod guard;
 mod meter;
+mod names;
 mod program;
 mod tracker;
 
+pub use authorizer::ALLOWED_FUNCTIONS;
 pub use changeset::{
     Changeset, ChangesetRecord, ColumnValue, RowChange, RowOp, CHANGESET_MAGIC, CHANGESET_VERSION,
 };
@@ -33,5 +36,5 @@ pub use engine::{
 };
 pub use error::SqlError;
 pub use estimate::Estimate;
-pub use guard::{physical_name, validate_schema_name, ALLOWED_FUNCTIONS};
 pub use meter::PROGRESS_STEP;
+pub use names::{physical_name, validate_schema_name};
