@@ -23,6 +23,7 @@ mod guard;
 mod meter;
 mod names;
 mod program;
+mod syntax;
 mod tracker;
 
 pub use authorizer::ALLOWED_FUNCTIONS;
