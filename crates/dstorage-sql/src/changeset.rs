@@ -375,17 +375,22 @@ fn apply_schema_record(conn: &Connection, r: &ChangesetRecord) -> Result<(), Sql
         ChangesetRecord::Ddl { schema, sql } => {
             // Changeset bytes may come from elsewhere: run only the DDL kinds a block can
             // record, and only on objects of the record's schema.
-            let prefix = format!("\"{schema}.");
-            // The engine writes SQLite's `STRICT, WITHOUT ROWID`, which the parser reads
-            // in its own order.
-            let parseable = sql.replace(" STRICT, WITHOUT ROWID", " WITHOUT ROWID STRICT");
-            for stmt in crate::guard::parse(&parseable)? {
-                use sqlparser::ast::Statement as S;
-                let allowed = matches!(
-                    stmt,
-                    S::CreateTable(_) | S::CreateIndex(_) | S::CreateView { .. } | S::Drop { .. }
-                );
-                if !allowed || !stmt.to_string().contains(&prefix) {
+            let parsed = crate::guard::parse(sql)?;
+            let own = |n: &crate::syntax::ast::QualName| {
+                n.schema.is_none()
+                    && crate::names::split_physical(&n.name.text).map(|(s, _)| s)
+                        == Some(schema.as_str())
+            };
+            for stmt in &parsed.statements {
+                use crate::syntax::ast::Body;
+                let allowed = match &stmt.body {
+                    Body::CreateTable(t) => own(&t.name),
+                    Body::CreateIndex(i) => own(&i.name),
+                    Body::CreateView(v) => own(&v.name),
+                    Body::Drop(d) => own(&d.name),
+                    _ => false,
+                };
+                if !allowed {
                     return Err(SqlError::ChangesetApply(format!(
                         "DDL record is not a table, index or view statement of schema {schema}: {sql}"
                     )));

@@ -492,6 +492,21 @@ impl Catalog for ConnCatalog<'_> {
     }
 }
 
+/// Put the rows of an UPDATE or DELETE ... RETURNING in the order of the `keys` key
+/// columns the guard appended to them, then drop those columns: SQLite returns the rows in
+/// the order it visited them, which the query plan chooses.
+fn sort_by_appended_keys(rows: &mut QueryResult, keys: usize) {
+    if keys == 0 || rows.columns.len() < keys {
+        return;
+    }
+    let width = rows.columns.len() - keys;
+    rows.rows.sort_by(|a, b| a[width..].cmp(&b[width..]));
+    for row in &mut rows.rows {
+        row.truncate(width);
+    }
+    rows.columns.truncate(width);
+}
+
 /// Result of running one guarded statement.
 pub(crate) struct StepOutcome {
     pub cost: u64,
@@ -966,26 +981,19 @@ impl<'e> Block<'e> {
             return self.finish_tx(result, snapshot);
         }
         require_schema(self.conn, schema)?;
-        let statements = guard::parse(sql)?;
-        let cacheable = statements.len() == 1;
-        if !params.is_empty() && statements.len() != 1 {
+        let parsed = guard::parse(sql)?;
+        let count = parsed.statements.len();
+        let cacheable = count == 1;
+        if !params.is_empty() && count != 1 {
             return Err(SqlError::Refused {
                 construct: "parameters with several statements".into(),
                 reason: "bind parameters to one statement at a time".into(),
             });
         }
-        let sectioned = statements.iter().any(|s| {
-            matches!(
-                s,
-                sqlparser::ast::Statement::Drop {
-                    object_type: sqlparser::ast::ObjectType::Table,
-                    ..
-                }
-            )
-        });
+        let sectioned = (0..count).any(|i| guard::is_drop_table(&parsed, i));
         let snapshot = self.snapshot(sectioned);
         self.savepoint()?;
-        let result = self.execute_inner(schema, sql, cacheable, statements, params, limit);
+        let result = self.execute_inner(schema, sql, cacheable, &parsed, params, limit);
         self.finish_tx(result, snapshot)
     }
 
@@ -1072,7 +1080,7 @@ impl<'e> Block<'e> {
         schema: &str,
         sql: &str,
         cacheable: bool,
-        statements: Vec<sqlparser::ast::Statement>,
+        parsed: &guard::Parsed,
         params: &[Value],
         limit: u64,
     ) -> Result<ExecOutcome, SqlError> {
@@ -1081,14 +1089,14 @@ impl<'e> Block<'e> {
             ctes: Default::default(),
         };
         let mut out = ExecOutcome::default();
-        for stmt in statements {
+        for index in 0..parsed.statements.len() {
             let mut rewritten = {
                 let catalog = ConnCatalog {
                     conn: self.conn,
                     auth: self.auth,
                     mode: base_mode.clone(),
                 };
-                guard::rewrite(stmt, schema, false, &catalog)?
+                guard::rewrite(sql, parsed, index, schema, false, &catalog)?
             };
             // The schema in a comment keeps prepared statements apart per schema: a cached
             // prepared statement is not re-authorized, and the same physical text could
@@ -1191,6 +1199,7 @@ impl<'e> Block<'e> {
         out.rows = step.rows;
         if let Some(rows) = &mut out.rows {
             rows.cost = out.cost;
+            sort_by_appended_keys(rows, rewritten.returning_keys);
         }
         match rewritten.kind {
             Kind::Ddl => self.pending_ddl.push(ChangesetRecord::Ddl {
@@ -1420,8 +1429,8 @@ impl Reader {
         limit: u64,
     ) -> Result<QueryResult, SqlError> {
         require_schema(&self.conn, schema)?;
-        let statements = guard::parse(sql)?;
-        if !params.is_empty() && statements.len() != 1 {
+        let parsed = guard::parse(sql)?;
+        if !params.is_empty() && parsed.statements.len() != 1 {
             return Err(SqlError::Refused {
                 construct: "parameters with several statements".into(),
                 reason: "bind parameters to one statement at a time".into(),
@@ -1429,7 +1438,7 @@ impl Reader {
         }
         let mut cost = 0u64;
         let mut last = QueryResult::default();
-        for stmt in statements {
+        for index in 0..parsed.statements.len() {
             let rewritten = {
                 let catalog = ConnCatalog {
                     conn: &self.conn,
@@ -1438,7 +1447,7 @@ impl Reader {
                         ctes: Default::default(),
                     },
                 };
-                guard::rewrite(stmt, schema, true, &catalog)?
+                guard::rewrite(sql, &parsed, index, schema, true, &catalog)?
             };
             let step = run_guarded(
                 &self.conn,

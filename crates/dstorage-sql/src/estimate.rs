@@ -5,11 +5,9 @@
 //! loops multiply, sorting adds per output row, and each written row adds a write cost.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
-use sqlparser::ast::{Expr, SetExpr, Statement, TableFactor, Visit, Visitor};
 
 use crate::authorizer::{Authorizer, Mode};
 use crate::engine::EngineConfig;
@@ -96,23 +94,6 @@ struct Tables {
     written: Option<String>,
 }
 
-impl Visitor for Tables {
-    type Break = ();
-    fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
-        if let TableFactor::Table { name, alias, .. } = tf {
-            let physical = name.to_string().trim_matches('"').to_owned();
-            if let Some(a) = alias {
-                self.by_name.insert(a.name.value.clone(), physical.clone());
-            }
-            self.by_name.insert(physical.clone(), physical);
-        }
-        ControlFlow::Continue(())
-    }
-    fn pre_visit_expr(&mut self, _e: &Expr) -> ControlFlow<()> {
-        ControlFlow::Continue(())
-    }
-}
-
 fn index_is_unique(conn: &Connection, index: &str) -> bool {
     conn.prepare_cached(
         "SELECT il.\"unique\" FROM sqlite_schema s, pragma_index_list(s.tbl_name) il \
@@ -137,67 +118,23 @@ pub(crate) fn estimate(
         });
     }
     validate_schema_name(schema)?;
-    let statements = guard::parse(sql)?;
+    let parsed = guard::parse(sql)?;
     let mut total = Estimate {
         cost: 0,
         plan: Vec::new(),
         bounded: true,
     };
-    for stmt in statements {
-        let mut tables = Tables {
-            by_name: BTreeMap::new(),
-            values_rows: 0,
-            written: None,
+    for index in 0..parsed.statements.len() {
+        let rewritten = guard::rewrite(sql, &parsed, index, schema, false, &Catalogue { conn })?;
+        let mut by_name = rewritten.aliases.clone();
+        for t in &rewritten.tables {
+            by_name.insert(t.clone(), t.clone());
+        }
+        let tables = Tables {
+            by_name,
+            values_rows: rewritten.values_rows,
+            written: rewritten.written.clone(),
         };
-        let mut insert_target = None;
-        if let Statement::Insert(ins) = &stmt {
-            if let Some(src) = &ins.source {
-                if let SetExpr::Values(v) = src.body.as_ref() {
-                    tables.values_rows = v.rows.len() as u64;
-                }
-            }
-            if let sqlparser::ast::TableObject::TableName(n) = &ins.table {
-                insert_target = guard::resolve(n, schema)
-                    .ok()
-                    .map(|(s, t)| crate::names::physical_name(&s, &t));
-            }
-        }
-        let rewritten = guard::rewrite(stmt, schema, false, &Catalogue { conn })?;
-        // sqlparser prints `INSERT INTO "s.t" AS t` but does not read it back; drop the
-        // alias for this analysis only.
-        let analysed = match &insert_target {
-            Some(physical) => {
-                let object = crate::names::split_physical(physical)
-                    .map(|(_, o)| o)
-                    .unwrap_or_default();
-                rewritten.sql.replacen(
-                    &format!("\"{physical}\" AS {object}"),
-                    &format!("\"{physical}\""),
-                    1,
-                )
-            }
-            None => rewritten.sql.clone(),
-        };
-        if let Ok(parsed) = guard::parse(&analysed) {
-            for s in &parsed {
-                let _ = s.visit(&mut tables);
-                tables.written = match s {
-                    Statement::Insert(_) => insert_target.clone(),
-                    Statement::Update { table, .. } => match &table.relation {
-                        TableFactor::Table { name, .. } => {
-                            Some(name.to_string().trim_matches('"').to_owned())
-                        }
-                        _ => None,
-                    },
-                    Statement::Delete(_) => tables.by_name.values().next().cloned(),
-                    _ => None,
-                };
-            }
-        }
-        if tables.written.is_none() {
-            // The rewritten text may not parse back (e.g. `INSERT INTO "s.t" AS t`).
-            tables.written = insert_target;
-        }
         let est = estimate_one(conn, auth, schema, &rewritten, &tables)?;
         total.cost = total.cost.saturating_add(est.cost);
         total.plan.extend(est.plan);

@@ -1,135 +1,44 @@
-//! The statement guard: parse user SQL, refuse what is not deterministic, place names in
-//! their schema and add the guaranteed ordering. SQLite's authorizer (`authorizer.rs`)
-//! then judges what SQLite itself parsed, so a trick that slips past this AST pass still
-//! meets a refusal.
+//! The statement guard: read user SQL exactly as SQLite will (`syntax`), refuse what is not
+//! deterministic, place names in their schema, add the guaranteed ordering and the write
+//! meter. SQLite's authorizer (`authorizer.rs`) then judges what SQLite itself compiled.
+//!
+//! The guard never prints SQL anew. It changes the user's text only by replacing a name
+//! token with its physical name and by inserting text between tokens, and before the text
+//! goes to SQLite it checks that the result tokenizes to exactly the user's tokens plus
+//! those changes: what SQLite runs is what the guard judged.
 
-use std::collections::BTreeSet;
-use std::ops::ControlFlow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
-use sqlparser::ast::{
-    ColumnOption, ColumnOptionDef, CreateTable, DataType, Expr, FunctionArgumentClause,
-    FunctionArguments, GroupByExpr, Ident, ObjectName, ObjectNamePart, ObjectType, OrderBy,
-    OrderByExpr, OrderByKind, OrderByOptions, Query, SelectItem, SetExpr, Statement, TableAlias,
-    TableConstraint, TableFactor, Value as AstValue, VisitMut, VisitorMut,
-};
-use sqlparser::dialect::SQLiteDialect;
-use sqlparser::keywords::Keyword;
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
-
 use crate::authorizer::{refused, why_not, ALLOWED_FUNCTIONS, ALLOWED_PRAGMAS};
-use crate::names::{canonical_object_name, physical_name, split_physical, validate_schema_name};
+use crate::names::{canonical_object_name, physical_name, validate_schema_name};
+use crate::syntax;
+use crate::syntax::ast::*;
+use crate::syntax::parser::{grow, MAX_DEPTH};
+use crate::syntax::token::{self, Tk, Token};
+pub(crate) use crate::syntax::Parsed;
 use crate::SqlError;
 
 /// Aggregates whose result depends on input order: they must carry their own ORDER BY.
 const ORDER_SENSITIVE_AGGREGATES: &[&str] = &["group_concat", "string_agg"];
 
-/// Aggregates that make a SELECT without GROUP BY return exactly one row (no ordering needed).
+/// Aggregate functions (with one argument for min/max).
 const AGGREGATES: &[&str] = &["count", "sum", "min", "max", "group_concat", "string_agg"];
 
-/// Parse SQL text with SQLite's dialect.
-pub(crate) fn parse(sql: &str) -> Result<Vec<Statement>, SqlError> {
-    let dialect = SQLiteDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
-        .with_unescape(true)
-        .tokenize_with_location()
-        .map_err(|e| SqlError::Parse(e.to_string()))?;
-    let statements = Parser::new(&dialect)
-        .with_recursion_limit(64)
-        .with_tokens_with_locations(table_options_for_parser(tokens))
-        .parse_statements()
-        .map_err(|e| SqlError::Parse(e.to_string()))?;
-    if statements.is_empty() {
-        return Err(SqlError::Empty);
-    }
-    Ok(statements)
+/// Parse SQL text the way SQLite reads it.
+pub(crate) fn parse(sql: &str) -> Result<Parsed, SqlError> {
+    syntax::parse(sql)
 }
 
-/// SQLite writes a table's options as a comma-separated list after the column list
-/// (`) STRICT, WITHOUT ROWID`, in either order); the parser only reads `WITHOUT ROWID STRICT`.
-/// Rewrite the tokens of such a list in a CREATE TABLE statement to that form, so SQLite's
-/// own syntax is accepted (the engine writes the SQLite form back when it prints the table).
-fn table_options_for_parser(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let is = |t: &TokenWithSpan, k: Keyword| matches!(&t.token, Token::Word(w) if w.keyword == k);
-    let significant: Vec<usize> = (0..tokens.len())
-        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
-        .collect();
-    // (index in `significant` where a list starts, STRICT comes first)
-    let mut lists: Vec<(usize, bool)> = Vec::new();
-    let mut depth = 0usize;
-    let mut words_in_statement = 0usize;
-    let mut create_table = false;
-    let mut j = 0;
-    while j < significant.len() {
-        let t = &tokens[significant[j]];
-        match &t.token {
-            Token::LParen => depth += 1,
-            Token::RParen => depth = depth.saturating_sub(1),
-            Token::SemiColon if depth == 0 => {
-                words_in_statement = 0;
-                create_table = false;
-            }
-            _ => {}
-        }
-        if words_in_statement < 2 {
-            if let Token::Word(w) = &t.token {
-                create_table = match words_in_statement {
-                    0 => w.keyword == Keyword::CREATE,
-                    _ => create_table && w.keyword == Keyword::TABLE,
-                };
-                words_in_statement += 1;
-            }
-        }
-        if create_table && depth == 0 && j + 3 < significant.len() {
-            let at = |k: usize| &tokens[significant[j + k]];
-            if is(at(0), Keyword::STRICT)
-                && at(1).token == Token::Comma
-                && is(at(2), Keyword::WITHOUT)
-                && is(at(3), Keyword::ROWID)
-            {
-                lists.push((j, true));
-                j += 4;
-                continue;
-            }
-            if is(at(0), Keyword::WITHOUT)
-                && is(at(1), Keyword::ROWID)
-                && at(2).token == Token::Comma
-                && is(at(3), Keyword::STRICT)
-            {
-                lists.push((j, false));
-                j += 4;
-                continue;
-            }
-        }
-        j += 1;
-    }
-    if lists.is_empty() {
-        return tokens;
-    }
-    let mut out = Vec::with_capacity(tokens.len());
-    let mut next = 0;
-    for (j, strict_first) in lists {
-        let first = significant[j];
-        let last = significant[j + 3];
-        out.extend_from_slice(&tokens[next..first]);
-        let (without, rowid, strict) = if strict_first {
-            (&tokens[significant[j + 2]], &tokens[last], &tokens[first])
-        } else {
-            (&tokens[first], &tokens[significant[j + 1]], &tokens[last])
-        };
-        let space = TokenWithSpan::new(Token::Whitespace(Whitespace::Space), strict.span);
-        out.extend([
-            without.clone(),
-            space.clone(),
-            rowid.clone(),
-            space,
-            strict.clone(),
-        ]);
-        next = last + 1;
-    }
-    out.extend_from_slice(&tokens[next..]);
-    out
+/// Whether statement `i` of `parsed` is a DROP TABLE (its rows are deleted first).
+pub(crate) fn is_drop_table(parsed: &Parsed, i: usize) -> bool {
+    matches!(
+        &parsed.statements[i].body,
+        Body::Drop(Drop {
+            kind: DropKind::Table,
+            ..
+        })
+    )
 }
 
 /// What a rewritten statement is, as far as the engine cares.
@@ -163,6 +72,7 @@ pub(crate) trait Catalog {
 /// One statement after the guard: SQLite-ready text and its kind.
 #[derive(Clone, Debug)]
 pub(crate) struct Rewritten {
+    /// The statement's text with physical names, ordering and meter.
     pub sql: String,
     pub kind: Kind,
     /// CTE names the statement defines (the authorizer must let it read them).
@@ -178,410 +88,104 @@ pub(crate) struct Rewritten {
     /// out from its compiled program on first use (see `program.rs`). Valid as long as
     /// the database schema is, which is as long as the cache holding this entry.
     pub step_bound: OnceLock<Option<u64>>,
+    /// The statement is an UPDATE or DELETE with RETURNING, to which the guard appended
+    /// this many key columns of the target: the engine sorts the returned rows by them
+    /// and drops them, so the rows come in key order whatever order SQLite visited them.
+    pub returning_keys: usize,
+    /// Physical names of the tables and views the statement names, sorted.
+    pub tables: Vec<String>,
+    /// The names its tables go by in query plans (alias or user-visible name), with
+    /// their physical names.
+    pub aliases: BTreeMap<String, String>,
+    /// The physical table the statement writes (INSERT, UPDATE, DELETE).
+    pub written: Option<String>,
+    /// Rows of an `INSERT ... VALUES`.
+    pub values_rows: u64,
 }
 
-/// Guard and rewrite one parsed statement for `schema`. `read_only` allows queries only.
+/// Guard and rewrite statement `index` of `parsed` (from SQL text `sql`) for `schema`.
+/// `read_only` allows queries only.
 pub(crate) fn rewrite(
-    mut stmt: Statement,
+    sql: &str,
+    parsed: &Parsed,
+    index: usize,
     schema: &str,
     read_only: bool,
     catalog: &dyn Catalog,
 ) -> Result<Rewritten, SqlError> {
-    let kind = classify(&stmt, schema, read_only)?;
-    let single_row_insert = is_plain_single_row_insert(&stmt);
-    check_write_targets(&stmt, schema)?;
-    check_no_rollback_resolution(&stmt)?;
-    check_expressions(&mut stmt)?;
-    if let Statement::CreateTable(ct) = &mut stmt {
-        check_create_table(ct, schema)?;
-    }
-    if let Statement::Pragma { value, .. } = &mut stmt {
-        // The pragma argument names a table or index of the schema.
-        if let Some(AstValue::SingleQuotedString(s) | AstValue::DoubleQuotedString(s)) = value {
-            let name = canonical_object_name(s)?;
-            *value = Some(AstValue::SingleQuotedString(physical_name(schema, &name)));
-        }
-    }
-    let ctes = rename_objects(&mut stmt, schema)?;
-    let order_top = matches!(stmt, Statement::Query(_) | Statement::Insert(_));
-    let mut orderer = Orderer {
-        catalog,
-        depth: 0,
-        order_top,
-        ctes: &ctes,
-    };
-    if let ControlFlow::Break(e) = stmt.visit(&mut orderer) {
-        return Err(e);
-    }
-    if kind == Kind::Dml {
-        inject_meter(&mut stmt, catalog);
-    }
-    let sql = match &mut stmt {
-        // sqlparser prints `WITHOUT ROWID` and `STRICT` without the comma SQLite requires
-        // between table options, so print them here.
-        Statement::CreateTable(ct) => {
-            let without_rowid = std::mem::take(&mut ct.without_rowid);
-            ct.strict = false;
-            let mut sql = stmt.to_string();
-            sql.push_str(if without_rowid {
-                " STRICT, WITHOUT ROWID"
-            } else {
-                " STRICT"
-            });
-            check_table_text(&sql)?;
-            sql
-        }
-        _ => stmt.to_string(),
-    };
-    Ok(Rewritten {
-        exec_sql: sql.clone(),
+    let stmt = &parsed.statements[index];
+    let mut g = Guard {
         sql,
+        toks: &parsed.tokens,
+        schema,
+        catalog,
+        meter: false,
+        edits: Vec::new(),
+        seq: 0,
+        scopes: Vec::new(),
+        ctes: BTreeSet::new(),
+        tables: BTreeSet::new(),
+        aliases: BTreeMap::new(),
+    };
+    let kind = classify(stmt, read_only)?;
+    let mut out = RewriteFacts::default();
+    g.meter = kind == Kind::Dml;
+    let kind = grow(|| g.statement(stmt, kind, &mut out))?;
+    let text = g.apply(stmt.first, stmt.last)?;
+    Ok(Rewritten {
+        exec_sql: text.clone(),
+        sql: text,
         kind,
-        ctes,
+        ctes: g.ctes,
         schema: schema.into(),
-        single_row_insert,
+        single_row_insert: out.single_row_insert,
         step_bound: OnceLock::new(),
+        returning_keys: out.returning_keys,
+        tables: g.tables.into_iter().collect(),
+        aliases: g.aliases,
+        written: out.written,
+        values_rows: out.values_rows,
     })
 }
 
-/// A single-row `INSERT ... VALUES (...)` whose values are literals or placeholders, with
-/// no statement-level conflict clause (`OR FAIL` keeps partial work, `OR REPLACE` deletes),
-/// no upsert and no RETURNING. Only such a statement may skip the per-call savepoint,
-/// and only once its compiled program is proven safe too (`program::step_bound`).
-fn is_plain_single_row_insert(stmt: &Statement) -> bool {
-    let Statement::Insert(ins) = stmt else {
-        return false;
-    };
-    if ins.or.is_some()
-        || ins.ignore
-        || ins.replace_into
-        || ins.on.is_some()
-        || ins.returning.is_some()
-        || !ins.assignments.is_empty()
-    {
-        return false;
-    }
-    let Some(source) = &ins.source else {
-        return false;
-    };
-    if source.with.is_some() || source.order_by.is_some() || source.limit_clause.is_some() {
-        return false;
-    }
-    let SetExpr::Values(values) = source.body.as_ref() else {
-        return false;
-    };
-    let literal = |e: &Expr| match e {
-        Expr::Value(_) => true,
-        Expr::UnaryOp { expr, .. } => matches!(expr.as_ref(), Expr::Value(_)),
-        _ => false,
-    };
-    values.rows.len() == 1 && values.rows[0].iter().all(literal)
+#[derive(Default)]
+struct RewriteFacts {
+    single_row_insert: bool,
+    returning_keys: usize,
+    written: Option<String>,
+    values_rows: u64,
 }
 
-fn meter_call(args: Vec<Expr>) -> Expr {
-    Expr::Function(sqlparser::ast::Function {
-        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(
-            crate::meter::METER_FUNCTION,
-        ))]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|e| {
-                    sqlparser::ast::FunctionArg::Unnamed(sqlparser::ast::FunctionArgExpr::Expr(e))
-                })
-                .collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
-}
-
-/// Gate `selection` with a meter call whose arguments name a key column of each table in
-/// `from`: a WHERE term is evaluated in the innermost loop over the tables it references,
-/// so naming all of them makes SQLite call the meter for every row combination of a join.
-fn gate(
-    selection: &mut Option<Expr>,
-    from: &[sqlparser::ast::TableWithJoins],
-    catalog: &dyn Catalog,
-) {
-    let mut args = Vec::new();
-    for twj in from {
-        for tf in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
-            if let TableFactor::Table {
-                name,
-                alias: Some(alias),
-                ..
-            } = tf
-            {
-                let physical = name.to_string().trim_matches('"').replace("\"\"", "\"");
-                if let Some(col) = catalog
-                    .primary_key(&physical)
-                    .and_then(|pk| pk.into_iter().next())
-                {
-                    args.push(Expr::CompoundIdentifier(vec![
-                        alias.name.clone(),
-                        Ident::with_quote('"', col),
-                    ]));
-                }
-            }
-        }
-    }
-    *selection = Some(match selection.take() {
-        None => meter_call(args),
-        Some(e) => Expr::BinaryOp {
-            left: Box::new(meter_call(args)),
-            op: sqlparser::ast::BinaryOperator::And,
-            right: Box::new(Expr::Nested(Box::new(e))),
+fn classify(stmt: &Stmt, read_only: bool) -> Result<Kind, SqlError> {
+    let kind = match &stmt.body {
+        Body::Select(_) | Body::Pragma(_) => Kind::Query,
+        Body::Insert(_) | Body::Update(_) | Body::Delete(_) => Kind::Dml,
+        Body::CreateTable(_) | Body::CreateIndex(_) | Body::CreateView(_) => Kind::Ddl,
+        Body::Drop(d) if d.kind == DropKind::Table => Kind::DropTables {
+            tables: Vec::new(),
+            if_exists: d.if_exists,
         },
-    });
-}
-
-/// Put `dstorage_meter()` first in every WHERE of a write statement (its own and those of
-/// every SELECT in it), so a write past its budget fails with an ordinary error instead of
-/// being interrupted (see `Meter::tick`).
-fn inject_meter(stmt: &mut Statement, catalog: &dyn Catalog) {
-    fn selects(body: &mut SetExpr, catalog: &dyn Catalog) {
-        match body {
-            SetExpr::Select(s) => gate(&mut s.selection, &s.from, catalog),
-            SetExpr::SetOperation { left, right, .. } => {
-                selects(left, catalog);
-                selects(right, catalog);
-            }
-            _ => {}
-        }
-    }
-    struct Injector<'a>(&'a dyn Catalog);
-    impl VisitorMut for Injector<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-            selects(&mut q.body, self.0);
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = stmt.visit(&mut Injector(catalog));
-    match stmt {
-        Statement::Update {
-            selection, table, ..
-        } => gate(selection, std::slice::from_ref(table), catalog),
-        Statement::Delete(d) => {
-            let from = match &d.from {
-                sqlparser::ast::FromTable::WithFromKeyword(f)
-                | sqlparser::ast::FromTable::WithoutKeyword(f) => f.clone(),
-            };
-            gate(&mut d.selection, &from, catalog)
-        }
-        _ => {}
-    }
-}
-
-/// The error for the ROLLBACK conflict resolution, in a statement or a table definition.
-fn rollback_resolution_refused() -> SqlError {
-    refused(
-        "ROLLBACK conflict resolution",
-        "it would abort the whole block; use ABORT (the default)",
-    )
-}
-
-/// Refuse the ROLLBACK conflict resolution of a statement: it would end the whole block's
-/// transaction, not just the statement's. (Table definitions: see `check_table_text`.)
-fn check_no_rollback_resolution(stmt: &Statement) -> Result<(), SqlError> {
-    use sqlparser::ast::SqliteOnConflict;
-    let or = match stmt {
-        Statement::Insert(ins) => ins.or,
-        Statement::Update { or, .. } => *or,
-        _ => None,
-    };
-    if or == Some(SqliteOnConflict::Rollback) {
-        return Err(rollback_resolution_refused());
-    }
-    Ok(())
-}
-
-/// Refuse, in the CREATE TABLE text SQLite will parse, two clauses whose failure would
-/// take the whole block with it:
-///
-/// - `ON CONFLICT ROLLBACK` on a constraint: a violation ends the block's transaction;
-/// - `INITIALLY DEFERRED` (a deferred foreign key): its violations are only counted, and
-///   checked at COMMIT, so one bad row would make the block's commit fail.
-///
-/// The check reads the printed text's keyword tokens rather than the AST, because SQLite
-/// attaches a bare `DEFERRABLE INITIALLY DEFERRED` to the table's last foreign key
-/// wherever it stands among the column constraints, while string literals and quoted
-/// names holding the same words are left alone.
-fn check_table_text(sql: &str) -> Result<(), SqlError> {
-    use sqlparser::tokenizer::{Token, Tokenizer};
-    let tokens = Tokenizer::new(&SQLiteDialect {}, sql)
-        .tokenize()
-        .map_err(|e| SqlError::Parse(e.to_string()))?;
-    let words: Vec<String> = tokens
-        .iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .map(|t| match t {
-            Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
-            _ => String::new(),
-        })
-        .collect();
-    for pair in words.windows(2) {
-        match (pair[0].as_str(), pair[1].as_str()) {
-            ("CONFLICT", "ROLLBACK") => return Err(rollback_resolution_refused()),
-            ("INITIALLY", "DEFERRED") => {
-                return Err(refused(
-                    "INITIALLY DEFERRED foreign key",
-                    "a deferred constraint is checked only at COMMIT, where a violation \
-                     would fail the whole block; use an immediate foreign key (the default)",
-                ))
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Refuse writes and DDL aimed at an object outside `schema`.
-fn check_write_targets(stmt: &Statement, schema: &str) -> Result<(), SqlError> {
-    let mut targets: Vec<&ObjectName> = Vec::new();
-    match stmt {
-        Statement::Insert(ins) => {
-            if let sqlparser::ast::TableObject::TableName(n) = &ins.table {
-                targets.push(n);
-            }
-        }
-        Statement::Update { table, .. } => {
-            if let TableFactor::Table { name, .. } = &table.relation {
-                targets.push(name);
-            }
-        }
-        Statement::Delete(d) => {
-            targets.extend(d.tables.iter());
-            let from = match &d.from {
-                sqlparser::ast::FromTable::WithFromKeyword(f)
-                | sqlparser::ast::FromTable::WithoutKeyword(f) => f,
-            };
-            for twj in from {
-                if let TableFactor::Table { name, .. } = &twj.relation {
-                    targets.push(name);
+        Body::Drop(_) => Kind::Ddl,
+        Body::Unsupported(what) => {
+            return Err(match what.as_str() {
+                "BEGIN" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" => refused(
+                    "transaction control",
+                    "each transaction is atomic already; BEGIN/COMMIT/SAVEPOINT are not needed",
+                ),
+                "ATTACH" | "DETACH" => refused(what.as_str(), "one database file per node"),
+                "CREATE TRIGGER" | "DROP TRIGGER" => {
+                    refused(what.as_str(), "triggers are not supported")
                 }
-            }
-        }
-        Statement::CreateTable(ct) => targets.push(&ct.name),
-        Statement::CreateIndex(ci) => {
-            targets.push(&ci.table_name);
-            targets.extend(ci.name.iter());
-        }
-        Statement::CreateView { name, .. } => targets.push(name),
-        Statement::Drop { names, .. } => targets.extend(names.iter()),
-        _ => {}
-    }
-    for t in targets {
-        let (s, object) = resolve(t, schema)?;
-        if s != schema {
-            return Err(SqlError::CrossSchemaWrite {
-                schema: schema.to_owned(),
-                target: physical_name(&s, &object),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn classify(stmt: &Statement, schema: &str, read_only: bool) -> Result<Kind, SqlError> {
-    let kind = match stmt {
-        Statement::Query(_) => Kind::Query,
-        Statement::Pragma { name, value, is_eq } => {
-            let pragma = name.to_string().to_ascii_lowercase();
-            if *is_eq || !ALLOWED_PRAGMAS.contains(&pragma.as_str()) || value.is_none() {
-                return Err(refused(
-                    format!("PRAGMA {pragma}"),
-                    format!(
-                        "only read-only schema pragmas with a table argument are allowed: {}",
-                        ALLOWED_PRAGMAS.join(", ")
-                    ),
-                ));
-            }
-            Kind::Query
-        }
-        Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_) => Kind::Dml,
-        Statement::CreateTable(_) | Statement::CreateIndex(_) | Statement::CreateView { .. } => {
-            Kind::Ddl
-        }
-        Statement::Drop {
-            object_type,
-            if_exists,
-            names,
-            temporary,
-            ..
-        } => {
-            if *temporary {
-                return Err(refused(
-                    "DROP TEMPORARY",
-                    "temporary objects are not supported",
-                ));
-            }
-            match object_type {
-                ObjectType::Table => Kind::DropTables {
-                    tables: names
-                        .iter()
-                        .map(|n| resolve(n, schema).map(|(s, t)| physical_name(&s, &t)))
-                        .collect::<Result<_, _>>()?,
-                    if_exists: *if_exists,
-                },
-                ObjectType::Index | ObjectType::View => Kind::Ddl,
-                other => {
-                    return Err(refused(
-                        format!("DROP {other}"),
-                        "only tables, indexes and views can be dropped",
-                    ))
+                "ALTER TABLE" => refused(
+                    "ALTER TABLE",
+                    "ALTER TABLE is not supported; create a new table",
+                ),
+                "ANALYZE" => refused("ANALYZE", "statistics would change query plans"),
+                "CREATE VIRTUAL TABLE" => {
+                    refused("CREATE VIRTUAL TABLE", "virtual tables are not supported")
                 }
-            }
-        }
-        Statement::StartTransaction { .. }
-        | Statement::Commit { .. }
-        | Statement::Rollback { .. }
-        | Statement::Savepoint { .. }
-        | Statement::ReleaseSavepoint { .. } => {
-            return Err(refused(
-                "transaction control",
-                "each transaction is atomic already; BEGIN/COMMIT/SAVEPOINT are not needed",
-            ))
-        }
-        Statement::AttachDatabase { .. } | Statement::AttachDuckDBDatabase { .. } => {
-            return Err(refused("ATTACH", "one database file per node"))
-        }
-        Statement::DetachDuckDBDatabase { .. } => {
-            return Err(refused("DETACH", "one database file per node"))
-        }
-        Statement::CreateTrigger { .. } => {
-            return Err(refused("CREATE TRIGGER", "triggers are not supported"))
-        }
-        Statement::AlterTable { .. } => {
-            return Err(refused(
-                "ALTER TABLE",
-                "ALTER TABLE is not supported; create a new table",
-            ))
-        }
-        Statement::Analyze { .. } => {
-            return Err(refused("ANALYZE", "statistics would change query plans"))
-        }
-        Statement::CreateVirtualTable { .. } => {
-            return Err(refused(
-                "CREATE VIRTUAL TABLE",
-                "virtual tables are not supported",
-            ))
-        }
-        other => {
-            let text = other.to_string();
-            let head: String = text
-                .split_whitespace()
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(" ");
-            return Err(refused(head, "statement kind is not supported"));
+                other => refused(other, "statement kind is not supported"),
+            })
         }
     };
     if read_only && kind != Kind::Query {
@@ -593,599 +197,1545 @@ fn classify(stmt: &Statement, schema: &str, read_only: bool) -> Result<Kind, Sql
     Ok(kind)
 }
 
-/// Refuse functions off the allow-list, windows, unordered order-sensitive aggregates,
-/// REAL literals and casts, and rowid references, wherever they appear (including column
-/// defaults, CHECK constraints, view bodies, CTEs and subqueries).
-fn check_expressions(stmt: &mut Statement) -> Result<(), SqlError> {
-    struct Checker;
-    impl VisitorMut for Checker {
-        type Break = SqlError;
-        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<SqlError> {
-            match check_expr(expr) {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => ControlFlow::Break(e),
-            }
-        }
-    }
-    match stmt.visit(&mut Checker) {
-        ControlFlow::Break(e) => Err(e),
-        ControlFlow::Continue(()) => Ok(()),
-    }
+/// How a change is placed among others at the same spot (lower first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Place {
+    /// An alias right after a table name.
+    Alias,
+    /// `)` closing a WHERE expression wrapped behind the meter.
+    CloseWhere,
+    /// A new `WHERE dstorage_meter(...)`.
+    NewWhere,
+    /// ORDER BY terms (new clause or appended).
+    Order,
+    /// Anything else at the end of a clause.
+    Tail,
 }
 
-fn last_ident(name: &ObjectName) -> String {
-    name.0
-        .last()
-        .and_then(ObjectNamePart::as_ident)
-        .map(|i| i.value.to_ascii_lowercase())
-        .unwrap_or_default()
+#[derive(Clone, Debug)]
+enum Edit {
+    /// Replace tokens `first..=last` with `text`.
+    Replace { first: Tix, last: Tix, text: String },
+    /// Insert `text` after token `after`.
+    Insert {
+        after: Tix,
+        place: Place,
+        seq: u32,
+        text: String,
+    },
 }
 
-fn check_expr(expr: &Expr) -> Result<(), SqlError> {
-    match expr {
-        Expr::Function(f) => {
-            let name = last_ident(&f.name);
-            if f.name.0.len() != 1 || !ALLOWED_FUNCTIONS.contains(&name.as_str()) {
-                return Err(refused(
-                    format!("{}()", f.name.to_string().to_ascii_lowercase()),
-                    why_not(&name),
-                ));
-            }
-            if f.over.is_some() {
-                return Err(refused(
-                    format!("{name}() OVER"),
-                    "window functions are not supported",
-                ));
-            }
-            if ORDER_SENSITIVE_AGGREGATES.contains(&name.as_str()) {
-                let ordered = match &f.args {
-                    FunctionArguments::List(list) => list
-                        .clauses
-                        .iter()
-                        .any(|c| matches!(c, FunctionArgumentClause::OrderBy(_))),
-                    _ => false,
-                };
-                if !ordered && f.within_group.is_empty() {
-                    return Err(refused(
-                        format!("{name}() without ORDER BY"),
-                        format!("its result depends on row order; write {name}(x, ',' ORDER BY x)"),
-                    ));
-                }
-            }
-            Ok(())
-        }
-        Expr::Value(v) => match &v.value {
-            AstValue::Number(n, _) if n.contains(['.', 'e', 'E']) => Err(refused(
-                format!("REAL literal {n}"),
-                "dstorage has no floating point; use integers",
-            )),
-            _ => Ok(()),
-        },
-        Expr::Cast { data_type, .. } => check_type_is_not_real(data_type),
-        Expr::Identifier(id) => check_not_rowid(&id.value),
-        Expr::CompoundIdentifier(ids) => match ids.last() {
-            Some(id) => check_not_rowid(&id.value),
-            None => Ok(()),
-        },
-        Expr::Ceil { .. } | Expr::Floor { .. } | Expr::Extract { .. } | Expr::Position { .. } => {
-            Err(refused(
-                expr.to_string(),
-                "not a SQLite function on the allow-list",
-            ))
-        }
-        _ => Ok(()),
-    }
+struct Guard<'a> {
+    sql: &'a str,
+    toks: &'a [Token],
+    schema: &'a str,
+    catalog: &'a dyn Catalog,
+    /// The statement writes: every SELECT core in it gets the meter.
+    meter: bool,
+    edits: Vec<Edit>,
+    seq: u32,
+    /// CTE names in scope, innermost last, with a column that names each (for the meter).
+    scopes: Vec<BTreeMap<String, Option<String>>>,
+    /// Every CTE name of the statement (for the authorizer).
+    ctes: BTreeSet<String>,
+    /// Physical names of the tables and views named.
+    tables: BTreeSet<String>,
+    /// The names a statement's tables go by in query plans (alias or user-visible name),
+    /// with their physical names.
+    aliases: BTreeMap<String, String>,
 }
 
-fn check_type_is_not_real(dt: &DataType) -> Result<(), SqlError> {
-    match allowed_column_type(dt) {
-        Some(_) => Ok(()),
-        None => Err(refused(
-            format!("CAST AS {dt}"),
-            "only INTEGER, TEXT and BLOB exist in dstorage",
-        )),
-    }
+/// A FROM item as the ordering and the meter see it.
+struct Item {
+    /// The name to qualify its columns with (alias, or the user-visible name).
+    qualifier: String,
+    /// Its primary key, for a table.
+    key: Option<Vec<String>>,
+    /// A column that can name it in the meter, if any.
+    column: Option<String>,
 }
 
-fn check_not_rowid(name: &str) -> Result<(), SqlError> {
-    let lower = name.to_ascii_lowercase();
-    if lower == "rowid" || lower == "oid" || lower == "_rowid_" {
-        Err(refused(
-            name,
-            "hidden rowids are not part of the replicated state; use the primary key",
-        ))
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn quote_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// SQLite's column affinity for a declared type name (`sqlite3AffinityType`).
+fn affinity(type_text: &str) -> &'static str {
+    let t = type_text.to_ascii_uppercase();
+    if t.contains("INT") {
+        "INTEGER"
+    } else if t.contains("CHAR") || t.contains("CLOB") || t.contains("TEXT") {
+        "TEXT"
+    } else if t.contains("BLOB") || t.is_empty() {
+        "BLOB"
+    } else if t.contains("REAL") || t.contains("FLOA") || t.contains("DOUB") {
+        "REAL"
     } else {
-        Ok(())
+        "NUMERIC"
     }
 }
 
-/// The STRICT type a declared type maps to, if it is allowed.
-fn allowed_column_type(dt: &DataType) -> Option<DataType> {
-    match dt {
-        DataType::Int(_) | DataType::Integer(_) | DataType::Bool | DataType::Boolean => {
-            Some(DataType::Integer(None))
-        }
-        DataType::Text => Some(DataType::Text),
-        DataType::Blob(_) => Some(DataType::Blob(None)),
-        DataType::Custom(name, args) if args.is_empty() => match last_ident(name).as_str() {
-            "integer" | "int" | "boolean" | "bool" => Some(DataType::Integer(None)),
-            "text" => Some(DataType::Text),
-            "blob" => Some(DataType::Blob(None)),
+/// Allowed column types: (what SQLite must see, replacement text if it differs).
+fn column_type(words: &[String]) -> Option<(&'static str, bool)> {
+    match words {
+        [w] => match w.as_str() {
+            "INTEGER" => Some(("INTEGER", false)),
+            "INT" | "BOOLEAN" | "BOOL" => Some(("INTEGER", true)),
+            "TEXT" => Some(("TEXT", false)),
+            "BLOB" => Some(("BLOB", false)),
             _ => None,
         },
         _ => None,
     }
 }
 
-/// Make every primary-key column of a rowid table NOT NULL, except the INTEGER PRIMARY KEY
-/// that is the rowid (SQLite assigns it in place of a NULL). SQLite lets other key columns
-/// of a rowid table hold NULL, and a changeset names a row by its key: such rows could not
-/// be told apart in one, so they may not exist. (WITHOUT ROWID tables refuse NULL keys
-/// already.)
-fn require_key_values(ct: &mut CreateTable, rowid: Option<&Ident>) {
-    let mut key: Vec<String> = Vec::new();
-    for col in &ct.columns {
-        if col.options.iter().any(|o| {
-            matches!(
-                o.option,
-                ColumnOption::Unique {
-                    is_primary: true,
-                    ..
-                }
-            )
-        }) {
-            key.push(col.name.value.to_lowercase());
+fn is_rowid_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == "rowid" || lower == "oid" || lower == "_rowid_"
+}
+
+fn rowid_refused(name: &str) -> SqlError {
+    refused(
+        name,
+        "hidden rowids are not part of the replicated state; use the primary key",
+    )
+}
+
+fn rollback_resolution_refused() -> SqlError {
+    refused(
+        "ROLLBACK conflict resolution",
+        "it would abort the whole block; use ABORT (the default)",
+    )
+}
+
+impl Guard<'_> {
+    fn tok_text(&self, i: Tix) -> &str {
+        self.toks[i].text(self.sql)
+    }
+
+    fn replace(&mut self, first: Tix, last: Tix, text: String) {
+        self.edits.push(Edit::Replace { first, last, text });
+    }
+
+    fn insert(&mut self, after: Tix, place: Place, text: String) {
+        self.seq += 1;
+        self.edits.push(Edit::Insert {
+            after,
+            place,
+            seq: self.seq,
+            text,
+        });
+    }
+
+    fn is_cte(&self, name: &QualName) -> bool {
+        name.schema.is_none() && {
+            let lower = name.name.text.to_ascii_lowercase();
+            self.scopes.iter().any(|s| s.contains_key(&lower))
         }
     }
-    for c in &ct.constraints {
-        if let TableConstraint::PrimaryKey { columns, .. } = c {
-            for col in columns {
-                if let Expr::Identifier(id) = &col.column.expr {
-                    key.push(id.value.to_lowercase());
-                }
+
+    /// Resolve a user-written object name to (schema, canonical object name).
+    fn resolve(&self, name: &QualName) -> Result<(String, String), SqlError> {
+        match &name.schema {
+            None => Ok((
+                self.schema.to_owned(),
+                canonical_object_name(&name.name.text)?,
+            )),
+            Some(s) => {
+                validate_schema_name(&s.text)?;
+                Ok((s.text.clone(), canonical_object_name(&name.name.text)?))
             }
         }
     }
-    let rowid = rowid.map(|id| id.value.to_lowercase());
-    for col in &mut ct.columns {
-        let name = col.name.value.to_lowercase();
-        if !key.contains(&name) || rowid.as_ref() == Some(&name) {
-            continue;
-        }
-        if !col
-            .options
-            .iter()
-            .any(|o| matches!(o.option, ColumnOption::NotNull))
-        {
-            col.options.push(ColumnOptionDef {
-                name: None,
-                option: ColumnOption::NotNull,
+
+    /// Rename a table or view reference to its physical name; returns the physical name.
+    fn rename(&mut self, name: &QualName) -> Result<String, SqlError> {
+        let (s, t) = self.resolve(name)?;
+        let physical = physical_name(&s, &t);
+        self.replace(name.first(), name.last(), quote_ident(&physical));
+        self.tables.insert(physical.clone());
+        Ok(physical)
+    }
+
+    /// Rename an object the statement creates, drops or writes: it must be in the
+    /// statement's own schema.
+    fn rename_own(&mut self, name: &QualName) -> Result<String, SqlError> {
+        let (s, t) = self.resolve(name)?;
+        if s != self.schema {
+            return Err(SqlError::CrossSchemaWrite {
+                schema: self.schema.to_owned(),
+                target: physical_name(&s, &t),
             });
         }
+        self.rename(name)
     }
-}
 
-fn check_create_table(ct: &mut CreateTable, schema: &str) -> Result<(), SqlError> {
-    let table = ct.name.to_string();
-    let bad = |reason: &str| SqlError::TableDefinition {
-        table: table.clone(),
-        reason: reason.to_owned(),
-    };
-    if ct.temporary {
-        return Err(bad("temporary tables are not supported"));
+    /// Rename a single unqualified name token of the statement's schema (an index in
+    /// INDEXED BY, the table of CREATE INDEX, a foreign key's parent).
+    fn rename_token(&mut self, name: &Name, schema: &str) -> Result<String, SqlError> {
+        let physical = physical_name(schema, &canonical_object_name(&name.text)?);
+        self.replace(name.tok, name.tok, quote_ident(&physical));
+        Ok(physical)
     }
-    if ct.query.is_some() || ct.like.is_some() || ct.clone.is_some() {
-        return Err(bad(
-            "CREATE TABLE ... AS/LIKE/CLONE is not supported; list the columns",
-        ));
-    }
-    if !ct.strict {
-        return Err(bad(
-            "tables must be STRICT: add STRICT after the column list",
-        ));
-    }
-    let mut has_pk = false;
-    let mut integer_pk: Option<Ident> = None;
-    for col in &mut ct.columns {
-        let mapped = allowed_column_type(&col.data_type).ok_or_else(|| SqlError::ColumnType {
-            column: col.name.value.clone(),
-            found: match &col.data_type {
-                DataType::Unspecified => "no type".to_owned(),
-                other => other.to_string(),
-            },
-            expected: "INTEGER, TEXT or BLOB (BOOLEAN is stored as INTEGER)".to_owned(),
-        })?;
-        let is_integer = mapped == DataType::Integer(None);
-        col.data_type = mapped;
-        for opt in &mut col.options {
-            match &mut opt.option {
-                ColumnOption::Unique {
-                    is_primary: true, ..
-                } => {
-                    has_pk = true;
-                    if is_integer {
-                        integer_pk = Some(col.name.clone());
-                    }
+
+    fn statement(
+        &mut self,
+        stmt: &Stmt,
+        kind: Kind,
+        out: &mut RewriteFacts,
+    ) -> Result<Kind, SqlError> {
+        match &stmt.body {
+            Body::Select(s) => {
+                self.select(s, Need::Order)?;
+            }
+            Body::Insert(ins) => self.insert_stmt(ins, out)?,
+            Body::Update(u) => self.update(u, out)?,
+            Body::Delete(d) => self.delete(d, out)?,
+            Body::CreateTable(ct) => self.create_table(ct)?,
+            Body::CreateIndex(ci) => {
+                self.rename_own(&ci.name)?;
+                let table = self.rename_token(&ci.table, self.schema)?;
+                self.tables.insert(table);
+                for term in &ci.columns {
+                    self.expr(&term.expr)?;
                 }
-                ColumnOption::DialectSpecific(tokens)
-                    if tokens
-                        .iter()
-                        .any(|t| t.to_string().eq_ignore_ascii_case("AUTOINCREMENT")) =>
-                {
+                if let Some(w) = &ci.where_ {
+                    self.expr(w)?;
+                }
+            }
+            Body::CreateView(cv) => {
+                if cv.temp {
                     return Err(refused(
-                        format!("AUTOINCREMENT on {}", col.name.value),
-                        "it keeps hidden state in sqlite_sequence; INTEGER PRIMARY KEY already assigns max+1",
+                        "CREATE TEMP VIEW",
+                        "temporary objects are not supported",
                     ));
                 }
-                ColumnOption::ForeignKey { foreign_table, .. } => {
-                    rename_foreign_table(foreign_table, schema)?;
+                self.rename_own(&cv.name)?;
+                self.select(&cv.select, Need::Nothing)?;
+            }
+            Body::Drop(d) => {
+                let physical = self.rename_own(&d.name)?;
+                if let Kind::DropTables { if_exists, .. } = kind {
+                    return Ok(Kind::DropTables {
+                        tables: vec![physical],
+                        if_exists,
+                    });
                 }
-                _ => {}
+            }
+            Body::Pragma(p) => self.pragma(p)?,
+            Body::Unsupported(_) => unreachable!("classify refuses unsupported statements"),
+        }
+        Ok(kind)
+    }
+
+    fn pragma(&mut self, p: &Pragma) -> Result<(), SqlError> {
+        let pragma = p.name.name.text.to_ascii_lowercase();
+        if p.assigns || p.name.schema.is_some() || !ALLOWED_PRAGMAS.contains(&pragma.as_str()) {
+            return Err(refused(
+                format!("PRAGMA {pragma}"),
+                format!(
+                    "only read-only schema pragmas with a table argument are allowed: {}",
+                    ALLOWED_PRAGMAS.join(", ")
+                ),
+            ));
+        }
+        let Some(arg) = p.arg else {
+            return Err(refused(
+                format!("PRAGMA {pragma}"),
+                "name the table or index: PRAGMA table_info('t')",
+            ));
+        };
+        if !matches!(self.toks[arg].kind, Tk::String | Tk::Id) {
+            return Err(refused(
+                format!("PRAGMA {pragma}"),
+                "the argument must name a table or index",
+            ));
+        }
+        let name = canonical_object_name(&token::dequote(self.tok_text(arg)))?;
+        let physical = physical_name(self.schema, &name);
+        self.replace(arg, arg, quote_string(&physical));
+        Ok(())
+    }
+
+    fn insert_stmt(&mut self, ins: &Insert, out: &mut RewriteFacts) -> Result<(), SqlError> {
+        if ins.or.as_deref() == Some("ROLLBACK") {
+            return Err(rollback_resolution_refused());
+        }
+        let pushed = self.with(ins.with.as_ref())?;
+        let physical = self.rename_own(&ins.table)?;
+        if ins.alias.is_none() {
+            // `INSERT INTO "s.t" AS "t"`, so an upsert's `t.col` still resolves.
+            let user = canonical_object_name(&ins.table.name.text)?;
+            self.insert(
+                ins.table.last(),
+                Place::Alias,
+                format!(" AS {} ", quote_ident(&user)),
+            );
+        }
+        for c in &ins.columns {
+            if is_rowid_name(&c.text) {
+                return Err(rowid_refused(&c.text));
+            }
+        }
+        if let Some(source) = &ins.source {
+            // The source's order decides which row wins an OR IGNORE conflict and which
+            // automatic keys rows get.
+            self.select(source, Need::Order)?;
+            if let [Core::Values { rows, .. }] = source.cores.as_slice() {
+                out.values_rows = rows.len() as u64;
+            }
+        }
+        for u in &ins.upserts {
+            for t in &u.target {
+                self.expr(&t.expr)?;
+            }
+            if let Some(w) = &u.target_where {
+                self.expr(w)?;
+            }
+            self.assignments(&u.set)?;
+            if let Some(w) = &u.where_ {
+                self.expr(w)?;
+            }
+        }
+        if let Some(r) = &ins.returning {
+            self.result_columns(&r.columns)?;
+        }
+        self.pop(pushed);
+        out.single_row_insert = is_plain_single_row_insert(ins);
+        out.written = Some(physical);
+        Ok(())
+    }
+
+    fn assignments(&mut self, set: &[Assignment]) -> Result<(), SqlError> {
+        for a in set {
+            for c in &a.columns {
+                if is_rowid_name(&c.text) {
+                    return Err(rowid_refused(&c.text));
+                }
+            }
+            self.expr(&a.value)?;
+        }
+        Ok(())
+    }
+
+    /// The target of an UPDATE or DELETE: renamed, aliased, with its key.
+    fn target(
+        &mut self,
+        table: &QualName,
+        alias: Option<&Name>,
+        indexed_by: Option<&Name>,
+    ) -> Result<(String, Item), SqlError> {
+        let physical = self.rename_own(table)?;
+        let user = canonical_object_name(&table.name.text)?;
+        let qualifier = match alias {
+            Some(a) => a.text.clone(),
+            None => {
+                self.insert(
+                    table.last(),
+                    Place::Alias,
+                    format!(" AS {} ", quote_ident(&user)),
+                );
+                user
+            }
+        };
+        if let Some(ix) = indexed_by {
+            let schema = self.schema.to_owned();
+            self.rename_token(ix, &schema)?;
+        }
+        self.aliases.insert(qualifier.clone(), physical.clone());
+        let key = self.catalog.primary_key(&physical);
+        let column = key.as_ref().and_then(|k| k.first().cloned());
+        Ok((
+            physical,
+            Item {
+                qualifier,
+                key,
+                column,
+            },
+        ))
+    }
+
+    /// RETURNING of an UPDATE or DELETE: append the target's key so the engine can sort.
+    fn returning_in_key_order(
+        &mut self,
+        r: &Returning,
+        target: &Item,
+        out: &mut RewriteFacts,
+    ) -> Result<(), SqlError> {
+        self.result_columns(&r.columns)?;
+        if let Some(key) = &target.key {
+            // RETURNING reads only the target, and SQLite refuses qualified names there.
+            let cols: Vec<String> = key.iter().map(|k| quote_ident(k)).collect();
+            self.insert(r.last, Place::Tail, format!(", {} ", cols.join(", ")));
+            out.returning_keys = key.len();
+        }
+        Ok(())
+    }
+
+    fn update(&mut self, u: &Update, out: &mut RewriteFacts) -> Result<(), SqlError> {
+        if u.or.as_deref() == Some("ROLLBACK") {
+            return Err(rollback_resolution_refused());
+        }
+        let pushed = self.with(u.with.as_ref())?;
+        let (physical, target) = self.target(&u.table, u.alias.as_ref(), u.indexed_by.as_ref())?;
+        self.assignments(&u.set)?;
+        let mut items = vec![target];
+        let mut from_last = None;
+        if let Some(from) = &u.from {
+            items.extend(self.from(&from.items)?);
+            from_last = Some(from.last);
+        }
+        if let Some((_, w)) = &u.where_ {
+            self.expr(w)?;
+        }
+        self.gate(&items, u.where_.as_ref(), from_last.unwrap_or(u.set_last))?;
+        if let Some(r) = &u.returning {
+            self.returning_in_key_order(r, &items[0], out)?;
+        }
+        self.pop(pushed);
+        out.written = Some(physical);
+        Ok(())
+    }
+
+    fn delete(&mut self, d: &Delete, out: &mut RewriteFacts) -> Result<(), SqlError> {
+        let pushed = self.with(d.with.as_ref())?;
+        let (physical, target) = self.target(&d.table, d.alias.as_ref(), d.indexed_by.as_ref())?;
+        let name_end = d
+            .indexed_by
+            .as_ref()
+            .map_or(d.alias.as_ref().map_or(d.table.last(), |a| a.tok), |i| {
+                i.tok
+            });
+        if let Some((_, w)) = &d.where_ {
+            self.expr(w)?;
+        }
+        let items = vec![target];
+        self.gate(&items, d.where_.as_ref(), name_end)?;
+        if let Some(r) = &d.returning {
+            self.returning_in_key_order(r, &items[0], out)?;
+        }
+        self.pop(pushed);
+        out.written = Some(physical);
+        Ok(())
+    }
+
+    /// Push the CTE names of `with` as a scope and check their bodies.
+    fn with(&mut self, with: Option<&With>) -> Result<bool, SqlError> {
+        let Some(with) = with else {
+            return Ok(false);
+        };
+        let mut names = BTreeMap::new();
+        for cte in &with.ctes {
+            let name = cte.name.text.to_ascii_lowercase();
+            if name.starts_with('_') || name.starts_with("sqlite") || name.contains('.') {
+                return Err(refused(
+                    format!("CTE name {name}"),
+                    "CTE names may not start with _ or sqlite or contain a dot",
+                ));
+            }
+            let column = match cte.columns.first() {
+                Some(c) => Some(c.text.clone()),
+                None => first_column(&cte.select),
+            };
+            names.insert(name.clone(), column);
+            self.ctes.insert(name);
+        }
+        self.scopes.push(names);
+        for cte in &with.ctes {
+            self.select(&cte.select, Need::Nothing)?;
+        }
+        Ok(true)
+    }
+
+    fn pop(&mut self, pushed: bool) {
+        if pushed {
+            self.scopes.pop();
+        }
+    }
+
+    /// Guard a query. `need` says whether its row order must be defined here.
+    fn select(&mut self, s: &Select, need: Need) -> Result<(), SqlError> {
+        grow(|| self.select_inner(s, need))
+    }
+
+    fn select_inner(&mut self, s: &Select, need: Need) -> Result<(), SqlError> {
+        let pushed = self.with(s.with.as_ref())?;
+        let mut first_items = Vec::new();
+        for (i, core) in s.cores.iter().enumerate() {
+            let items = self.core(core)?;
+            if i == 0 {
+                first_items = items;
+            }
+        }
+        if let Some(ob) = &s.order_by {
+            for t in &ob.terms {
+                self.expr(&t.expr)?;
+            }
+        }
+        for e in &s.limit_exprs {
+            self.expr(e)?;
+        }
+        // LIMIT picks rows, so the order decides the result wherever one is written.
+        if need == Need::Order || s.limit.is_some() {
+            self.add_ordering(s, &first_items)?;
+        }
+        self.pop(pushed);
+        Ok(())
+    }
+
+    /// Guard one core; returns its FROM items.
+    fn core(&mut self, core: &Core) -> Result<Vec<Item>, SqlError> {
+        match core {
+            Core::Values { rows, .. } => {
+                for row in rows {
+                    for e in row {
+                        self.expr(e)?;
+                    }
+                }
+                Ok(Vec::new())
+            }
+            Core::Select(c) => {
+                if c.window {
+                    return Err(refused(
+                        "WINDOW clause",
+                        "window functions are not supported",
+                    ));
+                }
+                let items = match &c.from {
+                    Some(from) => self.from(&from.items)?,
+                    None => Vec::new(),
+                };
+                self.result_columns(&c.columns)?;
+                if let Some((_, w)) = &c.where_ {
+                    self.expr(w)?;
+                }
+                for e in &c.group_by {
+                    self.expr(e)?;
+                }
+                if let Some(h) = &c.having {
+                    self.expr(h)?;
+                }
+                self.aggregates_are_determined(c, &items)?;
+                if let Some(from) = &c.from {
+                    self.gate(&items, c.where_.as_ref(), from.last)?;
+                }
+                Ok(items)
             }
         }
     }
-    for c in &mut ct.constraints {
-        match c {
-            TableConstraint::PrimaryKey { columns, .. } => {
-                has_pk = true;
-                if columns.len() == 1 {
-                    if let Expr::Identifier(id) = &columns[0].column.expr {
-                        let is_int = ct.columns.iter().any(|cd| {
-                            cd.name.value.eq_ignore_ascii_case(&id.value)
-                                && cd.data_type == DataType::Integer(None)
+
+    fn result_columns(&mut self, cols: &[ResultColumn]) -> Result<(), SqlError> {
+        for c in cols {
+            if let ResultColumn::Expr { expr, .. } = c {
+                self.expr(expr)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rename and alias every FROM item (nested joins flattened); returns them in order.
+    fn from(&mut self, items: &[FromItem]) -> Result<Vec<Item>, SqlError> {
+        let mut out = Vec::new();
+        for item in items {
+            match &item.source {
+                Source::Table(name) => {
+                    if self.is_cte(name) {
+                        let lower = name.name.text.to_ascii_lowercase();
+                        let column = self
+                            .scopes
+                            .iter()
+                            .rev()
+                            .find_map(|s| s.get(&lower))
+                            .cloned()
+                            .flatten();
+                        out.push(Item {
+                            qualifier: item.alias.as_ref().map_or(lower, |a| a.text.clone()),
+                            key: None,
+                            column,
                         });
-                        if is_int && !ct.without_rowid {
-                            integer_pk = Some(id.clone());
+                    } else {
+                        let physical = self.rename(name)?;
+                        let user = canonical_object_name(&name.name.text)?;
+                        let qualifier = match &item.alias {
+                            Some(a) => a.text.clone(),
+                            None => {
+                                self.insert(
+                                    item.alias_at,
+                                    Place::Alias,
+                                    format!(" AS {} ", quote_ident(&user)),
+                                );
+                                user
+                            }
+                        };
+                        if let Some(ix) = &item.indexed_by {
+                            let schema = name
+                                .schema
+                                .as_ref()
+                                .map_or(self.schema.to_owned(), |s| s.text.clone());
+                            self.rename_token(ix, &schema)?;
                         }
+                        self.aliases.insert(qualifier.clone(), physical.clone());
+                        let key = self.catalog.primary_key(&physical);
+                        let column = key.as_ref().and_then(|k| k.first().cloned());
+                        out.push(Item {
+                            qualifier,
+                            key,
+                            column,
+                        });
+                    }
+                }
+                Source::Function(name) => {
+                    return Err(refused(
+                        format!("table-valued function {}()", name.name.text),
+                        "only tables, views and CTEs can be read",
+                    ))
+                }
+                Source::Subquery(s) => {
+                    self.select(s, Need::Nothing)?;
+                    out.push(Item {
+                        qualifier: item
+                            .alias
+                            .as_ref()
+                            .map_or(String::new(), |a| a.text.clone()),
+                        key: None,
+                        column: first_column(s),
+                    });
+                }
+                Source::Nested(f) => out.extend(self.from(&f.items)?),
+            }
+            if let Some(on) = &item.on {
+                self.expr(on)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Put `dstorage_meter(...)` first in the WHERE of a core of a write statement, so a
+    /// write past its budget fails with an ordinary error instead of being interrupted
+    /// (see `Meter::tick`). SQLite evaluates a WHERE term in the innermost loop over the
+    /// tables it names, so the call names a column of every FROM item; with one item it
+    /// needs none (the function is not deterministic, so SQLite never hoists it out of the
+    /// loop).
+    fn gate(
+        &mut self,
+        items: &[Item],
+        where_: Option<&(Tix, Expr)>,
+        clause_end: Tix,
+    ) -> Result<(), SqlError> {
+        if !self.meter || items.is_empty() {
+            return Ok(());
+        }
+        let mut args = Vec::new();
+        if items.len() > 1 {
+            for item in items {
+                match (&item.column, item.qualifier.is_empty()) {
+                    (Some(col), false) => args.push(format!(
+                        "{}.{}",
+                        quote_ident(&item.qualifier),
+                        quote_ident(col)
+                    )),
+                    _ => {
+                        return Err(refused(
+                            "a join with a subquery, CTE or view in a write",
+                            "the write meter must name a column of every joined item; join \
+                             tables directly, or read the subquery into the statement another way",
+                        ))
                     }
                 }
             }
-            TableConstraint::ForeignKey { foreign_table, .. } => {
-                rename_foreign_table(foreign_table, schema)?;
+        }
+        let call = format!("{}({})", crate::meter::METER_FUNCTION, args.join(", "));
+        match where_ {
+            Some((tok, e)) => {
+                self.insert(*tok, Place::Tail, format!(" {call} AND ( "));
+                self.insert(e.last, Place::CloseWhere, " ) ".into());
             }
-            _ => {}
+            None => self.insert(clause_end, Place::NewWhere, format!(" WHERE {call} ")),
         }
+        Ok(())
     }
-    if !has_pk {
-        return Err(bad("a PRIMARY KEY is required"));
-    }
-    if !ct.without_rowid {
-        require_key_values(ct, integer_pk.as_ref());
-    }
-    if let Some(pk) = integer_pk.filter(|_| !ct.without_rowid) {
-        // An INTEGER PRIMARY KEY is the rowid; once it holds i64::MAX SQLite picks new
-        // rowids at random. Keeping the maximum free makes automatic keys deterministic.
-        ct.constraints.push(TableConstraint::Check {
-            name: None,
-            expr: Box::new(Expr::BinaryOp {
-                left: Box::new(Expr::Identifier(pk)),
-                op: sqlparser::ast::BinaryOperator::Lt,
-                right: Box::new(Expr::value(AstValue::Number(i64::MAX.to_string(), false))),
-            }),
-            enforced: None,
-        });
-    }
-    Ok(())
-}
 
-fn rename_foreign_table(name: &mut ObjectName, schema: &str) -> Result<(), SqlError> {
-    let (s, t) = resolve(name, schema)?;
-    if s != schema {
-        return Err(SqlError::CrossSchemaWrite {
-            schema: schema.to_owned(),
-            target: format!("foreign key to {s}.{t}"),
-        });
-    }
-    *name = quoted_name(&physical_name(&s, &t));
-    Ok(())
-}
-
-/// Resolve a user-written object name to (schema, canonical object name).
-pub(crate) fn resolve(name: &ObjectName, schema: &str) -> Result<(String, String), SqlError> {
-    let parts: Vec<&Ident> = name
-        .0
-        .iter()
-        .map(|p| {
-            p.as_ident()
-                .ok_or_else(|| SqlError::InvalidTableName(name.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
-    match parts.as_slice() {
-        [t] => Ok((schema.to_owned(), canonical_object_name(&t.value)?)),
-        [s, t] => {
-            validate_schema_name(&s.value)?;
-            Ok((s.value.clone(), canonical_object_name(&t.value)?))
-        }
-        _ => Err(SqlError::InvalidTableName(name.to_string())),
-    }
-}
-
-fn quoted_name(physical: &str) -> ObjectName {
-    ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote(
-        '"', physical,
-    ))])
-}
-
-/// Rename every table, index and view reference to its physical name, and give each table
-/// in a FROM clause an alias equal to its user-visible name so `users.age` still resolves.
-fn rename_objects(stmt: &mut Statement, schema: &str) -> Result<BTreeSet<String>, SqlError> {
-    // CTE names are local relations, not tables: leave references to them alone. They may
-    // not look like system tables, since the authorizer lets the statement read them.
-    struct CteCollector(BTreeSet<String>);
-    impl VisitorMut for CteCollector {
-        type Break = SqlError;
-        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<SqlError> {
-            if let Some(with) = &q.with {
-                for cte in &with.cte_tables {
-                    let name = cte.alias.name.value.to_ascii_lowercase();
-                    if name.starts_with('_') || name.starts_with("sqlite") || name.contains('.') {
-                        return ControlFlow::Break(refused(
-                            format!("CTE name {name}"),
-                            "CTE names may not start with _ or sqlite or contain a dot",
-                        ));
+    /// Append the default order to `s`: the primary keys of its FROM tables in order, or
+    /// every result column where a FROM item has no key (views, CTEs, subqueries), the
+    /// query is DISTINCT or grouped, or it is compound.
+    fn add_ordering(&mut self, s: &Select, items: &[Item]) -> Result<(), SqlError> {
+        let terms = match s.cores.as_slice() {
+            [Core::Values { .. }] => return Ok(()),
+            [Core::Select(c)] if !c.distinct && c.group_by.is_empty() => {
+                if c.from.is_none() || is_aggregate_query(c) {
+                    return Ok(());
+                }
+                let mut terms = Vec::new();
+                let mut keyed = true;
+                for item in items {
+                    match &item.key {
+                        Some(key) if !key.is_empty() && !item.qualifier.is_empty() => {
+                            for k in key {
+                                terms.push(format!(
+                                    "{}.{}",
+                                    quote_ident(&item.qualifier),
+                                    quote_ident(k)
+                                ));
+                            }
+                        }
+                        _ => keyed = false,
                     }
-                    self.0.insert(name);
+                }
+                if keyed {
+                    terms
+                } else {
+                    self.positional_order(s)?
                 }
             }
-            ControlFlow::Continue(())
+            _ => self.positional_order(s)?,
+        };
+        if terms.is_empty() {
+            return Ok(());
         }
-    }
-    let mut ctes = CteCollector(BTreeSet::new());
-    if let ControlFlow::Break(e) = stmt.visit(&mut ctes) {
-        return Err(e);
+        match &s.order_by {
+            Some(ob) => self.insert(ob.last(), Place::Order, format!(", {} ", terms.join(", "))),
+            None => self.insert(
+                s.body_last(),
+                Place::Order,
+                format!(" ORDER BY {} ", terms.join(", ")),
+            ),
+        }
+        Ok(())
     }
 
-    struct Renamer<'a> {
-        schema: &'a str,
-        ctes: BTreeSet<String>,
-    }
-    impl Renamer<'_> {
-        fn is_cte(&self, name: &ObjectName) -> bool {
-            name.0.len() == 1 && self.ctes.contains(&last_ident(name))
-        }
-    }
-    impl VisitorMut for Renamer<'_> {
-        type Break = SqlError;
-        fn pre_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<SqlError> {
-            if let TableFactor::Table {
-                name, alias, args, ..
-            } = tf
+    /// `1, 2, ..., n` over every result column.
+    fn positional_order(&mut self, s: &Select) -> Result<Vec<String>, SqlError> {
+        let n = match s.cores.first() {
+            Some(Core::Select(c))
+                if !c
+                    .columns
+                    .iter()
+                    .any(|r| !matches!(r, ResultColumn::Expr { .. })) =>
             {
+                c.columns.len()
+            }
+            Some(Core::Values { rows, .. }) => rows.first().map_or(0, Vec::len),
+            _ => {
+                // A `*` needs SQLite to count: prepare the query as rewritten so far,
+                // inside the WITH clauses in scope.
+                let body = self.render(s.first, s.body_last(), false)?;
+                self.catalog.column_count(&body, &self.ctes)?
+            }
+        };
+        Ok((1..=n).map(|i| i.to_string()).collect())
+    }
+
+    /// Refuse columns whose value SQLite would take from a row the plan chooses: bare
+    /// columns next to aggregates. Append a tie-break to the ORDER BY of order-sensitive
+    /// aggregates.
+    fn aggregates_are_determined(
+        &mut self,
+        c: &SelectCore,
+        items: &[Item],
+    ) -> Result<(), SqlError> {
+        let mut calls = Vec::new();
+        for col in &c.columns {
+            if let ResultColumn::Expr { expr, .. } = col {
+                collect_order_sensitive(expr, &mut calls);
+            }
+        }
+        if let Some(h) = &c.having {
+            collect_order_sensitive(h, &mut calls);
+        }
+        for f in calls {
+            self.tie_break(&f, items)?;
+        }
+        if !is_aggregate_query(c) {
+            return Ok(());
+        }
+        let grouped: Vec<Vec<&str>> = c
+            .group_by
+            .iter()
+            .map(|e| self.token_texts(e.first, e.last))
+            .collect();
+        let mut exprs: Vec<&Expr> = Vec::new();
+        for col in &c.columns {
+            match col {
+                ResultColumn::Expr { expr, .. } => exprs.push(expr),
+                ResultColumn::Star(_) | ResultColumn::TableStar(_) => {
+                    return Err(bare_column_refused("*"))
+                }
+            }
+        }
+        if let Some(h) = &c.having {
+            exprs.push(h);
+        }
+        for e in exprs {
+            self.bare_columns_grouped(e, &grouped)?;
+        }
+        Ok(())
+    }
+
+    fn token_texts(&self, first: Tix, last: Tix) -> Vec<&str> {
+        (first..=last).map(|i| self.tok_text(i)).collect()
+    }
+
+    /// Every column reference in `e` outside aggregate calls and subqueries is, or lies
+    /// within, an expression of the GROUP BY.
+    fn bare_columns_grouped(&self, e: &Expr, grouped: &[Vec<&str>]) -> Result<(), SqlError> {
+        let text = self.token_texts(e.first, e.last);
+        if grouped.iter().any(|g| {
+            g.len() == text.len() && g.iter().zip(&text).all(|(a, b)| a.eq_ignore_ascii_case(b))
+        }) {
+            return Ok(());
+        }
+        match &e.kind {
+            ExprKind::Column { column, table, .. } => {
+                let same_column = grouped.iter().any(|g| {
+                    g.last()
+                        .is_some_and(|c| token::dequote(c).eq_ignore_ascii_case(&column.text))
+                        && (table.is_none() || g.len() == 1 || g.len() == 3)
+                });
+                if same_column {
+                    Ok(())
+                } else {
+                    Err(bare_column_refused(&column.text))
+                }
+            }
+            ExprKind::Function(f) if is_aggregate_call(f) => Ok(()),
+            ExprKind::Subquery(_) | ExprKind::Exists(_) | ExprKind::InSelect { .. } => Ok(()),
+            _ => {
+                let mut result = Ok(());
+                for_each_child(e, &mut |child| {
+                    if result.is_ok() {
+                        result = self.bare_columns_grouped(child, grouped);
+                    }
+                });
+                result
+            }
+        }
+    }
+
+    /// Make an order-sensitive aggregate's ORDER BY total: append the keys of the core's
+    /// FROM tables (every row combination is then ordered), or, without keys, its own
+    /// arguments compared byte by byte (rows that still tie give identical output).
+    fn tie_break(&mut self, f: &Function, items: &[Item]) -> Result<(), SqlError> {
+        let Some(ob) = &f.order_by else {
+            let name = f.name.text.to_ascii_lowercase();
+            return Err(refused(
+                format!("{name}() without ORDER BY"),
+                format!("its result depends on row order; write {name}(x, ',' ORDER BY x)"),
+            ));
+        };
+        let keyed = !items.is_empty()
+            && items
+                .iter()
+                .all(|i| i.key.as_ref().is_some_and(|k| !k.is_empty()) && !i.qualifier.is_empty());
+        let terms: Vec<String> = if keyed {
+            items
+                .iter()
+                .flat_map(|i| {
+                    let q = quote_ident(&i.qualifier);
+                    i.key
+                        .iter()
+                        .flatten()
+                        .map(move |k| format!("{q}.{}", quote_ident(k)))
+                })
+                .collect()
+        } else {
+            let mut terms = Vec::new();
+            for a in &f.args {
+                if contains_subquery(a) {
+                    return Err(refused(
+                        format!("{}() over a subquery, CTE or view", f.name.text),
+                        "its ties cannot be ordered by key; order by columns that are unique",
+                    ));
+                }
+                terms.push(format!(
+                    "( {} ) COLLATE BINARY",
+                    self.render(a.first, a.last, true)?
+                ));
+            }
+            terms
+        };
+        self.insert(ob.last(), Place::Order, format!(", {} ", terms.join(", ")));
+        Ok(())
+    }
+
+    /// Guard an expression tree.
+    fn expr(&mut self, e: &Expr) -> Result<(), SqlError> {
+        grow(|| self.expr_inner(e))
+    }
+
+    fn expr_inner(&mut self, e: &Expr) -> Result<(), SqlError> {
+        match &e.kind {
+            ExprKind::Literal(Lit::Float) => {
+                return Err(refused(
+                    format!("REAL literal {}", self.tok_text(e.first)),
+                    "dstorage has no floating point; use integers",
+                ))
+            }
+            ExprKind::Literal(Lit::CurrentTime) => {
+                let what = self.tok_text(e.first).to_ascii_lowercase();
+                return Err(refused(what.clone(), why_not(&what)));
+            }
+            ExprKind::Column { column, .. } if is_rowid_name(&column.text) => {
+                return Err(rowid_refused(&column.text))
+            }
+            ExprKind::Function(f) => self.function(f)?,
+            ExprKind::Cast(_, ty) => {
+                let aff = affinity(&ty.text());
+                if aff == "REAL" || aff == "NUMERIC" {
+                    return Err(refused(
+                        format!("CAST AS {}", ty.text()),
+                        format!(
+                            "it converts with {aff} affinity, which can make floating-point \
+                             values; CAST AS INTEGER, TEXT or BLOB"
+                        ),
+                    ));
+                }
+            }
+            ExprKind::Binary(_, Binary::Ptr, _) => {
+                return Err(refused(
+                    "-> and ->>",
+                    "JSON functions are not supported yet; store JSON as TEXT and parse it in the client",
+                ))
+            }
+            ExprKind::Like { op, .. } if op == "REGEXP" || op == "MATCH" => {
+                return Err(refused(
+                    op.clone(),
+                    "no such function in dstorage; use LIKE or GLOB",
+                ))
+            }
+            ExprKind::Raise => {
+                return Err(refused("RAISE()", "only triggers may raise, and triggers are not supported"))
+            }
+            ExprKind::Subquery(s) => {
+                // A scalar subquery yields its first row: its order decides the value.
+                return self.select(s, Need::Order);
+            }
+            ExprKind::Exists(s) | ExprKind::InSelect { select: s, .. } => {
+                if let ExprKind::InSelect { expr, .. } = &e.kind {
+                    self.expr(expr)?;
+                }
+                return self.select(s, Need::Nothing);
+            }
+            ExprKind::InTable {
+                expr, table, args, ..
+            } => {
+                self.expr(expr)?;
                 if args.is_some() {
-                    return ControlFlow::Break(refused(
-                        format!("table-valued function {name}()"),
+                    return Err(refused(
+                        format!("table-valued function {}()", table.name.text),
                         "only tables, views and CTEs can be read",
                     ));
                 }
-                if alias.is_none() && !self.is_cte(name) {
-                    if let Some(id) = name.0.last().and_then(ObjectNamePart::as_ident) {
-                        *alias = Some(TableAlias {
-                            name: Ident::new(id.value.to_ascii_lowercase()),
-                            columns: vec![],
-                        });
-                    }
+                if !self.is_cte(table) {
+                    self.rename(table)?;
                 }
+                return Ok(());
             }
-            ControlFlow::Continue(())
+            _ => {}
         }
-        fn pre_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<SqlError> {
-            if self.is_cte(name) {
-                return ControlFlow::Continue(());
+        let mut result = Ok(());
+        for_each_child(e, &mut |child| {
+            if result.is_ok() {
+                result = self.expr(child);
             }
-            match resolve(name, self.schema) {
-                Ok((s, t)) => {
-                    *name = quoted_name(&physical_name(&s, &t));
-                    ControlFlow::Continue(())
-                }
-                Err(e) => ControlFlow::Break(e),
-            }
-        }
-    }
-    let mut renamer = Renamer {
-        schema,
-        ctes: ctes.0,
-    };
-    if let ControlFlow::Break(e) = stmt.visit(&mut renamer) {
-        return Err(e);
-    }
-    // Names the relation visitor does not cover: index, view and drop names.
-    let own = |name: &mut ObjectName| -> Result<(), SqlError> {
-        let (s, t) = resolve(name, schema)?;
-        *name = quoted_name(&physical_name(&s, &t));
-        Ok(())
-    };
-    match stmt {
-        Statement::CreateIndex(ci) => match &mut ci.name {
-            Some(n) => own(n)?,
-            None => {
-                return Err(refused(
-                    "CREATE INDEX without a name",
-                    "name the index so it can be dropped",
-                ))
-            }
-        },
-        Statement::CreateView { name, .. } => own(name)?,
-        // `INSERT INTO t AS t`, so an upsert's `t.col` still resolves after the rename.
-        Statement::Insert(ins) if ins.table_alias.is_none() => {
-            if let sqlparser::ast::TableObject::TableName(n) = &ins.table {
-                let physical = n.to_string().trim_matches('"').to_owned();
-                if let Some((_, object)) = split_physical(&physical) {
-                    ins.table_alias = Some(Ident::new(object));
-                }
-            }
-        }
-        Statement::Drop { names, .. } => {
-            for n in names.iter_mut() {
-                own(n)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(renamer.ctes)
-}
-
-/// Adds the guaranteed ordering to the top-level query and to every query with a LIMIT or
-/// OFFSET (which picks rows, so its order decides the result).
-struct Orderer<'a> {
-    catalog: &'a dyn Catalog,
-    depth: usize,
-    order_top: bool,
-    ctes: &'a BTreeSet<String>,
-}
-
-impl VisitorMut for Orderer<'_> {
-    type Break = SqlError;
-    fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<SqlError> {
-        let top = self.depth == 0 && self.order_top;
-        self.depth += 1;
-        if top || q.limit_clause.is_some() {
-            if let Err(e) = add_ordering(q, self.catalog, self.ctes) {
-                return ControlFlow::Break(e);
-            }
-        }
-        ControlFlow::Continue(())
-    }
-    fn post_visit_query(&mut self, _q: &mut Query) -> ControlFlow<SqlError> {
-        self.depth = self.depth.saturating_sub(1);
-        ControlFlow::Continue(())
-    }
-}
-
-fn is_aggregate_projection(items: &[SelectItem]) -> bool {
-    items.iter().any(|item| match item {
-        SelectItem::UnnamedExpr(Expr::Function(f))
-        | SelectItem::ExprWithAlias {
-            expr: Expr::Function(f),
-            ..
-        } => {
-            AGGREGATES.contains(&last_ident(&f.name).as_str())
-                && !(matches!(last_ident(&f.name).as_str(), "min" | "max")
-                    && matches!(&f.args, FunctionArguments::List(l) if l.args.len() > 1))
-        }
-        _ => false,
-    })
-}
-
-fn order_term(expr: Expr) -> OrderByExpr {
-    OrderByExpr {
-        expr,
-        options: OrderByOptions {
-            asc: None,
-            nulls_first: None,
-        },
-        with_fill: None,
-    }
-}
-
-/// The default order terms for a query: key columns of its FROM tables, or all result
-/// columns by position when there are no keys to use.
-fn default_order(
-    q: &Query,
-    catalog: &dyn Catalog,
-    ctes: &BTreeSet<String>,
-) -> Result<Vec<OrderByExpr>, SqlError> {
-    if let SetExpr::Select(select) = q.body.as_ref() {
-        let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
-        if select.distinct.is_none() && !grouped {
-            if is_aggregate_projection(&select.projection) || select.from.is_empty() {
-                return Ok(vec![]);
-            }
-            let mut terms = Vec::new();
-            let mut all_keyed = true;
-            for twj in &select.from {
-                for tf in
-                    std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation))
-                {
-                    let keyed = match tf {
-                        TableFactor::Table {
-                            name,
-                            alias: Some(alias),
-                            ..
-                        } => catalog
-                            .primary_key(&name.to_string().trim_matches('"').replace("\"\"", "\""))
-                            .map(|pk| (alias.name.clone(), pk)),
-                        _ => None,
-                    };
-                    match keyed {
-                        Some((alias, pk)) if !pk.is_empty() => {
-                            for col in pk {
-                                terms.push(order_term(Expr::CompoundIdentifier(vec![
-                                    alias.clone(),
-                                    Ident::with_quote('"', col),
-                                ])));
-                            }
-                        }
-                        _ => all_keyed = false,
-                    }
-                }
-            }
-            if all_keyed {
-                return Ok(terms);
-            }
-        }
-    }
-    // Positional ordering over every result column.
-    let n = result_column_count(q, catalog, ctes)?;
-    Ok((1..=n)
-        .map(|i| order_term(Expr::value(AstValue::Number(i.to_string(), false))))
-        .collect())
-}
-
-fn result_column_count(
-    q: &Query,
-    catalog: &dyn Catalog,
-    ctes: &BTreeSet<String>,
-) -> Result<usize, SqlError> {
-    fn first_select(body: &SetExpr) -> Option<&sqlparser::ast::Select> {
-        match body {
-            SetExpr::Select(s) => Some(s),
-            SetExpr::SetOperation { left, .. } => first_select(left),
-            SetExpr::Query(q) => first_select(&q.body),
-            _ => None,
-        }
-    }
-    if let Some(sel) = first_select(&q.body) {
-        let wildcard = sel.projection.iter().any(|p| {
-            matches!(
-                p,
-                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-            )
         });
-        if !wildcard {
-            return Ok(sel.projection.len());
-        }
+        result
     }
-    let mut bare = q.clone();
-    bare.order_by = None;
-    bare.limit_clause = None;
-    catalog.column_count(&bare.to_string(), ctes)
+
+    fn function(&mut self, f: &Function) -> Result<(), SqlError> {
+        let name = f.name.text.to_ascii_lowercase();
+        if !ALLOWED_FUNCTIONS.contains(&name.as_str()) {
+            return Err(refused(format!("{name}()"), why_not(&name)));
+        }
+        if f.over {
+            return Err(refused(
+                format!("{name}() OVER"),
+                "window functions are not supported",
+            ));
+        }
+        Ok(())
+    }
+
+    fn create_table(&mut self, ct: &CreateTable) -> Result<(), SqlError> {
+        let table = ct.name.name.text.clone();
+        let bad = |reason: &str| SqlError::TableDefinition {
+            table: table.clone(),
+            reason: reason.to_owned(),
+        };
+        if ct.temp {
+            return Err(bad("temporary tables are not supported"));
+        }
+        if ct.as_select {
+            return Err(bad(
+                "CREATE TABLE ... AS is not supported; list the columns",
+            ));
+        }
+        if let Some(at) = ct.missing_comma {
+            // SQLite separates table options with commas; dstorage has always accepted
+            // `WITHOUT ROWID STRICT` as well, so it adds the comma.
+            self.insert(at, Place::Tail, ",".into());
+        }
+        let mut strict = false;
+        let mut without_rowid = false;
+        for o in &ct.options {
+            match o.as_str() {
+                "STRICT" => strict = true,
+                "WITHOUT ROWID" => without_rowid = true,
+                other => return Err(bad(&format!("unknown table option {other}"))),
+            }
+        }
+        if !strict {
+            return Err(bad(
+                "tables must be STRICT: add STRICT after the column list",
+            ));
+        }
+        self.rename_own(&ct.name)?;
+        let schema = self.schema.to_owned();
+        // Key columns (lower case) and which one is the rowid alias.
+        let mut key: Vec<String> = Vec::new();
+        let mut rowid_alias: Option<String> = None;
+        let mut integer_columns: BTreeSet<String> = BTreeSet::new();
+        for col in &ct.columns {
+            let words = col.ty.as_ref().map_or(Vec::new(), |t| t.words.clone());
+            let (ty, replace) = column_type(&words).ok_or_else(|| SqlError::ColumnType {
+                column: col.name.text.clone(),
+                found: if words.is_empty() {
+                    "no type".to_owned()
+                } else {
+                    words.join(" ")
+                },
+                expected: "INTEGER, TEXT or BLOB (BOOLEAN is stored as INTEGER)".to_owned(),
+            })?;
+            if let Some(tn) = &col.ty {
+                if tn.sized {
+                    return Err(SqlError::ColumnType {
+                        column: col.name.text.clone(),
+                        found: self.render(tn.first, tn.last, false)?,
+                        expected: "INTEGER, TEXT or BLOB without a size".to_owned(),
+                    });
+                }
+                if replace {
+                    // STRICT tables know only the exact type names.
+                    self.replace(tn.first, tn.last, ty.to_owned());
+                }
+            }
+            let lower = col.name.text.to_ascii_lowercase();
+            if ty == "INTEGER" {
+                integer_columns.insert(lower.clone());
+            }
+            for c in &col.constraints {
+                match c {
+                    ColumnConstraint::PrimaryKey {
+                        desc,
+                        on_conflict,
+                        autoincrement,
+                    } => {
+                        if *autoincrement {
+                            return Err(refused(
+                                format!("AUTOINCREMENT on {}", col.name.text),
+                                "it keeps hidden state in sqlite_sequence; INTEGER PRIMARY KEY already assigns max+1",
+                            ));
+                        }
+                        check_conflict(on_conflict.as_deref())?;
+                        key.push(lower.clone());
+                        // SQLite's quirk: `INTEGER PRIMARY KEY DESC` is no rowid alias.
+                        if ty == "INTEGER" && !desc && !without_rowid {
+                            rowid_alias = Some(lower.clone());
+                        }
+                    }
+                    ColumnConstraint::NotNull { on_conflict }
+                    | ColumnConstraint::Unique { on_conflict } => {
+                        check_conflict(on_conflict.as_deref())?
+                    }
+                    ColumnConstraint::Check(e)
+                    | ColumnConstraint::Default(e)
+                    | ColumnConstraint::Generated(e) => self.expr(e)?,
+                    ColumnConstraint::References(fk) => self.foreign_key(fk, &schema)?,
+                    ColumnConstraint::Deferrable { deferred } => {
+                        if *deferred {
+                            return Err(deferred_refused());
+                        }
+                    }
+                    ColumnConstraint::Null | ColumnConstraint::Collate(_) => {}
+                }
+            }
+        }
+        for c in &ct.constraints {
+            match c {
+                TableConstraint::PrimaryKey {
+                    columns,
+                    on_conflict,
+                    autoincrement,
+                } => {
+                    if *autoincrement {
+                        return Err(refused(
+                            "AUTOINCREMENT",
+                            "it keeps hidden state in sqlite_sequence; INTEGER PRIMARY KEY already assigns max+1",
+                        ));
+                    }
+                    check_conflict(on_conflict.as_deref())?;
+                    for t in columns {
+                        match &t.expr.kind {
+                            ExprKind::Column {
+                                table: None,
+                                column,
+                                ..
+                            } => key.push(column.text.to_ascii_lowercase()),
+                            ExprKind::Collate(inner, _) => match &inner.kind {
+                                ExprKind::Column {
+                                    table: None,
+                                    column,
+                                    ..
+                                } => key.push(column.text.to_ascii_lowercase()),
+                                _ => return Err(bad("PRIMARY KEY columns must be column names")),
+                            },
+                            _ => return Err(bad("PRIMARY KEY columns must be column names")),
+                        }
+                    }
+                    if let [only] = columns.as_slice() {
+                        let name = key.last().cloned().unwrap_or_default();
+                        let is_collated = matches!(only.expr.kind, ExprKind::Collate(..));
+                        if integer_columns.contains(&name) && !without_rowid && !is_collated {
+                            rowid_alias = Some(name);
+                        }
+                    }
+                }
+                TableConstraint::Unique {
+                    on_conflict,
+                    columns,
+                } => {
+                    check_conflict(on_conflict.as_deref())?;
+                    for t in columns {
+                        self.expr(&t.expr)?;
+                    }
+                }
+                TableConstraint::Check { expr, on_conflict } => {
+                    check_conflict(on_conflict.as_deref())?;
+                    self.expr(expr)?;
+                }
+                TableConstraint::ForeignKey(fk) => self.foreign_key(fk, &schema)?,
+            }
+        }
+        if key.is_empty() {
+            return Err(bad("a PRIMARY KEY is required"));
+        }
+        if !without_rowid {
+            // A changeset names a row by its key, so no key column of a rowid table may
+            // hold NULL (SQLite would let it, except in the rowid alias).
+            for col in &ct.columns {
+                let lower = col.name.text.to_ascii_lowercase();
+                let not_null = col
+                    .constraints
+                    .iter()
+                    .any(|c| matches!(c, ColumnConstraint::NotNull { .. }));
+                if key.contains(&lower) && rowid_alias.as_ref() != Some(&lower) && !not_null {
+                    self.insert(col.last, Place::Tail, " NOT NULL ".into());
+                }
+            }
+            if let (Some(pk), Some(rp)) = (&rowid_alias, ct.rp) {
+                // An INTEGER PRIMARY KEY is the rowid; once it holds i64::MAX SQLite picks
+                // new rowids at random. Keeping the maximum free keeps automatic keys
+                // deterministic.
+                self.insert(
+                    rp - 1,
+                    Place::Tail,
+                    format!(", CHECK ({} < {}) ", quote_ident(pk), i64::MAX),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn foreign_key(&mut self, fk: &ForeignKey, schema: &str) -> Result<(), SqlError> {
+        if fk.deferred {
+            return Err(deferred_refused());
+        }
+        self.rename_token(&fk.table, schema)?;
+        Ok(())
+    }
+
+    /// The text of tokens `first..=last` with the edits made so far inside that range
+    /// (all of them with `all`, else only renames and aliases).
+    fn render(&self, first: Tix, last: Tix, all: bool) -> Result<String, SqlError> {
+        let edits: Vec<Edit> = self
+            .edits
+            .iter()
+            .filter(|e| match e {
+                Edit::Replace {
+                    first: f, last: l, ..
+                } => *f >= first && *l <= last,
+                Edit::Insert { after, place, .. } => {
+                    *after >= first && *after <= last && (all || *place == Place::Alias)
+                }
+            })
+            .cloned()
+            .collect();
+        splice(self.sql, self.toks, first, last, &edits).map(|(text, _)| text)
+    }
+
+    /// The statement `first..=last` with every edit applied, checked token by token.
+    fn apply(&self, first: Tix, last: Tix) -> Result<String, SqlError> {
+        let (text, expected) = splice(self.sql, self.toks, first, last, &self.edits)?;
+        let got: Vec<(Tk, &str)> = token::significant(&text)
+            .into_iter()
+            .map(|t| (t.kind, t.text(&text)))
+            .collect();
+        let expected: Vec<(Tk, &str)> = expected.iter().map(|(k, s)| (*k, s.as_str())).collect();
+        if got != expected {
+            tracing::error!(%text, "the guard's rewrite does not tokenize as planned");
+            return Err(refused(
+                "this statement",
+                "the guard could not rewrite it exactly; please report it",
+            ));
+        }
+        Ok(text)
+    }
 }
 
-fn add_ordering(
-    q: &mut Query,
-    catalog: &dyn Catalog,
-    ctes: &BTreeSet<String>,
-) -> Result<(), SqlError> {
-    // A bare VALUES list is already in the order it is written.
-    if matches!(q.body.as_ref(), SetExpr::Values(_)) {
-        return Ok(());
+/// Whether a query's order must be defined where it stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// Its rows reach a result, pick a first row, or feed an insert: define the order.
+    Order,
+    /// Only if it has a LIMIT.
+    Nothing,
+}
+
+/// The name of a query's first result column, where it can be told from the text: an
+/// alias, a column's own name, or `column1` of a VALUES list.
+fn first_column(s: &Select) -> Option<String> {
+    match s.cores.first()? {
+        Core::Values { .. } => Some("column1".into()),
+        Core::Select(c) => match c.columns.first()? {
+            ResultColumn::Expr { alias: Some(a), .. } => Some(a.text.clone()),
+            ResultColumn::Expr { expr, .. } => match &expr.kind {
+                ExprKind::Column { column, .. } => Some(column.text.clone()),
+                _ => None,
+            },
+            _ => None,
+        },
     }
-    let extra = default_order(q, catalog, ctes)?;
-    if extra.is_empty() {
-        return Ok(());
-    }
-    match &mut q.order_by {
-        None => {
-            q.order_by = Some(OrderBy {
-                kind: OrderByKind::Expressions(extra),
-                interpolate: None,
-            })
-        }
-        Some(OrderBy {
-            kind: OrderByKind::Expressions(exprs),
-            ..
-        }) => exprs.extend(extra),
-        Some(_) => return Err(refused("ORDER BY ALL", "not SQLite syntax")),
+}
+
+fn check_conflict(on_conflict: Option<&str>) -> Result<(), SqlError> {
+    if on_conflict == Some("ROLLBACK") {
+        return Err(rollback_resolution_refused());
     }
     Ok(())
+}
+
+fn deferred_refused() -> SqlError {
+    refused(
+        "INITIALLY DEFERRED foreign key",
+        "a deferred constraint is checked only at COMMIT, where a violation \
+         would fail the whole block; use an immediate foreign key (the default)",
+    )
+}
+
+fn bare_column_refused(column: &str) -> SqlError {
+    refused(
+        format!("column {column} next to an aggregate"),
+        "SQLite would take its value from a row the query plan picks; add it to GROUP BY \
+         or aggregate it (min, max, group_concat)",
+    )
+}
+
+fn is_aggregate_call(f: &Function) -> bool {
+    let name = f.name.text.to_ascii_lowercase();
+    AGGREGATES.contains(&name.as_str())
+        && !(matches!(name.as_str(), "min" | "max") && f.args.len() > 1)
+}
+
+/// Whether expression `e` (outside subqueries) calls an aggregate.
+fn has_aggregate(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Function(f) if is_aggregate_call(f) => true,
+        ExprKind::Subquery(_) | ExprKind::Exists(_) | ExprKind::InSelect { .. } => false,
+        _ => {
+            let mut found = false;
+            for_each_child(e, &mut |c| found = found || has_aggregate(c));
+            found
+        }
+    }
+}
+
+fn is_aggregate_query(c: &SelectCore) -> bool {
+    !c.group_by.is_empty()
+        || c.columns.iter().any(|r| match r {
+            ResultColumn::Expr { expr, .. } => has_aggregate(expr),
+            _ => false,
+        })
+        || c.having.as_ref().is_some_and(has_aggregate)
+}
+
+fn contains_subquery(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Subquery(_) | ExprKind::Exists(_) | ExprKind::InSelect { .. } => true,
+        _ => {
+            let mut found = false;
+            for_each_child(e, &mut |c| found = found || contains_subquery(c));
+            found
+        }
+    }
+}
+
+/// The order-sensitive aggregate calls in `e`, outside subqueries.
+fn collect_order_sensitive(e: &Expr, out: &mut Vec<Function>) {
+    match &e.kind {
+        ExprKind::Function(f)
+            if ORDER_SENSITIVE_AGGREGATES.contains(&f.name.text.to_ascii_lowercase().as_str()) =>
+        {
+            out.push((**f).clone());
+        }
+        ExprKind::Subquery(_) | ExprKind::Exists(_) | ExprKind::InSelect { .. } => return,
+        _ => {}
+    }
+    for_each_child(e, &mut |c| collect_order_sensitive(c, out));
+}
+
+/// Call `f` on each direct sub-expression of `e` (not on subqueries' contents).
+fn for_each_child<'e>(e: &'e Expr, f: &mut dyn FnMut(&'e Expr)) {
+    match &e.kind {
+        ExprKind::Literal(_) | ExprKind::Variable | ExprKind::Column { .. } | ExprKind::Raise => {}
+        ExprKind::Unary(_, a) | ExprKind::NullTest(a, _) | ExprKind::Collate(a, _) => f(a),
+        ExprKind::Cast(a, _) => f(a),
+        ExprKind::Binary(a, _, b) => {
+            f(a);
+            f(b);
+        }
+        ExprKind::Like {
+            lhs, rhs, escape, ..
+        } => {
+            f(lhs);
+            f(rhs);
+            if let Some(x) = escape {
+                f(x);
+            }
+        }
+        ExprKind::Between {
+            expr, low, high, ..
+        } => {
+            f(expr);
+            f(low);
+            f(high);
+        }
+        ExprKind::InList { expr, list, .. } => {
+            f(expr);
+            list.iter().for_each(&mut *f);
+        }
+        ExprKind::InSelect { expr, .. } | ExprKind::InTable { expr, .. } => f(expr),
+        ExprKind::Exists(_) | ExprKind::Subquery(_) => {}
+        ExprKind::Case {
+            operand,
+            whens,
+            else_,
+        } => {
+            if let Some(o) = operand {
+                f(o);
+            }
+            for (w, t) in whens {
+                f(w);
+                f(t);
+            }
+            if let Some(x) = else_ {
+                f(x);
+            }
+        }
+        ExprKind::Function(func) => {
+            func.args.iter().for_each(&mut *f);
+            if let Some(ob) = &func.order_by {
+                ob.terms.iter().for_each(|t| f(&t.expr));
+            }
+            if let Some(x) = &func.filter {
+                f(x);
+            }
+        }
+        ExprKind::Parens(list) => list.iter().for_each(f),
+    }
+}
+
+/// A single-row `INSERT ... VALUES (...)` whose values are literals or placeholders, with
+/// no statement-level conflict clause (`OR FAIL` keeps partial work, `OR REPLACE` deletes),
+/// no upsert and no RETURNING. Only such a statement may skip the per-call savepoint,
+/// and only once its compiled program is proven safe too (`program::step_bound`).
+fn is_plain_single_row_insert(ins: &Insert) -> bool {
+    if ins.or.is_some() || !ins.upserts.is_empty() || ins.returning.is_some() || ins.with.is_some()
+    {
+        return false;
+    }
+    let Some(source) = &ins.source else {
+        return false;
+    };
+    if source.with.is_some() || source.order_by.is_some() || source.limit.is_some() {
+        return false;
+    }
+    let [Core::Values { rows, .. }] = source.cores.as_slice() else {
+        return false;
+    };
+    let literal = |e: &Expr| match &e.kind {
+        ExprKind::Literal(_) | ExprKind::Variable => true,
+        ExprKind::Unary(_, inner) => {
+            matches!(inner.kind, ExprKind::Literal(_) | ExprKind::Variable)
+        }
+        _ => false,
+    };
+    rows.len() == 1 && rows[0].iter().all(literal)
+}
+
+/// Apply `edits` to the tokens `first..=last` of `sql`. Returns the text and the
+/// significant tokens it must consist of: the original ones with replacements, and the
+/// tokens of each insertion where it goes.
+fn splice(
+    sql: &str,
+    toks: &[Token],
+    first: Tix,
+    last: Tix,
+    edits: &[Edit],
+) -> Result<(String, Vec<(Tk, String)>), SqlError> {
+    // (byte position, place, seq, edit)
+    let mut inserts: Vec<(usize, Place, u32, &str)> = Vec::new();
+    let mut replaces: Vec<(Tix, Tix, &str)> = Vec::new();
+    for e in edits {
+        match e {
+            Edit::Replace { first, last, text } => replaces.push((*first, *last, text)),
+            Edit::Insert {
+                after,
+                place,
+                seq,
+                text,
+            } => inserts.push((toks[*after].end, *place, *seq, text)),
+        }
+    }
+    inserts.sort();
+    replaces.sort();
+    let start = toks[first].start;
+    let end = toks[last].end;
+    let mut text = String::with_capacity(end - start + 64);
+    let mut expected: Vec<(Tk, String)> = Vec::new();
+    let mut pos = start;
+    let mut ins = inserts.iter().peekable();
+    let mut rep = replaces.iter().peekable();
+    let mut i = first;
+    let push_tokens = |expected: &mut Vec<(Tk, String)>, s: &str| {
+        for t in token::significant(s) {
+            expected.push((t.kind, t.text(s).to_owned()));
+        }
+    };
+    while i <= last {
+        // Insertions at or before this token's start.
+        while let Some((at, _, _, s)) = ins.peek() {
+            if *at > toks[i].start {
+                break;
+            }
+            text.push_str(&sql[pos..*at]);
+            pos = *at;
+            text.push_str(s);
+            push_tokens(&mut expected, s);
+            ins.next();
+        }
+        match rep.peek() {
+            Some((f, l, s)) if *f == i => {
+                text.push_str(&sql[pos..toks[i].start]);
+                text.push_str(s);
+                push_tokens(&mut expected, s);
+                pos = toks[*l].end;
+                i = *l + 1;
+                rep.next();
+            }
+            _ => {
+                text.push_str(&sql[pos..toks[i].end]);
+                expected.push((toks[i].kind, toks[i].text(sql).to_owned()));
+                pos = toks[i].end;
+                i += 1;
+            }
+        }
+    }
+    for (at, _, _, s) in ins {
+        if *at > end {
+            break;
+        }
+        text.push_str(&sql[pos..*at]);
+        pos = *at;
+        text.push_str(s);
+        push_tokens(&mut expected, s);
+    }
+    text.push_str(&sql[pos..end.max(pos)]);
+    if rep.next().is_some() {
+        return Err(refused(
+            "this statement",
+            "the guard could not rewrite it exactly; please report it",
+        ));
+    }
+    let _ = MAX_DEPTH;
+    Ok((text, expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoCatalog;
+    impl Catalog for NoCatalog {
+        fn primary_key(&self, physical: &str) -> Option<Vec<String>> {
+            match physical {
+                "app.t" | "app.u" => Some(vec!["id".into()]),
+                _ => None,
+            }
+        }
+        fn column_count(&self, _sql: &str, _ctes: &BTreeSet<String>) -> Result<usize, SqlError> {
+            Ok(2)
+        }
+    }
+
+    fn rw(sql: &str) -> Result<String, SqlError> {
+        let parsed = parse(sql)?;
+        rewrite(sql, &parsed, 0, "app", false, &NoCatalog).map(|r| r.sql)
+    }
+
+    #[test]
+    fn the_rewrite_keeps_the_users_tokens_and_adds_names_order_and_meter() {
+        assert_eq!(
+            rw("SELECT - -1, 0x10, 1_000 FROM t").unwrap(),
+            "SELECT - -1, 0x10, 1_000 FROM \"app.t\" AS \"t\"  ORDER BY \"t\".\"id\" "
+        );
+        assert_eq!(
+            rw("UPDATE t SET v = v | 0x04 WHERE id = 1").unwrap(),
+            "UPDATE \"app.t\" AS \"t\"  SET v = v | 0x04 WHERE dstorage_meter() AND (  id = 1 ) "
+        );
+        assert_eq!(
+            rw("DELETE FROM t").unwrap(),
+            "DELETE FROM \"app.t\" AS \"t\"  WHERE dstorage_meter() "
+        );
+    }
+
+    #[test]
+    fn a_comment_cannot_swallow_what_the_guard_adds() {
+        let out = rw("SELECT id FROM t -- trailing\n").unwrap();
+        assert!(out.ends_with("ORDER BY \"t\".\"id\" "), "{out}");
+        let out = rw("SELECT id FROM t /* c */ LIMIT 1").unwrap();
+        assert!(
+            out.contains("ORDER BY \"t\".\"id\"  /* c */ LIMIT 1"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn floats_rowids_and_windows_are_refused() {
+        for sql in [
+            "SELECT 1.5",
+            "SELECT 1e3",
+            "SELECT rowid FROM t",
+            "SELECT CAST(x AS REAL) FROM t",
+            "SELECT CAST(x AS BOOLEAN) FROM t",
+            "SELECT sum(id) OVER () FROM t",
+            "SELECT name, max(id) FROM t",
+            "SELECT group_concat(id) FROM t",
+            "SELECT current_time",
+        ] {
+            assert!(rw(sql).is_err(), "{sql}");
+        }
+    }
 }

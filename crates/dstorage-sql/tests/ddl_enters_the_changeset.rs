@@ -28,7 +28,8 @@ fn create_table_and_insert_give_ddl_then_rows() {
             assert_eq!(schema, "app");
             assert_eq!(
                 sql,
-                "CREATE TABLE \"app.users\" (id INTEGER PRIMARY KEY, name TEXT, CHECK (id < 9223372036854775807)) STRICT"
+                // The user's own text, with the physical name and the added key check.
+                "CREATE TABLE \"app.users\"(id INTEGER PRIMARY KEY, name TEXT, CHECK (\"id\" < 9223372036854775807) ) STRICT"
             );
         }
         other => panic!("expected DDL, got {other:?}"),

@@ -367,6 +367,7 @@ impl Parser<'_> {
             rp: None,
             options: Vec::new(),
             as_select: false,
+            missing_comma: None,
         };
         if self.eat_kw(Kw::As) {
             self.select()?;
@@ -412,9 +413,21 @@ impl Parser<'_> {
                     let n = self.nm()?;
                     t.options.push(n.text.to_ascii_uppercase());
                 }
-                if !self.eat(Tk::Comma) {
-                    break;
+                if self.eat(Tk::Comma) {
+                    continue;
                 }
+                // `WITHOUT ROWID STRICT`: the one form without a comma dstorage accepts
+                // (the caller adds the comma SQLite needs).
+                let strict_next =
+                    self.is(Tk::Id) && self.text(self.pos).eq_ignore_ascii_case("strict");
+                if t.missing_comma.is_none()
+                    && strict_next
+                    && t.options.last().is_some_and(|o| o == "WITHOUT ROWID")
+                {
+                    t.missing_comma = Some(self.pos - 1);
+                    continue;
+                }
+                break;
             }
         }
         Ok(t)

@@ -457,11 +457,6 @@ impl Token {
     pub(crate) fn text<'a>(&self, sql: &'a str) -> &'a str {
         &sql[self.start..self.end]
     }
-
-    /// Whether the token is keyword `k`.
-    pub(crate) fn is(&self, k: Kw) -> bool {
-        self.kind == Tk::Keyword(k)
-    }
 }
 
 // sqlite3CtypeMap's bits.
