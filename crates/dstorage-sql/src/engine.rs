@@ -350,6 +350,11 @@ impl Engine {
         estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
     }
 
+    /// Judge `sql` in `schema` by its text alone; see [`Reader::check`].
+    pub fn check(&self, schema: &str, sql: &str) -> Result<(), SqlError> {
+        check_text(&self.config, schema, sql)
+    }
+
     /// Every user row, table by table in name order and key order: for comparing two
     /// databases in tests and audits.
     pub fn dump(&self) -> Result<TableDump, SqlError> {
@@ -1463,6 +1468,17 @@ impl Reader {
         estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
     }
 
+    /// Judge every statement of `sql` (a transaction's or a deploy's) as if it ran in
+    /// `schema`, by its text alone: the length limit, the schema name, parsing, and every
+    /// rule of the guard that needs no table (statement kinds, functions, literals, table
+    /// definitions, names). Nothing is prepared or run, so a statement that names a table
+    /// an earlier one creates is judged like any other. An error here fails the same SQL in
+    /// every state; errors that depend on state (unknown tables, constraints) only show
+    /// when it runs.
+    pub fn check(&self, schema: &str, sql: &str) -> Result<(), SqlError> {
+        check_text(&self.config, schema, sql)
+    }
+
     /// Committed system KV value.
     pub fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {
         kv_get(&self.conn, key)
@@ -1477,6 +1493,40 @@ impl Reader {
     pub fn schemas(&self) -> Result<Vec<SchemaInfo>, SqlError> {
         schemas(&self.conn)
     }
+}
+
+/// A catalog that knows no table: the guard then judges a statement by its text alone.
+/// What it answers only shapes the rewritten text (ordering terms), which `check_text`
+/// throws away.
+struct TextOnly;
+
+impl Catalog for TextOnly {
+    fn primary_key(&self, _physical: &str) -> Option<Vec<String>> {
+        None
+    }
+
+    fn column_count(
+        &self,
+        _sql: &str,
+        _ctes: &std::collections::BTreeSet<String>,
+    ) -> Result<usize, SqlError> {
+        Ok(1)
+    }
+}
+
+/// See [`Reader::check`].
+fn check_text(config: &EngineConfig, schema: &str, sql: &str) -> Result<(), SqlError> {
+    if sql.len() > config.max_sql_length {
+        return Err(SqlError::Refused {
+            construct: format!("SQL of {} bytes", sql.len()),
+            reason: format!("the limit is {} bytes", config.max_sql_length),
+        });
+    }
+    validate_schema_name(schema)?;
+    for stmt in guard::parse(sql)? {
+        guard::rewrite(stmt, schema, false, &TextOnly)?;
+    }
+    Ok(())
 }
 
 fn kv_get(conn: &Connection, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {
