@@ -1365,7 +1365,9 @@ impl Reader {
         })
     }
 
-    /// Run read-only SQL (one or more SELECTs) in `schema`; returns the last result.
+    /// Run one read-only statement (a SELECT or an allowed PRAGMA) in `schema`. SQL holding
+    /// several statements is refused, not run: only one result could be answered, and the
+    /// others would be charged and thrown away.
     pub fn query(
         &mut self,
         schema: &str,
@@ -1390,7 +1392,7 @@ impl Reader {
             });
         }
         let limit = cost_limit.min(self.config.cost_limit_per_tx);
-        // One read transaction so several statements see one snapshot.
+        // One read transaction: the schema version and the statement see one snapshot.
         self.conn.execute_batch("BEGIN")?;
         let result = self
             .forget_stale_statements()
@@ -1425,42 +1427,40 @@ impl Reader {
         limit: u64,
     ) -> Result<QueryResult, SqlError> {
         require_schema(&self.conn, schema)?;
-        let statements = guard::parse(sql)?;
-        if !params.is_empty() && statements.len() != 1 {
-            return Err(SqlError::Refused {
-                construct: "parameters with several statements".into(),
-                reason: "bind parameters to one statement at a time".into(),
-            });
-        }
-        let mut cost = 0u64;
-        let mut last = QueryResult::default();
-        for stmt in statements {
-            let rewritten = {
-                let catalog = ConnCatalog {
-                    conn: &self.conn,
-                    auth: &self.auth,
-                    mode: Mode::Read {
-                        ctes: Default::default(),
-                    },
-                };
-                guard::rewrite(stmt, schema, true, &catalog)?
-            };
-            let step = run_guarded(
-                &self.conn,
-                &self.auth,
-                &self.meter,
-                Mode::Read {
-                    ctes: rewritten.ctes.clone(),
+        let mut statements = guard::parse(sql)?;
+        let stmt = match statements.len() {
+            1 => statements.remove(0),
+            n => {
+                return Err(SqlError::Refused {
+                    construct: format!("a read of {n} statements"),
+                    reason: "a read runs exactly one statement; send each as its own read".into(),
+                })
+            }
+        };
+        let rewritten = {
+            let catalog = ConnCatalog {
+                conn: &self.conn,
+                auth: &self.auth,
+                mode: Mode::Read {
+                    ctes: Default::default(),
                 },
-                &rewritten.sql,
-                params,
-                Budget { used: cost, limit },
-            )?;
-            cost = cost.saturating_add(step.cost);
-            last = step.rows.unwrap_or_default();
-        }
-        last.cost = cost;
-        Ok(last)
+            };
+            guard::rewrite(stmt, schema, true, &catalog)?
+        };
+        let step = run_guarded(
+            &self.conn,
+            &self.auth,
+            &self.meter,
+            Mode::Read {
+                ctes: rewritten.ctes.clone(),
+            },
+            &rewritten.sql,
+            params,
+            Budget { used: 0, limit },
+        )?;
+        let mut result = step.rows.unwrap_or_default();
+        result.cost = step.cost;
+        Ok(result)
     }
 
     /// Estimate the cost of `sql` (reads or writes) in `schema` on committed state.
