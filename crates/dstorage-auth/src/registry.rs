@@ -68,6 +68,9 @@ pub struct Signed {
     pub signature: Vec<u8>,
 }
 
+/// Longer than any identity a standard produces (a bech32 address with a long prefix is under 100 bytes).
+const MAX_IDENTITY_LEN: usize = 256;
+
 /// The standards a network accepts, by name. Ordered (a `BTreeMap`), so listings are deterministic.
 pub struct Registry {
     standards: BTreeMap<&'static str, Box<dyn Authenticator>>,
@@ -169,6 +172,16 @@ impl Registry {
     /// its base58 one under `solana_sign_message` are different identities), so guessing could answer for the
     /// wrong one. A string no standard reads is refused with each standard's reason.
     pub fn canonical_identity(&self, text: &str) -> Result<String, AuthError> {
+        // Base58 decoding takes time quadratic in the length; no identity is near this long.
+        if text.len() > MAX_IDENTITY_LEN {
+            return Err(AuthError::NotAnIdentity {
+                identity: text.chars().take(32).chain("…".chars()).collect(),
+                reasons: format!(
+                    "{} bytes; no identity is longer than {MAX_IDENTITY_LEN}",
+                    text.len()
+                ),
+            });
+        }
         let mut reasons = Vec::new();
         let mut recased = BTreeSet::new();
         let mut other = BTreeSet::new();
@@ -312,6 +325,7 @@ mod tests {
             "not-an-identity",
             "",
             "0x1234",
+            // One letter's case changed: the EIP-55 checksum no longer holds.
             "0x2c7536E3605D9C16a7a3D7b1898e529396a65C23",
         ] {
             match r.canonical_identity(text) {
@@ -323,6 +337,18 @@ mod tests {
                 }
                 other => panic!("{text}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn canonical_identity_refuses_an_overlong_text_before_decoding_it() {
+        let long = "1".repeat(100_000);
+        match Registry::with_default_standards().canonical_identity(&long) {
+            Err(AuthError::NotAnIdentity { identity, reasons }) => {
+                assert!(identity.chars().count() <= 33, "{identity}");
+                assert!(reasons.contains("100000 bytes"), "{reasons}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 }
