@@ -11,6 +11,11 @@
 //! SQLite page. Commit runs while CometBFT holds its mempool lock, and every read-and-remember happens under this
 //! module's own lock, so the cache never holds a value older than the last commit it was told about.
 //!
+//! SQL that its text alone fails (it does not parse, or the guard refuses a construct, a table definition or a
+//! name) is refused with `sql_refused`, for a deploy as for a transaction, and for every statement of it, not
+//! only up to the first one that names a table the transaction itself creates: it would fail in every block, so
+//! it spends no nonce. Errors that depend on state (constraints, unknown tables) are left to execution.
+//!
 //! Cost estimates of statements whose cost does not depend on table sizes (an INSERT of VALUES: no scan, no
 //! lookup in the plan) are remembered by schema and SQL text until a block changes a schema, so a client that
 //! sends the same parameterised insert again does not pay a parse and a query plan per transaction.
@@ -24,6 +29,7 @@ use dstorage_types::tx::Payload;
 
 use crate::auth::{Checked, Refusal};
 use crate::shared::{lock, Shared};
+use crate::sqlclass::follows_from_text;
 use crate::{keys, AppError};
 
 /// Mempool-side state.
@@ -99,25 +105,37 @@ impl Inner {
                         ),
                     ))),
                     Ok(cost) => Ok(Ok(Some(cost))),
-                    Err(e)
-                        if crate::sqlclass::classify(&e)
-                            == crate::sqlclass::ErrorClass::Refused =>
-                    {
-                        Ok(Err((ResultCode::SqlRefused, format!("{e:#}"))))
-                    }
-                    // Statements that refer to tables created earlier in the same transaction cannot be
-                    // estimated on committed state; they are metered exactly when they run.
+                    Err(e) if follows_from_text(&e) => Ok(Err(refusal(&e))),
+                    // The estimate stopped at an error that depends on state (say, a table an earlier
+                    // statement of the same transaction creates): such statements are metered exactly when
+                    // they run, but the statements after the one that stopped the estimate may still be
+                    // refused by their text.
                     Err(e) => {
                         tracing::debug!(error = %e, "no estimate");
-                        Ok(Ok(None))
+                        Ok(self.judge_text(schema, sql).map(|()| None))
                     }
                 }
+            }
+            Payload::DeploySchema { schema, sql } => {
+                Ok(self.judge_text(schema, sql).map(|()| None))
             }
             Payload::DropSchema { schema } if self.owner(schema)?.is_none() => Ok(Err((
                 ResultCode::SchemaNotFound,
                 format!("schema {schema} does not exist"),
             ))),
             _ => Ok(Ok(None)),
+        }
+    }
+
+    /// Refuse `sql` in `schema` if its text alone fails it (see `sqlclass::follows_from_text`).
+    fn judge_text(&self, schema: &str, sql: &str) -> Result<(), Refusal> {
+        match self.reader.check(schema, sql) {
+            Ok(()) => Ok(()),
+            Err(e) if follows_from_text(&e) => Err(refusal(&e)),
+            Err(e) => {
+                tracing::debug!(error = %e, "text check ended without a verdict");
+                Ok(())
+            }
         }
     }
 
@@ -136,6 +154,12 @@ impl Inner {
         }
         Ok(e.cost)
     }
+}
+
+/// The refusal of an error that follows from the text: `sql_refused`, the code the same transaction gets in a
+/// block (`sqlclass::classify` classes every such error as refused).
+fn refusal(e: &dstorage_sql::SqlError) -> Refusal {
+    (ResultCode::SqlRefused, format!("{e:#}"))
 }
 
 /// Remembered estimates before the cache starts over (literal SQL makes every text new).

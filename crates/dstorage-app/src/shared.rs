@@ -142,6 +142,10 @@ impl App {
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let thread_shared = shared.clone();
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the one consensus thread: it runs every state transition, in block order, alone"
+        )]
         let thread = std::thread::Builder::new()
             .name("consensus".into())
             .spawn(move || crate::consensus::run(engine, thread_shared, rx))
@@ -314,6 +318,10 @@ pub fn thread_cpu_time() -> std::time::Duration {
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is supported on every Linux.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "CPU time feeds the time counters (metrics) only, never state or results"
+    )]
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     if rc != 0 {
         return std::time::Duration::ZERO;

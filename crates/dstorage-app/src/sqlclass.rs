@@ -6,9 +6,10 @@ use rusqlite::ErrorCode;
 /// Whose fault an engine error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// The SQL or its data is wrong (syntax, types, constraints, unknown tables, bad names).
+    /// The SQL failed on the state it ran on (a type or constraint a row breaks, an unknown table).
     Input,
-    /// The deterministic guard refused a construct.
+    /// The text is not accepted whatever the state: it does not parse, or the deterministic guard refuses a
+    /// construct, a table definition or a name (and a REAL value reaching a result).
     Refused,
     /// The metered cost went over the limit.
     CostLimit,
@@ -23,7 +24,8 @@ pub enum ErrorClass {
 /// one bad transaction stop every node at once.
 pub fn classify(e: &SqlError) -> ErrorClass {
     match e {
-        SqlError::Refused { .. } | SqlError::RealValue { .. } => ErrorClass::Refused,
+        SqlError::RealValue { .. } => ErrorClass::Refused,
+        e if follows_from_text(e) => ErrorClass::Refused,
         SqlError::CostLimitExceeded { .. } => ErrorClass::CostLimit,
         SqlError::SqliteVersion { .. } | SqlError::BlockAborted | SqlError::ChangeLog(_) => {
             ErrorClass::Storage
@@ -45,4 +47,23 @@ pub fn classify(e: &SqlError) -> ErrorClass {
         },
         _ => ErrorClass::Input,
     }
+}
+
+/// Whether `e` follows from the SQL text (and schema name) alone, so the same transaction fails this way in
+/// every state and every block: CheckTx refuses it instead of letting it spend a nonce and a block slot.
+///
+/// These are the errors the guard returns before SQLite sees the statement. SQLite's own errors are not among
+/// them even when they are syntax errors: which of them a statement meets first can depend on the tables.
+pub fn follows_from_text(e: &SqlError) -> bool {
+    matches!(
+        e,
+        SqlError::Parse(_)
+            | SqlError::Empty
+            | SqlError::Refused { .. }
+            | SqlError::ColumnType { .. }
+            | SqlError::TableDefinition { .. }
+            | SqlError::InvalidSchemaName(_)
+            | SqlError::InvalidTableName(_)
+            | SqlError::CrossSchemaWrite { .. }
+    )
 }

@@ -45,7 +45,7 @@ fn a_failing_statement_rolls_back_its_whole_transaction() {
         ),
         (
             "INSERT INTO users VALUES (5, 'e', 5); SELEC 1",
-            ResultCode::SqlError,
+            ResultCode::SqlRefused,
             "SELEC",
         ),
         (

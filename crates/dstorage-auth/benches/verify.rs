@@ -94,6 +94,10 @@ fn thread_cpu_now() -> Duration {
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes one timespec through a valid pointer; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a benchmark's timer, outside any state transition"
+    )]
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)

@@ -192,6 +192,23 @@ pub enum AuthError {
         /// What is wrong.
         reason: String,
     },
+    /// A string that no registered standard reads as an identity.
+    #[error("{identity:?} is not an identity under any standard: {reasons}")]
+    NotAnIdentity {
+        /// The string given.
+        identity: String,
+        /// Why each standard refused it, `; `-separated.
+        reasons: String,
+    },
+    /// A spelling of an identity other than its one canonical spelling (and not one that differs from it only
+    /// in letter case).
+    #[error("{identity:?} is not how an identity is spelled; use {canonical}")]
+    NonCanonicalIdentity {
+        /// The string given.
+        identity: String,
+        /// The canonical spelling (or spellings, each with its standard, joined by " or ").
+        canonical: String,
+    },
     /// Key bytes that are not a valid key.
     #[error("invalid {key_type} {what}: {reason}")]
     InvalidKey {

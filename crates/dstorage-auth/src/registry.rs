@@ -1,6 +1,6 @@
 //! The authenticator trait and the registry that maps standard names to authenticators.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use dstorage_types::identity::KeyType;
 
@@ -37,6 +37,13 @@ pub trait Authenticator: Send + Sync {
     /// Sign `message` the way a wallet of this standard would; returns the signature field.
     fn sign(&self, key: &SecretKey, message: &[u8]) -> Result<Vec<u8>, AuthError>;
 
+    /// The canonical identity that `text` names under this standard (`text` itself, or the identity of the
+    /// sender bytes it spells in another accepted form or case). Standards whose identity is a hash of the
+    /// sender, which `parse_identity` cannot undo, override this.
+    fn canonical_identity(&self, text: &str) -> Result<String, AuthError> {
+        self.identifier(&self.parse_identity(text)?)
+    }
+
     /// Check a signature against an identity string rather than sender bytes (what `dstorage key verify` does);
     /// returns the canonical identity. Standards whose identity is a hash of a key that the signature does not
     /// carry override this.
@@ -60,6 +67,9 @@ pub struct Signed {
     /// The signature field, in the standard's format.
     pub signature: Vec<u8>,
 }
+
+/// Longer than any identity a standard produces (a bech32 address with a long prefix is under 100 bytes).
+const MAX_IDENTITY_LEN: usize = 256;
 
 /// The standards a network accepts, by name. Ordered (a `BTreeMap`), so listings are deterministic.
 pub struct Registry {
@@ -150,6 +160,69 @@ impl Registry {
         self.get(standard)?.sender_for(key)
     }
 
+    /// The canonical identity that `text` names, for looking up what is stored under an identity (its nonce,
+    /// the schemas it owns).
+    ///
+    /// An identity has one spelling, the one a standard's `identifier` produces, and state is kept under that
+    /// spelling only. `text` in it is returned as it is. A spelling that differs from it only in letter case (a
+    /// lower-case Ethereum address, an upper-case hex key: wallets and tools print both) names the same signer
+    /// and is answered with the canonical spelling. Any other spelling a standard reads (NEAR's
+    /// `ed25519:<base58>`, a secp256k1 public key for a bech32 address) is refused with the canonical one in
+    /// the message: it could name an identity under several standards (a key's hex identity under `ed25519` and
+    /// its base58 one under `solana_sign_message` are different identities), so guessing could answer for the
+    /// wrong one. A string no standard reads is refused with each standard's reason.
+    pub fn canonical_identity(&self, text: &str) -> Result<String, AuthError> {
+        // Base58 decoding takes time quadratic in the length; no identity is near this long.
+        if text.len() > MAX_IDENTITY_LEN {
+            return Err(AuthError::NotAnIdentity {
+                identity: text.chars().take(32).chain("…".chars()).collect(),
+                reasons: format!(
+                    "{} bytes; no identity is longer than {MAX_IDENTITY_LEN}",
+                    text.len()
+                ),
+            });
+        }
+        let mut reasons = Vec::new();
+        let mut recased = BTreeSet::new();
+        let mut other = BTreeSet::new();
+        for (name, authenticator) in &self.standards {
+            let canonical = match authenticator.canonical_identity(text) {
+                Ok(c) => c,
+                Err(e) => {
+                    reasons.push(e.to_string());
+                    continue;
+                }
+            };
+            if canonical == text {
+                return Ok(canonical);
+            }
+            if canonical.eq_ignore_ascii_case(text) {
+                recased.insert(canonical);
+            } else {
+                other.insert(format!("{canonical} ({name})"));
+            }
+        }
+        if recased.len() == 1 {
+            if let Some(canonical) = recased.pop_first() {
+                return Ok(canonical);
+            }
+        }
+        if recased.is_empty() && other.is_empty() {
+            return Err(AuthError::NotAnIdentity {
+                identity: text.to_owned(),
+                reasons: reasons.join("; "),
+            });
+        }
+        Err(AuthError::NonCanonicalIdentity {
+            identity: text.to_owned(),
+            canonical: recased
+                .into_iter()
+                .chain(other)
+                .collect::<Vec<_>>()
+                .join(" or "),
+        })
+    }
+
     /// The canonical identity of a public key under `standard`.
     pub fn identity_for(&self, standard: &str, key: &PublicKey) -> Result<String, AuthError> {
         let authenticator = self.get(standard)?;
@@ -181,5 +254,101 @@ pub(crate) fn key_type_mismatch(
         standard,
         expected,
         actual,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_identity_keeps_the_canonical_spelling_and_recases_the_others() {
+        let r = Registry::with_default_standards();
+        for key_type in KeyType::ALL {
+            let key = SecretKey::generate(key_type).public_key();
+            for standard in r.names() {
+                let Ok(id) = r.identity_for(standard, &key) else {
+                    continue;
+                };
+                assert_eq!(r.canonical_identity(&id).unwrap(), id, "{standard}");
+                // Bech32 and hex identities may be spelled in either case; base58 is case-sensitive.
+                if standard != "solana_sign_message" {
+                    for spelling in [id.to_lowercase(), id.to_uppercase().replace("0X", "0x")] {
+                        assert_eq!(
+                            r.canonical_identity(&spelling).unwrap(),
+                            id,
+                            "{standard}: {spelling}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_identity_refuses_other_spellings_naming_the_canonical_one() {
+        let r = Registry::with_default_standards();
+        // RFC 8032 test 1's public key: hex under ed25519, base58 under solana_sign_message.
+        let hex = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let key = PublicKey::from_hex(KeyType::Ed25519, hex).unwrap();
+        let base58 = r.identity_for("solana_sign_message", &key).unwrap();
+        assert_eq!(r.canonical_identity(&base58).unwrap(), base58);
+        let near = format!("ed25519:{base58}");
+        match r.canonical_identity(&near) {
+            Err(AuthError::NonCanonicalIdentity {
+                identity,
+                canonical,
+            }) => {
+                assert_eq!(identity, near);
+                assert!(
+                    canonical.contains(&format!("{hex} (ed25519)")),
+                    "{canonical}"
+                );
+                assert!(
+                    canonical.contains(&format!("{base58} (solana_sign_message)")),
+                    "{canonical}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // A secp256k1 public key is not the bech32 address it hashes to.
+        let secp = SecretKey::generate(KeyType::Secp256k1).public_key();
+        let address = r.identity_for("secp256k1_sha256", &secp).unwrap();
+        let err = r.canonical_identity(&secp.to_hex()).unwrap_err();
+        assert!(err.to_string().contains(&address), "{err}");
+    }
+
+    #[test]
+    fn canonical_identity_refuses_what_no_standard_reads_with_each_reason() {
+        let r = Registry::with_default_standards();
+        for text in [
+            "not-an-identity",
+            "",
+            "0x1234",
+            // One letter's case changed: the EIP-55 checksum no longer holds.
+            "0x2c7536E3605D9C16a7a3D7b1898e529396a65C23",
+        ] {
+            match r.canonical_identity(text) {
+                Err(e @ AuthError::NotAnIdentity { .. }) => {
+                    let msg = e.to_string();
+                    for standard in r.names() {
+                        assert!(msg.contains(standard), "{text}: {msg}");
+                    }
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_identity_refuses_an_overlong_text_before_decoding_it() {
+        let long = "1".repeat(100_000);
+        match Registry::with_default_standards().canonical_identity(&long) {
+            Err(AuthError::NotAnIdentity { identity, reasons }) => {
+                assert!(identity.chars().count() <= 33, "{identity}");
+                assert!(reasons.contains("100000 bytes"), "{reasons}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -444,6 +444,11 @@ async fn nonce(
     State(s): State<ApiState>,
     Path(identity): Path<String>,
 ) -> ApiResult<NonceResponse> {
+    // Nonces are stored under the canonical spelling only: another spelling would read a nonce nobody uses and
+    // answer `next: 1`.
+    let identity = dstorage_auth::default_registry()
+        .canonical_identity(&identity)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_identity", e.to_string()))?;
     let app = s.app.clone();
     let id = identity.clone();
     let last = blocking(move || app.reads().nonce(&id))

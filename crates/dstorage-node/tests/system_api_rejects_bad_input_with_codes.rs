@@ -1,6 +1,7 @@
 //! Bad input through the HTTP API of a real node: malformed bytes, bad signatures, a wrong chain id, replayed and
-//! skipping nonces, an oversized transaction, SQL that fails (syntax, STRICT type, constraint, unknown table) and
-//! SQL the deterministic guard refuses. Each is refused with its code and a message naming the cause, nothing
+//! skipping nonces, an oversized transaction, SQL that fails on the state (STRICT type, constraint, unknown table),
+//! SQL its text alone fails (a syntax error, a refused construct or table definition), reads of several statements,
+//! and identities spelled otherwise than canonically. Each is refused with its code and a message naming the cause, nothing
 //! is half-applied, and the node keeps serving: a valid write afterwards commits.
 
 mod common;
@@ -255,8 +256,7 @@ async fn api_rejects_bad_input_with_codes() {
     );
 
     // SQL that fails when it runs: committed with sql_error, the nonce used, nothing applied.
-    let failing: [(&str, &[&str]); 6] = [
-        ("INSERT INTO t VALUES (", &["does not parse"]),
+    let failing: [(&str, &[&str]); 5] = [
         (
             "INSERT INTO t VALUES (2, 'two', 'not a number')",
             &["cannot store TEXT value in INTEGER column", "t.n"],
@@ -285,10 +285,20 @@ async fn api_rejects_bad_input_with_codes() {
         nonce += 1;
     }
 
-    // SQL the guard refuses because it would differ between nodes: refused at CheckTx, nonce not used.
+    // SQL its text alone fails, whatever the state (the guard refuses it, or it does not parse): refused at
+    // CheckTx, nonce not used.
     for (text, says) in [
         ("INSERT INTO t VALUES (2, 'two', abs(random()))", "random"),
         ("INSERT INTO t VALUES (2, datetime('now'), 2)", "datetime"),
+        ("INSERT INTO t VALUES (", "does not parse"),
+        (
+            "CREATE TABLE u (a INTEGER) STRICT",
+            "PRIMARY KEY is required",
+        ),
+        (
+            "CREATE TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM t; END",
+            "TRIGGER",
+        ),
     ] {
         assert_refused(
             &post_tx(&client, &sql(&owner, CHAIN_ID, nonce, text)).await,
@@ -306,10 +316,35 @@ async fn api_rejects_bad_input_with_codes() {
             error,
             ..
         }) => {
-            assert_eq!((status, code.as_str()), (400, "sql_error"), "{error}");
+            assert_eq!((status, code.as_str()), (422, "sql_refused"), "{error}");
             assert!(error.contains("does not parse"), "{error}");
         }
         other => panic!("bad read: {other:?}"),
+    }
+    match client.query(SCHEMA, "SELECT * FROM nowhere").await {
+        Err(ClientError::Api {
+            status,
+            code,
+            error,
+            ..
+        }) => {
+            assert_eq!((status, code.as_str()), (400, "sql_error"), "{error}");
+            assert!(error.contains("no such table"), "{error}");
+        }
+        other => panic!("read of an unknown table: {other:?}"),
+    }
+    // Regression: a read of several statements answered the last one.
+    match client.query(SCHEMA, "SELECT 1; SELECT 2").await {
+        Err(ClientError::Api {
+            status,
+            code,
+            error,
+            ..
+        }) => {
+            assert_eq!((status, code.as_str()), (422, "sql_refused"), "{error}");
+            assert!(error.contains("exactly one statement"), "{error}");
+        }
+        other => panic!("read of two statements: {other:?}"),
     }
     match client.query(SCHEMA, "SELECT random()").await {
         Err(ClientError::Api {
@@ -332,6 +367,57 @@ async fn api_rejects_bad_input_with_codes() {
     assert_eq!(rows.rows, baseline);
     let next = client.nonce(owner.identity()).await.expect("nonce").next;
     assert_eq!(next, nonce);
+
+    // Regression: another spelling of an identity, or no identity at all, was answered `next: 1`. A spelling
+    // that differs only in case is answered for the canonical identity; anything else is 400 `bad_identity`.
+    let upper = client
+        .nonce(&owner.identity().to_uppercase())
+        .await
+        .expect("nonce of upper-case hex");
+    assert_eq!(
+        (upper.identity.as_str(), upper.next),
+        (owner.identity(), nonce)
+    );
+    let eth = Signer::new(
+        dstorage_auth::SecretKey::generate(dstorage_auth::KeyType::Secp256k1),
+        "eth_personal_sign",
+    )
+    .expect("eth signer");
+    let lower = client
+        .nonce(&eth.identity().to_lowercase())
+        .await
+        .expect("nonce of a lower-case address");
+    assert_eq!(lower.identity, eth.identity());
+    // NEAR's `ed25519:<base58>` names a key whose identity is its hex (ed25519) or its base58
+    // (solana_sign_message): the refusal names both rather than guessing.
+    let ed = dstorage_auth::SecretKey::generate(dstorage_auth::KeyType::Ed25519).public_key();
+    let registry = dstorage_auth::default_registry();
+    let hex_id = registry.identity_for("ed25519", &ed).expect("hex identity");
+    let base58 = registry
+        .identity_for("solana_sign_message", &ed)
+        .expect("base58 identity");
+    for (text, says) in [
+        ("not-an-identity".to_owned(), vec!["not an identity"]),
+        (
+            format!("ed25519:{base58}"),
+            vec![hex_id.as_str(), base58.as_str()],
+        ),
+    ] {
+        match client.nonce(&text).await {
+            Err(ClientError::Api {
+                status,
+                code,
+                error,
+                ..
+            }) => {
+                assert_eq!((status, code.as_str()), (400, "bad_identity"), "{error}");
+                for word in says {
+                    assert!(error.contains(word), "{text}: {error}");
+                }
+            }
+            other => panic!("nonce of {text}: {other:?}"),
+        }
+    }
 
     // The node keeps serving.
     let ok = post_tx(

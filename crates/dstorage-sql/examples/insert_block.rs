@@ -31,6 +31,10 @@ fn plain(dir: &tempfile::TempDir, with_session: bool) -> Duration {
     conn.pragma_update(None, "synchronous", "FULL")
         .expect("sync");
     conn.execute_batch(CREATE).expect("create");
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the example times itself; it changes no replicated state"
+    )]
     let started = Instant::now();
     conn.execute_batch("BEGIN").expect("begin");
     let mut session = with_session.then(|| {
@@ -65,6 +69,10 @@ fn engine(dir: &tempfile::TempDir) -> (Duration, [u8; 32]) {
     block.create_schema("app").expect("schema");
     block.execute("app", CREATE, 1_000_000).expect("create");
     block.commit().expect("commit");
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the example times itself; it changes no replicated state"
+    )]
     let started = Instant::now();
     let mut block = engine.begin_block().expect("begin");
     for i in 0..ROWS {

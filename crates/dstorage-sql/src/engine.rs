@@ -350,6 +350,11 @@ impl Engine {
         estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
     }
 
+    /// Judge `sql` in `schema` by its text alone; see [`Reader::check`].
+    pub fn check(&self, schema: &str, sql: &str) -> Result<(), SqlError> {
+        check_text(&self.config, schema, sql)
+    }
+
     /// Every user row, table by table in name order and key order: for comparing two
     /// databases in tests and audits.
     pub fn dump(&self) -> Result<TableDump, SqlError> {
@@ -1369,7 +1374,9 @@ impl Reader {
         })
     }
 
-    /// Run read-only SQL (one or more SELECTs) in `schema`; returns the last result.
+    /// Run one read-only statement (a SELECT or an allowed PRAGMA) in `schema`. SQL holding
+    /// several statements is refused, not run: only one result could be answered, and the
+    /// others would be charged and thrown away.
     pub fn query(
         &mut self,
         schema: &str,
@@ -1394,7 +1401,7 @@ impl Reader {
             });
         }
         let limit = cost_limit.min(self.config.cost_limit_per_tx);
-        // One read transaction so several statements see one snapshot.
+        // One read transaction: the schema version and the statement see one snapshot.
         self.conn.execute_batch("BEGIN")?;
         let result = self
             .forget_stale_statements()
@@ -1430,46 +1437,53 @@ impl Reader {
     ) -> Result<QueryResult, SqlError> {
         require_schema(&self.conn, schema)?;
         let parsed = guard::parse(sql)?;
-        if !params.is_empty() && parsed.statements.len() != 1 {
+        let n = parsed.statements.len();
+        if n != 1 {
             return Err(SqlError::Refused {
-                construct: "parameters with several statements".into(),
-                reason: "bind parameters to one statement at a time".into(),
+                construct: format!("a read of {n} statements"),
+                reason: "a read runs exactly one statement; send each as its own read".into(),
             });
         }
-        let mut cost = 0u64;
-        let mut last = QueryResult::default();
-        for index in 0..parsed.statements.len() {
-            let rewritten = {
-                let catalog = ConnCatalog {
-                    conn: &self.conn,
-                    auth: &self.auth,
-                    mode: Mode::Read {
-                        ctes: Default::default(),
-                    },
-                };
-                guard::rewrite(sql, &parsed, index, schema, true, &catalog)?
-            };
-            let step = run_guarded(
-                &self.conn,
-                &self.auth,
-                &self.meter,
-                Mode::Read {
-                    ctes: rewritten.ctes.clone(),
+        let rewritten = {
+            let catalog = ConnCatalog {
+                conn: &self.conn,
+                auth: &self.auth,
+                mode: Mode::Read {
+                    ctes: Default::default(),
                 },
-                &rewritten.sql,
-                params,
-                Budget { used: cost, limit },
-            )?;
-            cost = cost.saturating_add(step.cost);
-            last = step.rows.unwrap_or_default();
-        }
-        last.cost = cost;
-        Ok(last)
+            };
+            guard::rewrite(sql, &parsed, 0, schema, true, &catalog)?
+        };
+        let step = run_guarded(
+            &self.conn,
+            &self.auth,
+            &self.meter,
+            Mode::Read {
+                ctes: rewritten.ctes.clone(),
+            },
+            &rewritten.sql,
+            params,
+            Budget { used: 0, limit },
+        )?;
+        let mut result = step.rows.unwrap_or_default();
+        result.cost = step.cost;
+        Ok(result)
     }
 
     /// Estimate the cost of `sql` (reads or writes) in `schema` on committed state.
     pub fn estimate(&mut self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
         estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
+    }
+
+    /// Judge every statement of `sql` (a transaction's or a deploy's) as if it ran in
+    /// `schema`, by its text alone: the length limit, the schema name, parsing, and every
+    /// rule of the guard that needs no table (statement kinds, functions, literals, table
+    /// definitions, names). Nothing is prepared or run, so a statement that names a table
+    /// an earlier one creates is judged like any other. An error here fails the same SQL in
+    /// every state; errors that depend on state (unknown tables, constraints) only show
+    /// when it runs.
+    pub fn check(&self, schema: &str, sql: &str) -> Result<(), SqlError> {
+        check_text(&self.config, schema, sql)
     }
 
     /// Committed system KV value.
@@ -1486,6 +1500,42 @@ impl Reader {
     pub fn schemas(&self) -> Result<Vec<SchemaInfo>, SqlError> {
         schemas(&self.conn)
     }
+}
+
+/// A catalog that reads no table: the guard then judges a statement by its text alone.
+/// It gives every table a one-column key, so no rule that needs a key (the write meter's
+/// column of each joined table) refuses for want of one; what it answers only shapes the
+/// rewritten text (ordering and meter terms), which `check_text` throws away.
+struct TextOnly;
+
+impl Catalog for TextOnly {
+    fn primary_key(&self, _physical: &str) -> Option<Vec<String>> {
+        Some(vec!["key".to_owned()])
+    }
+
+    fn column_count(
+        &self,
+        _sql: &str,
+        _ctes: &std::collections::BTreeSet<String>,
+    ) -> Result<usize, SqlError> {
+        Ok(1)
+    }
+}
+
+/// See [`Reader::check`].
+fn check_text(config: &EngineConfig, schema: &str, sql: &str) -> Result<(), SqlError> {
+    if sql.len() > config.max_sql_length {
+        return Err(SqlError::Refused {
+            construct: format!("SQL of {} bytes", sql.len()),
+            reason: format!("the limit is {} bytes", config.max_sql_length),
+        });
+    }
+    validate_schema_name(schema)?;
+    let parsed = guard::parse(sql)?;
+    for index in 0..parsed.statements.len() {
+        guard::rewrite(sql, &parsed, index, schema, false, &TextOnly)?;
+    }
+    Ok(())
 }
 
 fn kv_get(conn: &Connection, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {

@@ -15,7 +15,6 @@
 //! The price is that the engine must cut the log back at every rollback itself; it can,
 //! because it opens and rolls back every savepoint (see `Block::finish_tx`).
 
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -68,7 +67,11 @@ pub(crate) struct Log {
     names: Vec<String>,
     /// Lookup of a hook's table name: its id, or None for a table outside the changeset
     /// (system tables). Only looked up, never iterated, so its order cannot leak.
-    ids: HashMap<Vec<u8>, Option<u32>>,
+    #[allow(
+        clippy::disallowed_types,
+        reason = "only looked up, never iterated: its order cannot reach the changeset"
+    )]
+    ids: std::collections::HashMap<Vec<u8>, Option<u32>>,
     /// The last lookup, since consecutive events nearly always name the same table.
     last: Option<(Vec<u8>, Option<u32>)>,
     events: Vec<Event>,

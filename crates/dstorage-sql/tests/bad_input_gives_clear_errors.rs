@@ -248,3 +248,82 @@ fn a_null_in_a_primary_key_is_refused() {
     assert_eq!(rows.rows, vec![vec![Value::Integer(1)]]);
     block.commit().expect("commit");
 }
+
+#[test]
+fn a_read_of_several_statements_is_refused_not_answered_with_the_last() {
+    // Regression: `SELECT 1; SELECT 2` ran both and answered the second.
+    let (_dir, engine) = setup();
+    let mut reader = engine.reader().expect("reader");
+    for (sql, n) in [
+        ("SELECT 1; SELECT 2", 2),
+        ("SELECT id FROM users; SELECT name FROM users; SELECT 3", 3),
+    ] {
+        match reader.query("app", sql, LIMIT) {
+            Err(SqlError::Refused { construct, reason }) => {
+                assert_eq!(construct, format!("a read of {n} statements"), "{sql}");
+                assert!(reason.contains("exactly one statement"), "{reason}");
+            }
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    // One statement, with or without a closing semicolon, is answered.
+    for sql in ["SELECT 2", "SELECT 2;"] {
+        let r = reader.query("app", sql, LIMIT).expect(sql);
+        assert_eq!(r.rows, vec![vec![Value::Integer(2)]], "{sql}");
+    }
+}
+
+#[test]
+fn check_judges_every_statement_by_its_text_without_the_tables() {
+    let (_dir, engine) = setup();
+    let reader = engine.reader().expect("reader");
+    let table = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT) STRICT";
+    // Statements that name a table created before them, or none that exists, pass: only the text is judged.
+    for ok in [
+        table.to_owned(),
+        format!("{table}; INSERT INTO t VALUES (1, 'a'); SELECT * FROM t"),
+        "INSERT INTO nowhere VALUES (1)".to_owned(),
+        "SELECT * FROM users".to_owned(),
+    ] {
+        reader
+            .check("app", &ok)
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        engine
+            .check("app", &ok)
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for (bad, says) in [
+        (
+            "CREATE TABLE t(id INTEGER PRIMARY KEY)".to_owned(),
+            "STRICT",
+        ),
+        (
+            "CREATE TABLE t(id INTEGER, r REAL) STRICT".to_owned(),
+            "REAL",
+        ),
+        (
+            format!("{table}; INSERT INTO t VALUES (1, hex(random()))"),
+            "random",
+        ),
+        (
+            format!("{table}; SELECT id FROM t; SELEC 1"),
+            "does not parse",
+        ),
+        ("".to_owned(), "no statement"),
+    ] {
+        let e = reader.check("app", &bad).expect_err(&bad);
+        assert!(e.to_string().contains(says), "{bad}: {e}");
+    }
+    // The schema name is judged too; a schema that does not exist yet (a deploy's) is fine.
+    assert!(matches!(
+        reader.check("Bad", table),
+        Err(SqlError::InvalidSchemaName(_))
+    ));
+    reader.check("fresh", table).expect("a new schema's DDL");
+    // Nothing was created.
+    assert!(reader
+        .schemas()
+        .expect("schemas")
+        .iter()
+        .all(|s| s.name != "fresh" && s.tables.iter().all(|t| t.name != "t")));
+}

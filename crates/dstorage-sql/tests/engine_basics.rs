@@ -278,6 +278,10 @@ fn engine_and_reader_can_move_to_other_threads() {
     let (_dir, mut engine) = engine();
     seed_users(&mut engine);
     let mut reader = engine.reader().expect("reader");
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test is that a Reader can be moved to another thread"
+    )]
     let rows = std::thread::spawn(move || {
         reader
             .query("app", "SELECT id FROM users", LIMIT)

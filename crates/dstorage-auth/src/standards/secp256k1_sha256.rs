@@ -211,6 +211,22 @@ impl Authenticator for Secp256k1Sha256 {
             .to_vec())
     }
 
+    /// A bech32 address (lower or upper case, as bech32 allows) is its own identity: the key it hashes is not
+    /// needed. Otherwise the hex public key's address.
+    fn canonical_identity(&self, text: &str) -> Result<String, AuthError> {
+        if CheckedHrpstring::new::<Bech32>(text).is_ok() {
+            let hash = self
+                .parse_address(&text.to_ascii_lowercase())
+                .map_err(|reason| AuthError::InvalidIdentity {
+                    standard: NAME,
+                    identity: text.to_owned(),
+                    reason,
+                })?;
+            return Ok(self.address_from_hash(&hash));
+        }
+        self.identifier(&self.parse_identity(text)?)
+    }
+
     /// Accepts the hex public key, or the bech32 address: then each of the (at most four) keys recoverable from
     /// (r, s) is tried, and the one whose address matches must verify.
     fn verify_identity(
