@@ -1199,7 +1199,10 @@ impl Guard<'_> {
         let mut rowid_alias: Option<String> = None;
         let mut integer_columns: BTreeSet<String> = BTreeSet::new();
         for col in &ct.columns {
-            let words = col.ty.as_ref().map_or(Vec::new(), |t| t.words.clone());
+            let words = col
+                .ty
+                .as_ref()
+                .map_or(Vec::new(), |t| t.column_words.clone());
             let (ty, replace) = column_type(&words).ok_or_else(|| SqlError::ColumnType {
                 column: col.name.text.clone(),
                 found: if words.is_empty() {
@@ -1219,7 +1222,7 @@ impl Guard<'_> {
                 }
                 if replace {
                     // STRICT tables know only the exact type names.
-                    self.replace(tn.first, tn.last, ty.to_owned());
+                    self.replace(tn.first, tn.column_last, ty.to_owned());
                 }
             }
             let lower = col.name.text.to_ascii_lowercase();

@@ -400,6 +400,11 @@ pub(crate) struct TypeName {
     pub words: Vec<String>,
     /// `(n)` or `(n, m)` was written.
     pub sized: bool,
+    /// The words as a column's type: without a trailing GENERATED ALWAYS, which SQLite's
+    /// grammar reads into the type and then drops (`sqlite3AddColumn`).
+    pub column_words: Vec<String>,
+    /// Last token of the column's type.
+    pub column_last: Tix,
 }
 
 impl TypeName {

@@ -4,6 +4,8 @@
 
 pub(crate) mod ast;
 pub(crate) mod parser;
+#[cfg(test)]
+mod tests;
 pub(crate) mod token;
 
 use crate::SqlError;

@@ -180,17 +180,20 @@ impl Parser<'_> {
             })
         }
     }
+    /// `[IF NOT EXISTS]`. Where it may stand, IF is always the keyword (SQLite's parser
+    /// has an action for it there, so it never falls back to a name).
     fn if_not_exists(&mut self) -> Result<bool, SqlError> {
-        if self.is_kw(Kw::If) && self.is_kw_at(1, Kw::Not) {
-            self.pos += 2;
+        if self.eat_kw(Kw::If) {
+            self.expect_kw(Kw::Not)?;
             self.expect_kw(Kw::Exists)?;
             return Ok(true);
         }
         Ok(false)
     }
+    /// `[IF EXISTS]`, IF always the keyword.
     fn if_exists(&mut self) -> Result<bool, SqlError> {
-        if self.is_kw(Kw::If) && self.is_kw_at(1, Kw::Exists) {
-            self.pos += 2;
+        if self.eat_kw(Kw::If) {
+            self.expect_kw(Kw::Exists)?;
             return Ok(true);
         }
         Ok(false)
@@ -338,16 +341,21 @@ impl Parser<'_> {
         }
     }
 
-    /// `( nm [COLLATE ids] [ASC|DESC], ... )` (a view's column list).
+    /// `( nm, ... )`: a column list of a view, a CTE or a foreign key (`eidlist`). The
+    /// grammar reads `nm [COLLATE ids] [ASC|DESC]` there, and SQLite's action refuses the
+    /// COLLATE and the order ("syntax error after column name").
     fn eidlist(&mut self) -> Result<Vec<Name>, SqlError> {
         self.expect(Tk::LParen)?;
         let mut names = Vec::new();
         loop {
-            names.push(self.nm()?);
-            if self.eat_kw(Kw::Collate) {
-                self.ids()?;
+            let name = self.nm()?;
+            if self.is_kw(Kw::Collate) || self.is_kw(Kw::Asc) || self.is_kw(Kw::Desc) {
+                return Err(SqlError::Parse(format!(
+                    "syntax error after column name \"{}\"",
+                    self.text(name.tok)
+                )));
             }
-            let _ = self.eat_kw(Kw::Asc) || self.eat_kw(Kw::Desc);
+            names.push(name);
             if !self.eat(Tk::Comma) {
                 break;
             }
@@ -402,33 +410,39 @@ impl Parser<'_> {
             }
         }
         t.rp = Some(self.expect(Tk::RParen)?);
-        // table_option_set: `nm` or `WITHOUT nm`, comma-separated.
-        if self.is_kw(Kw::Without) || self.is_nm_at(0) {
-            loop {
-                if self.eat_kw(Kw::Without) {
-                    let n = self.nm()?;
-                    t.options
-                        .push(format!("WITHOUT {}", n.text.to_ascii_uppercase()));
-                } else {
-                    let n = self.nm()?;
-                    t.options.push(n.text.to_ascii_uppercase());
-                }
-                if self.eat(Tk::Comma) {
-                    continue;
-                }
-                // `WITHOUT ROWID STRICT`: the one form without a comma dstorage accepts
-                // (the caller adds the comma SQLite needs).
-                let strict_next =
-                    self.is(Tk::Id) && self.text(self.pos).eq_ignore_ascii_case("strict");
-                if t.missing_comma.is_none()
-                    && strict_next
-                    && t.options.last().is_some_and(|o| o == "WITHOUT ROWID")
-                {
-                    t.missing_comma = Some(self.pos - 1);
-                    continue;
-                }
-                break;
+        // table_option_set: `nm` or `WITHOUT nm`, comma-separated; the set may be empty
+        // and still be followed by `, option` (parse.y's first rule is the empty set).
+        let option = |p: &mut Self, t: &mut CreateTable| -> Result<(), SqlError> {
+            if p.eat_kw(Kw::Without) {
+                let n = p.nm()?;
+                t.options
+                    .push(format!("WITHOUT {}", n.text.to_ascii_uppercase()));
+            } else {
+                let n = p.nm()?;
+                t.options.push(n.text.to_ascii_uppercase());
             }
+            Ok(())
+        };
+        if self.is_kw(Kw::Without) || self.is_nm_at(0) {
+            option(self, &mut t)?;
+        }
+        loop {
+            if self.eat(Tk::Comma) {
+                option(self, &mut t)?;
+                continue;
+            }
+            // `WITHOUT ROWID STRICT`: the one form without a comma dstorage accepts (the
+            // guard adds the comma SQLite needs).
+            let strict_next = self.is(Tk::Id) && self.text(self.pos).eq_ignore_ascii_case("strict");
+            if t.missing_comma.is_none()
+                && strict_next
+                && t.options.last().is_some_and(|o| o == "WITHOUT ROWID")
+            {
+                t.missing_comma = Some(self.pos - 1);
+                option(self, &mut t)?;
+                continue;
+            }
+            break;
         }
         Ok(t)
     }
@@ -533,7 +547,8 @@ impl Parser<'_> {
         self.expect(Tk::LParen)?;
         let e = self.expr()?;
         self.expect(Tk::RParen)?;
-        if self.is(Tk::Id) {
+        // STORED or VIRTUAL (an `ID`, which VIRTUAL falls back to).
+        if self.is_id_at(0) {
             self.pos += 1;
         }
         Ok(e)
@@ -714,14 +729,12 @@ impl Parser<'_> {
 
     /// `typetoken ::= [typename [( signed [, signed] )]]`.
     fn typetoken(&mut self) -> Result<Option<TypeName>, SqlError> {
-        // GENERATED starts a column constraint wherever a type word could go.
-        let type_word = |p: &Self| p.is_ids_at(0) && !p.is_kw(Kw::Generated);
-        if !type_word(self) {
+        if !self.is_ids_at(0) {
             return Ok(None);
         }
         let first = self.pos;
         let mut words = Vec::new();
-        while type_word(self) {
+        while self.is_ids_at(0) {
             words.push(dequote(self.text(self.pos)).to_ascii_uppercase());
             self.pos += 1;
         }
@@ -734,11 +747,28 @@ impl Parser<'_> {
             }
             self.expect(Tk::RParen)?;
         }
+        let last = self.pos - 1;
+        // GENERATED and ALWAYS fall back to identifiers, so `x INTEGER GENERATED ALWAYS AS
+        // (...)` reads them into the type; SQLite's sqlite3AddColumn then drops a trailing
+        // "always" and "generated" from the type text if it is at least 16 bytes long.
+        let mut column_words = words.clone();
+        let mut column_last = last;
+        let span = self.toks[last].end - self.toks[first].start;
+        if !sized && span >= 16 && column_words.last().is_some_and(|w| w == "ALWAYS") {
+            column_words.pop();
+            column_last -= 1;
+            if column_words.last().is_some_and(|w| w == "GENERATED") {
+                column_words.pop();
+                column_last -= 1;
+            }
+        }
         Ok(Some(TypeName {
             first,
-            last: self.pos - 1,
+            last,
             words,
             sized,
+            column_words,
+            column_last,
         }))
     }
 
@@ -775,7 +805,14 @@ impl Parser<'_> {
         self.expect_kw(Kw::Pragma)?;
         let name = self.fullname()?;
         let value = |p: &mut Self| -> Result<Tix, SqlError> {
-            let _ = p.eat(Tk::Plus) || p.eat(Tk::Minus);
+            // A sign only goes before a number (`plus_num`, `minus_num`).
+            if p.eat(Tk::Plus) || p.eat(Tk::Minus) {
+                if matches!(p.peek(), Some(Tk::Integer | Tk::Float)) {
+                    p.pos += 1;
+                    return Ok(p.pos - 1);
+                }
+                return Err(p.syntax_error());
+            }
             if p.is_nm_at(0)
                 || matches!(
                     p.peek(),
@@ -1506,7 +1543,9 @@ impl Parser<'_> {
                 }
                 Some(Tk::Keyword(Kw::Between)) => {
                     self.pos += at + 1;
-                    let (low, lh) = self.expr_prec(P_EQ + 1)?;
+                    // Nothing completes a rule before the AND, so operators of BETWEEN's
+                    // own level bind inside the lower bound (`x BETWEEN b ISNULL AND c`).
+                    let (low, lh) = self.expr_prec(P_EQ)?;
                     self.expect_kw(Kw::And)?;
                     let (high, hh) = self.expr_prec(P_EQ + 1)?;
                     grow(&mut h, lh.max(hh))?;
@@ -1613,7 +1652,20 @@ impl Parser<'_> {
         if let Some(op) = op {
             self.pos += 1;
             self.enter()?;
-            let r = grow(|| self.unary());
+            // `- NOT x` is valid: the operand may itself start with NOT.
+            let r = grow(|| {
+                if self.is_kw(Kw::Not) {
+                    let first = self.pos;
+                    self.pos += 1;
+                    let (e, h) = self.expr_prec(P_NOT)?;
+                    Ok((
+                        self.node(first, ExprKind::Unary(Unary::Not, Box::new(e))),
+                        h + 1,
+                    ))
+                } else {
+                    self.unary()
+                }
+            });
             self.leave();
             let (e, h) = r?;
             if h + 1 > MAX_DEPTH {
@@ -1636,6 +1688,18 @@ impl Parser<'_> {
             Some(Tk::Blob) => leaf(self, ExprKind::Literal(Lit::Blob)),
             Some(Tk::Keyword(Kw::Null)) => leaf(self, ExprKind::Literal(Lit::Null)),
             Some(Tk::Keyword(Kw::Ctime)) => leaf(self, ExprKind::Literal(Lit::CurrentTime)),
+            // `#N` names a register in SQLite's own nested parses; in user SQL it is a
+            // syntax error.
+            Some(Tk::Variable)
+                if self.text(self.pos).starts_with('#')
+                    && self
+                        .text(self.pos)
+                        .as_bytes()
+                        .get(1)
+                        .is_some_and(u8::is_ascii_digit) =>
+            {
+                Err(self.syntax_error())
+            }
             Some(Tk::Variable) => leaf(self, ExprKind::Variable),
             Some(Tk::String) if self.peek_at(1) != Some(Tk::Dot) => {
                 leaf(self, ExprKind::Literal(Lit::String))
@@ -1676,7 +1740,16 @@ impl Parser<'_> {
                 self.expect(Tk::LParen)?;
                 let (e, h) = self.expr_prec(P_OR)?;
                 self.expect_kw(Kw::As)?;
-                let ty = self.typetoken()?.ok_or_else(|| self.syntax_error())?;
+                // `CAST(x AS)` is valid: an empty type, BLOB (no) affinity.
+                let at = self.pos;
+                let ty = self.typetoken()?.unwrap_or(TypeName {
+                    first: at,
+                    last: at.saturating_sub(1),
+                    words: Vec::new(),
+                    sized: false,
+                    column_words: Vec::new(),
+                    column_last: at.saturating_sub(1),
+                });
                 self.expect(Tk::RParen)?;
                 Ok((self.node(first, ExprKind::Cast(Box::new(e), ty)), h + 1))
             }
