@@ -675,6 +675,22 @@ impl Guard<'_> {
             for t in &ob.terms {
                 self.expr(&t.expr)?;
             }
+            // The order of groups may not rest on a value SQLite takes from any row.
+            if let [Core::Select(c)] = s.cores.as_slice() {
+                if is_aggregate_query(c) {
+                    let grouped: Vec<Vec<&str>> = c
+                        .group_by
+                        .iter()
+                        .map(|e| self.token_texts(e.first, e.last))
+                        .collect();
+                    let aliases = result_aliases(c);
+                    for t in &ob.terms {
+                        if !matches!(t.expr.kind, ExprKind::Literal(Lit::Integer)) {
+                            self.bare_columns_grouped(&t.expr, &grouped, &aliases)?;
+                        }
+                    }
+                }
+            }
         }
         for e in &s.limit_exprs {
             self.expr(e)?;
@@ -957,6 +973,7 @@ impl Guard<'_> {
             .iter()
             .map(|e| self.token_texts(e.first, e.last))
             .collect();
+        let aliases = result_aliases(c);
         let mut exprs: Vec<&Expr> = Vec::new();
         for col in &c.columns {
             match col {
@@ -970,7 +987,7 @@ impl Guard<'_> {
             exprs.push(h);
         }
         for e in exprs {
-            self.bare_columns_grouped(e, &grouped)?;
+            self.bare_columns_grouped(e, &grouped, &aliases)?;
         }
         Ok(())
     }
@@ -981,7 +998,12 @@ impl Guard<'_> {
 
     /// Every column reference in `e` outside aggregate calls and subqueries is, or lies
     /// within, an expression of the GROUP BY.
-    fn bare_columns_grouped(&self, e: &Expr, grouped: &[Vec<&str>]) -> Result<(), SqlError> {
+    fn bare_columns_grouped(
+        &self,
+        e: &Expr,
+        grouped: &[Vec<&str>],
+        aliases: &BTreeSet<String>,
+    ) -> Result<(), SqlError> {
         let text = self.token_texts(e.first, e.last);
         if grouped.iter().any(|g| {
             g.len() == text.len() && g.iter().zip(&text).all(|(a, b)| a.eq_ignore_ascii_case(b))
@@ -995,7 +1017,8 @@ impl Guard<'_> {
                         .is_some_and(|c| token::dequote(c).eq_ignore_ascii_case(&column.text))
                         && (table.is_none() || g.len() == 1 || g.len() == 3)
                 });
-                if same_column {
+                let alias = table.is_none() && aliases.contains(&column.text.to_ascii_lowercase());
+                if same_column || alias {
                     Ok(())
                 } else {
                     Err(bare_column_refused(&column.text))
@@ -1007,7 +1030,7 @@ impl Guard<'_> {
                 let mut result = Ok(());
                 for_each_child(e, &mut |child| {
                     if result.is_ok() {
-                        result = self.bare_columns_grouped(child, grouped);
+                        result = self.bare_columns_grouped(child, grouped, aliases);
                     }
                 });
                 result
@@ -1446,6 +1469,17 @@ fn bare_column_refused(column: &str) -> SqlError {
     )
 }
 
+/// The result aliases of a core, lower case (HAVING and ORDER BY may name them).
+fn result_aliases(c: &SelectCore) -> BTreeSet<String> {
+    c.columns
+        .iter()
+        .filter_map(|r| match r {
+            ResultColumn::Expr { alias: Some(a), .. } => Some(a.text.to_ascii_lowercase()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn is_aggregate_call(f: &Function) -> bool {
     let name = f.name.text.to_ascii_lowercase();
     AGGREGATES.contains(&name.as_str())
@@ -1737,8 +1771,22 @@ mod tests {
             "SELECT name, max(id) FROM t",
             "SELECT group_concat(id) FROM t",
             "SELECT current_time",
+            "SELECT grp, count(*) FROM t GROUP BY grp ORDER BY name",
+            "SELECT count(*) AS n FROM t HAVING other > 1",
         ] {
             assert!(rw(sql).is_err(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn aggregates_may_use_group_columns_aliases_and_positions() {
+        for sql in [
+            "SELECT grp, count(*) AS n FROM t GROUP BY grp HAVING n > 1 ORDER BY n DESC, grp",
+            "SELECT grp + 1, max(id) FROM t GROUP BY grp + 1 ORDER BY 2",
+            "SELECT count(*), sum(id) FROM t",
+            "SELECT t.grp, count(*) FROM t GROUP BY grp",
+        ] {
+            assert!(rw(sql).is_ok(), "{sql}: {:?}", rw(sql));
         }
     }
 }
