@@ -1711,10 +1711,10 @@ fn splice(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests_support {
+    pub(super) use super::*;
 
-    struct NoCatalog;
+    pub(super) struct NoCatalog;
     impl Catalog for NoCatalog {
         fn primary_key(&self, physical: &str) -> Option<Vec<String>> {
             match physical {
@@ -1727,10 +1727,15 @@ mod tests {
         }
     }
 
-    fn rw(sql: &str) -> Result<String, SqlError> {
+    pub(super) fn rw(sql: &str) -> Result<String, SqlError> {
         let parsed = parse(sql)?;
         rewrite(sql, &parsed, 0, "app", false, &NoCatalog).map(|r| r.sql)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
 
     #[test]
     fn the_rewrite_keeps_the_users_tokens_and_adds_names_order_and_meter() {
