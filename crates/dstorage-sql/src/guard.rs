@@ -1106,7 +1106,12 @@ impl Guard<'_> {
             }
             ExprKind::Function(f) => self.function(f)?,
             ExprKind::Cast(_, ty) => {
-                let aff = affinity(&ty.text());
+                // An empty type name (`""`, `[]`) casts with NUMERIC affinity in SQLite; only a
+                // column declared without a type is BLOB.
+                let aff = match ty.text().as_str() {
+                    "" => "NUMERIC",
+                    t => affinity(t),
+                };
                 if aff == "REAL" || aff == "NUMERIC" {
                     return Err(refused(
                         format!("CAST AS {}", ty.text()),
