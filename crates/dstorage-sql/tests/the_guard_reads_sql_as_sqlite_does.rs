@@ -10,6 +10,7 @@ mod common;
 
 use common::{commit_block, LIMIT};
 use dstorage_sql::{Engine, ExecOutcome, QueryResult, SqlError, Value, PROGRESS_STEP};
+use rusqlite::config::DbConfig;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use tempfile::TempDir;
@@ -47,6 +48,13 @@ fn pair() -> Pair {
     commit_block(&mut engine, Some(SCHEMA), SCHEMA, SETUP);
     let plain_dir = tempfile::tempdir().expect("tempdir");
     let plain = Connection::open(plain_dir.path().join("plain.sqlite")).expect("open plain");
+    // The dialect the engine configures: a double-quoted word is a name, never a string.
+    for c in [
+        DbConfig::SQLITE_DBCONFIG_DQS_DML,
+        DbConfig::SQLITE_DBCONFIG_DQS_DDL,
+    ] {
+        plain.set_db_config(c, false).expect("db config");
+    }
     for s in SETUP {
         plain.execute_batch(s).expect(s);
     }
@@ -321,6 +329,7 @@ fn real_literals_and_real_casts_are_refused() {
         "SELECT CAST(1 AS dec)",
         "SELECT CAST(1 AS bool)",
         "SELECT CAST(1 AS \"\")",
+        "SELECT CAST('1.5' AS [])",
     ] {
         match p.read(sql) {
             Err(e @ SqlError::Refused { .. })
@@ -330,10 +339,15 @@ fn real_literals_and_real_casts_are_refused() {
             other => failures.push(format!("{sql:?}: {other:?}")),
         }
     }
+    // Regression: a CAST to an empty type name (`""`, `[]`) was taken for BLOB affinity; to
+    // SQLite it is NUMERIC, and '0.30000000000000004' was stored.
     for sql in [
         "INSERT INTO t VALUES (1, 1.5)",
         "UPDATE f SET flags = CAST(flags AS REAL)",
         "UPDATE f SET flags = CAST('2' AS BOOLEAN)",
+        "INSERT INTO t VALUES (1, CAST('0.1' AS \"\") + CAST('0.2' AS \"\"))",
+        "INSERT INTO t VALUES (1, CAST('1.5' AS []))",
+        "INSERT INTO t VALUES (1, CAST('1.5' AS ``))",
     ] {
         match p.try_write(sql) {
             Err(SqlError::Refused { .. }) => {}
@@ -766,11 +780,11 @@ fn a_recursive_cte_in_update_delete_and_joins_is_metered_per_row() {
     );
 }
 
-// Fails on the guard of 4c82496, and halts the chain: a view's body is guarded as DDL,
-// without the write meter. A write reading a runaway view (a flattened cross join, whose
-// `WHERE dstorage_meter()` SQLite then evaluates in the outermost loop only; a recursive
-// CTE materialized for IN) is not failed by the meter, runs to four times its budget, is
-// interrupted, and SQLite rolls back the whole block: `BlockAborted`, the node stops.
+// Fails on the guard of 4c82496: a view's body is guarded as DDL, without the write meter.
+// A write reading a runaway view (a flattened cross join, whose `WHERE dstorage_meter()`
+// SQLite then evaluates in the outermost loop only; a recursive CTE materialized for IN) is
+// not failed by the meter, runs to four times its budget, is interrupted, and SQLite rolls
+// back the whole block: `BlockAborted`, and the app re-executes the block without it.
 #[test]
 #[ignore = "fails: a runaway view read by a write aborts the block (BlockAborted)"]
 fn a_runaway_hidden_in_a_view_is_metered_per_row_in_a_write() {
@@ -785,10 +799,13 @@ fn a_runaway_hidden_in_a_view_is_metered_per_row_in_a_write() {
     );
 }
 
+/// Whether an error is of the expected kind.
+type KindTest = fn(&SqlError) -> bool;
+
 #[test]
 fn non_strict_keyless_real_any_untyped_tables_and_triggers_are_refused() {
     let mut p = pair();
-    let cases: &[(&str, fn(&SqlError) -> bool, &str)] = &[
+    let cases: &[(&str, KindTest, &str)] = &[
         (
             "CREATE TABLE n(id INTEGER PRIMARY KEY, x INTEGER)",
             |e| matches!(e, SqlError::TableDefinition { .. }),
@@ -1110,6 +1127,112 @@ fn result_columns_are_named_as_sqlite_names_them() {
             Ok(r) if r.columns == want => {}
             Ok(r) => failures.push(format!("{sql:?}: named {:?}, SQLite {want:?}", r.columns)),
             Err(e) => failures.push(format!("{sql:?}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Text at the edges of SQLite's tokenizer: where SQLite answers, the guarded engine gives
+/// the same answer or a refusal naming a REAL; where SQLite fails, the guard fails too.
+const TOKEN_EDGES: &[&str] = &[
+    "SELECT 'a''b', \"id\" FROM ord WHERE id = 1",
+    "SELECT [a]]b]",
+    "SELECT `a``b` FROM (SELECT 1 AS `a``b`)",
+    "SELECT x'0G'",
+    "SELECT x'0'",
+    "SELECT X'00ff'",
+    "SELECT 1e",
+    "SELECT 1e+",
+    "SELECT 0x",
+    "SELECT 1a",
+    "SELECT 0x1g",
+    "SELECT 0x1FFFFFFFFFFFFFFFF",
+    "SELECT 00012, -00012",
+    "SELECT 9223372036854775807, -9223372036854775808",
+    "SELECT 9223372036854775808",
+    "SELECT -9223372036854775809",
+    "SELECT 99999999999999999999",
+    "SELECT 1_000_000_000_000_000_000_000",
+    "SELECT ?",
+    "SELECT ?1, ?2",
+    "SELECT :a",
+    "SELECT @a",
+    "SELECT $a",
+    "SELECT $a::b(c)",
+    "SELECT #1",
+    "SELECT\u{a0}1",
+    "SELECT\u{feff}1",
+    "SELECT\u{2028}1",
+    "SELECT\x0c1",
+    "SELECT\x0b1",
+    "SELECT 1 /* unterminated",
+    "SELECT 1 -- c",
+    "SELECT 1;",
+    "SELECT 1; ",
+    "SELECT 1;;",
+    "SELECT 1; -- c",
+    ";SELECT 1",
+    "SELECT 'unterminated",
+    "SELECT \"unterminated",
+    "SELECT [unterminated",
+    "SELECT 1 = = 1",
+    "SELECT 1 == 1, 1 <> 2, 1 != 2",
+    "SELECT 1 !< 2",
+    "SELECT 1 |",
+    "SELECT id FROM ord WHERE name = \"z\"",
+    "SELECT key, replace, glob, rowid_ FROM (SELECT 1 AS key, 2 AS replace, 3 AS glob, 4 AS rowid_)",
+    "SELECT - - - - - - - - - - 1",
+    "SELECT ~ - + ~ 1",
+    "SELECT 'a' COLLATE nocase",
+    "SELECT 1 NOT NOT NULL",
+    "SELECT NOT 1 IS NOT NULL",
+    "SELECT 1 IS NOT NOT 1",
+    "SELECT CASE WHEN 1 THEN 2 END END",
+    "SELECT 1 BETWEEN 0 AND 2 AND 1",
+    "SELECT 1 LIKE 1 ESCAPE 1",
+    "SELECT 'é', 'é' = 'É', upper('é'), length('é'), hex('é')",
+    "SELECT \"é\" FROM (SELECT 5 AS é)",
+];
+
+#[test]
+fn literals_and_tokens_are_read_as_sqlite_reads_them() {
+    let p = pair();
+    let mut failures = Vec::new();
+    for sql in TOKEN_EDGES {
+        let plain = plain_query(&p.plain, sql);
+        let guarded = p.read(sql);
+        let plain_real = plain
+            .as_ref()
+            .is_ok_and(|(_, rows)| format!("{rows:?}").contains("REAL "));
+        match (&plain, &guarded) {
+            (Ok((_, want)), Ok(got)) if !plain_real && &got.rows == want => {}
+            (Ok(_), Err(SqlError::Refused { .. } | SqlError::RealValue { .. })) if plain_real => {}
+            (Err(_), Err(_)) => {}
+            _ => failures.push(format!(
+                "{sql:?}: SQLite {plain:?}, the guarded engine {guarded:?}"
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+// Fails on the guard of 4c82496: an integer literal past i64 is a REAL to SQLite, but the
+// guard reads it as an integer, so a write stores a float (as text in a TEXT column:
+// '9.22337203685478e+18').
+#[test]
+#[ignore = "fails: integer literals past i64 are REAL to SQLite and are written"]
+fn integer_literals_too_big_for_64_bits_are_refused_as_real() {
+    let mut p = pair();
+    let mut failures = Vec::new();
+    for sql in [
+        "INSERT INTO t VALUES (1, 9223372036854775808)",
+        "INSERT INTO t VALUES (1, -9223372036854775809)",
+        "INSERT INTO t VALUES (1, 1_000_000_000_000_000_000_000)",
+        "INSERT INTO t VALUES (1, 99999999999999999999)",
+    ] {
+        match p.try_write(sql) {
+            Err(SqlError::Refused { .. }) => {}
+            other => failures.push(format!("{sql:?}: {other:?}")),
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
