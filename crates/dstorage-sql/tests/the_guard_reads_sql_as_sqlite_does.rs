@@ -1049,6 +1049,13 @@ fn sample() -> Vec<String> {
             out.push(shape.replace("{T}", table));
         }
     }
+    // Each again with comments for spaces, and with upper-case keywords turned lower.
+    let spaced: Vec<String> = out.clone();
+    for sql in spaced {
+        out.push(sql.replace(' ', "/**/"));
+        out.push(sql.replace(' ', "\n-- c\n"));
+        out.push(sql.to_lowercase());
+    }
     out
 }
 
@@ -1056,11 +1063,12 @@ fn sample() -> Vec<String> {
 fn every_rewrite_tokenizes_to_the_users_tokens_plus_additions() {
     let mut p = pair();
     let sample = sample();
-    assert!(sample.len() > 300, "{}", sample.len());
+    assert!(sample.len() > 1_000, "{}", sample.len());
     let mut refused_inexact = Vec::new();
     let mut other_errors = Vec::new();
     for sql in &sample {
-        let read_only = sql.starts_with("SELECT") || sql.starts_with("WITH");
+        let lower = sql.to_ascii_lowercase();
+        let read_only = lower.starts_with("select") || lower.starts_with("with");
         let result = if read_only {
             p.read(sql).map(|r| r.rows)
         } else {
@@ -1073,9 +1081,9 @@ fn every_rewrite_tokenizes_to_the_users_tokens_plus_additions() {
                 // (group_concat and scalar subqueries are exempt: the guard orders their
                 // input by key, SQLite by plan.)
                 if read_only
-                    && !sql.contains("LIMIT")
-                    && !sql.contains("group_concat")
-                    && !sql.contains("(SELECT")
+                    && !lower.contains("limit")
+                    && !lower.contains("group_concat")
+                    && !lower.contains("(select")
                 {
                     if let Ok((_, mut want)) = plain_query(&p.plain, sql) {
                         let mut got = rows;
@@ -1088,23 +1096,15 @@ fn every_rewrite_tokenizes_to_the_users_tokens_plus_additions() {
             Err(e) if e.to_string().contains("could not rewrite it exactly") => {
                 refused_inexact.push(sql.clone())
             }
-            Err(e) => {
-                if plain_query(&p.plain, sql).is_ok() || !read_only {
-                    other_errors.push(format!("{sql:?}: {e}"));
-                }
-            }
+            Err(e) => other_errors.push(format!("{sql:?}: {e}")),
         }
     }
     assert!(
         refused_inexact.is_empty(),
         "refused as inexact rewrites: {refused_inexact:#?}"
     );
-    // Refusals of valid SQLite are allowed only for known reasons.
-    let unexpected: Vec<&String> = other_errors
-        .iter()
-        .filter(|e| !(e.contains("schema app may not") || e.contains("is not allowed")))
-        .collect();
-    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    // Every statement of the sample is valid and deterministic: none is refused.
+    assert!(other_errors.is_empty(), "{other_errors:#?}");
 }
 
 // Fails on the guard of 4c82496: SQLite names a result column by its text, and the guard's
@@ -1236,4 +1236,51 @@ fn integer_literals_too_big_for_64_bits_are_refused_as_real() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn cte_names_shadow_tables_where_sqlite_says_they_do() {
+    let p = pair();
+    p.all_same(&[
+        "WITH ord AS (SELECT 99 AS id) SELECT id FROM ord",
+        "SELECT (WITH ord AS (SELECT 99 AS id) SELECT id FROM ord), (SELECT id FROM ord WHERE id = 1)",
+        "WITH a AS (SELECT 1 AS x), b AS (SELECT x + 1 AS x FROM a) SELECT x FROM b",
+        "WITH a AS (SELECT id FROM ord WHERE grp = 3) SELECT a.id, q.id FROM a, (WITH a AS (SELECT 7 AS id) SELECT id FROM a) AS q",
+        "WITH f AS (SELECT 5 AS id) SELECT count(*) FROM ord WHERE id IN f",
+        "WITH f AS (SELECT 5 AS id) SELECT count(*) FROM ord WHERE id IN (SELECT id FROM f)",
+        "SELECT (1, 2) = (1, 2), (SELECT 1, 2) = (1, 2), (1, 2) < (1, 3)",
+        "SELECT id FROM ord WHERE (grp, name) = (1, 'm')",
+    ]);
+    // A CTE that names itself without RECURSIVE: SQLite refuses it, so does the engine.
+    let sql = "WITH ord(id) AS (SELECT id FROM ord WHERE grp = 3) SELECT id FROM ord";
+    assert_eq!(
+        plain_query(&p.plain, sql).is_ok(),
+        p.read(sql).is_ok(),
+        "{sql}"
+    );
+}
+
+// Fails on the guard of 4c82496: when several rows of an UPDATE's FROM match one target
+// row, SQLite writes one of them chosen by the plan ("arbitrary", its documentation
+// says): `flags` becomes 19 scanning the table and 3 walking the (grp, name) index.
+#[test]
+#[ignore = "fails: UPDATE ... FROM with several matching rows writes a row the plan picks"]
+fn an_update_from_several_matching_rows_writes_what_the_key_decides() {
+    let mut p = pair();
+    let mut answers = Vec::new();
+    for sql in [
+        "UPDATE f SET flags = o.id FROM ord o WHERE o.grp = f.id RETURNING id, flags",
+        "UPDATE f SET flags = o.id FROM ord o NOT INDEXED WHERE o.grp = f.id RETURNING id, flags",
+        "UPDATE f SET flags = o.id FROM ord o INDEXED BY ord_grp_name WHERE o.grp = f.id RETURNING id, flags",
+    ] {
+        answers.push((
+            sql,
+            p.try_write(sql)
+                .map(|o| o.rows.map(|r| r.rows))
+                .map_err(|e| e.to_string()),
+        ));
+    }
+    let refused = answers.iter().all(|(_, a)| a.is_err());
+    let same = answers.windows(2).all(|w| w[0].1 == w[1].1);
+    assert!(refused || same, "{answers:#?}");
 }
