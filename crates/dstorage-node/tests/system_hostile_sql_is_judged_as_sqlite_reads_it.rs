@@ -1,9 +1,10 @@
 //! Hostile SQL through the public API of a real one-node network, judged as SQLite reads it
 //! (issue 10's "Fooled" and "rough edges"): a hex literal changes the row it says; the `- -1`
-//! comment trick reads no `sqlite_master`; a top-level recursive CTE insert fails alone with
-//! its cost-limit code and the chain keeps committing; a REAL column, a table without
-//! STRICT or a trigger is refused at CheckTx with `sql_refused` and the nonce stays
-//! unspent; a read of two statements is refused.
+//! comment trick reads no `sqlite_master` and smuggles no table into a deploy; a top-level
+//! recursive CTE insert fails alone with its cost-limit code and the chain keeps committing;
+//! a REAL column, a table without STRICT or a key, a trigger or a CAST with NUMERIC affinity
+//! is refused at CheckTx with `sql_refused` and the nonce stays unspent; a read of two
+//! statements is refused.
 
 mod common;
 
@@ -220,7 +221,7 @@ async fn hostile_sql_is_judged_as_sqlite_reads_it() {
 
     // Table definitions and triggers the guard refuses are refused at CheckTx, in a deploy
     // and in a transaction alike; the nonce is not spent.
-    let refused: [(Payload, &str); 6] = [
+    let refused: [(Payload, &str); 7] = [
         (
             Payload::DeploySchema {
                 schema: "floats".into(),
@@ -267,6 +268,16 @@ async fn hostile_sql_is_judged_as_sqlite_reads_it() {
             },
             "NUMERIC",
         ),
+        // One refused statement refuses the whole transaction.
+        (
+            Payload::Sql {
+                schema: SCHEMA.into(),
+                sql: "INSERT INTO t VALUES (5, 'a'); CREATE TABLE r(id INTEGER PRIMARY KEY, x REAL) STRICT"
+                    .into(),
+                params: Vec::new(),
+            },
+            "column x has type REAL",
+        ),
     ];
     for (payload, says) in refused {
         let what = format!("{payload:?}");
@@ -284,6 +295,27 @@ async fn hostile_sql_is_judged_as_sqlite_reads_it() {
     }
     let next = client.nonce(owner.identity()).await.expect("nonce").next;
     assert_eq!(next, nonce, "a refused transaction spent a nonce");
+
+    // The old comment trick in a deploy: the second line of the string stays in the string;
+    // no second (REAL) table appears.
+    let smuggle = client
+        .deploy(
+            &owner,
+            "smuggle",
+            "CREATE TABLE n(id INTEGER PRIMARY KEY, x INTEGER DEFAULT (- -1), y TEXT DEFAULT 'a\n\
+             ) ; CREATE TABLE evil(x REAL); --') STRICT",
+        )
+        .await
+        .expect("deploy smuggle");
+    assert_eq!(smuggle.code, ResultCode::Ok, "{}", smuggle.message);
+    nonce += 1;
+    let schemas = client.schemas().await.expect("schemas");
+    let smuggle = schemas
+        .iter()
+        .find(|s| s.name == "smuggle")
+        .expect("schema smuggle");
+    let names: Vec<&str> = smuggle.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, vec!["n"]);
 
     // A read holds exactly one statement.
     let (status, code, error) = read_refused(&client, "SELECT 1; SELECT 2").await;
