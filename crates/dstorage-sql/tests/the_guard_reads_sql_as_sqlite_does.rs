@@ -20,7 +20,8 @@ const SCHEMA: &str = "app";
 /// Tables of both databases. In `ord` the covering index on (grp, name) orders the rows of
 /// one group by name, the reverse of their keys, so a plan that walks it sees 19, 7, 3
 /// where the key order is 3, 7, 19. `tk` is a rowid table keyed by TEXT whose insertion
-/// (rowid) order differs from its key order.
+/// (rowid) order differs from its key order. In `cn`, 'a' and 'A' are equal under the
+/// column's NOCASE collation, and its index meets them in the other order than the table.
 const SETUP: &[&str] = &[
     "CREATE TABLE ord(id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, name TEXT NOT NULL) STRICT",
     "CREATE INDEX ord_grp_name ON ord(grp, name)",
@@ -32,6 +33,9 @@ const SETUP: &[&str] = &[
     "INSERT INTO ord VALUES (3, 1, 'z'), (7, 1, 'm'), (19, 1, 'a'), (4, 2, 'y'), (8, 2, 'b'), (1, 3, 'q')",
     "INSERT INTO f VALUES (1, 1), (2, 0)",
     "INSERT INTO tk VALUES ('c', 1), ('a', 2), ('b', 3)",
+    "CREATE TABLE cn(id INTEGER PRIMARY KEY, s TEXT COLLATE NOCASE NOT NULL, r INTEGER NOT NULL) STRICT",
+    "CREATE INDEX cn_s_r ON cn(s, r)",
+    "INSERT INTO cn VALUES (1, 'a', 3), (2, 'A', 2), (3, 'b', 1)",
 ];
 
 /// A guarded engine and a plain SQLite connection with the same tables and rows.
@@ -1352,6 +1356,50 @@ fn window_functions_and_unordered_aggregates_are_refused_however_spelled() {
         match p.read(sql) {
             Err(SqlError::Refused { .. }) => {}
             other => failures.push(format!("{sql:?}: {other:?}")),
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+// Fails on the guard of 4c82496: values equal under a collation (NOCASE, RTRIM) but
+// different in bytes tie, and SQLite keeps or orders first whichever the plan meets first:
+// DISTINCT, GROUP BY and UNION answer 'A' walking the (s, r) index and 'a' scanning the
+// table, and the positional ORDER BY the guard adds over a subquery ties them too. The
+// same statement must answer the same whatever the plan.
+#[test]
+#[ignore = "fails: collation ties in DISTINCT, GROUP BY, UNION and positional order follow the plan"]
+fn values_equal_under_a_collation_do_not_let_the_plan_choose() {
+    let p = pair();
+    let mut failures = Vec::new();
+    for (sql, other_plan) in [
+        (
+            "SELECT s FROM (SELECT s FROM cn)",
+            "SELECT s FROM (SELECT s FROM cn NOT INDEXED)",
+        ),
+        (
+            "SELECT DISTINCT s FROM cn",
+            "SELECT DISTINCT s FROM cn NOT INDEXED",
+        ),
+        (
+            "SELECT s, count(*) FROM cn GROUP BY s",
+            "SELECT s, count(*) FROM cn NOT INDEXED GROUP BY s",
+        ),
+        (
+            "SELECT s FROM cn UNION SELECT 'B'",
+            "SELECT s FROM cn NOT INDEXED UNION SELECT 'B'",
+        ),
+        (
+            "SELECT DISTINCT s COLLATE RTRIM FROM (SELECT 'x' AS s UNION ALL SELECT 'x ') AS u",
+            "SELECT DISTINCT s COLLATE RTRIM FROM (SELECT 'x' AS s UNION ALL SELECT 'x ') AS u",
+        ),
+    ] {
+        let a = p.read(sql).map(|r| r.rows).map_err(|e| e.to_string());
+        let b = p
+            .read(other_plan)
+            .map(|r| r.rows)
+            .map_err(|e| e.to_string());
+        if a != b || a.is_err() && !a.as_ref().is_err_and(|e| e.contains("not allowed")) {
+            failures.push(format!("{sql:?}: {a:?}; {other_plan:?}: {b:?}"));
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
