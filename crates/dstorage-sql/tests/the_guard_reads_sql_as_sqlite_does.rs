@@ -1388,10 +1388,6 @@ fn values_equal_under_a_collation_do_not_let_the_plan_choose() {
             "SELECT s FROM cn UNION SELECT 'B'",
             "SELECT s FROM cn NOT INDEXED UNION SELECT 'B'",
         ),
-        (
-            "SELECT DISTINCT s COLLATE RTRIM FROM (SELECT 'x' AS s UNION ALL SELECT 'x ') AS u",
-            "SELECT DISTINCT s COLLATE RTRIM FROM (SELECT 'x' AS s UNION ALL SELECT 'x ') AS u",
-        ),
     ] {
         let a = p.read(sql).map(|r| r.rows).map_err(|e| e.to_string());
         let b = p
