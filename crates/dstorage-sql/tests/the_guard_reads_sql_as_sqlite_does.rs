@@ -776,6 +776,10 @@ fn a_recursive_cte_in_update_delete_and_joins_is_metered_per_row() {
                 .to_owned(),
             "UPDATE f SET flags = (SELECT count(*) FROM ord a, ord b, ord c, ord d, ord e, ord g, ord h)"
                 .to_owned(),
+            format!("INSERT INTO t VALUES (1, 'a') RETURNING ({RUNAWAY} SELECT count(*) FROM c)"),
+            format!(
+                "INSERT INTO f VALUES (1, 0) ON CONFLICT(id) DO UPDATE SET flags = ({RUNAWAY} SELECT count(*) FROM c)"
+            ),
         ],
         PROGRESS_STEP,
     );
@@ -803,6 +807,8 @@ fn a_runaway_hidden_in_a_view_is_metered_per_row_in_a_write() {
             "INSERT INTO t VALUES (1, (SELECT count(*) FROM big))".to_owned(),
             "UPDATE t SET v = 'v' WHERE id IN (SELECT x FROM forever)".to_owned(),
             "DELETE FROM t WHERE id IN (SELECT id FROM big)".to_owned(),
+            "UPDATE f SET flags = 1 RETURNING (SELECT count(*) FROM big)".to_owned(),
+            "DELETE FROM f WHERE EXISTS (SELECT 1 FROM forever WHERE x < 0)".to_owned(),
         ],
         2 * PROGRESS_STEP,
     );
