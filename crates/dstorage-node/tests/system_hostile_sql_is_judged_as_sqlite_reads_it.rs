@@ -334,7 +334,7 @@ async fn hostile_sql_is_judged_as_sqlite_reads_it() {
     assert!(client.health().await.expect("health"));
 }
 
-// Fails on the guard of 4c82496: a view's body is guarded as DDL, without the write meter,
+// Fails on the guard of b13b25b: a view's body is guarded as DDL, without the write meter,
 // so a write reading a runaway view is not failed by the meter. It runs to four times its
 // budget plus 100,000 steps, is interrupted, SQLite rolls back the whole block
 // (`BlockAborted`), and every validator re-executes the block without it: the "top-level
