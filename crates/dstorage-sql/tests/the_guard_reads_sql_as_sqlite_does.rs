@@ -214,6 +214,16 @@ fn a_minus_sign_before_a_negative_number_is_not_a_comment() {
         "SELECT - -1, name || ' \n FROM sqlite_master -- ' FROM ord WHERE id = 3",
         "SELECT - -1, 'a\n' || group_concat(name, ',' ORDER BY name) FROM ord",
     ]);
+    // The default order is still added after the trick: key order, not the index's.
+    let sql = "SELECT - -1, id, 'x\n' FROM ord WHERE grp > 0";
+    let ids = |rows: Rows| -> Vec<Value> { rows.into_iter().map(|r| r[1].clone()).collect() };
+    let by_key: Vec<Value> = [1, 3, 4, 7, 8, 19].into_iter().map(int).collect();
+    assert_ne!(
+        ids(p.plain_rows(sql)),
+        by_key,
+        "the test needs a plan whose order differs from the key order"
+    );
+    assert_eq!(ids(p.rows(sql)), by_key);
     let rows = p.rows("SELECT - -1, 'x\n name FROM sqlite_master --'");
     assert_eq!(
         rows,
