@@ -418,6 +418,9 @@ fn a_scalar_subquery_takes_the_first_row_by_key() {
     ] {
         assert_eq!(p.rows(sql), vec![vec![want]], "{sql}");
     }
+    // In a view too.
+    p.write_both("CREATE VIEW first_of_one AS SELECT (SELECT id FROM ord WHERE grp = 1) AS x");
+    assert_eq!(p.rows("SELECT x FROM first_of_one"), vec![vec![int(3)]]);
     // In a write the first row by key is written, whatever the plan.
     p.write_both("UPDATE f SET flags = (SELECT id FROM ord WHERE grp = 1) WHERE id = 2");
     assert_eq!(
@@ -1438,6 +1441,9 @@ const WRITES: &[&str] = &[
     "WITH c(x) AS (VALUES (20), (21)) INSERT INTO t SELECT x, 'c' FROM c",
     "WITH c(x) AS MATERIALIZED (SELECT 22) INSERT INTO t SELECT x, 'm' FROM c",
     "INSERT INTO t VALUES (30, 'a'); DELETE FROM t WHERE id = 30; INSERT INTO t VALUES (30, 'b')",
+    "UPDATE t SET v = 'or' WHERE id = 9 OR id = 10 -- c\n",
+    "DELETE FROM t WHERE id = 11 OR id = 12 /* c */ RETURNING id",
+    "UPDATE t SET v = 'nested' WHERE (id = 20 OR id = 21) AND NOT id = 21 OR id IN (SELECT 22)",
     "DELETE FROM t WHERE v ISNULL",
     "UPDATE t SET v = v || '!' WHERE v NOTNULL AND id >> 1 = 10",
     "UPDATE t INDEXED BY sqlite_autoindex_t_1 SET v = 'no such index'",
