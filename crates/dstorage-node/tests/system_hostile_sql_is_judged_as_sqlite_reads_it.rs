@@ -340,7 +340,6 @@ async fn hostile_sql_is_judged_as_sqlite_reads_it() {
 // (`BlockAborted`), and every validator re-executes the block without it: the "top-level
 // recursive CTE insert" case of issue 10, through a view.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: a runaway view read by a write runs to 4x its limit and aborts the block"]
 async fn a_write_reading_a_runaway_view_fails_alone_and_the_chain_goes_on() {
     let mut net = Net::init_single();
     net.nodes[0].config.cost_limit_per_tx = COST_LIMIT;

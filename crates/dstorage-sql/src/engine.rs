@@ -467,9 +467,21 @@ pub(crate) fn primary_key_columns(conn: &Connection, physical: &str) -> Option<V
     (!cols.is_empty()).then_some(cols)
 }
 
+/// The first column of a table or view `physical`, if it exists.
+pub(crate) fn first_column(conn: &Connection, physical: &str) -> Option<String> {
+    conn.prepare_cached("SELECT name FROM pragma_table_info(?1) ORDER BY cid LIMIT 1")
+        .ok()?
+        .query_row([physical], |r| r.get::<_, String>(0))
+        .ok()
+}
+
 impl Catalog for ConnCatalog<'_> {
     fn primary_key(&self, physical: &str) -> Option<Vec<String>> {
         primary_key_columns(self.conn, physical)
+    }
+
+    fn first_column(&self, physical: &str) -> Option<String> {
+        first_column(self.conn, physical)
     }
 
     fn column_count(

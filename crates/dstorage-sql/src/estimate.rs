@@ -46,6 +46,9 @@ impl Catalog for Catalogue<'_> {
     fn primary_key(&self, physical: &str) -> Option<Vec<String>> {
         crate::engine::primary_key_columns(self.conn, physical)
     }
+    fn first_column(&self, physical: &str) -> Option<String> {
+        crate::engine::first_column(self.conn, physical)
+    }
     fn column_count(
         &self,
         sql: &str,

@@ -67,6 +67,10 @@ pub(crate) trait Catalog {
     /// Number of result columns of a SELECT using the CTE names `ctes`, or why it does
     /// not prepare.
     fn column_count(&self, sql: &str, ctes: &BTreeSet<String>) -> Result<usize, SqlError>;
+    /// The first column of a physical table or view, if it exists.
+    fn first_column(&self, _physical: &str) -> Option<String> {
+        None
+    }
 }
 
 /// One statement after the guard: SQLite-ready text and its kind.
@@ -120,6 +124,8 @@ pub(crate) fn rewrite(
         schema,
         catalog,
         meter: false,
+        depth: 0,
+        representative: 0,
         edits: Vec::new(),
         seq: 0,
         scopes: Vec::new(),
@@ -230,8 +236,15 @@ struct Guard<'a> {
     toks: &'a [Token],
     schema: &'a str,
     catalog: &'a dyn Catalog,
-    /// The statement writes: every SELECT core in it gets the meter.
+    /// The statement writes (or defines a view, which writes may read): every SELECT core
+    /// in it gets the meter.
     meter: bool,
+    /// How many queries enclose the current one (0: the statement's own).
+    depth: u32,
+    /// How many enclosing places make SQLite pick one of several values that compare
+    /// equal (DISTINCT or compound result columns, GROUP BY, min/max/group_concat and
+    /// DISTINCT aggregate arguments): a non-BINARY collation there lets the plan choose.
+    representative: u32,
     edits: Vec<Edit>,
     seq: u32,
     /// CTE names in scope, innermost last, with a column that names each (for the meter).
@@ -391,6 +404,7 @@ impl Guard<'_> {
         match &stmt.body {
             Body::Select(s) => {
                 self.select(s, Need::Order)?;
+                self.keep_column_names(s);
             }
             Body::Insert(ins) => self.insert_stmt(ins, out)?,
             Body::Update(u) => self.update(u, out)?,
@@ -415,6 +429,11 @@ impl Guard<'_> {
                     ));
                 }
                 self.rename_own(&cv.name)?;
+                // A write may read the view, and SQLite copies the view's query into the
+                // write's: its loops need the meter too, naming its tables, since they may
+                // end up inside the write's own loops.
+                self.meter = true;
+                self.depth = 1;
                 self.select(&cv.select, Need::Nothing)?;
             }
             Body::Drop(d) => {
@@ -430,6 +449,29 @@ impl Guard<'_> {
             Body::Unsupported(_) => unreachable!("classify refuses unsupported statements"),
         }
         Ok(kind)
+    }
+
+    /// SQLite names an unaliased result column by its text; where the guard changed that
+    /// text (a physical name, an added ORDER BY), alias the column with the user's own
+    /// text so the name stays what the user wrote.
+    fn keep_column_names(&mut self, s: &Select) {
+        let Some(Core::Select(c)) = s.cores.first() else {
+            return;
+        };
+        for col in &c.columns {
+            let ResultColumn::Expr { expr, alias: None } = col else {
+                continue;
+            };
+            let (first, last) = (expr.first, expr.last);
+            let touched = self.edits.iter().any(|e| match e {
+                Edit::Replace { first: f, .. } => (first..=last).contains(f),
+                Edit::Insert { after, .. } => (first..last).contains(after),
+            });
+            if touched {
+                let text = &self.sql[self.toks[first].start..self.toks[last].end];
+                self.insert(last, Place::Tail, format!(" AS {} ", quote_ident(text)));
+            }
+        }
     }
 
     fn pragma(&mut self, p: &Pragma) -> Result<(), SqlError> {
@@ -583,16 +625,19 @@ impl Guard<'_> {
         let pushed = self.with(u.with.as_ref())?;
         let (physical, target) = self.target(&u.table, u.alias.as_ref(), u.indexed_by.as_ref())?;
         self.assignments(&u.set)?;
-        let mut items = vec![target];
-        let mut from_last = None;
-        if let Some(from) = &u.from {
-            items.extend(self.from(&from.items)?);
-            from_last = Some(from.last);
+        if u.from.is_some() {
+            return Err(refused(
+                "UPDATE ... FROM",
+                "where several rows of FROM match a row, SQLite writes whichever the query \
+                 plan meets; set the value from a subquery, which is ordered by key: \
+                 SET v = (SELECT o.v FROM o WHERE o.id = t.id)",
+            ));
         }
+        let items = vec![target];
         if let Some((_, w)) = &u.where_ {
             self.expr(w)?;
         }
-        self.gate(&items, u.where_.as_ref(), from_last.unwrap_or(u.set_last))?;
+        self.gate(&items, u.where_.as_ref(), u.set_last)?;
         if let Some(r) = &u.returning {
             self.returning_in_key_order(r, &items[0], out)?;
         }
@@ -645,9 +690,14 @@ impl Guard<'_> {
             self.ctes.insert(name);
         }
         self.scopes.push(names);
-        for cte in &with.ctes {
-            self.select(&cte.select, Need::Nothing)?;
-        }
+        // A CTE's query may be copied into the query that reads it: count it as nested.
+        self.depth += 1;
+        let checked = with
+            .ctes
+            .iter()
+            .try_for_each(|cte| self.select(&cte.select, Need::Nothing));
+        self.depth -= 1;
+        checked?;
         Ok(true)
     }
 
@@ -663,10 +713,18 @@ impl Guard<'_> {
     }
 
     fn select_inner(&mut self, s: &Select, need: Need) -> Result<(), SqlError> {
+        self.depth += 1;
+        let r = self.select_body(s, need);
+        self.depth -= 1;
+        r
+    }
+
+    fn select_body(&mut self, s: &Select, need: Need) -> Result<(), SqlError> {
         let pushed = self.with(s.with.as_ref())?;
         let mut first_items = Vec::new();
+        let compound = s.cores.len() > 1;
         for (i, core) in s.cores.iter().enumerate() {
-            let items = self.core(core)?;
+            let items = self.core(core, compound)?;
             if i == 0 {
                 first_items = items;
             }
@@ -675,9 +733,17 @@ impl Guard<'_> {
             for t in &ob.terms {
                 self.expr(&t.expr)?;
             }
-            // The order of groups may not rest on a value SQLite takes from any row.
+            let mut calls = Vec::new();
+            for t in &ob.terms {
+                collect_order_sensitive(&t.expr, &mut calls);
+            }
+            for f in calls {
+                self.tie_break(&f, &first_items)?;
+            }
+            // The order of groups may not rest on a value SQLite takes from any row (one
+            // row, without GROUP BY, has no order to rest on).
             if let [Core::Select(c)] = s.cores.as_slice() {
-                if is_aggregate_query(c) {
+                if is_aggregate_query(c) && !c.group_by.is_empty() {
                     let grouped: Vec<Vec<&str>> = c
                         .group_by
                         .iter()
@@ -704,14 +770,13 @@ impl Guard<'_> {
     }
 
     /// Guard one core; returns its FROM items.
-    fn core(&mut self, core: &Core) -> Result<Vec<Item>, SqlError> {
+    fn core(&mut self, core: &Core, compound: bool) -> Result<Vec<Item>, SqlError> {
         match core {
             Core::Values { rows, .. } => {
-                for row in rows {
-                    for e in row {
-                        self.expr(e)?;
-                    }
-                }
+                self.representative += u32::from(compound);
+                let checked = rows.iter().flatten().try_for_each(|e| self.expr(e));
+                self.representative -= u32::from(compound);
+                checked?;
                 Ok(Vec::new())
             }
             Core::Select(c) => {
@@ -725,13 +790,18 @@ impl Guard<'_> {
                     Some(from) => self.from(&from.items)?,
                     None => Vec::new(),
                 };
-                self.result_columns(&c.columns)?;
+                let picks = c.distinct || compound || !c.group_by.is_empty();
+                self.representative += u32::from(picks);
+                let checked = self.result_columns(&c.columns);
+                self.representative -= u32::from(picks);
+                checked?;
                 if let Some((_, w)) = &c.where_ {
                     self.expr(w)?;
                 }
-                for e in &c.group_by {
-                    self.expr(e)?;
-                }
+                self.representative += 1;
+                let checked = c.group_by.iter().try_for_each(|e| self.expr(e));
+                self.representative -= 1;
+                checked?;
                 if let Some(h) = &c.having {
                     self.expr(h)?;
                 }
@@ -796,7 +866,11 @@ impl Guard<'_> {
                         }
                         self.aliases.insert(qualifier.clone(), physical.clone());
                         let key = self.catalog.primary_key(&physical);
-                        let column = key.as_ref().and_then(|k| k.first().cloned());
+                        // A view has no key, but any column of it names it for the meter.
+                        let column = match &key {
+                            Some(k) => k.first().cloned(),
+                            None => self.catalog.first_column(&physical),
+                        };
                         out.push(Item {
                             qualifier,
                             key,
@@ -846,7 +920,14 @@ impl Guard<'_> {
             return Ok(());
         }
         let mut args = Vec::new();
-        if items.len() > 1 {
+        // A query inside another may be copied into the outer one's loops (a view, a FROM
+        // subquery, a CTE), where a call naming no table would run only once per outer
+        // row: there it names its tables too, wherever it can.
+        let nested = self.depth > 1;
+        let nameable = items
+            .iter()
+            .all(|i| i.column.is_some() && !i.qualifier.is_empty());
+        if items.len() > 1 || (nested && nameable) {
             for item in items {
                 match (&item.column, item.qualifier.is_empty()) {
                     (Some(col), false) => args.push(format!(
@@ -1012,25 +1093,107 @@ impl Guard<'_> {
         }
         match &e.kind {
             ExprKind::Column { column, table, .. } => {
-                let same_column = grouped.iter().any(|g| {
-                    g.last()
-                        .is_some_and(|c| token::dequote(c).eq_ignore_ascii_case(&column.text))
-                        && (table.is_none() || g.len() == 1 || g.len() == 3)
-                });
-                let alias = table.is_none() && aliases.contains(&column.text.to_ascii_lowercase());
-                if same_column || alias {
+                if self.is_grouped(table.as_ref(), column, grouped)
+                    || (table.is_none() && aliases.contains(&column.text.to_ascii_lowercase()))
+                {
                     Ok(())
                 } else {
                     Err(bare_column_refused(&column.text))
                 }
             }
             ExprKind::Function(f) if is_aggregate_call(f) => Ok(()),
-            ExprKind::Subquery(_) | ExprKind::Exists(_) | ExprKind::InSelect { .. } => Ok(()),
+            ExprKind::Subquery(s) | ExprKind::Exists(s) => self.outer_refs_grouped(s, grouped),
+            ExprKind::InSelect { expr, select, .. } => {
+                self.bare_columns_grouped(expr, grouped, aliases)?;
+                self.outer_refs_grouped(select, grouped)
+            }
             _ => {
                 let mut result = Ok(());
                 for_each_child(e, &mut |child| {
                     if result.is_ok() {
                         result = self.bare_columns_grouped(child, grouped, aliases);
+                    }
+                });
+                result
+            }
+        }
+    }
+
+    /// Whether column `table.column` is a GROUP BY term: same column name, and the same
+    /// qualifier where both name one.
+    fn is_grouped(&self, table: Option<&Name>, column: &Name, grouped: &[Vec<&str>]) -> bool {
+        grouped.iter().any(|g| match g.as_slice() {
+            [c] => token::dequote(c).eq_ignore_ascii_case(&column.text),
+            [q, ".", c] => {
+                token::dequote(c).eq_ignore_ascii_case(&column.text)
+                    && table.is_none_or(|t| token::dequote(q).eq_ignore_ascii_case(&t.text))
+            }
+            _ => false,
+        })
+    }
+
+    /// Inside a subquery of an aggregate query, a column qualified with a table of the
+    /// outer query (and not of the subquery) is a bare column of the outer query.
+    /// (Unqualified columns are taken as the subquery's own.)
+    fn outer_refs_grouped(&self, s: &Select, grouped: &[Vec<&str>]) -> Result<(), SqlError> {
+        let mut own = BTreeSet::new();
+        for core in &s.cores {
+            if let Core::Select(c) = core {
+                if let Some(f) = &c.from {
+                    collect_qualifiers(&f.items, &mut own);
+                }
+            }
+        }
+        let mut result = Ok(());
+        for_each_expr_of_select(s, &mut |e| {
+            if result.is_ok() {
+                result = self.qualified_outer_refs_grouped(e, &own, grouped);
+            }
+        });
+        result
+    }
+
+    fn qualified_outer_refs_grouped(
+        &self,
+        e: &Expr,
+        own: &BTreeSet<String>,
+        grouped: &[Vec<&str>],
+    ) -> Result<(), SqlError> {
+        match &e.kind {
+            ExprKind::Column {
+                table: Some(t),
+                column,
+                ..
+            } if !own.contains(&t.text.to_ascii_lowercase())
+                && !self.is_grouped(Some(t), column, grouped) =>
+            {
+                Err(bare_column_refused(&format!("{}.{}", t.text, column.text)))
+            }
+            ExprKind::Subquery(s) | ExprKind::Exists(s) | ExprKind::InSelect { select: s, .. } => {
+                if let ExprKind::InSelect { expr, .. } = &e.kind {
+                    self.qualified_outer_refs_grouped(expr, own, grouped)?;
+                }
+                let mut inner = own.clone();
+                for core in &s.cores {
+                    if let Core::Select(c) = core {
+                        if let Some(f) = &c.from {
+                            collect_qualifiers(&f.items, &mut inner);
+                        }
+                    }
+                }
+                let mut result = Ok(());
+                for_each_expr_of_select(s, &mut |x| {
+                    if result.is_ok() {
+                        result = self.qualified_outer_refs_grouped(x, &inner, grouped);
+                    }
+                });
+                result
+            }
+            _ => {
+                let mut result = Ok(());
+                for_each_child(e, &mut |c| {
+                    if result.is_ok() {
+                        result = self.qualified_outer_refs_grouped(c, own, grouped);
                     }
                 });
                 result
@@ -1091,6 +1254,22 @@ impl Guard<'_> {
 
     fn expr_inner(&mut self, e: &Expr) -> Result<(), SqlError> {
         match &e.kind {
+            ExprKind::Literal(Lit::Integer) if integer_literal_overflows(self.tok_text(e.first)) => {
+                return Err(big_integer_refused(self.tok_text(e.first)))
+            }
+            // `-9223372036854775808` is the smallest integer: SQLite reads the minus and the
+            // literal together.
+            ExprKind::Unary(Unary::Neg, inner)
+                if matches!(inner.kind, ExprKind::Literal(Lit::Integer))
+                    && digits(self.tok_text(inner.first)) == "9223372036854775808" =>
+            {
+                return Ok(());
+            }
+            ExprKind::Collate(_, name)
+                if self.representative > 0 && !name.text.eq_ignore_ascii_case("binary") =>
+            {
+                return Err(collation_refused(&name.text))
+            }
             ExprKind::Literal(Lit::Float) => {
                 return Err(refused(
                     format!("REAL literal {}", self.tok_text(e.first)),
@@ -1104,7 +1283,23 @@ impl Guard<'_> {
             ExprKind::Column { column, .. } if is_rowid_name(&column.text) => {
                 return Err(rowid_refused(&column.text))
             }
-            ExprKind::Function(f) => self.function(f)?,
+            ExprKind::Function(f) => {
+                self.function(f)?;
+                let name = f.name.text.to_ascii_lowercase();
+                if f.distinct
+                    || matches!(name.as_str(), "min" | "max" | "group_concat" | "string_agg")
+                {
+                    self.representative += 1;
+                    let mut result = Ok(());
+                    for_each_child(e, &mut |child| {
+                        if result.is_ok() {
+                            result = self.expr(child);
+                        }
+                    });
+                    self.representative -= 1;
+                    return result;
+                }
+            }
             ExprKind::Cast(_, ty) => {
                 // An empty type name (`""`, `[]`) casts with NUMERIC affinity in SQLite; only a
                 // column declared without a type is BLOB.
@@ -1290,6 +1485,13 @@ impl Guard<'_> {
                             return Err(deferred_refused());
                         }
                     }
+                    // A column's collation reaches every DISTINCT, GROUP BY and compound over
+                    // it, unseen in the statement text.
+                    ColumnConstraint::Collate(name)
+                        if !name.text.eq_ignore_ascii_case("binary") =>
+                    {
+                        return Err(collation_refused(&name.text))
+                    }
                     ColumnConstraint::Null | ColumnConstraint::Collate(_) => {}
                 }
             }
@@ -1407,9 +1609,13 @@ impl Guard<'_> {
         splice(self.sql, self.toks, first, last, &edits).map(|(text, _)| text)
     }
 
-    /// The statement `first..=last` with every edit applied, checked token by token.
+    /// The statement `first..=last` with every edit applied, checked token by token. The
+    /// text runs on to the next token (or the end), so a comment after the last token stays
+    /// with it: SQLite names a result column by its text up to the next token.
     fn apply(&self, first: Tix, last: Tix) -> Result<String, SqlError> {
-        let (text, expected) = splice(self.sql, self.toks, first, last, &self.edits)?;
+        let (mut text, expected) = splice(self.sql, self.toks, first, last, &self.edits)?;
+        let tail_end = self.toks.get(last + 1).map_or(self.sql.len(), |t| t.start);
+        text.push_str(self.sql[self.toks[last].end..tail_end].trim_end());
         let got: Vec<(Tk, &str)> = token::significant(&text)
             .into_iter()
             .map(|t| (t.kind, t.text(&text)))
@@ -1449,6 +1655,37 @@ fn first_column(s: &Select) -> Option<String> {
             _ => None,
         },
     }
+}
+
+/// A literal's digits without `_` separators.
+fn digits(literal: &str) -> String {
+    literal.chars().filter(|c| *c != '_').collect()
+}
+
+/// Whether a decimal integer literal is past i64::MAX: SQLite then reads it as REAL.
+/// (A hex literal of up to 16 digits wraps around; SQLite refuses longer ones itself.)
+fn integer_literal_overflows(literal: &str) -> bool {
+    let d = digits(literal);
+    if d.starts_with("0x") || d.starts_with("0X") {
+        return false;
+    }
+    d.parse::<i64>().is_err()
+}
+
+fn big_integer_refused(literal: &str) -> SqlError {
+    refused(
+        format!("integer literal {literal}"),
+        "it is past the 64-bit range, where SQLite reads it as REAL; dstorage has no floating point",
+    )
+}
+
+fn collation_refused(name: &str) -> SqlError {
+    refused(
+        format!("COLLATE {name}"),
+        "values equal under a collation but different in bytes would let the query plan \
+         choose which one a DISTINCT, GROUP BY, UNION, min or max returns; store and compare \
+         lower(x) instead",
+    )
 }
 
 fn check_conflict(on_conflict: Option<&str>) -> Result<(), SqlError> {
@@ -1536,6 +1773,64 @@ fn collect_order_sensitive(e: &Expr, out: &mut Vec<Function>) {
         _ => {}
     }
     for_each_child(e, &mut |c| collect_order_sensitive(c, out));
+}
+
+/// The names a FROM list's items go by (aliases, or table names), lower case.
+fn collect_qualifiers(items: &[FromItem], out: &mut BTreeSet<String>) {
+    for item in items {
+        // With an alias, the table's own name no longer qualifies its columns.
+        if let Some(a) = &item.alias {
+            out.insert(a.text.to_ascii_lowercase());
+        }
+        match &item.source {
+            Source::Table(n) | Source::Function(n) if item.alias.is_none() => {
+                out.insert(n.name.text.to_ascii_lowercase());
+            }
+            Source::Nested(f) => collect_qualifiers(&f.items, out),
+            Source::Table(_) | Source::Function(_) | Source::Subquery(_) => {}
+        }
+    }
+}
+
+/// Call `f` on each expression written directly in a query (its cores' columns, FROM
+/// conditions, WHERE, GROUP BY, HAVING, ORDER BY, LIMIT), not inside nested queries.
+fn for_each_expr_of_select<'e>(s: &'e Select, f: &mut dyn FnMut(&'e Expr)) {
+    fn from_items<'e>(items: &'e [FromItem], f: &mut dyn FnMut(&'e Expr)) {
+        for item in items {
+            if let Some(on) = &item.on {
+                f(on);
+            }
+            if let Source::Nested(n) = &item.source {
+                from_items(&n.items, f);
+            }
+        }
+    }
+    for core in &s.cores {
+        match core {
+            Core::Select(c) => {
+                for col in &c.columns {
+                    if let ResultColumn::Expr { expr, .. } = col {
+                        f(expr);
+                    }
+                }
+                if let Some(from) = &c.from {
+                    from_items(&from.items, f);
+                }
+                if let Some((_, w)) = &c.where_ {
+                    f(w);
+                }
+                c.group_by.iter().for_each(&mut *f);
+                if let Some(h) = &c.having {
+                    f(h);
+                }
+            }
+            Core::Values { rows, .. } => rows.iter().flatten().for_each(&mut *f),
+        }
+    }
+    if let Some(ob) = &s.order_by {
+        ob.terms.iter().for_each(|t| f(&t.expr));
+    }
+    s.limit_exprs.iter().for_each(&mut *f);
 }
 
 /// Call `f` on each direct sub-expression of `e` (not on subqueries' contents).
@@ -1761,7 +2056,7 @@ mod tests {
     #[test]
     fn a_comment_cannot_swallow_what_the_guard_adds() {
         let out = rw("SELECT id FROM t -- trailing\n").unwrap();
-        assert!(out.ends_with("ORDER BY \"t\".\"id\" "), "{out}");
+        assert!(out.ends_with("ORDER BY \"t\".\"id\"  -- trailing"), "{out}");
         let out = rw("SELECT id FROM t /* c */ LIMIT 1").unwrap();
         assert!(
             out.contains("ORDER BY \"t\".\"id\"  /* c */ LIMIT 1"),

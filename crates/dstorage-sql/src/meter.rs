@@ -85,8 +85,12 @@ impl Meter {
         conn.create_scalar_function(
             METER_FUNCTION,
             -1,
+            // INNOCUOUS, not DIRECTONLY: the guard puts the call into view bodies too (a
+            // write that reads a view must be metered inside it), and with trusted_schema
+            // off SQLite runs only innocuous functions from a view. It has no side effect:
+            // it only fails once the statement is over budget.
             rusqlite::functions::FunctionFlags::SQLITE_UTF8
-                | rusqlite::functions::FunctionFlags::SQLITE_DIRECTONLY,
+                | rusqlite::functions::FunctionFlags::SQLITE_INNOCUOUS,
             move |_ctx| {
                 if meter.exceeded() {
                     Err(rusqlite::Error::UserFunctionError(
