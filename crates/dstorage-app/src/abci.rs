@@ -74,11 +74,25 @@ impl MempoolService {
             .name("mempool".into())
             .spawn(move || {
                 while let Ok((tx, recheck, reply)) = rx.recv() {
-                    let answer = if recheck {
-                        app.recheck_tx(&tx)
-                    } else {
-                        app.check_tx(&tx)
-                    };
+                    // A panic while checking one transaction (a bug) refuses that transaction
+                    // and leaves the thread serving the next ones.
+                    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        if recheck {
+                            app.recheck_tx(&tx)
+                        } else {
+                            app.check_tx(&tx)
+                        }
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let reason = crate::shared::panic_message(&*panic);
+                        tracing::error!(%reason, "CheckTx panicked");
+                        resp::CheckTx {
+                            code: dstorage_types::result::ResultCode::Malformed.code().into(),
+                            log: format!("node error while checking: {reason}"),
+                            codespace: "dstorage".into(),
+                            ..Default::default()
+                        }
+                    });
                     let _ = reply.send(answer);
                 }
             })

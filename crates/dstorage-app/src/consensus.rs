@@ -45,7 +45,8 @@ pub(crate) fn run(mut engine: Engine, shared: Arc<Shared>, rx: Receiver<Consensu
     }
 }
 
-fn stop(shared: &Shared, reason: String) {
+/// Stop the node: log the reason as an error and publish it as fatal (the node exits non-zero).
+pub(crate) fn stop(shared: &Shared, reason: String) {
     tracing::error!(target: "dstorage::consensus", %reason, "consensus stopped: the node must not continue");
     shared.fatal.send_replace(Some(reason));
 }
@@ -804,6 +805,8 @@ fn sql_refusal(e: SqlError) -> Result<Refusal, AppError> {
     }
     let code = match classify(&e) {
         ErrorClass::CostLimit => ResultCode::CostLimitExceeded,
+        ErrorClass::DataLimit => ResultCode::DataLimitExceeded,
+        ErrorClass::BlockFull => ResultCode::BlockFull,
         ErrorClass::Refused => ResultCode::SqlRefused,
         ErrorClass::Input => ResultCode::SqlError,
         ErrorClass::Storage => return Err(AppError::Storage(e)),

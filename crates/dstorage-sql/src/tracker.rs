@@ -53,10 +53,25 @@ struct Event {
 pub(crate) struct Mark {
     events: usize,
     values: usize,
+    charged: u64,
+}
+
+/// Bytes a row change counts beyond its values (see [`change_charge`]).
+const CHANGE_OVERHEAD: u64 = 64;
+
+/// What one row change counts against the write limits: its encoded values (old and new,
+/// as the log holds them), two bytes per column per value list, the table name, and
+/// [`CHANGE_OVERHEAD`]. At least half of what it can add to the block's changeset (a record
+/// repeats the key and names each column's position) and more than it holds in the log.
+fn change_charge(values: usize, columns: u16, lists: u64, table: usize) -> u64 {
+    (values as u64)
+        .saturating_add(2 * u64::from(columns) * lists)
+        .saturating_add(table as u64)
+        .saturating_add(CHANGE_OVERHEAD)
 }
 
 /// The events of the current section.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Log {
     /// Only a block's changes are recorded (see `Tracker::start`).
     active: bool,
@@ -76,6 +91,31 @@ pub(crate) struct Log {
     last: Option<(Vec<u8>, Option<u32>)>,
     events: Vec<Event>,
     values: Vec<u8>,
+    /// What the block's live changes count against the write limits (see [`change_charge`]):
+    /// kept across sections, cut back with the log when a transaction fails.
+    charged: u64,
+    /// The most `charged` may reach; a change that would pass it is not recorded, and
+    /// `over` is set instead (see [`Tracker::arm`]).
+    ceiling: u64,
+    /// A change did not fit under `ceiling`: the transaction must fail.
+    over: bool,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            active: false,
+            error: None,
+            names: Vec::new(),
+            ids: Default::default(),
+            last: None,
+            events: Vec::new(),
+            values: Vec::new(),
+            charged: 0,
+            ceiling: u64::MAX,
+            over: false,
+        }
+    }
 }
 
 impl Log {
@@ -177,12 +217,13 @@ impl Log {
     /// # Safety
     /// Only from the pre-update hook on `db`, with its arguments.
     unsafe fn record(&mut self, db: *mut ffi::sqlite3, op: c_int, db_name: &[u8], table: &[u8]) {
-        if !self.active || db_name != b"main" {
+        if !self.active || db_name != b"main" || self.over {
             return;
         }
         let Some(id) = self.table_id(table) else {
             return;
         };
+        let start = self.values.len();
         // SAFETY: inside the hook on `db`; old values exist for updates and deletes, new
         // ones for inserts and updates.
         let event = unsafe {
@@ -233,7 +274,32 @@ impl Log {
                 }
             }
         };
-        self.events.push(event);
+        let lists = if event.op == Op::Update { 2 } else { 1 };
+        let charge = change_charge(
+            self.values.len() - start,
+            event.columns,
+            lists,
+            self.names[id as usize].len(),
+        );
+        match self.charged.checked_add(charge) {
+            Some(total) if total <= self.ceiling => {
+                self.charged = total;
+                self.events.push(event);
+            }
+            _ => {
+                // Over the transaction's or the block's write limit. The hook cannot fail the
+                // statement, so it stops recording and makes SQLite fail it instead: with the
+                // length limit at its minimum, the next value or row of any size is
+                // SQLITE_TOOBIG, an ordinary error that rolls back only the statement. The
+                // engine restores the limit and reports the write limit (`Block::written`).
+                self.values.truncate(start);
+                self.over = true;
+                // SAFETY: `db` is the connection this hook call runs on.
+                unsafe {
+                    ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_LENGTH, 0);
+                }
+            }
+        }
     }
 }
 
@@ -335,6 +401,7 @@ impl Tracker {
         Mark {
             events: log.events.len(),
             values: log.values.len(),
+            charged: log.charged,
         }
     }
 
@@ -343,6 +410,26 @@ impl Tracker {
         let mut log = self.lock();
         log.events.truncate(mark.events);
         log.values.truncate(mark.values);
+        log.charged = mark.charged;
+        log.over = false;
+    }
+
+    /// What the block's recorded changes count against the write limits so far.
+    pub(crate) fn charged(&self) -> u64 {
+        self.lock().charged
+    }
+
+    /// Let the changes from now on bring [`Tracker::charged`] up to `ceiling` at most; the
+    /// first change past it is not recorded and sets [`Tracker::over`].
+    pub(crate) fn arm(&self, ceiling: u64) {
+        let mut log = self.lock();
+        log.ceiling = ceiling;
+        log.over = false;
+    }
+
+    /// A change did not fit under the ceiling since the last [`Tracker::arm`] or rollback.
+    pub(crate) fn over(&self) -> bool {
+        self.lock().over
     }
 
     /// A copy of the log, to restore with [`Tracker::restore`].
