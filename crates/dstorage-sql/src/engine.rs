@@ -406,7 +406,7 @@ impl Engine {
     pub fn begin_block(&mut self) -> Result<Block<'_>, SqlError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let conn = &self.conn;
-        self.tracker.start();
+        self.tracker.start(&self.meter);
         Ok(Block {
             conn,
             cache: &self.cache,
@@ -1464,7 +1464,10 @@ impl<'e> Block<'e> {
         // before any other statement runs.
         let settled = self.settle_limit();
         if self.conn.is_autocommit() {
-            return Err(SqlError::BlockAborted);
+            // A write past its data limit that the meter then interrupted (SQLite rolls the
+            // whole block back for that): the caller re-executes the block without it, and
+            // reports the data limit.
+            return Err(self.write_limit_error().unwrap_or(SqlError::BlockAborted));
         }
         settled?;
         if let Some(e) = self.write_limit_error() {

@@ -25,6 +25,7 @@ use crate::changeset::{
     encode_bytes, encode_integer, TAG_BLOB as BLOB, TAG_INTEGER as INTEGER, TAG_NULL as NULL,
     TAG_TEXT as TEXT,
 };
+use crate::meter::Meter;
 use crate::names::split_physical;
 use crate::SqlError;
 
@@ -99,6 +100,8 @@ pub(crate) struct Log {
     ceiling: u64,
     /// A change did not fit under `ceiling`: the transaction must fail.
     over: bool,
+    /// The connection's cost meter, used to stop a statement that passed `ceiling`.
+    meter: Option<Arc<Meter>>,
 }
 
 impl Default for Log {
@@ -114,6 +117,7 @@ impl Default for Log {
             charged: 0,
             ceiling: u64::MAX,
             over: false,
+            meter: None,
         }
     }
 }
@@ -288,12 +292,18 @@ impl Log {
             }
             _ => {
                 // Over the transaction's or the block's write limit. The hook cannot fail the
-                // statement, so it stops recording and makes SQLite fail it instead: with the
-                // length limit at its minimum, the next value or row of any size is
-                // SQLITE_TOOBIG, an ordinary error that rolls back only the statement. The
-                // engine restores the limit and reports the write limit (`Block::written`).
+                // statement, so it stops recording (memory stays bounded) and has SQLite fail
+                // it with an ordinary error, which rolls back only the statement: the meter
+                // is given a budget of nothing, so within PROGRESS_STEP steps the meter call
+                // the guard puts in every write fails; and the length limit goes to its
+                // minimum, so a value or a record that needs a new buffer is SQLITE_TOOBIG.
+                // The engine restores the limit and reports the write limit
+                // (`Block::write_limit_error`).
                 self.values.truncate(start);
                 self.over = true;
+                if let Some(meter) = &self.meter {
+                    meter.arm(0, true);
+                }
                 // SAFETY: `db` is the connection this hook call runs on.
                 unsafe {
                     ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_LENGTH, 0);
@@ -383,11 +393,13 @@ impl Tracker {
         lock(&self.log)
     }
 
-    /// Start recording a block, from an empty log.
-    pub(crate) fn start(&self) {
+    /// Start recording a block, from an empty log. `meter` is the connection's cost meter,
+    /// which stops a statement that passes the write limit (see [`Tracker::arm`]).
+    pub(crate) fn start(&self, meter: &Arc<Meter>) {
         let mut log = self.lock();
         *log = Log::default();
         log.active = true;
+        log.meter = Some(Arc::clone(meter));
     }
 
     /// Stop recording and free the log.
@@ -779,7 +791,7 @@ mod tests {
         conn.execute_batch("INSERT INTO \"s.t\" VALUES (1, 'before')")
             .expect("insert");
         assert_eq!(rows(&tracker, &conn).expect("rows").0, 0);
-        tracker.start();
+        tracker.start(&Meter::new());
         conn.execute_batch("INSERT INTO \"s.t\" VALUES (2, 'in'); INSERT INTO sys VALUES (1)")
             .expect("insert");
         assert_eq!(rows(&tracker, &conn).expect("rows").0, 1);
@@ -794,7 +806,7 @@ mod tests {
         let mut conn = connection(&dir);
         let tracker = Tracker::default();
         tracker.install(&mut conn);
-        tracker.start();
+        tracker.start(&Meter::new());
         conn.execute_batch("INSERT INTO \"s.t\" VALUES (1, 'kept')")
             .expect("insert");
         let kept = rows(&tracker, &conn).expect("rows");
@@ -813,7 +825,7 @@ mod tests {
         let mut conn = connection(&dir);
         let tracker = Tracker::default();
         tracker.install(&mut conn);
-        tracker.start();
+        tracker.start(&Meter::new());
         lock(&tracker.log).fail("table s.t column 1 holds a REAL value".into());
         let err = rows(&tracker, &conn).expect_err("unusable log");
         assert!(
