@@ -64,19 +64,40 @@ fn the_three_block_halting_transactions_of_the_issue_commit() {
     let (codes, second) = block(
         &h,
         (6..9)
-            .map(|id| w.tx(sql("app", &format!("INSERT INTO b VALUES ({id}, zeroblob(400000))"))))
+            .map(|id| {
+                w.tx(sql(
+                    "app",
+                    &format!("INSERT INTO b VALUES ({id}, zeroblob(400000))"),
+                ))
+            })
             .collect(),
     );
     assert_eq!(codes, [ResultCode::Ok; 3]);
-    assert!(h.app.reads().changeset(h.app.committed().height).expect("read").is_some());
+    assert!(h
+        .app
+        .reads()
+        .changeset(h.app.committed().height)
+        .expect("read")
+        .is_some());
     // An 800 KB RETURNING result: a transaction record over a megabyte as JSON.
-    let returning = w.tx(sql("app", "UPDATE b SET id = id WHERE id = 6 RETURNING v, v"));
+    let returning = w.tx(sql(
+        "app",
+        "UPDATE b SET id = id WHERE id = 6 RETURNING v, v",
+    ));
     let (codes, third) = block(&h, vec![returning.clone()]);
     assert_eq!(codes, [ResultCode::Ok]);
-    let record = h.app.reads().tx(&tx_hash(&returning)).expect("read").expect("record");
+    let record = h
+        .app
+        .reads()
+        .tx(&tx_hash(&returning))
+        .expect("read")
+        .expect("record");
     assert_eq!(record.rows, vec![vec![Value::Blob(vec![0; 400000]); 2]]);
     // The chain goes on.
-    let (codes, fourth) = block(&h, vec![w.tx(sql("app", "INSERT INTO b VALUES (1, x'01')"))]);
+    let (codes, fourth) = block(
+        &h,
+        vec![w.tx(sql("app", "INSERT INTO b VALUES (1, x'01')"))],
+    );
     assert_eq!(codes, [ResultCode::Ok]);
     assert_eq!(count(&h), Value::Integer(6));
     let hashes = [first, second, third, fourth];
@@ -105,7 +126,11 @@ fn a_hostile_generator_of_bytes_fails_alone_and_the_block_goes_on() {
     );
     assert_eq!(
         codes,
-        [ResultCode::Ok, ResultCode::DataLimitExceeded, ResultCode::Ok]
+        [
+            ResultCode::Ok,
+            ResultCode::DataLimitExceeded,
+            ResultCode::Ok
+        ]
     );
     assert_eq!(count(&h), Value::Integer(2));
 }
@@ -136,7 +161,12 @@ fn the_transaction_that_would_overfill_a_block_fails_with_block_full() {
     );
     assert_eq!(
         codes,
-        [ResultCode::Ok, ResultCode::Ok, ResultCode::BlockFull, ResultCode::Ok]
+        [
+            ResultCode::Ok,
+            ResultCode::Ok,
+            ResultCode::BlockFull,
+            ResultCode::Ok
+        ]
     );
     // Sent again (with a new nonce), it fits in the next block.
     let (codes, _) = block(&h, vec![w.tx(sql("app", &two_rows(30)))]);
