@@ -189,7 +189,7 @@ fn deep_sql_is_refused_at_checktx_and_in_a_block_on_a_small_stack() {
         .join()
         .expect("CheckTx returned");
     assert_eq!(check.code.value(), ResultCode::SqlRefused.code());
-    assert!(check.log.contains("levels deep"), "{}", check.log);
+    assert!(check.log.contains("nested too deeply"), "{}", check.log);
     // A proposer that includes it anyway: the transaction fails, the block commits.
     let (codes, _) = block(
         &h,
@@ -201,5 +201,5 @@ fn deep_sql_is_refused_at_checktx_and_in_a_block_on_a_small_stack() {
         .reads()
         .query("app", &deep, 1_000_000)
         .expect_err("refused");
-    assert!(read.to_string().contains("levels deep"), "{read}");
+    assert!(read.to_string().contains("nested too deeply"), "{read}");
 }
