@@ -541,6 +541,36 @@ async fn openapi() -> Response {
 mod tests {
     use super::*;
 
+    // Issue 10: a panic on a request thread must become an error answer, not a dropped
+    // connection (or, with a stack overflow, a process abort).
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_and_the_server_keeps_serving() {
+        async fn boom() -> &'static str {
+            panic!("boom in the handler")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(catch_panics));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let r = reqwest::get(format!("http://{addr}/boom"))
+            .await
+            .expect("an answer");
+        assert_eq!(r.status(), 500);
+        let body: ErrorResponse = r.json().await.expect("error JSON");
+        assert_eq!(body.code, "internal");
+        assert!(body.error.contains("boom in the handler"), "{}", body.error);
+        let r = reqwest::get(format!("http://{addr}/ok"))
+            .await
+            .expect("an answer");
+        assert_eq!(r.text().await.expect("body"), "fine");
+        server.abort();
+    }
+
     #[test]
     fn openapi_document_describes_exactly_the_served_routes() {
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");

@@ -232,5 +232,17 @@ async fn a_deeply_nested_query_gets_an_error_and_the_node_keeps_serving() {
         }
         other => panic!("{other:?}"),
     }
+    // A body over the API's limit (2 x max_tx_bytes + 4096) is refused before it is read.
+    let huge =
+        serde_json::json!({ "schema": SCHEMA, "sql": format!("SELECT '{}'", "x".repeat(600_000)) });
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/query", client.base()))
+        .json(&huge)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(r.status().as_u16(), 413);
+    let body: dstorage_client::api::ErrorResponse = r.json().await.expect("error JSON");
+    assert_eq!(body.code, "too_large", "{}", body.error);
     assert_chain_goes_on(&net, &client, &signer, height).await;
 }
