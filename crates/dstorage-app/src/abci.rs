@@ -72,6 +72,8 @@ impl MempoolService {
         )]
         std::thread::Builder::new()
             .name("mempool".into())
+            // CheckTx parses and guards SQL: enough to do it on the thread's own stack.
+            .stack_size(dstorage_sql::SQL_THREAD_STACK)
             .spawn(move || {
                 while let Ok((tx, recheck, reply)) = rx.recv() {
                     // A panic while checking one transaction (a bug) refuses that transaction

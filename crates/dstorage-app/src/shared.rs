@@ -148,6 +148,8 @@ impl App {
         )]
         let thread = std::thread::Builder::new()
             .name("consensus".into())
+            // Enough to run any SQL on the thread's own stack (the engine would grow it).
+            .stack_size(dstorage_sql::SQL_THREAD_STACK)
             .spawn(move || {
                 let shared = Arc::clone(&thread_shared);
                 // A panic here is a broken invariant: stop the node at once and loudly (the

@@ -259,6 +259,30 @@ fn create_system_tables(conn: &Connection) -> Result<(), SqlError> {
     Ok(())
 }
 
+/// Stack a thread should have to run SQL (parse, guard, prepare, step) on its own stack: the
+/// node gives its consensus, mempool and tokio threads this much. Any other thread works too:
+/// the engine moves to a new stack segment when less than [`SQL_STACK_RED_ZONE`] is left.
+pub const SQL_THREAD_STACK: usize = 8 * 1024 * 1024;
+
+/// Stack the engine makes sure is left before it parses and guards SQL (issue 10: deep SQL
+/// overflowed a 2 MiB tokio worker and aborted the node). The parser refuses trees deeper
+/// than its limit and grows the stack where it recurses, but not every walk of the guard
+/// does; measured in a debug build, where frames are largest, the deepest accepted SQL of
+/// fourteen shapes (chains of binary, postfix and COLLATE operators, nested parentheses,
+/// subqueries, CASE, calls, unary operators, IN and EXISTS) overflows 384 KiB and runs in 512
+/// KiB. Twice that is kept free; a thread with less left continues on a segment of
+/// [`SQL_STACK_SEGMENT`] bytes (test `the_deepest_sql_of_every_shape_gets_an_answer_on_a_small_thread`).
+pub const SQL_STACK_RED_ZONE: usize = 1024 * 1024;
+
+/// Size of the stack segment the engine moves to when a thread has less than
+/// [`SQL_STACK_RED_ZONE`] left.
+pub const SQL_STACK_SEGMENT: usize = 4 * 1024 * 1024;
+
+/// Run `f`, which parses, guards or runs SQL, with at least [`SQL_STACK_RED_ZONE`] of stack.
+fn with_sql_stack<T>(f: impl FnOnce() -> T) -> T {
+    stacker::maybe_grow(SQL_STACK_RED_ZONE, SQL_STACK_SEGMENT, f)
+}
+
 /// Run `f` on `conn` with the length limit raised to [`SYSTEM_VALUE_LIMIT`], for the system
 /// KV, and put the user limit back afterwards, whatever `f` returned.
 fn with_system_limit<T>(
@@ -452,7 +476,7 @@ impl Engine {
 
     /// Estimate the cost of `sql` in `schema` on committed state.
     pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
+        with_sql_stack(|| estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config))
     }
 
     /// Judge `sql` in `schema` by its text alone; see [`Reader::check`].
@@ -1242,6 +1266,16 @@ impl<'e> Block<'e> {
             return self.finish_tx(result, snapshot);
         }
         require_schema(self.conn, schema)?;
+        with_sql_stack(|| self.execute_parsed(schema, sql, params, limit))
+    }
+
+    fn execute_parsed(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        params: &[Value],
+        limit: u64,
+    ) -> Result<ExecOutcome, SqlError> {
         let parsed = guard::parse(sql)?;
         let count = parsed.statements.len();
         let cacheable = count == 1;
@@ -1516,7 +1550,7 @@ impl<'e> Block<'e> {
 
     /// Estimate the cost of `sql` on the block's current (uncommitted) state.
     pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        estimate::estimate(self.conn, self.auth, schema, sql, self.config)
+        with_sql_stack(|| estimate::estimate(self.conn, self.auth, schema, sql, self.config))
     }
 
     /// Put a system KV pair: same SQLite transaction as the block, not in the changeset.
@@ -1696,7 +1730,7 @@ impl Reader {
         self.conn.execute_batch("BEGIN")?;
         let result = self
             .forget_stale_statements()
-            .and_then(|()| self.query_inner(schema, sql, params, limit));
+            .and_then(|()| with_sql_stack(|| self.query_inner(schema, sql, params, limit)));
         self.conn.execute_batch("COMMIT")?;
         result
     }
@@ -1767,7 +1801,7 @@ impl Reader {
 
     /// Estimate the cost of `sql` (reads or writes) in `schema` on committed state.
     pub fn estimate(&mut self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
+        with_sql_stack(|| estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config))
     }
 
     /// Judge every statement of `sql` (a transaction's or a deploy's) as if it ran in

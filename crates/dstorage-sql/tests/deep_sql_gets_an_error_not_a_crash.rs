@@ -41,6 +41,31 @@ fn deep_shapes() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// SQL of each shape just under the parser's depth limit (400), which SQLite then judges: the
+/// deepest trees the guard walks.
+fn deepest_accepted_shapes() -> Vec<(&'static str, String)> {
+    let n = 395;
+    let chain = |first: &str, link: &str| format!("SELECT {first}{}", link.repeat(n));
+    let nested = |open: &str, inner: &str, close: &str| {
+        format!("SELECT {}{inner}{}", open.repeat(n), close.repeat(n))
+    };
+    vec![
+        ("accepted binary chain", chain("1", "+1")),
+        ("accepted concatenation chain", chain("'a'", "||'a'")),
+        ("accepted postfix chain", chain("1", " ISNULL")),
+        ("accepted collate chain", chain("'a'", " COLLATE BINARY")),
+        ("accepted and chain", chain("1", " AND 1")),
+        ("accepted nested parentheses", nested("(", "1", ")")),
+        (
+            "accepted nested case",
+            nested("CASE WHEN 1 THEN ", "1", " END"),
+        ),
+        ("accepted nested unary", nested("- ", "1", "")),
+        ("accepted nested not", nested("NOT ", "1", "")),
+        ("accepted nested calls", nested("abs(", "1", ")")),
+    ]
+}
+
 fn on_small_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::Builder::new()
         .stack_size(SMALL_STACK)
@@ -51,7 +76,7 @@ fn on_small_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) ->
 }
 
 #[test]
-fn the_deepest_sql_of_every_shape_gets_an_error_on_a_small_thread() {
+fn the_deepest_sql_of_every_shape_gets_an_answer_on_a_small_thread() {
     let (_dir, mut engine) = common::engine();
     common::commit_block(
         &mut engine,
@@ -60,7 +85,8 @@ fn the_deepest_sql_of_every_shape_gets_an_error_on_a_small_thread() {
         &["CREATE TABLE t(id INTEGER PRIMARY KEY) STRICT"],
     );
     let mut reader = engine.reader().expect("reader");
-    let shapes = deep_shapes();
+    let mut shapes = deep_shapes();
+    shapes.extend(deepest_accepted_shapes());
     let (engine, outcomes) = on_small_thread(move || {
         let mut outcomes = Vec::new();
         for (name, sql) in &shapes {
@@ -78,6 +104,11 @@ fn the_deepest_sql_of_every_shape_gets_an_error_on_a_small_thread() {
         (engine, outcomes)
     });
     for (name, read, estimate, written) in &outcomes {
+        if name.starts_with("accepted") {
+            // SQLite refuses most of these (its expression depth is 200) and runs the
+            // others (parentheses and ISNULL do not count for it): either way an answer.
+            continue;
+        }
         for r in [read, estimate, written] {
             let err = r.as_ref().expect_err(name);
             assert!(
