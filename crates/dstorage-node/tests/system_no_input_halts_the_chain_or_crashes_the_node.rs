@@ -246,3 +246,100 @@ async fn a_deeply_nested_query_gets_an_error_and_the_node_keeps_serving() {
     assert_eq!(body.code, "too_large", "{}", body.error);
     assert_chain_goes_on(&net, &client, &signer, height).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_block_fails_the_same_transaction_on_every_validator() {
+    let net = Net::start(2).await;
+    let client = net.nodes[0].client();
+    let signer = common::new_signer();
+    let r = client
+        .deploy(
+            &signer,
+            SCHEMA,
+            "CREATE TABLE b(id INTEGER PRIMARY KEY, v BLOB) STRICT",
+        )
+        .await
+        .expect("deploy");
+    assert_eq!(r.code, ResultCode::Ok, "{}", r.message);
+    let next = client.nonce(signer.identity()).await.expect("nonce").next;
+    // Five transactions of 7 rows of 999 KB (under the 8 MiB per transaction) in one bundle:
+    // the fifth would take the block past its 32 MiB.
+    let members: Vec<Vec<u8>> = (0..5u64)
+        .map(|i| {
+            signer
+                .sign(
+                    CHAIN_ID,
+                    next + i,
+                    Payload::Sql {
+                        schema: SCHEMA.into(),
+                        sql: format!(
+                            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<7) \
+                             INSERT INTO b SELECT x + {}, zeroblob(999000) FROM c",
+                            10 * i
+                        ),
+                        params: Vec::new(),
+                    },
+                )
+                .expect("sign")
+                .encode()
+        })
+        .collect();
+    let sent = net.nodes[0]
+        .rpc()
+        .broadcast_tx_sync(&dstorage_types::tx::encode_bundle(&members))
+        .await
+        .expect("broadcast");
+    assert_eq!(sent.check_tx.code, 0, "{}", sent.check_tx.log);
+    let mut results = Vec::new();
+    for m in &members {
+        let hash = tx_hash(m);
+        results.push(
+            common::eventually("the record", Duration::from_secs(60), || async {
+                client.tx(&hash).await.map_err(|e| e.to_string())
+            })
+            .await,
+        );
+    }
+    let codes: Vec<ResultCode> = results.iter().map(|r| r.code).collect();
+    assert_eq!(
+        codes,
+        [
+            ResultCode::Ok,
+            ResultCode::Ok,
+            ResultCode::Ok,
+            ResultCode::Ok,
+            ResultCode::BlockFull
+        ],
+        "{:?}",
+        results.last().map(|r| &r.message)
+    );
+    assert!(results.iter().all(|r| r.height == results[0].height));
+    assert!(
+        results[4].message.contains("later block"),
+        "{}",
+        results[4].message
+    );
+    assert_chain_goes_on(&net, &client, &signer, results[0].height).await;
+    // Both validators computed the same app hash for the full block and the one after it.
+    // (Not `assert_same_history`: it fetches every changeset, and this block's is 28 MB.)
+    let last = client.status().await.expect("status").height;
+    net.wait_height(last, Duration::from_secs(60)).await;
+    for h in [results[0].height, last] {
+        let mut hashes = Vec::new();
+        for node in &net.nodes {
+            let url = format!("{}/block_results?height={h}", node.rpc().base_url());
+            let body: serde_json::Value = reqwest::get(&url)
+                .await
+                .expect("block_results")
+                .json()
+                .await
+                .expect("JSON");
+            let hash = body["result"]["app_hash"]
+                .as_str()
+                .expect("app_hash")
+                .to_owned();
+            hashes.push(hash);
+        }
+        assert_eq!(hashes[0], hashes[1], "height {h}");
+    }
+}
