@@ -182,6 +182,10 @@ fn deep_sql_is_refused_at_checktx_and_in_a_block_on_a_small_stack() {
     let h = std::sync::Arc::new(h);
     let checker = std::sync::Arc::clone(&h);
     let checked_tx = tx.clone();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test is that CheckTx runs on a thread with a small stack"
+    )]
     let check = std::thread::Builder::new()
         .stack_size(256 * 1024)
         .spawn(move || checker.check_tx(&checked_tx))

@@ -481,7 +481,7 @@ impl Engine {
 
     /// Judge `sql` in `schema` by its text alone; see [`Reader::check`].
     pub fn check(&self, schema: &str, sql: &str) -> Result<(), SqlError> {
-        check_text(&self.config, schema, sql)
+        with_sql_stack(|| check_text(&self.config, schema, sql))
     }
 
     /// Every user row, table by table in name order and key order: for comparing two
@@ -1812,7 +1812,7 @@ impl Reader {
     /// every state; errors that depend on state (unknown tables, constraints) only show
     /// when it runs.
     pub fn check(&self, schema: &str, sql: &str) -> Result<(), SqlError> {
-        check_text(&self.config, schema, sql)
+        with_sql_stack(|| check_text(&self.config, schema, sql))
     }
 
     /// Committed system KV value.

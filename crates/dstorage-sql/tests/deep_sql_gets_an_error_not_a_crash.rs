@@ -66,6 +66,10 @@ fn deepest_accepted_shapes() -> Vec<(&'static str, String)> {
     ]
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test is that SQL runs on a thread with a small stack"
+)]
 fn on_small_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::Builder::new()
         .stack_size(SMALL_STACK)
@@ -93,6 +97,8 @@ fn the_deepest_sql_of_every_shape_gets_an_answer_on_a_small_thread() {
             assert!(sql.len() <= 100_000, "{name}: {}", sql.len());
             let read = reader.query("app", sql, common::LIMIT).map(|_| ());
             let estimate = reader.estimate("app", sql).map(|_| ());
+            // CheckTx's judgement of the text alone: an answer, whichever.
+            let _ = reader.check("app", sql);
             let written = {
                 let mut block = engine.begin_block().expect("begin");
                 let r = block.execute("app", sql, common::LIMIT).map(|_| ());
