@@ -976,6 +976,9 @@ impl<'e> Block<'e> {
     /// passed its write limit (see `Tracker::record`).
     fn settle_limit(&self) -> Result<(), SqlError> {
         if self.tracker.over() {
+            // The log also gave the meter a budget of nothing; stop it, or the engine's own
+            // statements after an unmetered write (a schema's deletes) would be counted.
+            self.meter.disarm();
             set_value_limit(self.conn, self.config.max_value_length)?;
         }
         Ok(())

@@ -820,6 +820,35 @@ mod tests {
     }
 
     #[test]
+    fn a_change_past_the_ceiling_is_not_recorded_and_marks_the_log_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = connection(&dir);
+        let tracker = Tracker::default();
+        tracker.install(&mut conn);
+        tracker.start(&Meter::new());
+        tracker.arm(200);
+        conn.execute_batch("INSERT INTO \"s.t\" VALUES (1, 'a')")
+            .expect("insert");
+        // INTEGER 9 + TEXT 5+1, two positions of 2 bytes, the name "s.t", 64.
+        assert_eq!(tracker.charged(), 9 + 6 + 4 + 3 + 64);
+        let mark = tracker.mark();
+        let long = "x".repeat(100);
+        conn.execute("INSERT INTO \"s.t\" VALUES (2, ?1)", [&long])
+            .expect("SQLite itself is not stopped by the log");
+        assert!(tracker.over());
+        assert_eq!(tracker.charged(), 86);
+        // The log lowered the length limit to SQLite's minimum, to stop what comes next;
+        // the engine puts it back before its own statements (`Block::settle_limit`).
+        let limit = rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH;
+        assert_eq!(conn.limit(limit).expect("limit"), 30);
+        conn.set_limit(limit, 1_000_000).expect("restore");
+        assert_eq!(rows(&tracker, &conn).expect("rows").0, 1);
+        tracker.rollback_to(mark);
+        assert!(!tracker.over());
+        tracker.uninstall(&conn);
+    }
+
+    #[test]
     fn a_change_that_could_not_be_recorded_fails_the_changeset() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut conn = connection(&dir);
