@@ -72,13 +72,29 @@ impl MempoolService {
         )]
         std::thread::Builder::new()
             .name("mempool".into())
+            // CheckTx parses and guards SQL: enough to do it on the thread's own stack.
+            .stack_size(dstorage_sql::SQL_THREAD_STACK)
             .spawn(move || {
                 while let Ok((tx, recheck, reply)) = rx.recv() {
-                    let answer = if recheck {
-                        app.recheck_tx(&tx)
-                    } else {
-                        app.check_tx(&tx)
-                    };
+                    // A panic while checking one transaction (a bug) refuses that transaction
+                    // and leaves the thread serving the next ones.
+                    let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        if recheck {
+                            app.recheck_tx(&tx)
+                        } else {
+                            app.check_tx(&tx)
+                        }
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let reason = crate::shared::panic_message(&*panic);
+                        tracing::error!(%reason, "CheckTx panicked");
+                        resp::CheckTx {
+                            code: dstorage_types::result::ResultCode::Malformed.code().into(),
+                            log: format!("node error while checking: {reason}"),
+                            codespace: "dstorage".into(),
+                            ..Default::default()
+                        }
+                    });
                     let _ = reply.send(answer);
                 }
             })

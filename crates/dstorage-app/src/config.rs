@@ -13,6 +13,12 @@ pub struct AppConfig {
     pub max_bundle_bytes: usize,
     /// SQLite VM steps one transaction may use (consensus-critical).
     pub cost_limit_per_tx: u64,
+    /// Bytes one transaction's row changes may count (consensus-critical; docs/sql.md, "Data limits").
+    pub max_tx_write_bytes: u64,
+    /// Bytes the rows one transaction or read returns may count (consensus-critical for transactions).
+    pub max_result_bytes: u64,
+    /// Bytes the row changes and returned rows of one block may count together (consensus-critical).
+    pub max_block_write_bytes: u64,
     /// How many recent blocks' changesets are kept for the API; `None` keeps all.
     pub changeset_retention: Option<u64>,
     /// How many verified transaction hashes the CheckTx → block signature cache remembers.
@@ -22,7 +28,11 @@ pub struct AppConfig {
 impl AppConfig {
     /// Defaults for a database at `db_path`.
     pub fn new(db_path: impl Into<PathBuf>) -> AppConfig {
+        let engine = dstorage_sql::EngineConfig::default();
         AppConfig {
+            max_tx_write_bytes: engine.max_tx_write_bytes,
+            max_result_bytes: engine.max_result_bytes,
+            max_block_write_bytes: engine.max_block_write_bytes,
             db_path: db_path.into(),
             max_tx_bytes: 256 * 1024,
             max_bundle_bytes: 1024 * 1024,

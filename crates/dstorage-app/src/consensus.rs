@@ -45,7 +45,8 @@ pub(crate) fn run(mut engine: Engine, shared: Arc<Shared>, rx: Receiver<Consensu
     }
 }
 
-fn stop(shared: &Shared, reason: String) {
+/// Stop the node: log the reason as an error and publish it as fatal (the node exits non-zero).
+pub(crate) fn stop(shared: &Shared, reason: String) {
     tracing::error!(target: "dstorage::consensus", %reason, "consensus stopped: the node must not continue");
     shared.fatal.send_replace(Some(reason));
 }
@@ -583,7 +584,7 @@ fn execute_tx(
     block.kv_put(&nonce_key, &tx.body.nonce.to_be_bytes())?;
 
     if let Some(why) = aborted.get(&index) {
-        rec.code = ResultCode::CostLimitExceeded;
+        rec.code = why.code;
         rec.cost = why.cost;
         rec.message = why.message.clone();
         return Ok(rec);
@@ -640,8 +641,21 @@ fn execute_tx(
         Err((code, message)) => {
             if block_was_aborted(block, height)? {
                 let aborted = match cost_used(&message) {
-                    Some(cost) => Aborted { cost, message },
+                    // A write past its data limit, stopped by the meter (see `Tracker::arm`).
+                    _ if matches!(code, ResultCode::DataLimitExceeded | ResultCode::BlockFull) => {
+                        Aborted {
+                            code,
+                            cost: 0,
+                            message,
+                        }
+                    }
+                    Some(cost) => Aborted {
+                        code: ResultCode::CostLimitExceeded,
+                        cost,
+                        message,
+                    },
                     None => Aborted {
+                        code: ResultCode::CostLimitExceeded,
                         cost: limit,
                         message: format!(
                             "cost limit exceeded: limit {limit}; the statement ran far past it and was interrupted"
@@ -664,6 +678,8 @@ fn execute_tx(
 /// marked as failed, which every node does identically, so the outcome stays deterministic.
 #[derive(Debug, Clone)]
 pub(crate) struct Aborted {
+    /// `cost_limit_exceeded`, or the data limit the transaction passed.
+    code: ResultCode,
     cost: u64,
     message: String,
 }
@@ -804,6 +820,8 @@ fn sql_refusal(e: SqlError) -> Result<Refusal, AppError> {
     }
     let code = match classify(&e) {
         ErrorClass::CostLimit => ResultCode::CostLimitExceeded,
+        ErrorClass::DataLimit => ResultCode::DataLimitExceeded,
+        ErrorClass::BlockFull => ResultCode::BlockFull,
         ErrorClass::Refused => ResultCode::SqlRefused,
         ErrorClass::Input => ResultCode::SqlError,
         ErrorClass::Storage => return Err(AppError::Storage(e)),

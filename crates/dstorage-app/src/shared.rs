@@ -99,12 +99,12 @@ impl App {
                 AppError::Invariant(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        // EngineConfig is non_exhaustive, so struct-update syntax is not available from this crate.
-        #[allow(clippy::field_reassign_with_default)]
-        let engine_config = {
-            let mut c = EngineConfig::default();
-            c.cost_limit_per_tx = config.cost_limit_per_tx;
-            c
+        let engine_config = EngineConfig {
+            cost_limit_per_tx: config.cost_limit_per_tx,
+            max_tx_write_bytes: config.max_tx_write_bytes,
+            max_result_bytes: config.max_result_bytes,
+            max_block_write_bytes: config.max_block_write_bytes,
+            ..EngineConfig::default()
         };
         let engine = Engine::open(&config.db_path, engine_config)?;
         let height = engine
@@ -148,7 +148,23 @@ impl App {
         )]
         let thread = std::thread::Builder::new()
             .name("consensus".into())
-            .spawn(move || crate::consensus::run(engine, thread_shared, rx))
+            // Enough to run any SQL on the thread's own stack (the engine would grow it).
+            .stack_size(dstorage_sql::SQL_THREAD_STACK)
+            .spawn(move || {
+                let shared = Arc::clone(&thread_shared);
+                // A panic here is a broken invariant: stop the node at once and loudly (the
+                // node exits non-zero on `fatal`), rather than leave CometBFT waiting on a
+                // thread that is gone. The open block, if any, is rolled back as it unwinds.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::consensus::run(engine, thread_shared, rx)
+                }));
+                if let Err(panic) = run {
+                    crate::consensus::stop(
+                        &shared,
+                        format!("the consensus thread panicked: {}", panic_message(&*panic)),
+                    );
+                }
+            })
             .map_err(|e| AppError::Invariant(format!("cannot start consensus thread: {e}")))?;
         Ok(App {
             shared,
@@ -330,6 +346,15 @@ pub fn thread_cpu_time() -> std::time::Duration {
         u64::try_from(ts.tv_sec).unwrap_or(0),
         u32::try_from(ts.tv_nsec).unwrap_or(0),
     )
+}
+
+/// The text of a panic payload.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -13,6 +13,10 @@ pub enum ErrorClass {
     Refused,
     /// The metered cost went over the limit.
     CostLimit,
+    /// The transaction wrote or returned more bytes than one transaction may.
+    DataLimit,
+    /// The block's byte budget was used up by the transactions before this one.
+    BlockFull,
     /// The node's storage failed (I/O, corruption, full disk): the node must stop.
     Storage,
 }
@@ -27,6 +31,8 @@ pub fn classify(e: &SqlError) -> ErrorClass {
         SqlError::RealValue { .. } => ErrorClass::Refused,
         e if follows_from_text(e) => ErrorClass::Refused,
         SqlError::CostLimitExceeded { .. } => ErrorClass::CostLimit,
+        SqlError::DataLimitExceeded { .. } => ErrorClass::DataLimit,
+        SqlError::BlockFull { .. } => ErrorClass::BlockFull,
         SqlError::SqliteVersion { .. } | SqlError::BlockAborted | SqlError::ChangeLog(_) => {
             ErrorClass::Storage
         }

@@ -76,6 +76,8 @@ impl ApiError {
         let (status, code) = match classify(&e) {
             ErrorClass::Refused => (StatusCode::UNPROCESSABLE_ENTITY, "sql_refused"),
             ErrorClass::CostLimit => (StatusCode::UNPROCESSABLE_ENTITY, "cost_limit_exceeded"),
+            ErrorClass::DataLimit => (StatusCode::UNPROCESSABLE_ENTITY, "data_limit_exceeded"),
+            ErrorClass::BlockFull => (StatusCode::UNPROCESSABLE_ENTITY, "block_full"),
             ErrorClass::Input => (StatusCode::BAD_REQUEST, "sql_error"),
             ErrorClass::Storage => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
@@ -124,15 +126,43 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(catch_panics))
         .with_state(state)
 }
+
+/// Answer a request whose handler panicked with 500 `internal` naming the panic, instead of
+/// dropping the connection: the node keeps serving (a panic is a bug, and is logged as one).
+async fn catch_panics(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use futures::FutureExt;
+    let route = format!("{} {}", req.method(), req.uri().path());
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let reason = panic_message(panic.as_ref());
+            tracing::error!(%route, %reason, "a request handler panicked");
+            ApiError::internal(format!("the node failed while answering: {reason}")).into_response()
+        }
+    }
+}
+
+use dstorage_app::shared::panic_message;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(ApiError::internal)
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => {
+                let reason = panic_message(panic.as_ref());
+                tracing::error!(%reason, "a read panicked");
+                ApiError::internal(format!("the node failed while answering: {reason}"))
+            }
+            Err(e) => ApiError::internal(e),
+        })
 }
 
 async fn broadcast(
@@ -323,8 +353,17 @@ async fn tx(State(s): State<ApiState>, Path(hash): Path<String>) -> ApiResult<Tx
 fn parse_query(
     body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<QueryRequest, ApiError> {
-    body.map(|Json(q)| q)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    body.map(|Json(q)| q).map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("request body too large: {e}"),
+            )
+        } else {
+            ApiError::bad_request(format!("invalid request body: {e}"))
+        }
+    })
 }
 
 async fn query(
@@ -501,6 +540,36 @@ async fn openapi() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Issue 10: a panic on a request thread must become an error answer, not a dropped
+    // connection (or, with a stack overflow, a process abort).
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_and_the_server_keeps_serving() {
+        async fn boom() -> &'static str {
+            panic!("boom in the handler")
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(catch_panics));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let r = reqwest::get(format!("http://{addr}/boom"))
+            .await
+            .expect("an answer");
+        assert_eq!(r.status(), 500);
+        let body: ErrorResponse = r.json().await.expect("error JSON");
+        assert_eq!(body.code, "internal");
+        assert!(body.error.contains("boom in the handler"), "{}", body.error);
+        let r = reqwest::get(format!("http://{addr}/ok"))
+            .await
+            .expect("an answer");
+        assert_eq!(r.text().await.expect("body"), "fine");
+        server.abort();
+    }
 
     #[test]
     fn openapi_document_describes_exactly_the_served_routes() {

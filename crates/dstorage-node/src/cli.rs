@@ -200,6 +200,9 @@ pub fn default_key_path() -> PathBuf {
 pub fn run(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Workers and the blocking pool run reads, which parse and guard SQL: enough stack to
+        // do it on their own (the engine would grow it).
+        .thread_stack_size(dstorage_sql::SQL_THREAD_STACK)
         .build()?;
     rt.block_on(run_async(cmd))
 }

@@ -53,6 +53,15 @@ pub struct EngineConfig {
     pub max_sql_length: usize,
     /// Longest TEXT or BLOB value, in bytes (SQLITE_LIMIT_LENGTH).
     pub max_value_length: u32,
+    /// Most bytes one transaction's row changes may count (docs/sql.md, "Data limits"): a
+    /// transaction that writes more fails with `DataLimitExceeded` while it runs.
+    pub max_tx_write_bytes: u64,
+    /// Most bytes the rows one transaction (or one read) returns may count.
+    pub max_result_bytes: u64,
+    /// Most bytes the row changes and returned rows of one block's transactions may count
+    /// together; a transaction that would pass it fails with `BlockFull`. It bounds a
+    /// block's changeset, transaction records and the memory they take.
+    pub max_block_write_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -61,12 +70,73 @@ impl Default for EngineConfig {
             cost_limit_per_tx: 10_000_000,
             max_sql_length: 100_000,
             max_value_length: 1_000_000,
+            max_tx_write_bytes: 8 * 1024 * 1024,
+            max_result_bytes: 8 * 1024 * 1024,
+            max_block_write_bytes: 32 * 1024 * 1024,
         }
     }
 }
 
+impl EngineConfig {
+    /// Check that the limits fit together: every system value a block writes (its
+    /// changeset, a transaction record) must stay under [`SYSTEM_VALUE_LIMIT`] whatever its
+    /// transactions do, so that no transaction can make the block's bookkeeping fail.
+    pub fn validate(&self) -> Result<(), SqlError> {
+        let invalid = |reason: String| {
+            Err(SqlError::Refused {
+                construct: "this engine configuration".into(),
+                reason,
+            })
+        };
+        if self.max_tx_write_bytes > self.max_block_write_bytes
+            || self.max_result_bytes > self.max_block_write_bytes
+        {
+            return invalid(format!(
+                "the per-transaction limits ({} bytes written, {} returned) exceed the block's {}",
+                self.max_tx_write_bytes, self.max_result_bytes, self.max_block_write_bytes
+            ));
+        }
+        // A changeset is at most twice what its changes count, a record's JSON at most
+        // three times its rows (blobs as hex), plus DDL text and messages of bounded size.
+        let worst = self
+            .max_block_write_bytes
+            .saturating_mul(3)
+            .saturating_add(64 * 1024 * 1024);
+        if worst > SYSTEM_VALUE_LIMIT as u64 {
+            return invalid(format!(
+                "a block's {} bytes could make a system value over {SYSTEM_VALUE_LIMIT} bytes",
+                self.max_block_write_bytes
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The length limit (SQLITE_LIMIT_LENGTH) the system KV is read and written with: SQLite's
+/// own hard maximum. The user limit (`max_value_length`) would let a block's changeset or a
+/// transaction record that outgrew it fail the block on every node (issue 10); the data
+/// limits keep every system value far below this one (`EngineConfig::validate`).
+pub const SYSTEM_VALUE_LIMIT: i32 = 1_000_000_000;
+
 /// Page cache of the writer connection, in KiB (SQLite's `cache_size` takes a negative number for KiB).
 const WRITER_CACHE_KIB: i64 = -64 * 1024;
+
+/// Most columns of a table or result (`SQLITE_LIMIT_COLUMN`).
+const COLUMN_LIMIT: i32 = 500;
+
+/// What one row returned by a statement counts against the result limits, besides its
+/// values (see [`value_charge`]): about the memory of its `Vec`.
+const ROW_CHARGE: u64 = 24;
+
+/// What a returned value counts against the result limits: its in-memory size (32 bytes)
+/// plus the bytes of a TEXT or BLOB.
+fn value_charge(v: &Value) -> u64 {
+    32 + match v {
+        Value::Text(t) => t.len() as u64,
+        Value::Blob(b) => b.len() as u64,
+        Value::Null | Value::Integer(_) => 0,
+    }
+}
 
 /// How deep foreign-key actions may cascade (`SQLITE_LIMIT_TRIGGER_DEPTH`).
 const FK_ACTION_DEPTH: i32 = 1_000;
@@ -88,11 +158,13 @@ pub struct EncodedChangeset {
     pub schema_records: u32,
 }
 
-/// Steps already spent and the limit they count against.
+/// Steps already spent and the limit they count against, and the bytes the statement's
+/// result rows may count (see [`value_charge`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Budget {
     pub used: u64,
     pub limit: u64,
+    pub result_bytes: u64,
 }
 
 /// Rows returned by a query.
@@ -187,6 +259,52 @@ fn create_system_tables(conn: &Connection) -> Result<(), SqlError> {
     Ok(())
 }
 
+/// Stack a thread should have to run SQL (parse, guard, prepare, step) on its own stack: the
+/// node gives its consensus, mempool and tokio threads this much. Any other thread works too:
+/// the engine moves to a new stack segment when less than [`SQL_STACK_RED_ZONE`] is left.
+pub const SQL_THREAD_STACK: usize = 8 * 1024 * 1024;
+
+/// Stack the engine makes sure is left before it parses and guards SQL (issue 10: deep SQL
+/// overflowed a 2 MiB tokio worker and aborted the node). The parser refuses trees deeper
+/// than its limit and grows the stack where it recurses, but not every walk of the guard
+/// does; measured in a debug build, where frames are largest, the deepest accepted SQL of
+/// fourteen shapes (chains of binary, postfix and COLLATE operators, nested parentheses,
+/// subqueries, CASE, calls, unary operators, IN and EXISTS) overflows 384 KiB and runs in 512
+/// KiB. Twice that is kept free; a thread with less left continues on a segment of
+/// [`SQL_STACK_SEGMENT`] bytes (test `the_deepest_sql_of_every_shape_gets_an_answer_on_a_small_thread`).
+pub const SQL_STACK_RED_ZONE: usize = 1024 * 1024;
+
+/// Size of the stack segment the engine moves to when a thread has less than
+/// [`SQL_STACK_RED_ZONE`] left.
+pub const SQL_STACK_SEGMENT: usize = 4 * 1024 * 1024;
+
+/// Run `f`, which parses, guards or runs SQL, with at least [`SQL_STACK_RED_ZONE`] of stack.
+fn with_sql_stack<T>(f: impl FnOnce() -> T) -> T {
+    stacker::maybe_grow(SQL_STACK_RED_ZONE, SQL_STACK_SEGMENT, f)
+}
+
+/// Run `f` on `conn` with the length limit raised to [`SYSTEM_VALUE_LIMIT`], for the system
+/// KV, and put the user limit back afterwards, whatever `f` returned.
+fn with_system_limit<T>(
+    conn: &Connection,
+    user_limit: u32,
+    f: impl FnOnce() -> Result<T, SqlError>,
+) -> Result<T, SqlError> {
+    conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, SYSTEM_VALUE_LIMIT)?;
+    let result = f();
+    let restored = set_value_limit(conn, user_limit);
+    let value = result?;
+    restored?;
+    Ok(value)
+}
+
+/// Set the length limit for user statements.
+fn set_value_limit(conn: &Connection, max_value_length: u32) -> Result<(), SqlError> {
+    let value_len = i32::try_from(max_value_length).unwrap_or(i32::MAX);
+    conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, value_len.max(1_000))?;
+    Ok(())
+}
+
 fn configure(conn: &mut Connection, config: &EngineConfig) -> Result<(), SqlError> {
     // Double-quoted strings would make `"x"` a string when no column x exists: refuse the misfeature.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
@@ -197,13 +315,21 @@ fn configure(conn: &mut Connection, config: &EngineConfig) -> Result<(), SqlErro
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     let sql_len = i32::try_from(config.max_sql_length).unwrap_or(i32::MAX);
-    let value_len = i32::try_from(config.max_value_length).unwrap_or(i32::MAX);
     conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, sql_len.max(1_000))?;
-    conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, value_len.max(1_000))?;
+    // The system KV's limit must be reachable: a build with a lower hard maximum would clamp it.
+    conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, SYSTEM_VALUE_LIMIT)?;
+    let hard = conn.limit(Limit::SQLITE_LIMIT_LENGTH)?;
+    if hard != SYSTEM_VALUE_LIMIT {
+        return Err(SqlError::Refused {
+            construct: format!("a SQLite build whose longest value is {hard} bytes"),
+            reason: format!("the system KV needs {SYSTEM_VALUE_LIMIT}"),
+        });
+    }
+    set_value_limit(conn, config.max_value_length)?;
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
     conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 200)?;
     conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 100)?;
-    conn.set_limit(Limit::SQLITE_LIMIT_COLUMN, 500)?;
+    conn.set_limit(Limit::SQLITE_LIMIT_COLUMN, COLUMN_LIMIT)?;
     // User triggers are refused (and disabled above), but SQLite runs a foreign key's
     // actions (ON DELETE CASCADE, SET NULL, ...) as triggers, one nesting level per step of
     // a cascade chain or of a self-referencing tree. SQLite's own maximum; the meter bounds
@@ -247,6 +373,7 @@ impl Engine {
     /// Open (or create) the database at `path` with one write connection in WAL mode.
     pub fn open(path: &Path, config: EngineConfig) -> Result<Engine, SqlError> {
         sqlite_version()?;
+        config.validate()?;
         let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -303,7 +430,7 @@ impl Engine {
     pub fn begin_block(&mut self) -> Result<Block<'_>, SqlError> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let conn = &self.conn;
-        self.tracker.start();
+        self.tracker.start(&self.meter);
         Ok(Block {
             conn,
             cache: &self.cache,
@@ -321,6 +448,8 @@ impl Engine {
             schema_changed: false,
             savepoint_free: self.savepoint_free,
             savepoint_free_runs: &self.savepoint_free_runs,
+            results_in_block: 0,
+            allowance: Allowance::default(),
             finished: false,
         })
     }
@@ -332,12 +461,12 @@ impl Engine {
 
     /// Committed system KV value of `key`.
     pub fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {
-        kv_get(&self.conn, key)
+        kv_get(&self.conn, &self.config, key)
     }
 
     /// Committed system KV pairs whose key starts with `prefix`, sorted by key.
     pub fn kv_scan(&self, prefix: &[u8]) -> Result<KvPairs, SqlError> {
-        kv_scan(&self.conn, prefix)
+        kv_scan(&self.conn, &self.config, prefix)
     }
 
     /// Committed schemas with their tables and columns, sorted by name.
@@ -347,12 +476,12 @@ impl Engine {
 
     /// Estimate the cost of `sql` in `schema` on committed state.
     pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
+        with_sql_stack(|| estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config))
     }
 
     /// Judge `sql` in `schema` by its text alone; see [`Reader::check`].
     pub fn check(&self, schema: &str, sql: &str) -> Result<(), SqlError> {
-        check_text(&self.config, schema, sql)
+        with_sql_stack(|| check_text(&self.config, schema, sql))
     }
 
     /// Every user row, table by table in name order and key order: for comparing two
@@ -412,7 +541,7 @@ enum Snapshot {
         closed_count: u32,
         closed_schema: u32,
         pending_ddl: Vec<ChangesetRecord>,
-        log: Log,
+        log: Box<Log>,
     },
 }
 
@@ -445,7 +574,26 @@ pub struct Block<'e> {
     /// See `Engine::set_savepoint_free_inserts`.
     savepoint_free: bool,
     savepoint_free_runs: &'e Cell<u64>,
+    /// What the rows returned by the block's committed transactions count (see
+    /// [`value_charge`]); with the change log's charge, what the block has used of
+    /// `max_block_write_bytes`.
+    results_in_block: u64,
+    /// The data limits of the running transaction (see `Block::begin_tx`).
+    allowance: Allowance,
     finished: bool,
+}
+
+/// The data limits of one transaction, set when it starts (docs/sql.md, "Data limits").
+#[derive(Clone, Copy, Debug, Default)]
+struct Allowance {
+    /// Bytes the block had left of `max_block_write_bytes` when the transaction started.
+    block_left: u64,
+    /// The change log's charge when it started.
+    charged_at_start: u64,
+    /// Bytes its row changes may count: `max_tx_write_bytes`, or `block_left` if less.
+    write: u64,
+    /// What its returned rows counted so far.
+    results: u64,
 }
 
 struct ConnCatalog<'a> {
@@ -527,6 +675,8 @@ fn sort_by_appended_keys(rows: &mut QueryResult, keys: usize) {
 /// Result of running one guarded statement.
 pub(crate) struct StepOutcome {
     pub cost: u64,
+    /// What the result rows count against the result limits.
+    pub result_bytes: u64,
     pub changes: u64,
     pub rows: Option<QueryResult>,
 }
@@ -624,7 +774,11 @@ fn run_inner(
     params: &[Value],
     budget: Budget,
 ) -> Result<StepOutcome, SqlError> {
-    let Budget { used, limit } = budget;
+    let Budget {
+        used,
+        limit,
+        result_bytes: result_limit,
+    } = budget;
     let fail = |e: rusqlite::Error, counted: u64| fail(auth, meter, budget, e, counted);
     let expected = stmt.parameter_count();
     if expected != params.len() {
@@ -651,15 +805,28 @@ fn run_inner(
     let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
     meter.arm(limit.saturating_sub(used), !stmt.readonly());
     let mut out_rows = Vec::new();
+    let mut result_bytes = 0u64;
     {
         let mut rows = stmt.raw_query();
         loop {
             match rows.next() {
                 Ok(Some(row)) => {
                     let mut vals = Vec::with_capacity(ncols);
+                    result_bytes = result_bytes.saturating_add(ROW_CHARGE);
                     for (i, name) in names.iter().enumerate() {
                         let v = row.get_ref(i).map_err(SqlError::Sqlite)?;
-                        vals.push(value_of(v, name)?);
+                        let v = value_of(v, name)?;
+                        result_bytes = result_bytes.saturating_add(value_charge(&v));
+                        vals.push(v);
+                    }
+                    // Stop collecting as soon as the rows pass their limit, so memory stays
+                    // bounded by it whatever the statement returns.
+                    if result_bytes > result_limit {
+                        meter.disarm();
+                        return Err(SqlError::DataLimitExceeded {
+                            what: "returns",
+                            limit: result_limit,
+                        });
                     }
                     out_rows.push(vals);
                 }
@@ -687,6 +854,7 @@ fn run_inner(
     };
     Ok(StepOutcome {
         cost,
+        result_bytes,
         changes,
         rows: (ncols > 0).then_some(QueryResult {
             columns: names,
@@ -779,6 +947,104 @@ impl<'e> Block<'e> {
         }
     }
 
+    /// Start a transaction's data limits (docs/sql.md, "Data limits"): its row changes may
+    /// count `max_tx_write_bytes`, its returned rows `max_result_bytes`, and both together
+    /// no more than the block has left of `max_block_write_bytes`. Everything counted is
+    /// deterministic (the same changes and rows in the same order on every node), so a
+    /// transaction that passes a limit fails alike everywhere, alone, and the block goes on.
+    fn begin_tx(&mut self) {
+        let charged = self.tracker.charged();
+        let used = charged.saturating_add(self.results_in_block);
+        let block_left = self.config.max_block_write_bytes.saturating_sub(used);
+        let write = self.config.max_tx_write_bytes.min(block_left);
+        self.tracker.arm(charged.saturating_add(write));
+        self.allowance = Allowance {
+            block_left,
+            charged_at_start: charged,
+            write,
+            results: 0,
+        };
+    }
+
+    /// What the running transaction's next statement may return: what is left of
+    /// `max_result_bytes`, and of the block's bytes after the transaction's own writes.
+    fn result_allowance(&self) -> u64 {
+        let a = &self.allowance;
+        let written = self.tracker.charged().saturating_sub(a.charged_at_start);
+        let tx_left = self.config.max_result_bytes.saturating_sub(a.results);
+        let block_left = a
+            .block_left
+            .saturating_sub(written)
+            .saturating_sub(a.results);
+        tx_left.min(block_left)
+    }
+
+    /// Whether the block's bytes, not the transaction's own limit, bound `limit`.
+    fn block_binds(&self, tx_limit: u64) -> bool {
+        self.allowance.block_left < tx_limit
+    }
+
+    /// Put the user length limit back if the change log lowered it to stop a statement that
+    /// passed its write limit (see `Tracker::record`).
+    fn settle_limit(&self) -> Result<(), SqlError> {
+        if self.tracker.over() {
+            // The log also gave the meter a budget of nothing; stop it, or the engine's own
+            // statements after an unmetered write (a schema's deletes) would be counted.
+            self.meter.disarm();
+            set_value_limit(self.conn, self.config.max_value_length)?;
+        }
+        Ok(())
+    }
+
+    /// The error of a transaction whose row changes passed its write limit, if they did.
+    fn write_limit_error(&self) -> Option<SqlError> {
+        if !self.tracker.over() {
+            return None;
+        }
+        let limit = self.config.max_tx_write_bytes;
+        Some(if self.block_binds(limit) {
+            SqlError::BlockFull {
+                what: "writes",
+                left: self.allowance.block_left,
+                limit: self.config.max_block_write_bytes,
+            }
+        } else {
+            SqlError::DataLimitExceeded {
+                what: "writes",
+                limit,
+            }
+        })
+    }
+
+    /// A statement's result-limit error as the transaction reports it: `BlockFull` when the
+    /// block's bytes were the lesser limit.
+    fn result_limit_error(&self, e: SqlError) -> SqlError {
+        match e {
+            SqlError::DataLimitExceeded {
+                what: "returns", ..
+            } => {
+                let limit = self.config.max_result_bytes;
+                let written = self
+                    .tracker
+                    .charged()
+                    .saturating_sub(self.allowance.charged_at_start);
+                if self.allowance.block_left.saturating_sub(written) < limit {
+                    SqlError::BlockFull {
+                        what: "returns",
+                        left: self.allowance.block_left,
+                        limit: self.config.max_block_write_bytes,
+                    }
+                } else {
+                    SqlError::DataLimitExceeded {
+                        what: "returns",
+                        limit,
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Close the current section before a DROP record: its DDL and netted rows go to
     /// `closed`, and the next section starts empty. The tables must still exist.
     fn close_section(&mut self) -> Result<(), SqlError> {
@@ -848,6 +1114,7 @@ impl<'e> Block<'e> {
         require_schema(self.conn, schema)?;
         self.cache.borrow_mut().clear();
         self.schema_changed = true;
+        self.begin_tx();
         let snapshot = self.snapshot(true);
         self.savepoint()?;
         let result = (|| {
@@ -863,7 +1130,11 @@ impl<'e> Block<'e> {
                 }
                 Ok::<(), SqlError>(())
             })();
+            self.settle_limit()?;
             self.conn.execute_batch("PRAGMA defer_foreign_keys = OFF")?;
+            if let Some(e) = self.write_limit_error() {
+                return Err(e);
+            }
             deleted?;
             self.close_section()?;
             drop_schema_objects(self.conn, schema)?;
@@ -889,7 +1160,7 @@ impl<'e> Block<'e> {
                 closed_count: self.closed_count,
                 closed_schema: self.closed_schema,
                 pending_ddl: self.pending_ddl.clone(),
-                log: self.tracker.snapshot(),
+                log: Box::new(self.tracker.snapshot()),
             }
         } else {
             Snapshot::Plain {
@@ -911,9 +1182,20 @@ impl<'e> Block<'e> {
         result: Result<T, SqlError>,
         snapshot: Snapshot,
     ) -> Result<T, SqlError> {
+        // A change the log did not record must not be committed, whatever the statements
+        // reported (the limit is restored before anything else runs).
+        let settled = self.settle_limit();
+        let result = match (result, self.write_limit_error()) {
+            (Err(e), _) if self.conn.is_autocommit() => Err(e),
+            (_, Some(over)) => Err(over),
+            (r, None) => r,
+        };
+        settled?;
         match result {
             Ok(v) => {
                 self.release()?;
+                self.results_in_block =
+                    self.results_in_block.saturating_add(self.allowance.results);
                 Ok(v)
             }
             Err(e) => {
@@ -947,7 +1229,7 @@ impl<'e> Block<'e> {
                         self.closed_count = closed_count;
                         self.closed_schema = closed_schema;
                         self.pending_ddl = pending_ddl;
-                        self.tracker.restore(log);
+                        self.tracker.restore(*log);
                     }
                 }
                 Err(e)
@@ -983,6 +1265,7 @@ impl<'e> Block<'e> {
             });
         }
         let limit = self.limit(cost_limit);
+        self.begin_tx();
         // A cache hit implies the schema exists: dropping a schema clears the cache.
         let cached = self.cache.borrow().get(schema, sql).cloned();
         if let Some(rewritten) = cached {
@@ -998,6 +1281,16 @@ impl<'e> Block<'e> {
             return self.finish_tx(result, snapshot);
         }
         require_schema(self.conn, schema)?;
+        with_sql_stack(|| self.execute_parsed(schema, sql, params, limit))
+    }
+
+    fn execute_parsed(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        params: &[Value],
+        limit: u64,
+    ) -> Result<ExecOutcome, SqlError> {
         let parsed = guard::parse(sql)?;
         let count = parsed.statements.len();
         let cacheable = count == 1;
@@ -1025,6 +1318,14 @@ impl<'e> Block<'e> {
     /// clears.
     fn savepoint_free_bound(&self, rewritten: &guard::Rewritten, limit: u64) -> Option<u64> {
         if !self.savepoint_free || !rewritten.single_row_insert {
+            return None;
+        }
+        // The row must fit the transaction's write allowance whatever it holds, since a
+        // change past it could not be undone without the savepoint: one row's record is
+        // at most `max_value_length` bytes, and its charge adds at most 16 bytes a column
+        // and the table name.
+        let one_row = u64::from(self.config.max_value_length) + 16 * COLUMN_LIMIT as u64 + 1_024;
+        if self.allowance.write < one_row {
             return None;
         }
         let bound = *rewritten.step_bound.get_or_init(|| {
@@ -1071,6 +1372,10 @@ impl<'e> Block<'e> {
             self.tracker.rollback_to(mark);
         }
         match result {
+            Err(e @ (SqlError::DataLimitExceeded { .. } | SqlError::BlockFull { .. })) => {
+                tracing::error!(sql = %rewritten.exec_sql, error = %e, "a savepoint-free insert passed its data limit");
+                Err(SqlError::BlockAborted)
+            }
             Ok(()) if out.cost <= bound => Ok(out),
             Err(SqlError::Sqlite(e))
                 if e.sqlite_error_code() == Some(ErrorCode::DatabaseCorrupt) =>
@@ -1176,13 +1481,20 @@ impl<'e> Block<'e> {
                     Budget {
                         used: out.cost,
                         limit,
+                        result_bytes: 0,
                     },
-                )?;
+                );
+                self.settle_limit()?;
+                let step = step?;
+                if let Some(e) = self.write_limit_error() {
+                    return Err(e);
+                }
                 out.cost = out.cost.saturating_add(step.cost);
                 out.rows_changed = out.rows_changed.saturating_add(step.changes);
                 self.close_section()?;
             }
         }
+        let result_bytes = self.result_allowance();
         let step = run_guarded_held(
             self.conn,
             self.auth,
@@ -1194,11 +1506,23 @@ impl<'e> Block<'e> {
             Budget {
                 used: out.cost,
                 limit,
+                result_bytes,
             },
         );
+        // The change log may have lowered the length limit (see `Tracker::arm`): restore it
+        // before any other statement runs.
+        let settled = self.settle_limit();
         if self.conn.is_autocommit() {
-            return Err(SqlError::BlockAborted);
+            // A write past its data limit that the meter then interrupted (SQLite rolls the
+            // whole block back for that): the caller re-executes the block without it, and
+            // reports the data limit.
+            return Err(self.write_limit_error().unwrap_or(SqlError::BlockAborted));
         }
+        settled?;
+        if let Some(e) = self.write_limit_error() {
+            return Err(e);
+        }
+        let step = step.map_err(|e| self.result_limit_error(e));
         let refreshed = if ddl {
             self.forget_statements()
         } else {
@@ -1206,6 +1530,7 @@ impl<'e> Block<'e> {
         };
         let step = step?;
         refreshed?;
+        self.allowance.results = self.allowance.results.saturating_add(step.result_bytes);
         if self.conn.is_autocommit() {
             // Only a ROLLBACK can end the block's transaction; the guard refuses every way
             // to issue one, so this is a broken invariant, not bad input.
@@ -1240,16 +1565,19 @@ impl<'e> Block<'e> {
 
     /// Estimate the cost of `sql` on the block's current (uncommitted) state.
     pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        estimate::estimate(self.conn, self.auth, schema, sql, self.config)
+        with_sql_stack(|| estimate::estimate(self.conn, self.auth, schema, sql, self.config))
     }
 
     /// Put a system KV pair: same SQLite transaction as the block, not in the changeset.
+    /// Values up to [`SYSTEM_VALUE_LIMIT`] bytes are stored whatever `max_value_length` is.
     pub fn kv_put(&mut self, key: &[u8], value: &[u8]) -> Result<(), SqlError> {
         self.alive()?;
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO _dstorage_kv(key, value) VALUES (?1, ?2)")?
-            .execute(rusqlite::params![key, value])?;
-        Ok(())
+        with_system_limit(self.conn, self.config.max_value_length, || {
+            self.conn
+                .prepare_cached("INSERT OR REPLACE INTO _dstorage_kv(key, value) VALUES (?1, ?2)")?
+                .execute(rusqlite::params![key, value])?;
+            Ok(())
+        })
     }
 
     /// Delete a system KV pair.
@@ -1263,12 +1591,12 @@ impl<'e> Block<'e> {
 
     /// System KV value, including this block's uncommitted writes.
     pub fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {
-        kv_get(self.conn, key)
+        kv_get(self.conn, self.config, key)
     }
 
     /// System KV pairs under `prefix`, including uncommitted writes, sorted by key.
     pub fn kv_scan(&self, prefix: &[u8]) -> Result<KvPairs, SqlError> {
-        kv_scan(self.conn, prefix)
+        kv_scan(self.conn, self.config, prefix)
     }
 
     /// Schemas as the block sees them (uncommitted DDL included).
@@ -1417,7 +1745,7 @@ impl Reader {
         self.conn.execute_batch("BEGIN")?;
         let result = self
             .forget_stale_statements()
-            .and_then(|()| self.query_inner(schema, sql, params, limit));
+            .and_then(|()| with_sql_stack(|| self.query_inner(schema, sql, params, limit)));
         self.conn.execute_batch("COMMIT")?;
         result
     }
@@ -1475,7 +1803,11 @@ impl Reader {
             },
             &rewritten.sql,
             params,
-            Budget { used: 0, limit },
+            Budget {
+                used: 0,
+                limit,
+                result_bytes: self.config.max_result_bytes,
+            },
         )?;
         let mut result = step.rows.unwrap_or_default();
         result.cost = step.cost;
@@ -1484,7 +1816,7 @@ impl Reader {
 
     /// Estimate the cost of `sql` (reads or writes) in `schema` on committed state.
     pub fn estimate(&mut self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
+        with_sql_stack(|| estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config))
     }
 
     /// Judge every statement of `sql` (a transaction's or a deploy's) as if it ran in
@@ -1495,17 +1827,17 @@ impl Reader {
     /// every state; errors that depend on state (unknown tables, constraints) only show
     /// when it runs.
     pub fn check(&self, schema: &str, sql: &str) -> Result<(), SqlError> {
-        check_text(&self.config, schema, sql)
+        with_sql_stack(|| check_text(&self.config, schema, sql))
     }
 
     /// Committed system KV value.
     pub fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {
-        kv_get(&self.conn, key)
+        kv_get(&self.conn, &self.config, key)
     }
 
     /// Committed system KV pairs under `prefix`, sorted by key.
     pub fn kv_scan(&self, prefix: &[u8]) -> Result<KvPairs, SqlError> {
-        kv_scan(&self.conn, prefix)
+        kv_scan(&self.conn, &self.config, prefix)
     }
 
     /// Committed schemas with tables and columns.
@@ -1550,28 +1882,36 @@ fn check_text(config: &EngineConfig, schema: &str, sql: &str) -> Result<(), SqlE
     Ok(())
 }
 
-fn kv_get(conn: &Connection, key: &[u8]) -> Result<Option<Vec<u8>>, SqlError> {
-    let mut stmt = conn.prepare_cached("SELECT value FROM _dstorage_kv WHERE key = ?1")?;
-    let mut rows = stmt.query([key])?;
-    match rows.next()? {
-        Some(r) => Ok(Some(r.get(0)?)),
-        None => Ok(None),
-    }
+fn kv_get(
+    conn: &Connection,
+    config: &EngineConfig,
+    key: &[u8],
+) -> Result<Option<Vec<u8>>, SqlError> {
+    with_system_limit(conn, config.max_value_length, || {
+        let mut stmt = conn.prepare_cached("SELECT value FROM _dstorage_kv WHERE key = ?1")?;
+        let mut rows = stmt.query([key])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(r.get(0)?)),
+            None => Ok(None),
+        }
+    })
 }
 
-fn kv_scan(conn: &Connection, prefix: &[u8]) -> Result<KvPairs, SqlError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT key, value FROM _dstorage_kv WHERE key >= ?1 ORDER BY key")?;
-    let mut rows = stmt.query([prefix])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let k: Vec<u8> = r.get(0)?;
-        if !k.starts_with(prefix) {
-            break;
+fn kv_scan(conn: &Connection, config: &EngineConfig, prefix: &[u8]) -> Result<KvPairs, SqlError> {
+    with_system_limit(conn, config.max_value_length, || {
+        let mut stmt = conn
+            .prepare_cached("SELECT key, value FROM _dstorage_kv WHERE key >= ?1 ORDER BY key")?;
+        let mut rows = stmt.query([prefix])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let k: Vec<u8> = r.get(0)?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k, r.get(1)?));
         }
-        out.push((k, r.get(1)?));
-    }
-    Ok(out)
+        Ok(out)
+    })
 }
 
 fn schemas(conn: &Connection) -> Result<Vec<SchemaInfo>, SqlError> {

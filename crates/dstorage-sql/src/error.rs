@@ -66,6 +66,26 @@ pub enum SqlError {
         /// The steps counted when execution was stopped.
         used: u64,
     },
+    /// The transaction wrote, or returned, more bytes than one transaction may (see
+    /// `EngineConfig::max_tx_write_bytes` and `max_result_bytes`); it was rolled back.
+    #[error("data limit exceeded: the transaction {what} more than {limit} bytes; split it into smaller transactions")]
+    DataLimitExceeded {
+        /// What went over: "writes" (row changes) or "returns" (result rows).
+        what: &'static str,
+        /// The limit in force, in bytes.
+        limit: u64,
+    },
+    /// The block's byte budget (`EngineConfig::max_block_write_bytes`) is used up by the
+    /// transactions before this one; it was rolled back and may be sent again.
+    #[error("block full: the transaction {what} more than the {left} bytes this block has left of its {limit}; send it again for a later block")]
+    BlockFull {
+        /// What went over: "writes" (row changes) or "returns" (result rows).
+        what: &'static str,
+        /// Bytes the block had left when the transaction started.
+        left: u64,
+        /// The block's budget in bytes.
+        limit: u64,
+    },
     /// A value of storage class REAL appeared in a result.
     #[error("column {column} produced a REAL value; dstorage has no floating point, use INTEGER")]
     RealValue {

@@ -34,6 +34,7 @@ pub use dstorage_types::value::Value;
 pub use engine::{
     sqlite_version, table_physical_name, Block, ColumnInfo, EncodedChangeset, Engine, EngineConfig,
     ExecOutcome, KvPairs, QueryResult, Reader, SchemaInfo, TableDump, TableInfo, SQLITE_VERSION,
+    SQL_STACK_RED_ZONE, SQL_STACK_SEGMENT, SQL_THREAD_STACK, SYSTEM_VALUE_LIMIT,
 };
 pub use error::SqlError;
 pub use estimate::Estimate;

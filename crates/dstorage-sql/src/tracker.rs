@@ -25,6 +25,7 @@ use crate::changeset::{
     encode_bytes, encode_integer, TAG_BLOB as BLOB, TAG_INTEGER as INTEGER, TAG_NULL as NULL,
     TAG_TEXT as TEXT,
 };
+use crate::meter::Meter;
 use crate::names::split_physical;
 use crate::SqlError;
 
@@ -53,10 +54,25 @@ struct Event {
 pub(crate) struct Mark {
     events: usize,
     values: usize,
+    charged: u64,
+}
+
+/// Bytes a row change counts beyond its values (see [`change_charge`]).
+const CHANGE_OVERHEAD: u64 = 64;
+
+/// What one row change counts against the write limits: its encoded values (old and new,
+/// as the log holds them), two bytes per column per value list, the table name, and
+/// [`CHANGE_OVERHEAD`]. At least half of what it can add to the block's changeset (a record
+/// repeats the key and names each column's position) and more than it holds in the log.
+fn change_charge(values: usize, columns: u16, lists: u64, table: usize) -> u64 {
+    (values as u64)
+        .saturating_add(2 * u64::from(columns) * lists)
+        .saturating_add(table as u64)
+        .saturating_add(CHANGE_OVERHEAD)
 }
 
 /// The events of the current section.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Log {
     /// Only a block's changes are recorded (see `Tracker::start`).
     active: bool,
@@ -76,6 +92,34 @@ pub(crate) struct Log {
     last: Option<(Vec<u8>, Option<u32>)>,
     events: Vec<Event>,
     values: Vec<u8>,
+    /// What the block's live changes count against the write limits (see [`change_charge`]):
+    /// kept across sections, cut back with the log when a transaction fails.
+    charged: u64,
+    /// The most `charged` may reach; a change that would pass it is not recorded, and
+    /// `over` is set instead (see [`Tracker::arm`]).
+    ceiling: u64,
+    /// A change did not fit under `ceiling`: the transaction must fail.
+    over: bool,
+    /// The connection's cost meter, used to stop a statement that passed `ceiling`.
+    meter: Option<Arc<Meter>>,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            active: false,
+            error: None,
+            names: Vec::new(),
+            ids: Default::default(),
+            last: None,
+            events: Vec::new(),
+            values: Vec::new(),
+            charged: 0,
+            ceiling: u64::MAX,
+            over: false,
+            meter: None,
+        }
+    }
 }
 
 impl Log {
@@ -177,12 +221,13 @@ impl Log {
     /// # Safety
     /// Only from the pre-update hook on `db`, with its arguments.
     unsafe fn record(&mut self, db: *mut ffi::sqlite3, op: c_int, db_name: &[u8], table: &[u8]) {
-        if !self.active || db_name != b"main" {
+        if !self.active || db_name != b"main" || self.over {
             return;
         }
         let Some(id) = self.table_id(table) else {
             return;
         };
+        let start = self.values.len();
         // SAFETY: inside the hook on `db`; old values exist for updates and deletes, new
         // ones for inserts and updates.
         let event = unsafe {
@@ -233,7 +278,38 @@ impl Log {
                 }
             }
         };
-        self.events.push(event);
+        let lists = if event.op == Op::Update { 2 } else { 1 };
+        let charge = change_charge(
+            self.values.len() - start,
+            event.columns,
+            lists,
+            self.names[id as usize].len(),
+        );
+        match self.charged.checked_add(charge) {
+            Some(total) if total <= self.ceiling => {
+                self.charged = total;
+                self.events.push(event);
+            }
+            _ => {
+                // Over the transaction's or the block's write limit. The hook cannot fail the
+                // statement, so it stops recording (memory stays bounded) and has SQLite fail
+                // it with an ordinary error, which rolls back only the statement: the meter
+                // is given a budget of nothing, so within PROGRESS_STEP steps the meter call
+                // the guard puts in every write fails; and the length limit goes to its
+                // minimum, so a value or a record that needs a new buffer is SQLITE_TOOBIG.
+                // The engine restores the limit and reports the write limit
+                // (`Block::write_limit_error`).
+                self.values.truncate(start);
+                self.over = true;
+                if let Some(meter) = &self.meter {
+                    meter.arm(0, true);
+                }
+                // SAFETY: `db` is the connection this hook call runs on.
+                unsafe {
+                    ffi::sqlite3_limit(db, ffi::SQLITE_LIMIT_LENGTH, 0);
+                }
+            }
+        }
     }
 }
 
@@ -317,11 +393,13 @@ impl Tracker {
         lock(&self.log)
     }
 
-    /// Start recording a block, from an empty log.
-    pub(crate) fn start(&self) {
+    /// Start recording a block, from an empty log. `meter` is the connection's cost meter,
+    /// which stops a statement that passes the write limit (see [`Tracker::arm`]).
+    pub(crate) fn start(&self, meter: &Arc<Meter>) {
         let mut log = self.lock();
         *log = Log::default();
         log.active = true;
+        log.meter = Some(Arc::clone(meter));
     }
 
     /// Stop recording and free the log.
@@ -335,6 +413,7 @@ impl Tracker {
         Mark {
             events: log.events.len(),
             values: log.values.len(),
+            charged: log.charged,
         }
     }
 
@@ -343,6 +422,26 @@ impl Tracker {
         let mut log = self.lock();
         log.events.truncate(mark.events);
         log.values.truncate(mark.values);
+        log.charged = mark.charged;
+        log.over = false;
+    }
+
+    /// What the block's recorded changes count against the write limits so far.
+    pub(crate) fn charged(&self) -> u64 {
+        self.lock().charged
+    }
+
+    /// Let the changes from now on bring [`Tracker::charged`] up to `ceiling` at most; the
+    /// first change past it is not recorded and sets [`Tracker::over`].
+    pub(crate) fn arm(&self, ceiling: u64) {
+        let mut log = self.lock();
+        log.ceiling = ceiling;
+        log.over = false;
+    }
+
+    /// A change did not fit under the ceiling since the last [`Tracker::arm`] or rollback.
+    pub(crate) fn over(&self) -> bool {
+        self.lock().over
     }
 
     /// A copy of the log, to restore with [`Tracker::restore`].
@@ -692,7 +791,7 @@ mod tests {
         conn.execute_batch("INSERT INTO \"s.t\" VALUES (1, 'before')")
             .expect("insert");
         assert_eq!(rows(&tracker, &conn).expect("rows").0, 0);
-        tracker.start();
+        tracker.start(&Meter::new());
         conn.execute_batch("INSERT INTO \"s.t\" VALUES (2, 'in'); INSERT INTO sys VALUES (1)")
             .expect("insert");
         assert_eq!(rows(&tracker, &conn).expect("rows").0, 1);
@@ -707,7 +806,7 @@ mod tests {
         let mut conn = connection(&dir);
         let tracker = Tracker::default();
         tracker.install(&mut conn);
-        tracker.start();
+        tracker.start(&Meter::new());
         conn.execute_batch("INSERT INTO \"s.t\" VALUES (1, 'kept')")
             .expect("insert");
         let kept = rows(&tracker, &conn).expect("rows");
@@ -721,12 +820,41 @@ mod tests {
     }
 
     #[test]
+    fn a_change_past_the_ceiling_is_not_recorded_and_marks_the_log_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = connection(&dir);
+        let tracker = Tracker::default();
+        tracker.install(&mut conn);
+        tracker.start(&Meter::new());
+        tracker.arm(200);
+        conn.execute_batch("INSERT INTO \"s.t\" VALUES (1, 'a')")
+            .expect("insert");
+        // INTEGER 9 + TEXT 5+1, two positions of 2 bytes, the name "s.t", 64.
+        assert_eq!(tracker.charged(), 9 + 6 + 4 + 3 + 64);
+        let mark = tracker.mark();
+        let long = "x".repeat(100);
+        conn.execute("INSERT INTO \"s.t\" VALUES (2, ?1)", [&long])
+            .expect("SQLite itself is not stopped by the log");
+        assert!(tracker.over());
+        assert_eq!(tracker.charged(), 86);
+        // The log lowered the length limit to SQLite's minimum, to stop what comes next;
+        // the engine puts it back before its own statements (`Block::settle_limit`).
+        let limit = rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH;
+        assert_eq!(conn.limit(limit).expect("limit"), 30);
+        conn.set_limit(limit, 1_000_000).expect("restore");
+        assert_eq!(rows(&tracker, &conn).expect("rows").0, 1);
+        tracker.rollback_to(mark);
+        assert!(!tracker.over());
+        tracker.uninstall(&conn);
+    }
+
+    #[test]
     fn a_change_that_could_not_be_recorded_fails_the_changeset() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut conn = connection(&dir);
         let tracker = Tracker::default();
         tracker.install(&mut conn);
-        tracker.start();
+        tracker.start(&Meter::new());
         lock(&tracker.log).fail("table s.t column 1 holds a REAL value".into());
         let err = rows(&tracker, &conn).expect_err("unusable log");
         assert!(

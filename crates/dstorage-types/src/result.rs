@@ -40,11 +40,15 @@ pub enum ResultCode {
     CostLimitExceeded = 13,
     /// The deterministic SQL guard refused a construct.
     SqlRefused = 14,
+    /// Execution wrote or returned more bytes than one transaction may.
+    DataLimitExceeded = 15,
+    /// The block's byte budget was used up by the transactions before this one.
+    BlockFull = 16,
 }
 
 impl ResultCode {
     /// Every code, in numeric order.
-    pub const ALL: [ResultCode; 15] = [
+    pub const ALL: [ResultCode; 17] = [
         ResultCode::Ok,
         ResultCode::Malformed,
         ResultCode::BadSignature,
@@ -60,6 +64,8 @@ impl ResultCode {
         ResultCode::SchemaNotFound,
         ResultCode::CostLimitExceeded,
         ResultCode::SqlRefused,
+        ResultCode::DataLimitExceeded,
+        ResultCode::BlockFull,
     ];
 
     /// The numeric code sent to CometBFT.
@@ -90,6 +96,8 @@ impl ResultCode {
             ResultCode::SchemaNotFound => "schema_not_found",
             ResultCode::CostLimitExceeded => "cost_limit_exceeded",
             ResultCode::SqlRefused => "sql_refused",
+            ResultCode::DataLimitExceeded => "data_limit_exceeded",
+            ResultCode::BlockFull => "block_full",
         }
     }
 }
