@@ -328,7 +328,10 @@ fn configure(conn: &mut Connection, config: &EngineConfig) -> Result<(), SqlErro
     set_value_limit(conn, config.max_value_length)?;
     conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
     conn.set_limit(Limit::SQLITE_LIMIT_EXPR_DEPTH, 200)?;
-    conn.set_limit(Limit::SQLITE_LIMIT_COMPOUND_SELECT, 100)?;
+    conn.set_limit(
+        Limit::SQLITE_LIMIT_COMPOUND_SELECT,
+        guard::MAX_COMPOUND as i32,
+    )?;
     conn.set_limit(Limit::SQLITE_LIMIT_COLUMN, COLUMN_LIMIT)?;
     // User triggers are refused (and disabled above), but SQLite runs a foreign key's
     // actions (ON DELETE CASCADE, SET NULL, ...) as triggers, one nesting level per step of

@@ -22,6 +22,9 @@ use crate::SqlError;
 /// Aggregates whose result depends on input order: they must carry their own ORDER BY.
 const ORDER_SENSITIVE_AGGREGATES: &[&str] = &["group_concat", "string_agg"];
 
+/// Most SELECTs a compound may join (the engine sets SQLITE_LIMIT_COMPOUND_SELECT to it).
+pub(crate) const MAX_COMPOUND: usize = 100;
+
 /// Aggregate functions (with one argument for min/max).
 const AGGREGATES: &[&str] = &["count", "sum", "min", "max", "group_concat", "string_agg"];
 
@@ -720,6 +723,14 @@ impl Guard<'_> {
     }
 
     fn select_body(&mut self, s: &Select, need: Need) -> Result<(), SqlError> {
+        if s.cores.len() > MAX_COMPOUND {
+            // SQLite refuses these too (SQLITE_LIMIT_COMPOUND_SELECT); judging them here
+            // refuses them at CheckTx, before they take a block slot.
+            return Err(refused(
+                format!("a compound SELECT of {} parts", s.cores.len()),
+                format!("the limit is {MAX_COMPOUND}"),
+            ));
+        }
         let pushed = self.with(s.with.as_ref())?;
         let mut first_items = Vec::new();
         let compound = s.cores.len() > 1;
