@@ -37,5 +37,5 @@ pub use engine::{
 };
 pub use error::SqlError;
 pub use estimate::Estimate;
-pub use meter::PROGRESS_STEP;
+pub use meter::{BYTES_PER_STEP, PROGRESS_STEP, VALUE_OVERHEAD};
 pub use names::{physical_name, validate_schema_name};

@@ -17,6 +17,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{ffi, Connection};
@@ -26,6 +27,7 @@ use crate::changeset::{
     TAG_TEXT as TEXT,
 };
 use crate::names::split_physical;
+use crate::meter::value_bytes;
 use crate::SqlError;
 
 /// What one hook call saw.
@@ -76,6 +78,11 @@ pub(crate) struct Log {
     last: Option<(Vec<u8>, Option<u32>)>,
     events: Vec<Event>,
     values: Vec<u8>,
+    /// Bytes of every value recorded since the tracker was made, as the meter counts them
+    /// (`meter::value_bytes`). Shared with the meter, which charges a statement for the
+    /// values it writes while it runs; kept across `start`, `restore` and rollbacks, so
+    /// it never decreases.
+    written: Arc<AtomicU64>,
 }
 
 impl Log {
@@ -131,6 +138,7 @@ impl Log {
             return None;
         };
         let at = self.values.len();
+        let mut bytes = 0u64;
         for i in 0..n {
             let mut v: *mut ffi::sqlite3_value = std::ptr::null_mut();
             let rc = unsafe {
@@ -151,16 +159,21 @@ impl Log {
             match unsafe { ffi::sqlite3_value_type(v) } {
                 ffi::SQLITE_INTEGER => {
                     encode_integer(&mut self.values, unsafe { ffi::sqlite3_value_int64(v) });
+                    bytes = bytes.saturating_add(value_bytes(0));
                 }
                 // Text is read as a blob too: its UTF-8 bytes as stored. `sqlite3_value_text`
                 // would first copy them into a NUL-terminated buffer (a malloc per value).
                 t @ (ffi::SQLITE_TEXT | ffi::SQLITE_BLOB) => {
-                    let bytes = unsafe { value_bytes(v) };
+                    let payload = unsafe { sqlite_value_bytes(v) };
                     self.values
                         .push(if t == ffi::SQLITE_TEXT { TEXT } else { BLOB });
-                    encode_bytes(&mut self.values, bytes);
+                    encode_bytes(&mut self.values, payload);
+                    bytes = bytes.saturating_add(value_bytes(payload.len()));
                 }
-                ffi::SQLITE_NULL => self.values.push(NULL),
+                ffi::SQLITE_NULL => {
+                    self.values.push(NULL);
+                    bytes = bytes.saturating_add(value_bytes(0));
+                }
                 _ => {
                     self.values.truncate(at);
                     let table = &self.names[table as usize];
@@ -169,6 +182,7 @@ impl Log {
                 }
             }
         }
+        self.written.fetch_add(bytes, Ordering::Relaxed);
         Some((at, columns))
     }
 
@@ -241,7 +255,7 @@ impl Log {
 ///
 /// # Safety
 /// `v` must be a valid value, and the slice must be dropped before SQLite changes it.
-unsafe fn value_bytes<'v>(v: *mut ffi::sqlite3_value) -> &'v [u8] {
+unsafe fn sqlite_value_bytes<'v>(v: *mut ffi::sqlite3_value) -> &'v [u8] {
     // Pointer first, then length, as SQLite's documentation asks.
     let data: *const u8 = unsafe { ffi::sqlite3_value_blob(v).cast() };
     let n = unsafe { ffi::sqlite3_value_bytes(v) };
@@ -320,13 +334,25 @@ impl Tracker {
     /// Start recording a block, from an empty log.
     pub(crate) fn start(&self) {
         let mut log = self.lock();
-        *log = Log::default();
-        log.active = true;
+        *log = Log {
+            active: true,
+            written: Arc::clone(&log.written),
+            ..Log::default()
+        };
     }
 
     /// Stop recording and free the log.
     pub(crate) fn stop(&self) {
-        *self.lock() = Log::default();
+        let mut log = self.lock();
+        *log = Log {
+            written: Arc::clone(&log.written),
+            ..Log::default()
+        };
+    }
+
+    /// The counter of bytes of values recorded (see `Log::written`), for the meter.
+    pub(crate) fn written_bytes(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.lock().written)
     }
 
     /// The current end of the log.
@@ -352,7 +378,10 @@ impl Tracker {
 
     /// Put back a log taken by [`Tracker::snapshot`].
     pub(crate) fn restore(&self, log: Log) {
-        *self.lock() = log;
+        let mut current = self.lock();
+        let written = Arc::clone(&current.written);
+        *current = log;
+        current.written = written;
     }
 
     /// Start a new section: the events so far have been turned into records.
