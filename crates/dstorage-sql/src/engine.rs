@@ -353,7 +353,14 @@ impl Engine {
 
     /// Estimate the cost of `sql` in `schema` on committed state.
     pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
+        estimate::estimate(
+            &self.conn,
+            &self.auth,
+            &self.meter,
+            schema,
+            sql,
+            &self.config,
+        )
     }
 
     /// Judge `sql` in `schema` by its text alone; see [`Reader::check`].
@@ -1296,7 +1303,7 @@ impl<'e> Block<'e> {
 
     /// Estimate the cost of `sql` on the block's current (uncommitted) state.
     pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        estimate::estimate(self.conn, self.auth, schema, sql, self.config)
+        estimate::estimate(self.conn, self.auth, self.meter, schema, sql, self.config)
     }
 
     /// Put a system KV pair: same SQLite transaction as the block, not in the changeset.
@@ -1540,7 +1547,14 @@ impl Reader {
 
     /// Estimate the cost of `sql` (reads or writes) in `schema` on committed state.
     pub fn estimate(&mut self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config)
+        estimate::estimate(
+            &self.conn,
+            &self.auth,
+            &self.meter,
+            schema,
+            sql,
+            &self.config,
+        )
     }
 
     /// Judge every statement of `sql` (a transaction's or a deploy's) as if it ran in

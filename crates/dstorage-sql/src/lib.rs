@@ -36,6 +36,6 @@ pub use engine::{
     ExecOutcome, KvPairs, QueryResult, Reader, SchemaInfo, TableDump, TableInfo, SQLITE_VERSION,
 };
 pub use error::SqlError;
-pub use estimate::Estimate;
+pub use estimate::{Estimate, RUN_BUDGET as ESTIMATE_RUN_BUDGET};
 pub use meter::{BYTES_PER_STEP, PROGRESS_STEP, VALUE_OVERHEAD};
 pub use names::{physical_name, validate_schema_name};

@@ -26,8 +26,8 @@ use crate::changeset::{
     encode_bytes, encode_integer, TAG_BLOB as BLOB, TAG_INTEGER as INTEGER, TAG_NULL as NULL,
     TAG_TEXT as TEXT,
 };
-use crate::names::split_physical;
 use crate::meter::value_bytes;
+use crate::names::split_physical;
 use crate::SqlError;
 
 /// What one hook call saw.
