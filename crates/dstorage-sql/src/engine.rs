@@ -50,7 +50,7 @@ pub fn sqlite_version() -> Result<&'static str, SqlError> {
 /// Not `#[non_exhaustive]`, so callers can write `EngineConfig { cost_limit_per_tx, ..Default::default() }`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineConfig {
-    /// Upper bound of the cost (VM steps) of one transaction; a caller's limit is capped to it.
+    /// Upper bound of the cost (VM steps plus the byte charge, docs/sql.md "Cost") of one transaction; a caller's limit is capped to it.
     pub cost_limit_per_tx: u64,
     /// Longest SQL text accepted, in bytes.
     pub max_sql_length: usize,
@@ -105,14 +105,14 @@ pub struct QueryResult {
     pub columns: Vec<String>,
     /// Rows, each with one value per column.
     pub rows: Vec<Vec<Value>>,
-    /// Metered cost (VM steps) of producing them.
+    /// Metered cost (VM steps plus the byte charge) of producing them.
     pub cost: u64,
 }
 
 /// What `Block::execute` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOutcome {
-    /// Metered cost (VM steps) of all statements.
+    /// Metered cost (VM steps plus the byte charge) of all statements.
     pub cost: u64,
     /// Rows inserted, updated or deleted by the statements.
     pub rows_changed: u64,
@@ -435,7 +435,7 @@ enum Snapshot {
         closed_count: u32,
         closed_schema: u32,
         pending_ddl: Vec<ChangesetRecord>,
-        log: Log,
+        log: Box<Log>,
     },
 }
 
@@ -668,30 +668,25 @@ fn run_inner(
             match rows.next() {
                 Ok(Some(row)) => {
                     let mut vals = Vec::with_capacity(ncols);
-                    let mut bytes = 0u64;
+                    let steps = row.as_ref().get_status(StatementStatus::VmStep);
+                    let steps = used.saturating_add(u64::try_from(steps).unwrap_or(0));
                     for (i, name) in names.iter().enumerate() {
                         let v = row.get_ref(i).map_err(SqlError::Sqlite)?;
-                        bytes = bytes.saturating_add(value_bytes(match v {
+                        // Each value counts as soon as it is read, so a read of large
+                        // values stops at the limit instead of after gathering them all,
+                        // holding at most one value past it (docs/sql.md, "Cost").
+                        meter.add_result_bytes(value_bytes(match v {
                             ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
                             _ => 0,
                         }));
+                        let spent = steps.saturating_add(meter.byte_charge());
+                        if spent > limit {
+                            meter.disarm();
+                            return Err(SqlError::CostLimitExceeded { limit, used: spent });
+                        }
                         vals.push(value_of(v, name)?);
                     }
                     out_rows.push(vals);
-                    // The row's bytes count at once, so a read of large values stops at
-                    // the limit instead of after gathering them all (docs/sql.md, "Cost").
-                    meter.add_result_bytes(bytes);
-                    let steps = rows
-                        .as_ref()
-                        .map_or(0, |s| s.get_status(StatementStatus::VmStep));
-                    let steps = u64::try_from(steps).unwrap_or(0);
-                    let spent = used
-                        .saturating_add(steps)
-                        .saturating_add(meter.byte_charge());
-                    if spent > limit {
-                        meter.disarm();
-                        return Err(SqlError::CostLimitExceeded { limit, used: spent });
-                    }
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -943,7 +938,7 @@ impl<'e> Block<'e> {
                 closed_count: self.closed_count,
                 closed_schema: self.closed_schema,
                 pending_ddl: self.pending_ddl.clone(),
-                log: self.tracker.snapshot(),
+                log: Box::new(self.tracker.snapshot()),
             }
         } else {
             Snapshot::Plain {
@@ -1001,7 +996,7 @@ impl<'e> Block<'e> {
                         self.closed_count = closed_count;
                         self.closed_schema = closed_schema;
                         self.pending_ddl = pending_ddl;
-                        self.tracker.restore(log);
+                        self.tracker.restore(*log);
                     }
                 }
                 Err(e)

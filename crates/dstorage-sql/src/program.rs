@@ -10,8 +10,11 @@
 //!
 //! - every instruction is one whose control flow is known here, and the control-flow
 //!   graph is acyclic, so no instruction runs twice: a run takes at most as many VM steps
-//!   as the program has instructions (the engine then requires that many steps to fit the
-//!   call's budget, so the cost check cannot fail and the progress handler never stops it);
+//!   as the program has instructions; no instruction can make a value longer than the
+//!   program's constants and the bound parameters, so the byte charge of the row it writes
+//!   is bounded too (`InsertProof::cost_bound`); the engine then requires that bound to fit
+//!   the call's budget, so the cost check cannot fail and the progress handler never stops
+//!   it;
 //! - every error halt uses the ABORT resolution (SQLite undoes the statement), not FAIL
 //!   (keeps earlier changes) or ROLLBACK (ends the block's transaction);
 //! - from the first write on, only instructions that cannot raise an SQL error follow

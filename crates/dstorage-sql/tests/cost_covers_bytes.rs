@@ -172,3 +172,22 @@ fn an_insert_of_large_values_is_stopped_within_a_row_of_the_limit() {
         "used {first}"
     );
 }
+
+#[test]
+fn a_row_of_many_large_values_is_stopped_within_a_value_of_the_limit() {
+    let (_dir, engine) = with_blobs();
+    let columns = vec!["zeroblob(100000)"; 100];
+    let sql = format!("SELECT {}", columns.join(", "));
+    let limit = 100_000;
+    let stopped = || {
+        let mut reader = engine.reader().expect("reader");
+        used(reader.query("app", &sql, limit), limit)
+    };
+    let first = stopped();
+    assert_eq!(first, stopped());
+    // 10 MB in one row: stopped at its 8th value, not after gathering all 100.
+    assert!(
+        first > limit && first <= limit + ROW_CHARGE + PROGRESS_STEP,
+        "used {first}"
+    );
+}
