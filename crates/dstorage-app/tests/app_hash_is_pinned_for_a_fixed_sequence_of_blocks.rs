@@ -59,10 +59,10 @@ const BLOCKS: [Expected; 5] = [
         results: &[(
             "B1F88302334EAF449343C165BE752E59D6CE80B443C054B7B8609ED4FAECD077",
             ResultCode::Ok,
-            57,
+            95,
         )],
         changeset: "551aa4d5389b4b6b0dcb3c1d2a4e31518999c55e9cb77e2703ca16615659c1cf",
-        app_hash: "c47d4635895de7905a73ff4d888c98d73ec6b94e46dbce2dfed6beaa94a0b165",
+        app_hash: "6b393725dc2eba18ba157480932fb788d334fb298461cacc0a8f70c8d70bc31a",
     },
     // The seed example block: its changeset is the one docs/changeset.md prints byte by byte.
     Expected {
@@ -70,21 +70,21 @@ const BLOCKS: [Expected; 5] = [
             (
                 "90CA340630C2895E637B5CC4F0F389E7A2CF5653E7AB35243EEFA95F52A31A81",
                 ResultCode::Ok,
-                18,
+                31,
             ),
             (
                 "4BB75D3A861AB7F36965AF00E10A181039B36DF29C0004D83EFCCB71570322BE",
                 ResultCode::Ok,
-                40,
+                65,
             ),
             (
                 "6B2C508DDBF79600A04EF01453962DADC667481A238EA861D96FE0B2FCA79E00",
                 ResultCode::Ok,
-                30,
+                42,
             ),
         ],
         changeset: "2e70eddf53ef0f540d9567e08afc9eecee89a5eb0a0ab3c5f8eeb547389149c0",
-        app_hash: "30e4305b89a4ac29f70842f419e67a2661ec7991569b123286b2360ab3fb2b0e",
+        app_hash: "2b0826929cfd8d5b36ac85361d90b311196b0c0c080843b8e340e0d163959384",
     },
     // Failed transactions change no row, but their results (code, cost) enter the app hash.
     Expected {
@@ -101,13 +101,13 @@ const BLOCKS: [Expected; 5] = [
             ),
         ],
         changeset: EMPTY_CHANGESET,
-        app_hash: "442596a4f39e4e3c25b694319e91672c0deca63c5af5cbe865f22557a932bce0",
+        app_hash: "12a9f7db9421361e4fff49bd357ace2d1a2af1fed12ed6ffe655c883feceb460",
     },
     // A block without transactions keeps the app hash.
     Expected {
         results: &[],
         changeset: EMPTY_CHANGESET,
-        app_hash: "442596a4f39e4e3c25b694319e91672c0deca63c5af5cbe865f22557a932bce0",
+        app_hash: "12a9f7db9421361e4fff49bd357ace2d1a2af1fed12ed6ffe655c883feceb460",
     },
 ];
 

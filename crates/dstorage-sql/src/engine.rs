@@ -4,13 +4,16 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dstorage_types::value::Value;
 use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
 use rusqlite::types::ValueRef;
-use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, Statement, StatementStatus};
+use rusqlite::{
+    CachedStatement, Connection, ErrorCode, OpenFlags, OptionalExtension, Statement,
+    StatementStatus,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::authorizer::{Authorizer, Mode};
@@ -19,7 +22,7 @@ use crate::changeset::{
 };
 use crate::estimate::{self, Estimate};
 use crate::guard::{self, Catalog, Kind};
-use crate::meter::Meter;
+use crate::meter::{value_bytes, Meter};
 use crate::names::{physical_name, split_physical, validate_schema_name};
 use crate::program;
 use crate::tracker::{Log, Mark, Tracker};
@@ -47,7 +50,7 @@ pub fn sqlite_version() -> Result<&'static str, SqlError> {
 /// Not `#[non_exhaustive]`, so callers can write `EngineConfig { cost_limit_per_tx, ..Default::default() }`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineConfig {
-    /// Upper bound of the cost (VM steps) of one transaction; a caller's limit is capped to it.
+    /// Upper bound of the cost (VM steps plus the byte charge, docs/sql.md "Cost") of one transaction; a caller's limit is capped to it.
     pub cost_limit_per_tx: u64,
     /// Longest SQL text accepted, in bytes.
     pub max_sql_length: usize,
@@ -174,14 +177,14 @@ pub struct QueryResult {
     pub columns: Vec<String>,
     /// Rows, each with one value per column.
     pub rows: Vec<Vec<Value>>,
-    /// Metered cost (VM steps) of producing them.
+    /// Metered cost (VM steps plus the byte charge) of producing them.
     pub cost: u64,
 }
 
 /// What `Block::execute` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOutcome {
-    /// Metered cost (VM steps) of all statements.
+    /// Metered cost (VM steps plus the byte charge) of all statements.
     pub cost: u64,
     /// Rows inserted, updated or deleted by the statements.
     pub rows_changed: u64,
@@ -340,6 +343,8 @@ fn configure(conn: &mut Connection, config: &EngineConfig) -> Result<(), SqlErro
     conn.set_limit(Limit::SQLITE_LIMIT_TRIGGER_DEPTH, FK_ACTION_DEPTH)?;
     conn.set_limit(Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 1_000)?;
     conn.set_prepared_statement_cache_capacity(256);
+    // Before any statement is prepared: `count(*)` walks its rows in metered steps.
+    crate::meter::install_count(conn)?;
     Ok(())
 }
 
@@ -393,11 +398,12 @@ impl Engine {
         create_system_tables(&conn)?;
         let auth = Authorizer::new();
         auth.install(&mut conn)?;
-        let meter = Meter::new();
-        meter.install(&mut conn)?;
-        meter.install_function(&conn)?;
         let tracker = Tracker::default();
         tracker.install(&mut conn);
+        // The meter charges the values the change log records as they are written.
+        let meter = Meter::with_written(tracker.written_bytes());
+        meter.install(&mut conn)?;
+        meter.install_function(&conn)?;
         Ok(Engine {
             conn,
             cache: RefCell::new(RewriteCache::default()),
@@ -479,7 +485,16 @@ impl Engine {
 
     /// Estimate the cost of `sql` in `schema` on committed state.
     pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        with_sql_stack(|| estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config))
+        with_sql_stack(|| {
+            estimate::estimate(
+                &self.conn,
+                &self.auth,
+                &self.meter,
+                schema,
+                sql,
+                &self.config,
+            )
+        })
     }
 
     /// Judge `sql` in `schema` by its text alone; see [`Reader::check`].
@@ -505,25 +520,35 @@ impl Engine {
 /// on the text and the database schema, so the cache is cleared by every DDL.
 #[derive(Default)]
 struct RewriteCache {
-    entries: BTreeMap<String, BTreeMap<String, Arc<guard::Rewritten>>>,
+    entries: BTreeMap<String, BTreeMap<String, Arc<Cached>>>,
     len: usize,
+}
+
+/// A cached rewrite, with what the savepoint-free proof found in its program (worked out
+/// on first use, valid as long as the schema, so as long as the cache entry).
+struct Cached {
+    rewritten: Arc<guard::Rewritten>,
+    proof: OnceLock<Option<program::InsertProof>>,
 }
 
 /// Entries kept before the cache starts over.
 const REWRITE_CACHE_CAPACITY: usize = 1_024;
 
 impl RewriteCache {
-    fn get(&self, schema: &str, sql: &str) -> Option<&Arc<guard::Rewritten>> {
+    fn get(&self, schema: &str, sql: &str) -> Option<&Arc<Cached>> {
         self.entries.get(schema)?.get(sql)
     }
     fn insert(&mut self, schema: &str, sql: &str, rewritten: Arc<guard::Rewritten>) {
         if self.len >= REWRITE_CACHE_CAPACITY {
             self.clear();
         }
-        self.entries
-            .entry(schema.to_owned())
-            .or_default()
-            .insert(sql.to_owned(), rewritten);
+        self.entries.entry(schema.to_owned()).or_default().insert(
+            sql.to_owned(),
+            Arc::new(Cached {
+                rewritten,
+                proof: OnceLock::new(),
+            }),
+        );
         self.len += 1;
     }
     fn clear(&mut self) {
@@ -815,9 +840,23 @@ fn run_inner(
             match rows.next() {
                 Ok(Some(row)) => {
                     let mut vals = Vec::with_capacity(ncols);
+                    let steps = row.as_ref().get_status(StatementStatus::VmStep);
+                    let steps = used.saturating_add(u64::try_from(steps).unwrap_or(0));
                     result_bytes = result_bytes.saturating_add(ROW_CHARGE);
                     for (i, name) in names.iter().enumerate() {
                         let v = row.get_ref(i).map_err(SqlError::Sqlite)?;
+                        // Each value counts as soon as it is read, so a read of large
+                        // values stops at the limit instead of after gathering them all,
+                        // holding at most one value past it (docs/sql.md, "Cost").
+                        meter.add_result_bytes(value_bytes(match v {
+                            ValueRef::Text(b) | ValueRef::Blob(b) => b.len(),
+                            _ => 0,
+                        }));
+                        let spent = steps.saturating_add(meter.byte_charge());
+                        if spent > limit {
+                            meter.disarm();
+                            return Err(SqlError::CostLimitExceeded { limit, used: spent });
+                        }
                         let v = value_of(v, name)?;
                         result_bytes = result_bytes.saturating_add(value_charge(&v));
                         vals.push(v);
@@ -841,9 +880,10 @@ fn run_inner(
             }
         }
     }
+    let bytes = meter.byte_charge();
     meter.disarm();
     let steps = u64::try_from(stmt.get_status(StatementStatus::VmStep)).unwrap_or(0);
-    let cost = steps.max(1);
+    let cost = steps.max(1).saturating_add(bytes);
     if used.saturating_add(cost) > limit {
         return Err(SqlError::CostLimitExceeded {
             limit,
@@ -865,6 +905,29 @@ fn run_inner(
             cost,
         }),
     })
+}
+
+/// The number of columns (generated ones included) of the table a proven single-row
+/// insert writes: the one its `OpenWrite` instructions open by root page. None if there
+/// is not exactly one such table.
+fn written_columns(conn: &Connection, program: &[program::Op]) -> Option<u64> {
+    let mut columns = None;
+    for op in program.iter().filter(|op| op.opcode == "OpenWrite") {
+        let n: Option<i64> = conn
+            .prepare_cached(
+                "SELECT count(*) FROM sqlite_schema s, pragma_table_xinfo(s.name) x \
+                 WHERE s.type = 'table' AND s.rootpage = ?1 GROUP BY s.name",
+            )
+            .and_then(|mut st| st.query_row([op.p2], |r| r.get(0)).optional())
+            .ok()?;
+        match (n, columns) {
+            // An index of the table.
+            (None, _) => {}
+            (Some(n), None) => columns = u64::try_from(n).ok(),
+            (Some(_), Some(_)) => return None,
+        }
+    }
+    columns
 }
 
 /// Drop every prepared statement of `conn` and have SQLite load the schema now, after
@@ -1271,15 +1334,16 @@ impl<'e> Block<'e> {
         self.begin_tx();
         // A cache hit implies the schema exists: dropping a schema clears the cache.
         let cached = self.cache.borrow().get(schema, sql).cloned();
-        if let Some(rewritten) = cached {
-            if let Some(bound) = self.savepoint_free_bound(&rewritten, limit) {
-                return self.run_savepoint_free(schema, &rewritten, params, limit, bound);
+        if let Some(cached) = cached {
+            let rewritten = &cached.rewritten;
+            if let Some(bound) = self.savepoint_free_bound(&cached, params, limit) {
+                return self.run_savepoint_free(schema, rewritten, params, limit, bound);
             }
             let snapshot = self.snapshot(false);
             self.savepoint()?;
             let mut out = ExecOutcome::default();
             let result = self
-                .run_rewritten(schema, &rewritten, params, limit, &mut out)
+                .run_rewritten(schema, rewritten, params, limit, &mut out)
                 .map(|()| out);
             return self.finish_tx(result, snapshot);
         }
@@ -1310,16 +1374,19 @@ impl<'e> Block<'e> {
         self.finish_tx(result, snapshot)
     }
 
-    /// The step bound of `rewritten` if it may run without a savepoint under `limit`.
+    /// The cost bound of `cached` with `params` if it may run without a savepoint under
+    /// `limit`.
     ///
     /// It may when it is a plain single-row insert (`guard::Rewritten::single_row_insert`)
     /// whose compiled program is proven loop-free, ABORT-only and check-before-write
-    /// (`program::step_bound`), and its bound fits the limit: then SQLite undoes it by
-    /// itself if it fails, and nothing after it can fail (see docs/sql.md, "Atomicity").
-    /// Candidates are only seen on a cache hit, so a statement run once does not pay for
-    /// the `EXPLAIN`; the proof is kept with the cached rewrite, which every schema change
-    /// clears.
-    fn savepoint_free_bound(&self, rewritten: &guard::Rewritten, limit: u64) -> Option<u64> {
+    /// (`program::step_bound`), and its cost bound (the VM steps plus the charge for the
+    /// bytes of the row, `program::InsertProof::cost_bound`) fits the limit: then SQLite
+    /// undoes it by itself if it fails, and nothing after it can fail (see docs/sql.md,
+    /// "Atomicity"). Candidates are only seen on a cache hit, so a statement run once does
+    /// not pay for the `EXPLAIN`; the proof is kept with the cached rewrite, which every
+    /// schema change clears.
+    fn savepoint_free_bound(&self, cached: &Cached, params: &[Value], limit: u64) -> Option<u64> {
+        let rewritten = &cached.rewritten;
         if !self.savepoint_free || !rewritten.single_row_insert {
             return None;
         }
@@ -1331,7 +1398,7 @@ impl<'e> Block<'e> {
         if self.allowance.write < one_row {
             return None;
         }
-        let bound = *rewritten.step_bound.get_or_init(|| {
+        let proof = (*cached.proof.get_or_init(|| {
             self.auth.set_mode(Mode::Write {
                 schema: Arc::clone(&rewritten.schema),
                 ctes: rewritten.ctes.clone(),
@@ -1341,16 +1408,21 @@ impl<'e> Block<'e> {
             self.auth.set_mode(Mode::Internal);
             // A statement that does not compile now fails the proof; the savepoint path
             // then reports the error.
-            match listing {
-                Ok(ops) if !denied => program::step_bound(&ops),
+            let proof = match listing {
+                Ok(ops) if !denied => {
+                    written_columns(self.conn, &ops).and_then(|c| program::prove(&ops, c))
+                }
                 _ => None,
-            }
-        });
-        bound.filter(|&b| b <= limit)
+            };
+            let _ = rewritten.step_bound.set(proof.map(|p| p.steps));
+            proof
+        }))?;
+        let bound = proof.cost_bound(params);
+        (bound <= limit).then_some(bound)
     }
 
     /// Run a proven single-row insert without a savepoint. If it fails, SQLite has already
-    /// undone it; the error is returned as is. A cost-limit error or more steps than the
+    /// undone it; the error is returned as is. A cost-limit error or a cost above the
     /// bound would mean the proof was wrong while the row may be in: a broken invariant,
     /// reported as `BlockAborted` so the node stops instead of committing it. So is a
     /// corrupt database: SQLite does not undo a statement for that error without a
@@ -1393,7 +1465,7 @@ impl<'e> Block<'e> {
                     bound,
                     cost = out.cost,
                     ?outcome,
-                    "a savepoint-free insert broke its proven step bound"
+                    "a savepoint-free insert broke its proven cost bound"
                 );
                 Err(SqlError::BlockAborted)
             }
@@ -1568,7 +1640,9 @@ impl<'e> Block<'e> {
 
     /// Estimate the cost of `sql` on the block's current (uncommitted) state.
     pub fn estimate(&self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        with_sql_stack(|| estimate::estimate(self.conn, self.auth, schema, sql, self.config))
+        with_sql_stack(|| {
+            estimate::estimate(self.conn, self.auth, self.meter, schema, sql, self.config)
+        })
     }
 
     /// Put a system KV pair: same SQLite transaction as the block, not in the changeset.
@@ -1819,7 +1893,16 @@ impl Reader {
 
     /// Estimate the cost of `sql` (reads or writes) in `schema` on committed state.
     pub fn estimate(&mut self, schema: &str, sql: &str) -> Result<Estimate, SqlError> {
-        with_sql_stack(|| estimate::estimate(&self.conn, &self.auth, schema, sql, &self.config))
+        with_sql_stack(|| {
+            estimate::estimate(
+                &self.conn,
+                &self.auth,
+                &self.meter,
+                schema,
+                sql,
+                &self.config,
+            )
+        })
     }
 
     /// Judge every statement of `sql` (a transaction's or a deploy's) as if it ran in

@@ -37,6 +37,6 @@ pub use engine::{
     SQL_STACK_RED_ZONE, SQL_STACK_SEGMENT, SQL_THREAD_STACK, SYSTEM_VALUE_LIMIT,
 };
 pub use error::SqlError;
-pub use estimate::Estimate;
-pub use meter::PROGRESS_STEP;
+pub use estimate::{Estimate, RUN_BUDGET as ESTIMATE_RUN_BUDGET};
+pub use meter::{BYTES_PER_STEP, PROGRESS_STEP, VALUE_OVERHEAD};
 pub use names::{physical_name, validate_schema_name};

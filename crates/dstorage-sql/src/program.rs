@@ -10,8 +10,11 @@
 //!
 //! - every instruction is one whose control flow is known here, and the control-flow
 //!   graph is acyclic, so no instruction runs twice: a run takes at most as many VM steps
-//!   as the program has instructions (the engine then requires that many steps to fit the
-//!   call's budget, so the cost check cannot fail and the progress handler never stops it);
+//!   as the program has instructions; no instruction can make a value longer than the
+//!   program's constants and the bound parameters, so the byte charge of the row it writes
+//!   is bounded too (`InsertProof::cost_bound`); the engine then requires that bound to fit
+//!   the call's budget, so the cost check cannot fail and the progress handler never stops
+//!   it;
 //! - every error halt uses the ABORT resolution (SQLite undoes the statement), not FAIL
 //!   (keeps earlier changes) or ROLLBACK (ends the block's transaction);
 //! - from the first write on, only instructions that cannot raise an SQL error follow
@@ -32,6 +35,8 @@ pub(crate) struct Op {
     pub opcode: String,
     pub p1: i64,
     pub p2: i64,
+    /// Length of the P4 operand as `EXPLAIN` prints it (a constant string's text).
+    pub p4_len: u64,
 }
 
 /// SQLite's `OE_Abort`: the statement is undone and the transaction goes on.
@@ -59,7 +64,9 @@ enum Flow {
 /// The opcodes a single-row INSERT compiles to, with their control flow, checked against
 /// the `jump`/`jump0` marks of the opcode list in the bundled SQLite 3.54.1 source. An
 /// opcode missing here (`Program`, `Gosub`, `Return`, `Yield`, `Delete`, `FkCounter`,
-/// `ResultRow`, loops' `Next`...) makes the proof fail.
+/// `ResultRow`, loops' `Next`...) makes the proof fail. So do those that can make a value
+/// larger than the statement's constants and parameters (`Function`, `PureFunc`,
+/// `Concat`): the bytes a run writes must be bounded beforehand (`InsertProof::cost_bound`).
 fn flow(opcode: &str) -> Option<Flow> {
     Some(match opcode {
         "Init" => Flow::Init,
@@ -73,8 +80,9 @@ fn flow(opcode: &str) -> Option<Flow> {
         | "Integer" | "Int64" | "String8" | "String" | "Blob" | "SCopy" | "Copy" | "IntCopy"
         | "Move" | "TypeCheck" | "Affinity" | "MakeRecord" | "NewRowid" | "Add" | "Subtract"
         | "Multiply" | "Divide" | "Remainder" | "Concat" | "BitAnd" | "BitOr" | "BitNot"
-        | "ShiftLeft" | "ShiftRight" | "Not" | "Function" | "PureFunc" | "Cast" | "Noop"
-        | "Insert" | "IdxInsert" => Flow::Next,
+        | "ShiftLeft" | "ShiftRight" | "Not" | "Cast" | "Noop" | "Insert" | "IdxInsert" => {
+            Flow::Next
+        }
         _ => return None,
     })
 }
@@ -109,6 +117,64 @@ fn successors(op: &Op, addr: usize, len: usize) -> Option<Vec<usize>> {
         Flow::Halt => vec![],
     };
     to.iter().all(|&t| t < len).then_some(to)
+}
+
+/// What the savepoint-free proof found in a single-row insert's program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct InsertProof {
+    /// The most VM steps a run takes (`step_bound`).
+    pub steps: u64,
+    /// Columns of the row written (generated ones included).
+    pub columns: u64,
+    /// The longest constant string or blob in the program (a literal or a default).
+    pub longest_constant: u64,
+}
+
+/// What one written value may count besides the longest constant or parameter it can come
+/// from: the meter's per-value overhead, plus 20 bytes for an integer stored as text (the
+/// longest decimal i64).
+const VALUE_BOUND: u64 = crate::meter::VALUE_OVERHEAD + 20;
+
+impl InsertProof {
+    /// The highest cost a run with `params` can be charged: its VM steps plus the byte
+    /// charge of the row it writes. Every value of that row is a copy of a constant or a
+    /// parameter, or an integer, or one of those cast to text (the proven opcodes cannot
+    /// make a longer value: no functions, no concatenation), and a parameter may fill
+    /// several columns, so each column counts the longest of them.
+    pub(crate) fn cost_bound(&self, params: &[dstorage_types::value::Value]) -> u64 {
+        use dstorage_types::value::Value;
+        let longest_param = params
+            .iter()
+            .map(|p| match p {
+                Value::Text(t) => t.len() as u64,
+                Value::Blob(b) => b.len() as u64,
+                Value::Null | Value::Integer(_) => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        let bytes = self
+            .columns
+            .saturating_mul(VALUE_BOUND.saturating_add(longest_param.max(self.longest_constant)));
+        self.steps
+            .saturating_add(bytes.div_ceil(crate::meter::BYTES_PER_STEP))
+    }
+}
+
+/// The proof for `program`, writing a row of `columns` values, if it may run without a
+/// savepoint (see the module documentation).
+pub(crate) fn prove(program: &[Op], columns: u64) -> Option<InsertProof> {
+    let steps = step_bound(program)?;
+    let longest_constant = program
+        .iter()
+        .filter(|op| matches!(op.opcode.as_str(), "String8" | "String" | "Blob"))
+        .map(|op| op.p4_len.max(u64::try_from(op.p1).unwrap_or(0)))
+        .max()
+        .unwrap_or(0);
+    Some(InsertProof {
+        steps,
+        columns,
+        longest_constant,
+    })
 }
 
 /// The most VM steps any run of `program` can take, if it may run without a savepoint
@@ -185,10 +251,15 @@ pub(crate) fn explain(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Op>>
     let mut rows = stmt.raw_query();
     let mut program = Vec::new();
     while let Some(row) = rows.next()? {
+        let p4_len = match row.get_ref(5)? {
+            rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => t.len(),
+            _ => 0,
+        };
         program.push(Op {
             opcode: row.get(1)?,
             p1: row.get(2)?,
             p2: row.get(3)?,
+            p4_len: p4_len as u64,
         });
     }
     Ok(program)
@@ -204,6 +275,7 @@ mod tests {
                 opcode: opcode.to_owned(),
                 p1,
                 p2,
+                p4_len: 0,
             })
             .collect()
     }

@@ -17,6 +17,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{ffi, Connection};
@@ -25,7 +26,7 @@ use crate::changeset::{
     encode_bytes, encode_integer, TAG_BLOB as BLOB, TAG_INTEGER as INTEGER, TAG_NULL as NULL,
     TAG_TEXT as TEXT,
 };
-use crate::meter::Meter;
+use crate::meter::{value_bytes, Meter};
 use crate::names::split_physical;
 use crate::SqlError;
 
@@ -102,6 +103,11 @@ pub(crate) struct Log {
     over: bool,
     /// The connection's cost meter, used to stop a statement that passed `ceiling`.
     meter: Option<Arc<Meter>>,
+    /// Bytes of every value recorded since the tracker was made, as the meter counts them
+    /// (`meter::value_bytes`). Shared with the meter, which charges a statement for the
+    /// values it writes while it runs; kept across `start`, `restore` and rollbacks, so
+    /// it never decreases.
+    written: Arc<AtomicU64>,
 }
 
 impl Default for Log {
@@ -118,6 +124,7 @@ impl Default for Log {
             ceiling: u64::MAX,
             over: false,
             meter: None,
+            written: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -175,6 +182,7 @@ impl Log {
             return None;
         };
         let at = self.values.len();
+        let mut bytes = 0u64;
         for i in 0..n {
             let mut v: *mut ffi::sqlite3_value = std::ptr::null_mut();
             let rc = unsafe {
@@ -195,16 +203,21 @@ impl Log {
             match unsafe { ffi::sqlite3_value_type(v) } {
                 ffi::SQLITE_INTEGER => {
                     encode_integer(&mut self.values, unsafe { ffi::sqlite3_value_int64(v) });
+                    bytes = bytes.saturating_add(value_bytes(0));
                 }
                 // Text is read as a blob too: its UTF-8 bytes as stored. `sqlite3_value_text`
                 // would first copy them into a NUL-terminated buffer (a malloc per value).
                 t @ (ffi::SQLITE_TEXT | ffi::SQLITE_BLOB) => {
-                    let bytes = unsafe { value_bytes(v) };
+                    let payload = unsafe { sqlite_value_bytes(v) };
                     self.values
                         .push(if t == ffi::SQLITE_TEXT { TEXT } else { BLOB });
-                    encode_bytes(&mut self.values, bytes);
+                    encode_bytes(&mut self.values, payload);
+                    bytes = bytes.saturating_add(value_bytes(payload.len()));
                 }
-                ffi::SQLITE_NULL => self.values.push(NULL),
+                ffi::SQLITE_NULL => {
+                    self.values.push(NULL);
+                    bytes = bytes.saturating_add(value_bytes(0));
+                }
                 _ => {
                     self.values.truncate(at);
                     let table = &self.names[table as usize];
@@ -213,6 +226,7 @@ impl Log {
                 }
             }
         }
+        self.written.fetch_add(bytes, Ordering::Relaxed);
         Some((at, columns))
     }
 
@@ -317,7 +331,7 @@ impl Log {
 ///
 /// # Safety
 /// `v` must be a valid value, and the slice must be dropped before SQLite changes it.
-unsafe fn value_bytes<'v>(v: *mut ffi::sqlite3_value) -> &'v [u8] {
+unsafe fn sqlite_value_bytes<'v>(v: *mut ffi::sqlite3_value) -> &'v [u8] {
     // Pointer first, then length, as SQLite's documentation asks.
     let data: *const u8 = unsafe { ffi::sqlite3_value_blob(v).cast() };
     let n = unsafe { ffi::sqlite3_value_bytes(v) };
@@ -397,14 +411,26 @@ impl Tracker {
     /// which stops a statement that passes the write limit (see [`Tracker::arm`]).
     pub(crate) fn start(&self, meter: &Arc<Meter>) {
         let mut log = self.lock();
-        *log = Log::default();
-        log.active = true;
-        log.meter = Some(Arc::clone(meter));
+        *log = Log {
+            active: true,
+            meter: Some(Arc::clone(meter)),
+            written: Arc::clone(&log.written),
+            ..Log::default()
+        };
     }
 
     /// Stop recording and free the log.
     pub(crate) fn stop(&self) {
-        *self.lock() = Log::default();
+        let mut log = self.lock();
+        *log = Log {
+            written: Arc::clone(&log.written),
+            ..Log::default()
+        };
+    }
+
+    /// The counter of bytes of values recorded (see `Log::written`), for the meter.
+    pub(crate) fn written_bytes(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.lock().written)
     }
 
     /// The current end of the log.
@@ -451,7 +477,10 @@ impl Tracker {
 
     /// Put back a log taken by [`Tracker::snapshot`].
     pub(crate) fn restore(&self, log: Log) {
-        *self.lock() = log;
+        let mut current = self.lock();
+        let written = Arc::clone(&current.written);
+        *current = log;
+        current.written = written;
     }
 
     /// Start a new section: the events so far have been turned into records.

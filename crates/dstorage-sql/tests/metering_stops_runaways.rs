@@ -165,21 +165,40 @@ fn estimate_ranks_a_full_scan_above_an_index_lookup() {
         .estimate("app", "INSERT INTO t VALUES (5000, 'x', 1)")
         .expect("a reader estimates writes too, for the mempool");
     assert!(insert.cost > 0 && insert.bounded);
-    // Placeholders are estimated unbound: same plan and cost as with literal values.
+    // Placeholders are estimated unbound: same plan as with literal values, and a cost
+    // that differs only by the literals' bytes.
     let bound = reader
         .estimate("app", "INSERT INTO t VALUES (?, ?, ?)")
         .expect("statements with placeholders are estimated");
-    assert_eq!(bound, insert);
+    assert_eq!(bound.plan, insert.plan);
+    assert!(
+        bound.cost.abs_diff(insert.cost) <= 2,
+        "{bound:?} {insert:?}"
+    );
+    // A read with placeholders cannot be run unbound: the model prices it.
     let lookup_bound = reader
         .estimate("app", "SELECT * FROM t WHERE id = ?1")
         .expect("a lookup by a placeholder");
-    assert_eq!(lookup_bound.cost, lookup.cost);
+    assert!(
+        lookup_bound.cost <= 2 * lookup.cost && lookup.cost <= 2 * lookup_bound.cost,
+        "{lookup_bound:?} {lookup:?}"
+    );
     let refused = reader
         .estimate("app", "SELECT random()")
         .expect_err("guarded");
     assert!(refused.to_string().contains("random()"), "{refused}");
     let cte = reader.estimate("app", RUNAWAY_CTE).expect("cte");
-    assert!(!cte.bounded, "a recursive CTE cannot be bounded: {cte:?}");
+    assert!(
+        !cte.bounded,
+        "a runaway recursive CTE cannot be bounded: {cte:?}"
+    );
+    assert!(cte.cost > dstorage_sql::ESTIMATE_RUN_BUDGET, "{cte:?}");
+    // One that ends within the estimate's run budget was run: its cost is exact.
+    let ends = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT count(*) FROM c";
+    let estimate = reader.estimate("app", ends).expect("cte");
+    let metered = reader.query("app", ends, LIMIT).expect("cte").cost;
+    assert!(estimate.bounded, "{estimate:?}");
+    assert_eq!(estimate.cost, metered);
 }
 
 /// The queries of the estimate-versus-metered table in docs/sql.md.
@@ -189,20 +208,26 @@ const COMPARED: &[&str] = &[
     "SELECT * FROM t WHERE grp = 5",
     "SELECT * FROM t WHERE name = 'name77'",
     "SELECT * FROM t",
+    "SELECT count(*) FROM t",
     "SELECT count(*) FROM t WHERE name > 'name5'",
+    "SELECT count(*) FROM t WHERE id > 1500",
+    "SELECT count(*) FROM t WHERE grp BETWEEN 3 AND 5",
     "SELECT a.id FROM t a JOIN t b ON b.id = a.grp WHERE a.id < 500",
+    "SELECT count(*) FROM t a JOIN t b ON b.grp = a.grp WHERE a.id < 20",
     "SELECT grp, count(*) FROM t GROUP BY grp",
     "SELECT * FROM t ORDER BY name LIMIT 10",
     "INSERT INTO t VALUES (100001, 'n', 1)",
     "INSERT INTO t VALUES (100002, 'n', 1), (100003, 'n', 2), (100004, 'n', 3)",
     "UPDATE t SET name = 'x' WHERE id = 5",
     "UPDATE t SET name = 'x' WHERE grp = 7",
+    "UPDATE t SET name = 'x' WHERE id BETWEEN 10 AND 60",
     "DELETE FROM t WHERE grp = 8",
+    "DELETE FROM t WHERE id > 1900",
     "INSERT INTO t SELECT id + 10000, name, grp FROM t WHERE grp = 9",
 ];
 
 #[test]
-fn estimate_is_within_a_factor_of_four_of_the_metered_cost() {
+fn estimate_is_within_a_factor_of_two_of_the_metered_cost() {
     let (_dir, mut engine) = with_rows(2_000);
     let mut lines = Vec::new();
     let mut worst: f64 = 1.0;
@@ -222,7 +247,7 @@ fn estimate_is_within_a_factor_of_four_of_the_metered_cost() {
     );
     println!("worst factor {worst:.2}");
     assert!(
-        worst <= 4.0,
+        worst <= 2.0,
         "worst factor {worst:.2}\n{}",
         lines.join("\n")
     );
