@@ -1,5 +1,5 @@
 # One place for the project's commands. `make check` is what CI runs (through .ci/run).
-.PHONY: check test fmt lint deps test-deps devnet bench
+.PHONY: check test fmt lint deps test-deps devnet bench fuzz-sql
 
 check: fmt lint test
 
@@ -24,3 +24,10 @@ devnet: deps
 
 bench: deps
 	cargo bench --workspace --locked
+
+# Time-bounded cargo-fuzz run of the SQL rules target (nightly + cargo-fuzz; see docs/sql.md,
+# "Adversarial campaign"). Not part of `make check`: CI runs its stable twin test instead.
+SECONDS ?= 60
+fuzz-sql:
+	cd crates/dstorage-sql/fuzz && cargo +nightly fuzz run sql_rules -- \
+		-max_total_time=$(SECONDS) -dict=sql.dict -max_len=2048

@@ -155,10 +155,9 @@ impl SqlRules {
             }
             block.commit()?;
             // Outside any block, on purpose: rowids no statement could produce.
-            engine.connection().execute(
-                "UPDATE \"f.k\" SET rowid = rowid + ?1",
-                [ROWID_CANARY - 1],
-            )?;
+            engine
+                .connection()
+                .execute("UPDATE \"f.k\" SET rowid = rowid + ?1", [ROWID_CANARY - 1])?;
         }
         Ok(SqlRules { template, run })
     }
@@ -383,7 +382,10 @@ fn check_file(conn: &rusqlite::Connection, canaries: &Canaries) -> Result<(), Vi
             while let Some(r) = rows.next().map_err(sql_err)? {
                 let v = match r.get_ref(0).map_err(sql_err)? {
                     rusqlite::types::ValueRef::Real(x) => {
-                        return Err(violation("no REAL in state", format!("{t}.{name} holds {x}")))
+                        return Err(violation(
+                            "no REAL in state",
+                            format!("{t}.{name} holds {x}"),
+                        ))
                     }
                     rusqlite::types::ValueRef::Null => Value::Null,
                     rusqlite::types::ValueRef::Integer(i) => Value::Integer(i),

@@ -21,7 +21,7 @@ mod campaign;
 use std::collections::BTreeMap;
 
 use campaign::known_bugs::{explain, Case, Failure, KNOWN_GUARD_BUGS};
-use campaign::sqlgen::{render, Expect, Profile, SqlGen, Stmt, StmtKind};
+use campaign::sqlgen::{render, Expect, SqlGen, Stmt, StmtKind};
 use campaign::sqltok;
 use dstorage_sql::{Engine, EngineConfig, SqlError, Value};
 use rusqlite::config::DbConfig;
@@ -30,6 +30,8 @@ use rusqlite::Connection;
 
 const SCHEMA: &str = "app";
 const LIMIT: u64 = 2_000_000;
+/// The limit for statements that must be refused (some are runaways the meter must stop).
+const HOSTILE_LIMIT: u64 = 50_000;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -216,7 +218,8 @@ struct Found {
     /// The seed's DDL run so far (see `Case::schema`).
     schema: String,
     known: Option<&'static str>,
-    minimal: Option<String>,
+    /// The shrunk statement, with what SQLite and the engine did with it.
+    minimal: Option<(String, String, String)>,
 }
 
 #[derive(Default)]
@@ -248,8 +251,8 @@ fn show(rows: &[Vec<Value>]) -> String {
     s
 }
 
-/// Run one statement on both sides, compare, keep both states in step. Returns the
-/// failure, if any, and whether the states may have diverged.
+/// Run one statement on both sides, compare, keep both states in step (both commit it, or
+/// neither). Returns whether both kept it, and the failure if any.
 fn step(
     pair: &mut Pair,
     stmt: &Stmt,
@@ -258,38 +261,43 @@ fn step(
     via_reader: bool,
     report: &mut Report,
     ordered: bool,
-) -> Result<(), (Failure, String, String)> {
+) -> (bool, Result<(), (Failure, String, String)>) {
     report.statements += 1;
     if let Expect::Refuse(rule) = stmt.expect {
         // Only the engine: plain SQLite would run it (or end its transaction).
         let mut block = pair.engine.begin_block().expect("begin");
-        let r = block.execute(SCHEMA, sql, LIMIT);
+        let r = block.execute(SCHEMA, sql, HOSTILE_LIMIT);
         let _ = block.discard();
-        return match r {
-            Ok(out) => Err((
-                Failure::MustRefuseRan,
-                format!("a refusal ({rule})"),
-                format!(
-                    "ran: {} changed, {}",
-                    out.rows_changed,
-                    out.rows.map(|r| show(&r.rows)).unwrap_or_default()
-                ),
-            )),
-            Err(SqlError::BlockAborted) => Err((
-                Failure::BlockAborted,
-                format!("a refusal ({rule})"),
-                "BlockAborted".into(),
-            )),
-            Err(e) => {
-                *report
-                    .must_refuse_refused
-                    .entry(format!("{rule} -> {}", error_label(&e)))
-                    .or_default() += 1;
-                Ok(())
-            }
-        };
+        return (
+            false,
+            match r {
+                Ok(out) => Err((
+                    Failure::MustRefuseRan,
+                    format!("a refusal ({rule})"),
+                    format!(
+                        "ran: {} changed, {}",
+                        out.rows_changed,
+                        out.rows.map(|r| show(&r.rows)).unwrap_or_default()
+                    ),
+                )),
+                Err(SqlError::BlockAborted) => Err((
+                    Failure::BlockAborted,
+                    format!("a refusal ({rule})"),
+                    "BlockAborted".into(),
+                )),
+                Err(e) => {
+                    *report
+                        .must_refuse_refused
+                        .entry(format!("{rule} -> {}", error_label(&e)))
+                        .or_default() += 1;
+                    Ok(())
+                }
+            },
+        );
     }
-    pair.plain.execute_batch("SAVEPOINT diff").expect("savepoint");
+    pair.plain
+        .execute_batch("SAVEPOINT diff")
+        .expect("savepoint");
     let plain = run_plain(&pair.plain, oracle);
     let keep;
     let engine: Result<EngineOut, SqlError> = if via_reader && stmt.kind == StmtKind::Read {
@@ -337,11 +345,13 @@ fn step(
         (Ok(()), Err(_), Err(_)) => report.both_errors += 1,
         _ => {}
     }
-    verdict?;
-    if keep && stmt.kind != StmtKind::Read {
-        compare_state(pair)?;
+    if verdict.is_err() {
+        return (keep, verdict);
     }
-    Ok(())
+    if keep && stmt.kind != StmtKind::Read {
+        return (keep, compare_state(pair));
+    }
+    (keep, Ok(()))
 }
 
 fn judge(
@@ -379,7 +389,9 @@ fn judge(
             let expected = format!("{}; {} changed", show(&p.rows), p.changed);
             match e {
                 SqlError::Parse(m) => Err((Failure::ParseRefusal, expected, format!("parse: {m}"))),
-                SqlError::Sqlite(m) => Err((Failure::EngineError, expected, format!("SQLite: {m}"))),
+                SqlError::Sqlite(m) => {
+                    Err((Failure::EngineError, expected, format!("SQLite: {m}")))
+                }
                 SqlError::RealValue { .. } => Err((Failure::EngineError, expected, format!("{e}"))),
                 other => match documented_refusal(other) {
                     Some(_) if stmt.kind != StmtKind::Ddl => Ok(()),
@@ -436,7 +448,9 @@ fn compare_state(pair: &Pair) -> Result<(), (Failure, String, String)> {
     for (name, _) in &engine_tables {
         let physical = format!("\"{SCHEMA}.{name}\"");
         let cols: Vec<String> = conn
-            .prepare(&format!("SELECT name FROM pragma_table_xinfo('{SCHEMA}.{name}')"))
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_xinfo('{SCHEMA}.{name}')"
+            ))
             .expect("xinfo")
             .query_map([], |r| r.get(0))
             .expect("cols")
@@ -525,13 +539,13 @@ fn run_seed(seed: u64, statements: usize, report: &mut Report) {
         if std::env::var("DSTORAGE_DIFF_TRACE").is_ok() {
             println!("seed {seed} #{index}: {}", sql.replace('\n', "\\n"));
         }
-        let result = step(&mut pair, stmt, &sql, &oracle, via_reader, report, true);
+        let (kept, result) = step(&mut pair, stmt, &sql, &oracle, via_reader, report, true);
+        let before = history.len();
+        if kept {
+            history.push((sql.clone(), oracle.clone()));
+        }
         match result {
-            Ok(()) => {
-                if stmt.expect == Expect::Same {
-                    history.push((sql, oracle));
-                }
-            }
+            Ok(()) => {}
             Err((failure, expected, got)) => {
                 let diverged = failure == Failure::StateDiffers || failure == Failure::RealInState;
                 let rule = match stmt.expect {
@@ -548,9 +562,9 @@ fn run_seed(seed: u64, statements: usize, report: &mut Report) {
                     got,
                     tags: stmt.tags.clone(),
                     rule,
-                    history: history.clone(),
+                    history: history[..before].to_vec(),
                     kind: stmt.kind,
-                    schema: history
+                    schema: history[..before]
                         .iter()
                         .filter(|(s, _)| s.trim_start().to_ascii_uppercase().starts_with("CREATE"))
                         .map(|(s, _)| s.as_str())
@@ -563,66 +577,53 @@ fn run_seed(seed: u64, statements: usize, report: &mut Report) {
                     // The two databases differ now: the rest of the seed would only repeat it.
                     return;
                 }
-                // The statement was rolled back on both sides unless both ran it.
-                if stmt.expect == Expect::Same && failure != Failure::EngineRanWhatSqliteRejects {
-                    history.push((sql, oracle));
-                }
             }
         }
     }
 }
 
-/// Rebuild the state before a failing statement.
+/// Rebuild the state before a failing statement from the statements both sides kept.
 fn replay(history: &[(String, String)]) -> Pair {
     let mut pair = Pair::new();
     for (sql, oracle) in history {
-        let plain_ok = pair.plain.execute_batch(oracle).is_ok();
+        pair.plain
+            .execute_batch(oracle)
+            .expect("replay on plain SQLite");
         let mut block = pair.engine.begin_block().expect("begin");
-        let ok = block.execute(SCHEMA, sql, LIMIT).is_ok();
-        if ok {
-            block.commit().expect("commit");
-        } else {
-            let _ = block.discard();
-        }
-        let _ = plain_ok;
+        block
+            .execute(SCHEMA, sql, LIMIT)
+            .expect("replay on the engine");
+        block.commit().expect("commit");
     }
     pair
 }
 
-/// Shrink a failing statement token by token while it fails the same way (rows compared as
-/// multisets, so order failures and state failures are not shrunk).
-fn shrink(found: &Found) -> Option<String> {
-    if matches!(
-        found.failure,
-        Failure::OrderDiffers | Failure::StateDiffers | Failure::RealInState
-    ) {
+/// Shrink a failing statement token by token while it fails the same way and in the same
+/// known class (rows compared as multisets, so order and state failures are not shrunk, nor
+/// hostile templates, which are short already). Returns the minimal SQL with what SQLite and
+/// the engine did with it.
+fn shrink(found: &Found) -> Option<(String, String, String)> {
+    if found.rule.is_some()
+        || matches!(
+            found.failure,
+            Failure::OrderDiffers | Failure::StateDiffers | Failure::RealInState
+        )
+    {
         return None;
     }
     let mut pair = replay(&found.history);
-    let profile = plain_profile();
-    let stmt_kind = found.kind;
-    let expect = match found.rule {
-        Some(r) => Expect::Refuse(Box::leak(r.to_owned().into_boxed_str())),
-        None => Expect::Same,
+    let stmt = Stmt {
+        tokens: vec![],
+        kind: found.kind,
+        tags: vec![],
+        expect: Expect::Same,
+        named: false,
+        noise: 1,
     };
     let mut tokens = sqltok::tokenize(&found.sql);
     let mut budget = 400;
-    let fails = |sql: &str, pair: &mut Pair| -> bool {
-        let stmt = Stmt {
-            tokens: vec![],
-            kind: stmt_kind,
-            tags: vec![],
-            expect,
-            named: false,
-            noise: 1,
-        };
-        // Candidates run in a block that is discarded and a savepoint rolled back.
-        if let Expect::Refuse(_) = expect {
-            let mut block = pair.engine.begin_block().expect("begin");
-            let r = block.execute(SCHEMA, sql, LIMIT);
-            let _ = block.discard();
-            return r.is_ok() == (found.failure == Failure::MustRefuseRan);
-        }
+    // Candidates run in a block that is discarded and a savepoint rolled back.
+    let fails = |sql: &str, pair: &mut Pair| -> Option<(String, String)> {
         pair.plain.execute_batch("SAVEPOINT s").expect("savepoint");
         let plain = run_plain(&pair.plain, sql);
         pair.plain
@@ -638,12 +639,15 @@ fn shrink(found: &Found) -> Option<String> {
             }
         });
         let _ = block.discard();
-        matches!(judge(&stmt, &engine, &plain, false), Err((f, _, _)) if f == found.failure)
+        match judge(&stmt, &engine, &plain, false) {
+            Err((f, expected, got)) if f == found.failure => {
+                let case = Case::new(sql, &found.tags, None, f, &found.schema);
+                (explain(&case).map(|k| k.name) == found.known).then_some((expected, got))
+            }
+            _ => None,
+        }
     };
-    let _ = profile;
-    if !fails(&found.sql, &mut pair) {
-        return None;
-    }
+    let mut last = fails(&found.sql, &mut pair)?;
     let mut chunk = tokens.len() / 2;
     while chunk >= 1 && budget > 0 {
         let mut i = 0;
@@ -653,22 +657,23 @@ fn shrink(found: &Found) -> Option<String> {
             let mut cand = tokens.clone();
             cand.drain(i..end);
             budget -= 1;
-            if !cand.is_empty() && fails(&sqltok::join(&cand), &mut pair) {
-                tokens = cand;
-                progress = true;
-            } else {
-                i += chunk;
+            match (!cand.is_empty())
+                .then(|| fails(&sqltok::join(&cand), &mut pair))
+                .flatten()
+            {
+                Some(outcome) => {
+                    tokens = cand;
+                    last = outcome;
+                    progress = true;
+                }
+                None => i += chunk,
             }
         }
         if !progress {
             chunk /= 2;
         }
     }
-    Some(sqltok::join(&tokens))
-}
-
-fn plain_profile() -> Profile {
-    SqlGen::new(0).profile
+    Some((sqltok::join(&tokens), last.0, last.1))
 }
 
 fn print_found(f: &Found) {
@@ -684,8 +689,10 @@ fn print_found(f: &Found) {
             format!(" tags {:?}", f.tags)
         }
     );
-    if let Some(m) = &f.minimal {
-        println!("    minimal:  {m}");
+    if let Some((m, expected, got)) = &f.minimal {
+        println!("    minimal:  {}", m.replace('\n', "\\n"));
+        println!("      SQLite: {expected}");
+        println!("      engine: {got}");
     }
     println!("    sql:      {}", f.sql.replace('\n', "\\n"));
     if f.oracle != f.sql {
@@ -738,7 +745,8 @@ fn the_engine_agrees_with_plain_sqlite_on_generated_statements() {
     for (k, n) in &report.explained {
         println!("  {n:6}  {k}");
     }
-    let stale: Vec<&str> = if first == 0 && seeds >= 200 {
+    // Only the default campaign (or a larger one) must meet every class.
+    let stale: Vec<&str> = if first == 0 && seeds >= 200 && statements >= 50 {
         KNOWN_GUARD_BUGS
             .iter()
             .filter(|b| !report.explained.contains_key(b.name))

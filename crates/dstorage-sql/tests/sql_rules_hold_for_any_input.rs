@@ -202,7 +202,9 @@ fn every_rule_holds_for_the_attack_corpus_generated_sql_and_random_inputs() {
                 3 => mutate(&mut rng, &sql),
                 _ => {
                     let n = rng.gen_range(0..48);
-                    (0..n).map(|_| rng.gen_range(0x20u8..0x7f) as char).collect()
+                    (0..n)
+                        .map(|_| rng.gen_range(0x20u8..0x7f) as char)
+                        .collect()
                 }
             };
             tally.check(&rules, &sql);

@@ -61,7 +61,12 @@ impl<'a> Case<'a> {
         failure: Failure,
         schema: &str,
     ) -> Case<'a> {
-        let code = |s: &str| sqltok::code(&sqltok::tokenize(s)).into_iter().cloned().collect();
+        let code = |s: &str| {
+            sqltok::code(&sqltok::tokenize(s))
+                .into_iter()
+                .cloned()
+                .collect()
+        };
         Case {
             sql,
             tokens: code(sql),
@@ -89,7 +94,9 @@ impl<'a> Case<'a> {
     }
 
     fn has_number(&self, f: impl Fn(&str) -> bool) -> bool {
-        self.tokens.iter().any(|t| t.kind == Kind::Number && f(&t.text))
+        self.tokens
+            .iter()
+            .any(|t| t.kind == Kind::Number && f(&t.text))
     }
 
     /// Two prefix operators in a row (`- -1`, `-+-1`, `~~1`, `- (`...).
@@ -112,7 +119,11 @@ impl<'a> Case<'a> {
     /// `IS [NOT]` followed by an operand other than NULL, TRUE, FALSE or DISTINCT FROM.
     fn has_is_operand(&self) -> bool {
         let plain = |t: Option<&Token>| {
-            t.is_some_and(|t| ["NULL", "TRUE", "FALSE", "DISTINCT"].iter().any(|w| t.is_word(w)))
+            t.is_some_and(|t| {
+                ["NULL", "TRUE", "FALSE", "DISTINCT"]
+                    .iter()
+                    .any(|w| t.is_word(w))
+            })
         };
         (0..self.tokens.len()).any(|i| {
             self.tokens[i].is_word("IS")
@@ -133,7 +144,10 @@ impl<'a> Case<'a> {
                     .take_while(|t| !t.is_word("AND"))
                     .collect::<Vec<_>>()
                     .windows(2)
-                    .any(|w| (w[0].is_word("IS") || w[0].is_word("NOT")) && (w[1].is_word("NULL") || w[1].is_word("NOT")))
+                    .any(|w| {
+                        (w[0].is_word("IS") || w[0].is_word("NOT"))
+                            && (w[1].is_word("NULL") || w[1].is_word("NOT"))
+                    })
         })
     }
 
@@ -148,9 +162,10 @@ impl<'a> Case<'a> {
     /// `x NOT NULL` (a postfix test, not a column constraint nor `IS NOT NULL`).
     fn has_postfix_not_null(&self) -> bool {
         !self.has_word("CREATE")
-            && self.tokens.windows(3).any(|w| {
-                !w[0].is_word("IS") && w[1].is_word("NOT") && w[2].is_word("NULL")
-            })
+            && self
+                .tokens
+                .windows(3)
+                .any(|w| !w[0].is_word("IS") && w[1].is_word("NOT") && w[2].is_word("NULL"))
     }
 }
 

@@ -579,7 +579,11 @@ impl SqlGen {
             cols.push(Column { name, ty, nocase });
         }
         let without_rowid = self.chance(0.3);
-        let pk = if self.chance(0.3) { vec![0, 1] } else { vec![0] };
+        let pk = if self.chance(0.3) {
+            vec![0, 1]
+        } else {
+            vec![0]
+        };
         for &k in &pk {
             if cols[k].ty == Ty::Blob {
                 cols[k].ty = Ty::Int;
@@ -657,11 +661,10 @@ impl SqlGen {
         }
         if !inline_pk {
             let mut d = vec![T::Kw("PRIMARY"), T::Kw("KEY")];
-            let names: Vec<Vec<T>> = t
-                .pk
-                .iter()
-                .map(|&k| vec![T::Id(self.ident(&t.cols[k].name))])
-                .collect();
+            let names: Vec<Vec<T>> =
+                t.pk.iter()
+                    .map(|&k| vec![T::Id(self.ident(&t.cols[k].name))])
+                    .collect();
             d.extend(paren(comma(names)));
             defs.push(d);
         }
@@ -762,7 +765,10 @@ impl SqlGen {
         let mut values = Vec::new();
         let mut keys = Vec::new();
         for _ in 0..rows {
-            let k: Vec<i64> = t.pk.iter().map(|_| self.rng.gen_range(0..KEY_RANGE)).collect();
+            let k: Vec<i64> =
+                t.pk.iter()
+                    .map(|_| self.rng.gen_range(0..KEY_RANGE))
+                    .collect();
             if !used.insert(k.clone()) {
                 continue;
             }
@@ -885,7 +891,13 @@ impl SqlGen {
     }
 
     /// A FROM clause of up to `max` items joined, and the scope it makes.
-    fn from_clause(&mut self, outer: &Scope, ctes: &[Source], depth: u32, max: usize) -> (Vec<T>, Scope) {
+    fn from_clause(
+        &mut self,
+        outer: &Scope,
+        ctes: &[Source],
+        depth: u32,
+        max: usize,
+    ) -> (Vec<T>, Scope) {
         let n = match self.rng.gen_range(0..100) {
             0..=54 => 1,
             55..=89 => 2,
@@ -919,9 +931,10 @@ impl SqlGen {
                         src.cols
                             .iter()
                             .filter(|(c, ty)| {
-                                scope.sources[0].cols.iter().any(|(d, dty)| {
-                                    d.eq_ignore_ascii_case(c) && dty == ty
-                                })
+                                scope.sources[0]
+                                    .cols
+                                    .iter()
+                                    .any(|(d, dty)| d.eq_ignore_ascii_case(c) && dty == ty)
                             })
                             .cloned()
                             .collect()
@@ -979,7 +992,13 @@ impl SqlGen {
         self.bool_expr(scope, depth + 1)
     }
 
-    fn from_item(&mut self, scope: &Scope, ctes: &[Source], depth: u32, bare_ok: bool) -> (Vec<T>, Source) {
+    fn from_item(
+        &mut self,
+        scope: &Scope,
+        ctes: &[Source],
+        depth: u32,
+        bare_ok: bool,
+    ) -> (Vec<T>, Source) {
         let r = self.rng.gen_range(0..100);
         if r < 12 && depth < 2 {
             // A subquery in FROM.
@@ -1206,10 +1225,19 @@ impl SqlGen {
     }
 
     /// A plain SELECT core returning columns of the given types (a compound member).
-    fn core_of_types(&mut self, outer: &Scope, ctes: &[Source], depth: u32, types: &[Ty]) -> Vec<T> {
+    fn core_of_types(
+        &mut self,
+        outer: &Scope,
+        ctes: &[Source],
+        depth: u32,
+        types: &[Ty],
+    ) -> Vec<T> {
         let (from, scope) = self.from_clause(outer, ctes, depth, 1);
         let mut out = vec![T::Kw("SELECT")];
-        let items = types.iter().map(|&t| self.expr(t, &scope, depth + 1)).collect();
+        let items = types
+            .iter()
+            .map(|&t| self.expr(t, &scope, depth + 1))
+            .collect();
         out.extend(comma(items));
         out.extend(from);
         if self.chance(0.4) {
@@ -1233,23 +1261,28 @@ impl SqlGen {
         } else {
             self.from_clause(outer, ctes, depth, if depth == 0 { 3 } else { 2 })
         };
-        let shape = if no_from { 99 } else { self.rng.gen_range(0..100) };
+        let shape = if no_from {
+            99
+        } else {
+            self.rng.gen_range(0..100)
+        };
         let mut body = vec![T::Kw("SELECT")];
         let mut cols: Vec<(String, Ty)> = Vec::new();
         let mut items = Vec::new();
         let mut named = true;
         let mut tail = Vec::new();
         let default_order: Option<Vec<Vec<T>>>;
-        let all_cols = |n: usize| -> Vec<Vec<T>> {
-            (1..=n).map(|i| vec![T::Lit(i.to_string())]).collect()
-        };
+        let all_cols =
+            |n: usize| -> Vec<Vec<T>> { (1..=n).map(|i| vec![T::Lit(i.to_string())]).collect() };
         match shape {
             0..=13 => {
                 // GROUP BY with aggregates.
                 let ngroup = self.rng.gen_range(1..=2);
                 let mut groups = Vec::new();
                 for _ in 0..ngroup {
-                    let (toks, ty) = self.any_col(&scope).unwrap_or((vec![T::Lit("1".into())], Ty::Int));
+                    let (toks, ty) = self
+                        .any_col(&scope)
+                        .unwrap_or((vec![T::Lit("1".into())], Ty::Int));
                     groups.push(toks.clone());
                     let alias = format!("g{}", cols.len());
                     items.push(self.aliased(toks, &alias, &mut named));
@@ -1392,7 +1425,11 @@ impl SqlGen {
     /// A column of type `ty` from the scope (an enclosing query's now and then).
     fn col_ref(&mut self, ty: Ty, scope: &Scope) -> Option<Vec<T>> {
         let use_outer = !scope.outer.is_empty() && self.chance(0.2);
-        let pool = if use_outer { &scope.outer } else { &scope.sources };
+        let pool = if use_outer {
+            &scope.outer
+        } else {
+            &scope.sources
+        };
         let cands: Vec<(String, String)> = pool
             .iter()
             .flat_map(|s| {
@@ -1404,7 +1441,8 @@ impl SqlGen {
             })
             .collect();
         let (q, c) = cands.choose(&mut self.rng)?.clone();
-        let qualify = use_outer || scope.sources.len() > 1 || !scope.outer.is_empty() || self.chance(0.3);
+        let qualify =
+            use_outer || scope.sources.len() > 1 || !scope.outer.is_empty() || self.chance(0.3);
         Some(self.qualified(&q, &c, qualify))
     }
 
@@ -1415,7 +1453,10 @@ impl SqlGen {
             ..scope.clone()
         };
         match self.rng.gen_range(0..9) {
-            0 => (vec![T::Kw("count"), T::P("("), T::P("*"), T::P(")")], Ty::Int),
+            0 => (
+                vec![T::Kw("count"), T::P("("), T::P("*"), T::P(")")],
+                Ty::Int,
+            ),
             1 => {
                 let ty = self.any_type();
                 let mut args = Vec::new();
@@ -1428,13 +1469,20 @@ impl SqlGen {
                 (out, Ty::Int)
             }
             2 => {
-                let e = self.col_ref(Ty::Int, &inner).unwrap_or_else(|| self.lit(Ty::Int));
+                let e = self
+                    .col_ref(Ty::Int, &inner)
+                    .unwrap_or_else(|| self.lit(Ty::Int));
                 (call("sum", vec![e]), Ty::Int)
             }
             3 | 4 => {
                 let ty = self.any_type();
-                let e = self.col_ref(ty, &inner).unwrap_or_else(|| self.expr(ty, &inner, depth + 2));
-                (call(if self.chance(0.5) { "min" } else { "max" }, vec![e]), ty)
+                let e = self
+                    .col_ref(ty, &inner)
+                    .unwrap_or_else(|| self.expr(ty, &inner, depth + 2));
+                (
+                    call(if self.chance(0.5) { "min" } else { "max" }, vec![e]),
+                    ty,
+                )
             }
             5 | 6 => {
                 // group_concat / string_agg with an ORDER BY that decides every tie: the
@@ -1448,10 +1496,16 @@ impl SqlGen {
                         }
                     }
                 }
-                let name = if self.chance(0.6) { "group_concat" } else { "string_agg" };
+                let name = if self.chance(0.6) {
+                    "group_concat"
+                } else {
+                    "string_agg"
+                };
                 let mut args = e;
                 args.push(T::P(","));
-                args.push(T::Lit(if self.chance(0.5) { "','" } else { "' | '" }.into()));
+                args.push(T::Lit(
+                    if self.chance(0.5) { "','" } else { "' | '" }.into(),
+                ));
                 args.extend([T::Kw("ORDER"), T::Kw("BY")]);
                 args.extend(comma(order));
                 let mut out = vec![T::Kw(name)];
@@ -1459,7 +1513,9 @@ impl SqlGen {
                 (out, Ty::Text)
             }
             7 => {
-                let e = self.col_ref(Ty::Int, &inner).unwrap_or_else(|| self.lit(Ty::Int));
+                let e = self
+                    .col_ref(Ty::Int, &inner)
+                    .unwrap_or_else(|| self.lit(Ty::Int));
                 let mut out = call("sum", vec![e]);
                 out.push(T::P("+"));
                 out.extend(vec![T::Kw("count"), T::P("("), T::P("*"), T::P(")")]);
@@ -1468,7 +1524,9 @@ impl SqlGen {
             _ => {
                 let e = self.expr(Ty::Int, &inner, depth + 2);
                 let mut out = vec![T::Kw("count")];
-                out.extend(paren(vec![T::Kw("DISTINCT")].into_iter().chain(e).collect()));
+                out.extend(paren(
+                    vec![T::Kw("DISTINCT")].into_iter().chain(e).collect(),
+                ));
                 (out, Ty::Int)
             }
         }
@@ -1533,7 +1591,11 @@ impl SqlGen {
                 };
                 let mut out = vec![T::Kw("CAST"), T::P("(")];
                 out.extend(inner);
-                out.extend([T::Kw("AS"), T::Kw(self.pick(&["INTEGER", "INT"])), T::P(")")]);
+                out.extend([
+                    T::Kw("AS"),
+                    T::Kw(self.pick(&["INTEGER", "INT"])),
+                    T::P(")"),
+                ]);
                 out
             }
             8 => call("abs", vec![self.int_expr(scope, depth + 1)]),
@@ -1543,7 +1605,13 @@ impl SqlGen {
             }
             10 => {
                 let f = self.pick(&["coalesce", "ifnull", "nullif", "max", "min"]);
-                call(f, vec![self.int_expr(scope, depth + 1), self.int_expr(scope, depth + 1)])
+                call(
+                    f,
+                    vec![
+                        self.int_expr(scope, depth + 1),
+                        self.int_expr(scope, depth + 1),
+                    ],
+                )
             }
             11 => call(
                 "iif",
@@ -1553,7 +1621,13 @@ impl SqlGen {
                     self.int_expr(scope, depth + 1),
                 ],
             ),
-            12 => call("instr", vec![self.text_expr(scope, depth + 1), self.text_expr(scope, depth + 1)]),
+            12 => call(
+                "instr",
+                vec![
+                    self.text_expr(scope, depth + 1),
+                    self.text_expr(scope, depth + 1),
+                ],
+            ),
             13 => call("sign", vec![self.int_expr(scope, depth + 1)]),
             14 | 15 => self.bool_expr(scope, depth + 1),
             16 | 17 if depth < 3 => self.scalar_subquery(Ty::Int, scope, depth),
@@ -1578,11 +1652,16 @@ impl SqlGen {
                 paren(out)
             }
             3 => {
-                let f = self.pick(&["upper", "lower", "trim", "ltrim", "rtrim", "quote", "typeof"]);
+                let f = self.pick(&[
+                    "upper", "lower", "trim", "ltrim", "rtrim", "quote", "typeof",
+                ]);
                 call(f, vec![self.text_expr(scope, depth + 1)])
             }
             4 => {
-                let mut args = vec![self.text_expr(scope, depth + 1), self.int_expr(scope, depth + 1)];
+                let mut args = vec![
+                    self.text_expr(scope, depth + 1),
+                    self.int_expr(scope, depth + 1),
+                ];
                 if self.chance(0.5) {
                     args.push(self.int_expr(scope, depth + 1));
                 }
@@ -1606,7 +1685,10 @@ impl SqlGen {
             8 => self.case_expr(Ty::Text, scope, depth),
             9 => call(
                 self.pick(&["coalesce", "ifnull", "concat"]),
-                vec![self.text_expr(scope, depth + 1), self.text_expr(scope, depth + 1)],
+                vec![
+                    self.text_expr(scope, depth + 1),
+                    self.text_expr(scope, depth + 1),
+                ],
             ),
             10 => call(
                 "concat_ws",
@@ -1642,7 +1724,10 @@ impl SqlGen {
                 out.extend([T::Kw("AS"), T::Kw("BLOB"), T::P(")")]);
                 out
             }
-            2 => call("coalesce", vec![self.blob_expr(scope, depth + 1), self.blob_lit()]),
+            2 => call(
+                "coalesce",
+                vec![self.blob_expr(scope, depth + 1), self.blob_lit()],
+            ),
             3 => self.case_expr(Ty::Blob, scope, depth),
             _ => self.leaf(Ty::Blob, scope),
         }
@@ -1688,7 +1773,10 @@ impl SqlGen {
                 out.push(T::P(op));
                 out.extend(self.expr(ty, scope, depth + 1));
                 if ty == Ty::Text && self.profile.nocase && self.chance(0.3) {
-                    out.extend([T::Kw("COLLATE"), T::Kw(self.pick(&["NOCASE", "BINARY", "RTRIM"]))]);
+                    out.extend([
+                        T::Kw("COLLATE"),
+                        T::Kw(self.pick(&["NOCASE", "BINARY", "RTRIM"])),
+                    ]);
                 }
                 out
             }
@@ -1818,7 +1906,16 @@ impl SqlGen {
     fn subquery_of_type(&mut self, ty: Ty, scope: &Scope, depth: u32) -> Vec<T> {
         let (from, inner) = self.from_clause(scope, &[], depth + 1, 1);
         let mut out = vec![T::Kw("SELECT")];
-        out.extend(self.col_ref(ty, &Scope { outer: vec![], ..inner.clone() }).unwrap_or_else(|| self.lit(ty)));
+        out.extend(
+            self.col_ref(
+                ty,
+                &Scope {
+                    outer: vec![],
+                    ..inner.clone()
+                },
+            )
+            .unwrap_or_else(|| self.lit(ty)),
+        );
         out.extend(from);
         if self.chance(0.5) {
             out.push(T::Kw("WHERE"));
@@ -1838,10 +1935,15 @@ impl SqlGen {
             ..inner.clone()
         };
         if aggregate {
-            let e = self.col_ref(ty, &inner_only).unwrap_or_else(|| self.lit(ty));
+            let e = self
+                .col_ref(ty, &inner_only)
+                .unwrap_or_else(|| self.lit(ty));
             out.extend(call(if self.chance(0.5) { "max" } else { "min" }, vec![e]));
         } else {
-            out.extend(self.col_ref(ty, &inner_only).unwrap_or_else(|| self.lit(ty)));
+            out.extend(
+                self.col_ref(ty, &inner_only)
+                    .unwrap_or_else(|| self.lit(ty)),
+            );
         }
         out.extend(from);
         if self.chance(0.6) {
@@ -1946,7 +2048,10 @@ impl SqlGen {
         } else {
             toks.push(T::Kw("INSERT"));
             if !upsert && self.chance(0.25) {
-                toks.extend([T::Kw("OR"), T::Kw(self.pick(&["IGNORE", "REPLACE", "ABORT", "FAIL"]))]);
+                toks.extend([
+                    T::Kw("OR"),
+                    T::Kw(self.pick(&["IGNORE", "REPLACE", "ABORT", "FAIL"])),
+                ]);
             }
             toks.push(T::Kw("INTO"));
         }
@@ -1960,7 +2065,10 @@ impl SqlGen {
             if t.rowid_alias() && self.chance(0.3) {
                 cols.retain(|&i| i != t.pk[0]);
             }
-            let names = cols.iter().map(|&i| vec![T::Id(src.cols[i].0.clone())]).collect();
+            let names = cols
+                .iter()
+                .map(|&i| vec![T::Id(src.cols[i].0.clone())])
+                .collect();
             toks.extend(paren(comma(names)));
         }
         if listed && cols.is_empty() {
@@ -1992,13 +2100,19 @@ impl SqlGen {
         let nonkey: Vec<usize> = (0..t.cols.len()).filter(|i| !t.pk.contains(i)).collect();
         if nonkey.is_empty() || self.chance(0.3) {
             if self.chance(0.5) {
-                let keys = t.pk.iter().map(|&k| vec![T::Id(src.cols[k].0.clone())]).collect();
+                let keys =
+                    t.pk.iter()
+                        .map(|&k| vec![T::Id(src.cols[k].0.clone())])
+                        .collect();
                 toks.extend(paren(comma(keys)));
             }
             toks.extend([T::Kw("DO"), T::Kw("NOTHING")]);
             return toks;
         }
-        let keys = t.pk.iter().map(|&k| vec![T::Id(src.cols[k].0.clone())]).collect();
+        let keys =
+            t.pk.iter()
+                .map(|&k| vec![T::Id(src.cols[k].0.clone())])
+                .collect();
         toks.extend(paren(comma(keys)));
         toks.extend([T::Kw("DO"), T::Kw("UPDATE"), T::Kw("SET")]);
         let c = self.pick(&nonkey);
@@ -2008,7 +2122,13 @@ impl SqlGen {
             set.extend([T::Kw("excluded"), T::P("."), T::Id(name.clone()), T::P("+")]);
             set.extend(self.int_lit(1));
         } else if ty == Ty::Text && self.chance(0.5) {
-            set.extend([T::Id(name.clone()), T::P("||"), T::Kw("excluded"), T::P("."), T::Id(name)]);
+            set.extend([
+                T::Id(name.clone()),
+                T::P("||"),
+                T::Kw("excluded"),
+                T::P("."),
+                T::Id(name),
+            ]);
         } else {
             set.extend([T::Kw("excluded"), T::P("."), T::Id(name)]);
         }
@@ -2040,7 +2160,11 @@ impl SqlGen {
             toks.extend([T::Kw("OR"), T::Kw(self.pick(&["IGNORE", "REPLACE"]))]);
         }
         toks.extend([T::Kw("INTO"), T::Id(target.qual.clone())]);
-        let names = target.cols.iter().map(|(c, _)| vec![T::Id(c.clone())]).collect();
+        let names = target
+            .cols
+            .iter()
+            .map(|(c, _)| vec![T::Id(c.clone())])
+            .collect();
         toks.extend(paren(comma(names)));
         toks.push(T::Kw("SELECT"));
         let mut items = Vec::new();
@@ -2049,7 +2173,9 @@ impl SqlGen {
                 // A key derived from the source row, so several rows may land.
                 match c.ty {
                     Ty::Int => {
-                        let mut e = self.col_ref(Ty::Int, &scope).unwrap_or_else(|| self.lit(Ty::Int));
+                        let mut e = self
+                            .col_ref(Ty::Int, &scope)
+                            .unwrap_or_else(|| self.lit(Ty::Int));
                         e.push(T::P("+"));
                         let k = self.rng.gen_range(0..KEY_RANGE);
                         e.extend(self.int_lit(k));
@@ -2057,7 +2183,10 @@ impl SqlGen {
                     }
                     _ => {
                         let mut e = vec![T::Lit("'k'".into()), T::P("||")];
-                        e.extend(self.col_ref(Ty::Int, &scope).unwrap_or_else(|| self.int_lit(1)));
+                        e.extend(
+                            self.col_ref(Ty::Int, &scope)
+                                .unwrap_or_else(|| self.int_lit(1)),
+                        );
                         e
                     }
                 }
@@ -2239,8 +2368,19 @@ impl SqlGen {
     fn pragma(&mut self) -> Stmt {
         let ti = self.rng.gen_range(0..self.schema.tables.len());
         let name = self.schema.tables[ti].name.clone();
-        let p = self.pick(&["table_info", "table_xinfo", "index_list", "foreign_key_list"]);
-        let toks = vec![T::Kw("PRAGMA"), T::Kw(p), T::P("("), T::Lit(quote_str(&name)), T::P(")")];
+        let p = self.pick(&[
+            "table_info",
+            "table_xinfo",
+            "index_list",
+            "foreign_key_list",
+        ]);
+        let toks = vec![
+            T::Kw("PRAGMA"),
+            T::Kw(p),
+            T::P("("),
+            T::Lit(quote_str(&name)),
+            T::P(")"),
+        ];
         let mut s = self.stmt(toks, StmtKind::Read);
         s.tags.push("pragma");
         s
@@ -2266,13 +2406,19 @@ impl SqlGen {
             .map(|(_, c)| format!("\"{}\"", c.name));
         let mut cases: Vec<(&'static str, String)> = vec![
             ("REAL literal", "SELECT 1.5".into()),
-            ("REAL literal", format!("SELECT {int_col} FROM {tn} WHERE {int_col} > 1e3")),
+            (
+                "REAL literal",
+                format!("SELECT {int_col} FROM {tn} WHERE {int_col} > 1e3"),
+            ),
             ("REAL literal", "SELECT .5".into()),
             ("REAL literal", "SELECT 1.".into()),
             ("REAL literal", "SELECT 1_0.2_5".into()),
             ("REAL literal", "SELECT 1E-2 * 100".into()),
             ("REAL literal", format!("SELECT * FROM {tn} LIMIT 2.0")),
-            ("REAL cast", format!("SELECT CAST({any_col} AS REAL) FROM {tn}")),
+            (
+                "REAL cast",
+                format!("SELECT CAST({any_col} AS REAL) FROM {tn}"),
+            ),
             ("REAL cast", "SELECT CAST(1 AS FLOAT)".into()),
             ("REAL cast", "SELECT CAST(1 AS DOUBLE PRECISION)".into()),
             ("function", "SELECT random()".into()),
@@ -2289,29 +2435,80 @@ impl SqlGen {
             ("rowid", format!("SELECT rowid, * FROM {tn}")),
             ("rowid", format!("SELECT _rowid_ FROM {tn}")),
             ("rowid", format!("SELECT oid FROM {tn} ORDER BY 1")),
-            ("rowid", format!("UPDATE {tn} SET {any_col} = {any_col} WHERE rowid = 1")),
+            (
+                "rowid",
+                format!("UPDATE {tn} SET {any_col} = {any_col} WHERE rowid = 1"),
+            ),
             ("system table", "SELECT * FROM sqlite_master".into()),
             ("system table", "SELECT name FROM sqlite_schema".into()),
             ("system table", "SELECT * FROM _dstorage_kv".into()),
-            ("system table", "SELECT * FROM main._dstorage_schemas".into()),
+            (
+                "system table",
+                "SELECT * FROM main._dstorage_schemas".into(),
+            ),
             ("system table", "SELECT * FROM sqlite_temp_master".into()),
             ("system table", "SELECT * FROM pragma_table_list".into()),
             ("system table", "SELECT * FROM temp.sqlite_schema".into()),
-            ("window function", format!("SELECT row_number() OVER (ORDER BY {any_col}) FROM {tn}")),
-            ("window function", format!("SELECT sum({int_col}) OVER () FROM {tn}")),
-            ("unordered group_concat", format!("SELECT group_concat({any_col}) FROM {tn}")),
-            ("unordered group_concat", format!("SELECT string_agg({any_col}, ',') FROM {tn}")),
-            ("table definition", "CREATE TABLE h0(a INTEGER PRIMARY KEY, b TEXT)".into()),
-            ("table definition", "CREATE TABLE h1(a INTEGER PRIMARY KEY, b REAL) STRICT".into()),
-            ("table definition", "CREATE TABLE h2(a INTEGER PRIMARY KEY, b ANY) STRICT".into()),
-            ("table definition", "CREATE TABLE h4(a INTEGER, b TEXT) STRICT".into()),
-            ("table definition", "CREATE TABLE h5(a INTEGER PRIMARY KEY AUTOINCREMENT) STRICT".into()),
-            ("table definition", "CREATE TEMP TABLE h6(a INTEGER PRIMARY KEY) STRICT".into()),
-            ("table definition", format!("CREATE TABLE h8 AS SELECT * FROM {tn}")),
-            ("table definition", "CREATE TABLE h9(a INTEGER PRIMARY KEY ON CONFLICT ROLLBACK) STRICT".into()),
-            ("statement kind", format!("CREATE TRIGGER tr AFTER INSERT ON {tn} BEGIN SELECT 1; END")),
-            ("statement kind", format!("ALTER TABLE {tn} ADD COLUMN z INTEGER")),
-            ("statement kind", "CREATE VIRTUAL TABLE h7 USING fts5(a)".into()),
+            (
+                "window function",
+                format!("SELECT row_number() OVER (ORDER BY {any_col}) FROM {tn}"),
+            ),
+            (
+                "window function",
+                format!("SELECT sum({int_col}) OVER () FROM {tn}"),
+            ),
+            (
+                "unordered group_concat",
+                format!("SELECT group_concat({any_col}) FROM {tn}"),
+            ),
+            (
+                "unordered group_concat",
+                format!("SELECT string_agg({any_col}, ',') FROM {tn}"),
+            ),
+            (
+                "table definition",
+                "CREATE TABLE h0(a INTEGER PRIMARY KEY, b TEXT)".into(),
+            ),
+            (
+                "table definition",
+                "CREATE TABLE h1(a INTEGER PRIMARY KEY, b REAL) STRICT".into(),
+            ),
+            (
+                "table definition",
+                "CREATE TABLE h2(a INTEGER PRIMARY KEY, b ANY) STRICT".into(),
+            ),
+            (
+                "table definition",
+                "CREATE TABLE h4(a INTEGER, b TEXT) STRICT".into(),
+            ),
+            (
+                "table definition",
+                "CREATE TABLE h5(a INTEGER PRIMARY KEY AUTOINCREMENT) STRICT".into(),
+            ),
+            (
+                "table definition",
+                "CREATE TEMP TABLE h6(a INTEGER PRIMARY KEY) STRICT".into(),
+            ),
+            (
+                "table definition",
+                format!("CREATE TABLE h8 AS SELECT * FROM {tn}"),
+            ),
+            (
+                "table definition",
+                "CREATE TABLE h9(a INTEGER PRIMARY KEY ON CONFLICT ROLLBACK) STRICT".into(),
+            ),
+            (
+                "statement kind",
+                format!("CREATE TRIGGER tr AFTER INSERT ON {tn} BEGIN SELECT 1; END"),
+            ),
+            (
+                "statement kind",
+                format!("ALTER TABLE {tn} ADD COLUMN z INTEGER"),
+            ),
+            (
+                "statement kind",
+                "CREATE VIRTUAL TABLE h7 USING fts5(a)".into(),
+            ),
             ("statement kind", "BEGIN".into()),
             ("statement kind", "COMMIT".into()),
             ("statement kind", "ROLLBACK".into()),
@@ -2323,16 +2520,41 @@ impl SqlGen {
             ("statement kind", "PRAGMA foreign_keys = OFF".into()),
             ("statement kind", "PRAGMA writable_schema = 1".into()),
             ("statement kind", "PRAGMA journal_mode".into()),
-            ("conflict ROLLBACK", format!("UPDATE OR ROLLBACK {tn} SET {any_col} = {any_col}")),
+            (
+                "conflict ROLLBACK",
+                format!("UPDATE OR ROLLBACK {tn} SET {any_col} = {any_col}"),
+            ),
             ("float via affinity", "SELECT typeof('1.5' + 0)".into()),
-            ("float via affinity", "SELECT CAST('0.1' + '0.2' AS TEXT)".into()),
-            ("float via affinity", "SELECT CAST('1.5' AS BOOLEAN) = 1".into()),
-            ("float via affinity", "SELECT 9223372036854775807 + 1 > 0".into()),
+            (
+                "float via affinity",
+                "SELECT CAST('0.1' + '0.2' AS TEXT)".into(),
+            ),
+            (
+                "float via affinity",
+                "SELECT CAST('1.5' AS BOOLEAN) = 1".into(),
+            ),
+            (
+                "float via affinity",
+                "SELECT 9223372036854775807 + 1 > 0".into(),
+            ),
             ("float via affinity", "SELECT '1e999' + 0 > 0".into()),
             ("float via affinity", "SELECT abs('-2.5') > 2".into()),
             ("float via affinity", "SELECT sum('0.1') > 0".into()),
-            ("float via affinity", "SELECT length(9223372036854775808)".into()),
+            (
+                "float via affinity",
+                "SELECT length(9223372036854775808)".into(),
+            ),
         ];
+        let key = &t.cols[t.pk[0]];
+        let key_expr = if key.ty == Ty::Int { "x" } else { "'k' || x" };
+        cases.push((
+            "runaway write stopped by the meter",
+            format!(
+                "WITH RECURSIVE c(x) AS (SELECT 1000 UNION ALL SELECT x + 1 FROM c) \
+                 INSERT OR IGNORE INTO {tn}(\"{}\") SELECT {key_expr} FROM c",
+                key.name
+            ),
+        ));
         if let Some(tc) = text_col {
             cases.push((
                 "float via affinity",

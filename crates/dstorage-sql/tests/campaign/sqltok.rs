@@ -172,7 +172,8 @@ pub fn tokenize(sql: &str) -> Vec<Token> {
             let three: String = chars[i..(i + 3).min(n)].iter().collect();
             if three == "->>" {
                 i += 3;
-            } else if ["||", "<<", ">>", "<=", ">=", "==", "!=", "<>", "->"].contains(&two.as_str()) {
+            } else if ["||", "<<", ">>", "<=", ">=", "==", "!=", "<>", "->"].contains(&two.as_str())
+            {
                 i += 2;
             } else {
                 i += 1;
