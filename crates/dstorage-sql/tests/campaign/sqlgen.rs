@@ -871,7 +871,7 @@ impl SqlGen {
     }
 
     /// Tokens naming a table source in a FROM clause.
-    fn from_table_tokens(&mut self, src: &Source) -> Vec<T> {
+    fn table_in_from(&mut self, src: &Source) -> Vec<T> {
         let name = src.table_name.clone().expect("a table");
         let mut out = vec![T::Id(name.clone())];
         if src.qual != name {
@@ -891,7 +891,7 @@ impl SqlGen {
     }
 
     /// A FROM clause of up to `max` items joined, and the scope it makes.
-    fn from_clause(
+    fn make_from_clause(
         &mut self,
         outer: &Scope,
         ctes: &[Source],
@@ -911,7 +911,7 @@ impl SqlGen {
             ..Default::default()
         };
         for i in 0..n {
-            let (item, src) = self.from_item(&scope, ctes, depth, i == 0 && depth == 0);
+            let (item, src) = self.make_from_item(&scope, ctes, depth, i == 0 && depth == 0);
             if i > 0 {
                 let op: &[&'static str] = self.pick(&[
                     &[","][..],
@@ -992,7 +992,7 @@ impl SqlGen {
         self.bool_expr(scope, depth + 1)
     }
 
-    fn from_item(
+    fn make_from_item(
         &mut self,
         scope: &Scope,
         ctes: &[Source],
@@ -1046,7 +1046,7 @@ impl SqlGen {
         let ti = self.rng.gen_range(0..self.schema.tables.len());
         let alias = !bare_ok || self.chance(0.5);
         let src = self.table_source(ti, alias);
-        let toks = self.from_table_tokens(&src);
+        let toks = self.table_in_from(&src);
         (toks, src)
     }
 
@@ -1232,7 +1232,7 @@ impl SqlGen {
         depth: u32,
         types: &[Ty],
     ) -> Vec<T> {
-        let (from, scope) = self.from_clause(outer, ctes, depth, 1);
+        let (from, scope) = self.make_from_clause(outer, ctes, depth, 1);
         let mut out = vec![T::Kw("SELECT")];
         let items = types
             .iter()
@@ -1259,7 +1259,7 @@ impl SqlGen {
                 },
             )
         } else {
-            self.from_clause(outer, ctes, depth, if depth == 0 { 3 } else { 2 })
+            self.make_from_clause(outer, ctes, depth, if depth == 0 { 3 } else { 2 })
         };
         let shape = if no_from {
             99
@@ -1904,7 +1904,7 @@ impl SqlGen {
 
     /// A one-column select of type `ty` (for IN), order left open.
     fn subquery_of_type(&mut self, ty: Ty, scope: &Scope, depth: u32) -> Vec<T> {
-        let (from, inner) = self.from_clause(scope, &[], depth + 1, 1);
+        let (from, inner) = self.make_from_clause(scope, &[], depth + 1, 1);
         let mut out = vec![T::Kw("SELECT")];
         out.extend(
             self.col_ref(
@@ -1927,7 +1927,7 @@ impl SqlGen {
     /// A scalar subquery of type `ty` whose value does not depend on the plan: an aggregate,
     /// or the first row in key order (LIMIT 1 with the default order for the oracle).
     fn scalar_subquery(&mut self, ty: Ty, scope: &Scope, depth: u32) -> Vec<T> {
-        let (from, inner) = self.from_clause(scope, &[], depth + 1, 2);
+        let (from, inner) = self.make_from_clause(scope, &[], depth + 1, 2);
         let mut out = vec![T::Kw("SELECT")];
         let aggregate = self.chance(0.5);
         let inner_only = Scope {
@@ -2199,7 +2199,7 @@ impl SqlGen {
         }
         toks.extend(comma(items));
         toks.push(T::Kw("FROM"));
-        toks.extend(self.from_table_tokens(&src));
+        toks.extend(self.table_in_from(&src));
         // An upsert after INSERT ... SELECT needs the WHERE (SQLite's parsing rule).
         toks.push(T::Kw("WHERE"));
         toks.extend(self.bool_expr(&scope, 2));
@@ -2262,7 +2262,7 @@ impl SqlGen {
                 ];
                 sub.extend(call("max", vec![vec![T::Id(vcol)]]));
                 sub.extend([T::Kw("AS"), T::Id("m".into()), T::Kw("FROM")]);
-                sub.extend(self.from_table_tokens(&u));
+                sub.extend(self.table_in_from(&u));
                 sub.extend([T::Kw("GROUP"), T::Kw("BY"), T::Id(ucol)]);
                 from_toks.push(T::Kw("FROM"));
                 from_toks.extend(paren(sub));
