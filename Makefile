@@ -25,9 +25,14 @@ devnet: deps
 bench: deps
 	cargo bench --workspace --locked
 
-# Time-bounded cargo-fuzz run of the SQL rules target (nightly + cargo-fuzz; see docs/sql.md,
-# "Adversarial campaign"). Not part of `make check`: CI runs its stable twin test instead.
+# Time-bounded cargo-fuzz run of the SQL rules target (the nightly toolchain; cargo-fuzz is
+# installed from crates.io when missing; see docs/sql.md, "Adversarial campaign"). Not part
+# of `make check`: CI runs its stable twin test instead.
+# FUZZ_ARGS="-fork=1 -ignore_crashes=1" keeps going after a crash, collecting every class.
 SECONDS ?= 60
+FUZZ_ARGS ?=
 fuzz-sql:
-	cd crates/dstorage-sql/fuzz && cargo +nightly fuzz run sql_rules -- \
-		-max_total_time=$(SECONDS) -dict=sql.dict -max_len=2048
+	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	mkdir -p crates/dstorage-sql/fuzz/corpus/sql_rules
+	cd crates/dstorage-sql/fuzz && cargo +nightly fuzz run sql_rules corpus/sql_rules seeds/sql_rules -- \
+		-max_total_time=$(SECONDS) -dict=sql.dict -max_len=2048 $(FUZZ_ARGS)

@@ -5,7 +5,9 @@
 //! afterwards with an unguarded connection. Violations that
 //! `campaign::known_bugs::KNOWN_GUARD_BUGS` explains are counted, not failed.
 //!
-//! `DSTORAGE_FUZZ_INPUTS` (default 1200) sets how many generated and mutated inputs run.
+//! `DSTORAGE_FUZZ_INPUTS` (default 1200) sets how many generated and mutated inputs run;
+//! `DSTORAGE_FUZZ_WRITE_SEEDS=DIR` also writes the corpus and the first 200 generated
+//! inputs to DIR, one file each (the cargo-fuzz target's `fuzz/seeds/sql_rules`).
 
 mod campaign;
 
@@ -135,6 +137,12 @@ struct Tally {
 impl Tally {
     fn check(&mut self, rules: &SqlRules, sql: &str) {
         self.inputs += 1;
+        if let Ok(dir) = std::env::var("DSTORAGE_FUZZ_WRITE_SEEDS") {
+            if self.inputs <= CORPUS.len() as u64 + 200 {
+                let path = std::path::Path::new(&dir).join(format!("seed-{:04}", self.inputs));
+                std::fs::write(path, sql).expect("write seed");
+            }
+        }
         let r = rules.check(sql);
         if std::env::var("DSTORAGE_FUZZ_TRACE").is_ok() {
             println!("{:?} <- {}", r, sql.replace('\n', "\\n"));

@@ -2,7 +2,9 @@
 //! afterwards, with an unguarded connection, that whatever ran kept every consensus rule
 //! (`dstorage_sql::fuzzing::SqlRules`). A broken rule is a crash with the rule and the SQL.
 //! Run: `make fuzz-sql SECONDS=60` from the repository root, or
-//! `cargo +nightly fuzz run sql_rules -- -dict=sql.dict` from crates/dstorage-sql/fuzz.
+//! `cargo +nightly fuzz run sql_rules corpus/sql_rules seeds/sql_rules -- -dict=sql.dict`
+//! from crates/dstorage-sql/fuzz. `seeds/sql_rules` holds the stable twin test's attack
+//! corpus and generated statements (written by that test with `DSTORAGE_FUZZ_WRITE_SEEDS`).
 #![no_main]
 
 use std::cell::RefCell;
@@ -19,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
     STATE.with(|state| {
         let mut state = state.borrow_mut();
         if state.is_none() {
-            let dir = tempfile::tempdir().expect("tempdir");
+            // Every input copies and commits a small database: on tmpfs its fsyncs cost
+            // nothing.
+            let dir = tempfile::tempdir_in("/dev/shm")
+                .or_else(|_| tempfile::tempdir())
+                .expect("tempdir");
             let rules = SqlRules::new(dir.path(), &[]).expect("rules database");
             *state = Some((dir, rules));
         }
