@@ -781,3 +781,19 @@ fn the_engine_agrees_with_plain_sqlite_on_generated_statements() {
         "only {ran} of {judged} statements ran on both sides"
     );
 }
+
+#[test]
+fn the_generator_gives_the_same_statements_for_the_same_seed() {
+    let texts = |seed: u64| {
+        let mut gen = SqlGen::new(seed);
+        let profile = gen.profile.clone();
+        let mut stmts = gen.schema_statements();
+        stmts.extend((0..50).map(|_| gen.statement()));
+        stmts
+            .iter()
+            .map(|s| render(&s.tokens, true, s.noise, &profile))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(texts(7), texts(7));
+    assert_ne!(texts(7), texts(8));
+}

@@ -2402,7 +2402,9 @@ impl SqlGen {
             .cols
             .iter()
             .enumerate()
-            .find(|(i, c)| c.ty == Ty::Text && !t.pk.contains(i))
+            .find(|(i, c)| {
+                c.ty == Ty::Text && !t.pk.contains(i) && !t.fks.iter().any(|(fc, _)| fc == i)
+            })
             .map(|(_, c)| format!("\"{}\"", c.name));
         let mut cases: Vec<(&'static str, String)> = vec![
             ("REAL literal", "SELECT 1.5".into()),
