@@ -93,8 +93,30 @@ struct PlainOut {
     real: bool,
 }
 
+/// Run every statement of `sql` (SQLite's own splitting) and return the last one's rows,
+/// with the changes of all of them, as the engine reports a call of several statements.
 fn run_plain(conn: &Connection, sql: &str) -> Result<PlainOut, String> {
-    let mut stmt = conn.prepare(sql).map_err(|e| e.to_string())?;
+    use rusqlite::fallible_iterator::FallibleIterator as _;
+    let mut batch = rusqlite::Batch::new(conn, sql);
+    let mut out: Option<PlainOut> = None;
+    while let Some(mut stmt) = batch.next().map_err(|e| e.to_string())? {
+        let one = run_plain_one(conn, &mut stmt)?;
+        out = Some(match out {
+            None => one,
+            Some(before) => PlainOut {
+                changed: before.changed + one.changed,
+                real: before.real || one.real,
+                ..one
+            },
+        });
+    }
+    out.ok_or_else(|| "no statement".to_string())
+}
+
+fn run_plain_one(
+    conn: &Connection,
+    stmt: &mut rusqlite::Statement<'_>,
+) -> Result<PlainOut, String> {
     let columns: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
     let before = conn.total_changes();
     let n = columns.len();

@@ -822,6 +822,30 @@ impl SqlGen {
 
     /// The next statement of the random stream (after the schema).
     pub fn statement(&mut self) -> Stmt {
+        if self.chance(0.05) {
+            // Two statements in one call: the engine runs them as one transaction and
+            // returns the last one's rows; the split must be SQLite's.
+            let mut a = self.one_statement();
+            let b = self.one_statement();
+            if a.expect == Expect::Same && b.expect == Expect::Same {
+                a.tokens.push(T::P(";"));
+                a.tokens.extend(b.tokens);
+                a.tags.extend(b.tags);
+                a.tags.push("several statements");
+                a.named = b.named;
+                a.kind = match (a.kind, b.kind) {
+                    (StmtKind::Read, StmtKind::Read) => StmtKind::Read,
+                    (StmtKind::Ddl, _) | (_, StmtKind::Ddl) => StmtKind::Ddl,
+                    _ => StmtKind::Write,
+                };
+                return a;
+            }
+            return b;
+        }
+        self.one_statement()
+    }
+
+    fn one_statement(&mut self) -> Stmt {
         self.tags.clear();
         let mut s = match self.rng.gen_range(0..100) {
             0..=51 => self.select_statement(),
