@@ -95,11 +95,21 @@ struct PlainOut {
 
 /// Run every statement of `sql` (SQLite's own splitting) and return the last one's rows,
 /// with the changes of all of them, as the engine reports a call of several statements.
-fn run_plain(conn: &Connection, sql: &str) -> Result<PlainOut, String> {
+fn run_plain(conn: &Connection, sql: &str, params: &[Value]) -> Result<PlainOut, String> {
     use rusqlite::fallible_iterator::FallibleIterator as _;
     let mut batch = rusqlite::Batch::new(conn, sql);
     let mut out: Option<PlainOut> = None;
     while let Some(mut stmt) = batch.next().map_err(|e| e.to_string())? {
+        for (i, v) in params.iter().enumerate() {
+            let v = match v {
+                Value::Null => rusqlite::types::Value::Null,
+                Value::Integer(x) => rusqlite::types::Value::Integer(*x),
+                Value::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                Value::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+            };
+            stmt.raw_bind_parameter(i + 1, v)
+                .map_err(|e| e.to_string())?;
+        }
         let one = run_plain_one(conn, &mut stmt)?;
         out = Some(match out {
             None => one,
@@ -235,8 +245,9 @@ struct Found {
     got: String,
     tags: Vec<&'static str>,
     rule: Option<&'static str>,
-    /// History (user SQL, oracle SQL) before the statement, for shrinking.
-    history: Vec<(String, String)>,
+    /// History (user SQL, oracle SQL, parameters) before the statement, for shrinking.
+    history: Vec<(String, String, Vec<Value>)>,
+    params: Vec<Value>,
     kind: StmtKind,
     /// The seed's DDL run so far (see `Case::schema`).
     schema: String,
@@ -321,27 +332,31 @@ fn step(
     pair.plain
         .execute_batch("SAVEPOINT diff")
         .expect("savepoint");
-    let plain = run_plain(&pair.plain, oracle);
+    let plain = run_plain(&pair.plain, oracle, &stmt.params);
     let keep;
     let engine: Result<EngineOut, SqlError> = if via_reader && stmt.kind == StmtKind::Read {
         let mut reader = pair.engine.reader().expect("reader");
-        let r = reader.query(SCHEMA, sql, LIMIT).map(|q| EngineOut {
-            columns: q.columns,
-            rows: q.rows,
-            changed: 0,
-        });
+        let r = reader
+            .query_with_params(SCHEMA, sql, &stmt.params, LIMIT)
+            .map(|q| EngineOut {
+                columns: q.columns,
+                rows: q.rows,
+                changed: 0,
+            });
         keep = r.is_ok() && plain.is_ok();
         r
     } else {
         let mut block = pair.engine.begin_block().expect("begin");
-        let r = block.execute(SCHEMA, sql, LIMIT).map(|o| {
-            let (columns, rows) = o.rows.map(|q| (q.columns, q.rows)).unwrap_or_default();
-            EngineOut {
-                columns,
-                rows,
-                changed: o.rows_changed,
-            }
-        });
+        let r = block
+            .execute_with_params(SCHEMA, sql, &stmt.params, LIMIT)
+            .map(|o| {
+                let (columns, rows) = o.rows.map(|q| (q.columns, q.rows)).unwrap_or_default();
+                EngineOut {
+                    columns,
+                    rows,
+                    changed: o.rows_changed,
+                }
+            });
         keep = r.is_ok() && plain.is_ok();
         if keep {
             block.commit().expect("commit");
@@ -520,6 +535,7 @@ fn compare_state(pair: &Pair) -> Result<(), (Failure, String, String)> {
         let out = run_plain(
             &pair.plain,
             &format!("SELECT * FROM \"{name}\" ORDER BY {order}"),
+            &[],
         )
         .expect("plain dump");
         plain_tables.push((name.to_ascii_lowercase(), out.rows));
@@ -549,7 +565,7 @@ fn run_seed(seed: u64, statements: usize, report: &mut Report) {
     let mut gen = SqlGen::new(seed);
     let profile = gen.profile.clone();
     let mut pair = Pair::new();
-    let mut history: Vec<(String, String)> = Vec::new();
+    let mut history: Vec<(String, String, Vec<Value>)> = Vec::new();
     let setup = gen.schema_statements();
     let mut stream: Vec<Stmt> = setup;
     for _ in 0..statements {
@@ -565,7 +581,7 @@ fn run_seed(seed: u64, statements: usize, report: &mut Report) {
         let (kept, result) = step(&mut pair, stmt, &sql, &oracle, via_reader, report, true);
         let before = history.len();
         if kept {
-            history.push((sql.clone(), oracle.clone()));
+            history.push((sql.clone(), oracle.clone(), stmt.params.clone()));
         }
         match result {
             Ok(()) => {}
@@ -586,11 +602,14 @@ fn run_seed(seed: u64, statements: usize, report: &mut Report) {
                     tags: stmt.tags.clone(),
                     rule,
                     history: history[..before].to_vec(),
+                    params: stmt.params.clone(),
                     kind: stmt.kind,
                     schema: history[..before]
                         .iter()
-                        .filter(|(s, _)| s.trim_start().to_ascii_uppercase().starts_with("CREATE"))
-                        .map(|(s, _)| s.as_str())
+                        .filter(|(s, _, _)| {
+                            s.trim_start().to_ascii_uppercase().starts_with("CREATE")
+                        })
+                        .map(|(s, _, _)| s.as_str())
                         .collect::<Vec<_>>()
                         .join(";\n"),
                     known: None,
@@ -606,15 +625,13 @@ fn run_seed(seed: u64, statements: usize, report: &mut Report) {
 }
 
 /// Rebuild the state before a failing statement from the statements both sides kept.
-fn replay(history: &[(String, String)]) -> Pair {
+fn replay(history: &[(String, String, Vec<Value>)]) -> Pair {
     let mut pair = Pair::new();
-    for (sql, oracle) in history {
-        pair.plain
-            .execute_batch(oracle)
-            .expect("replay on plain SQLite");
+    for (sql, oracle, params) in history {
+        run_plain(&pair.plain, oracle, params).expect("replay on plain SQLite");
         let mut block = pair.engine.begin_block().expect("begin");
         block
-            .execute(SCHEMA, sql, LIMIT)
+            .execute_with_params(SCHEMA, sql, params, LIMIT)
             .expect("replay on the engine");
         block.commit().expect("commit");
     }
@@ -642,25 +659,28 @@ fn shrink(found: &Found) -> Option<(String, String, String)> {
         expect: Expect::Same,
         named: false,
         noise: 1,
+        params: found.params.clone(),
     };
     let mut tokens = sqltok::tokenize(&found.sql);
     let mut budget = 400;
     // Candidates run in a block that is discarded and a savepoint rolled back.
     let fails = |sql: &str, pair: &mut Pair| -> Option<(String, String)> {
         pair.plain.execute_batch("SAVEPOINT s").expect("savepoint");
-        let plain = run_plain(&pair.plain, sql);
+        let plain = run_plain(&pair.plain, sql, &found.params);
         pair.plain
             .execute_batch("ROLLBACK TO s; RELEASE s")
             .expect("rollback");
         let mut block = pair.engine.begin_block().expect("begin");
-        let engine = block.execute(SCHEMA, sql, LIMIT).map(|o| {
-            let (columns, rows) = o.rows.map(|q| (q.columns, q.rows)).unwrap_or_default();
-            EngineOut {
-                columns,
-                rows,
-                changed: o.rows_changed,
-            }
-        });
+        let engine = block
+            .execute_with_params(SCHEMA, sql, &found.params, LIMIT)
+            .map(|o| {
+                let (columns, rows) = o.rows.map(|q| (q.columns, q.rows)).unwrap_or_default();
+                EngineOut {
+                    columns,
+                    rows,
+                    changed: o.rows_changed,
+                }
+            });
         let _ = block.discard();
         match judge(&stmt, &engine, &plain, false) {
             Err((f, expected, got)) if f == found.failure => {
@@ -718,6 +738,9 @@ fn print_found(f: &Found) {
         println!("      engine: {got}");
     }
     println!("    sql:      {}", f.sql.replace('\n', "\\n"));
+    if !f.params.is_empty() {
+        println!("    params:   {:?}", f.params);
+    }
     if f.oracle != f.sql {
         println!("    oracle:   {}", f.oracle.replace('\n', "\\n"));
     }

@@ -11,6 +11,7 @@
 //! ordering") written out as an ORDER BY, so plain SQLite running it gives the rows in the
 //! order the engine must return them.
 
+use dstorage_sql::Value;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -167,6 +168,8 @@ pub struct Stmt {
     pub named: bool,
     /// Seeds the spacing, comments and keyword case of the rendering.
     pub noise: u64,
+    /// Values bound to the `?N` placeholders (a single statement only).
+    pub params: Vec<Value>,
 }
 
 /// A FROM item in scope.
@@ -367,6 +370,10 @@ pub struct SqlGen {
     setup_keys: Vec<Vec<Vec<T>>>,
     /// Tags of the statement being generated (see `Stmt::tags`).
     tags: Vec<&'static str>,
+    /// Literals of the statement being generated may become `?N` placeholders.
+    params_on: bool,
+    /// The values of those placeholders, in number order.
+    params: Vec<Value>,
 }
 
 impl SqlGen {
@@ -380,6 +387,8 @@ impl SqlGen {
             alias_counter: 0,
             setup_keys: Vec::new(),
             tags: Vec::new(),
+            params_on: false,
+            params: Vec::new(),
         }
     }
 
@@ -444,8 +453,20 @@ impl SqlGen {
 
     // ---------------------------------------------------------------- literals
 
+    /// A `?N` placeholder bound to `v`, when this statement uses parameters (now and then).
+    fn placeholder(&mut self, v: Value) -> Option<Vec<T>> {
+        if !self.params_on || !self.chance(0.25) {
+            return None;
+        }
+        self.params.push(v);
+        Some(vec![T::Lit(format!("?{}", self.params.len()))])
+    }
+
     /// Tokens of an integer literal of value `v`, in one of the forms SQLite reads.
     fn int_lit(&mut self, v: i64) -> Vec<T> {
+        if let Some(p) = self.placeholder(Value::Integer(v)) {
+            return p;
+        }
         let mut out = Vec::new();
         if self.profile.unary_chain && self.chance(0.3) {
             // A chain whose value is v: - -v, -+-v, ~~v, +v.
@@ -496,11 +517,20 @@ impl SqlGen {
 
     fn text_lit(&mut self) -> Vec<T> {
         let v = self.text_value();
+        if let Some(p) = self.placeholder(Value::Text(v.clone())) {
+            return p;
+        }
         vec![T::Lit(quote_str(&v))]
     }
 
     fn blob_lit(&mut self) -> Vec<T> {
         let hex = self.pick(BLOBS);
+        let bytes = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+            .collect();
+        if let Some(p) = self.placeholder(Value::Blob(bytes)) {
+            return p;
+        }
         if self.profile.blob_literal || self.chance(0.5) {
             let x = if self.chance(0.5) { "X" } else { "x" };
             vec![T::Lit(format!("{x}'{hex}'"))]
@@ -511,6 +541,9 @@ impl SqlGen {
 
     fn lit(&mut self, ty: Ty) -> Vec<T> {
         if self.chance(0.06) {
+            if let Some(p) = self.placeholder(Value::Null) {
+                return p;
+            }
             return vec![T::Kw("NULL")];
         }
         match ty {
@@ -815,6 +848,7 @@ impl SqlGen {
             expect: Expect::Same,
             named: false,
             noise: self.rng.gen(),
+            params: Vec::new(),
         }
     }
 
@@ -827,7 +861,12 @@ impl SqlGen {
             // returns the last one's rows; the split must be SQLite's.
             let mut a = self.one_statement();
             let b = self.one_statement();
-            if a.expect == Expect::Same && b.expect == Expect::Same {
+            // (Parameters bind to a single statement only.)
+            if a.expect == Expect::Same
+                && b.expect == Expect::Same
+                && a.params.is_empty()
+                && b.params.is_empty()
+            {
                 a.tokens.push(T::P(";"));
                 a.tokens.extend(b.tokens);
                 a.tags.extend(b.tags);
@@ -847,7 +886,11 @@ impl SqlGen {
 
     fn one_statement(&mut self) -> Stmt {
         self.tags.clear();
-        let mut s = match self.rng.gen_range(0..100) {
+        self.params.clear();
+        let r = self.rng.gen_range(0..100);
+        // Placeholders in reads and writes (DDL takes none).
+        self.params_on = r < 89 && self.chance(0.15);
+        let mut s = match r {
             0..=51 => self.select_statement(),
             52..=66 => self.insert_values(),
             67..=71 => self.insert_select(),
@@ -858,6 +901,8 @@ impl SqlGen {
             _ => self.hostile(),
         };
         s.tags.extend(self.tags.iter().copied());
+        s.params = std::mem::take(&mut self.params);
+        self.params_on = false;
         s
     }
 }
@@ -1833,6 +1878,10 @@ impl SqlGen {
                 }
                 out.push(T::Kw("BETWEEN"));
                 out.extend(self.int_expr(scope, depth + 2));
+                if self.profile.isnull_keyword && self.chance(0.2) {
+                    // A NULL test binds inside the lower bound (SQLite's grammar).
+                    out.extend([T::Kw("IS"), T::Kw("NOT"), T::Kw("NULL")]);
+                }
                 out.push(T::Kw("AND"));
                 out.extend(self.int_expr(scope, depth + 2));
                 out
@@ -1988,7 +2037,7 @@ impl SqlGen {
                 .collect::<Option<Vec<_>>>()
                 .map(|v| v.into_iter().flatten().collect());
             let order = keys.unwrap_or_else(|| vec![vec![T::Lit("1".into())]]);
-            if self.chance(0.15) {
+            if self.chance(0.35) {
                 // No LIMIT: SQLite takes the first row the plan meets (issue 10 item 5).
                 self.tags.push("scalar_subquery_without_limit");
                 let mut o = vec![T::Kw("ORDER"), T::Kw("BY")];
