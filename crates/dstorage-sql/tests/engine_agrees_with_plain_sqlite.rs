@@ -451,6 +451,17 @@ fn judge(
             if ordered && stmt.kind == StmtKind::Read && e.rows != p.rows {
                 return Err((Failure::OrderDiffers, show(&p.rows), show(&e.rows)));
             }
+            if let (StmtKind::Write, Some(key)) = (stmt.kind, &stmt.returning_key) {
+                // UPDATE/DELETE ... RETURNING: rows in primary-key order (docs/sql.md).
+                let k = |r: &Vec<Value>| key.iter().map(|&i| r[i].clone()).collect::<Vec<_>>();
+                if e.rows.windows(2).any(|w| k(&w[0]) > k(&w[1])) {
+                    return Err((
+                        Failure::OrderDiffers,
+                        format!("RETURNING rows in key order (columns {key:?})"),
+                        show(&e.rows),
+                    ));
+                }
+            }
             if stmt.named && e.columns != p.columns {
                 return Err((
                     Failure::ColumnNamesDiffer,
@@ -660,6 +671,7 @@ fn shrink(found: &Found) -> Option<(String, String, String)> {
         named: false,
         noise: 1,
         params: found.params.clone(),
+        returning_key: None,
     };
     let mut tokens = sqltok::tokenize(&found.sql);
     let mut budget = 400;

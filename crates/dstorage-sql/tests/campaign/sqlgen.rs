@@ -170,6 +170,9 @@ pub struct Stmt {
     pub noise: u64,
     /// Values bound to the `?N` placeholders (a single statement only).
     pub params: Vec<Value>,
+    /// For an UPDATE or DELETE ... RETURNING *: the key columns' positions in the result,
+    /// whose order dstorage documents (primary-key order, by value).
+    pub returning_key: Option<Vec<usize>>,
 }
 
 /// A FROM item in scope.
@@ -374,6 +377,8 @@ pub struct SqlGen {
     params_on: bool,
     /// The values of those placeholders, in number order.
     params: Vec<Value>,
+    /// Set by `returning` for `RETURNING *` (see `Stmt::returning_key`).
+    returning_star: bool,
 }
 
 impl SqlGen {
@@ -389,6 +394,7 @@ impl SqlGen {
             tags: Vec::new(),
             params_on: false,
             params: Vec::new(),
+            returning_star: false,
         }
     }
 
@@ -849,6 +855,7 @@ impl SqlGen {
             named: false,
             noise: self.rng.gen(),
             params: Vec::new(),
+            returning_key: None,
         }
     }
 
@@ -872,6 +879,7 @@ impl SqlGen {
                 a.tags.extend(b.tags);
                 a.tags.push("several statements");
                 a.named = b.named;
+                a.returning_key = b.returning_key;
                 a.kind = match (a.kind, b.kind) {
                     (StmtKind::Read, StmtKind::Read) => StmtKind::Read,
                     (StmtKind::Ddl, _) | (_, StmtKind::Ddl) => StmtKind::Ddl,
@@ -887,6 +895,7 @@ impl SqlGen {
     fn one_statement(&mut self) -> Stmt {
         self.tags.clear();
         self.params.clear();
+        self.returning_star = false;
         let r = self.rng.gen_range(0..100);
         // Placeholders in reads and writes (DDL takes none).
         self.params_on = r < 89 && self.chance(0.15);
@@ -2067,6 +2076,7 @@ impl SqlGen {
         let mut out = vec![T::Kw("RETURNING")];
         if self.chance(0.3) {
             out.push(T::P("*"));
+            self.returning_star = true;
         } else {
             let scope = Scope {
                 sources: vec![Source {
@@ -2402,7 +2412,9 @@ impl SqlGen {
             self.tags.push("returning");
             toks.extend(self.returning(&src));
         }
-        self.stmt(toks, StmtKind::Write)
+        let mut s = self.stmt(toks, StmtKind::Write);
+        s.returning_key = self.returning_star.then(|| t.pk.clone());
+        s
     }
 
     fn delete(&mut self) -> Stmt {
@@ -2420,7 +2432,11 @@ impl SqlGen {
         if self.chance(0.25) {
             toks.extend(self.returning(&src));
         }
-        self.stmt(toks, StmtKind::Write)
+        let mut s = self.stmt(toks, StmtKind::Write);
+        s.returning_key = self
+            .returning_star
+            .then(|| self.schema.tables[ti].pk.clone());
+        s
     }
 
     fn index_ddl(&mut self) -> Stmt {
