@@ -153,7 +153,8 @@ impl Tally {
                 self.written += u64::from(ran.written);
             }
             Err(v) => {
-                let case = Case::new(sql, &[], None, Failure::RuleBroken, "");
+                let detail = v.to_string();
+                let case = Case::new(sql, &[], None, Failure::RuleBroken, &detail, "");
                 match explain(&case) {
                     Some(k) => *self.explained.entry(k.name).or_default() += 1,
                     None => self.unexplained.push((sql.to_owned(), v)),

@@ -60,6 +60,8 @@ pub struct Case<'a> {
     /// The hostile rule, for statements that must be refused.
     pub rule: Option<&'a str>,
     pub failure: Failure,
+    /// What dstorage did (its error, or the rows it returned).
+    pub got: &'a str,
     /// Tokens of the DDL that made the tables the statement uses (a DEFAULT or CHECK
     /// written with a literal form the guard misreads shows up in later statements).
     pub schema: Vec<Token>,
@@ -71,6 +73,7 @@ impl<'a> Case<'a> {
         tags: &'a [&'a str],
         rule: Option<&'a str>,
         failure: Failure,
+        got: &'a str,
         schema: &str,
     ) -> Case<'a> {
         let code = |s: &str| {
@@ -85,6 +88,7 @@ impl<'a> Case<'a> {
             tags,
             rule,
             failure,
+            got,
             schema: code(schema),
         }
     }
@@ -159,6 +163,20 @@ pub const KNOWN_GUARD_BUGS: &[KnownBug] = &[
         got: "SQLite: no such column: t0.c (the guard names the target `\"app.t0\" AS \"t0\"`, and RETURNING does not see an alias)",
         failures: &[Failure::EngineError],
         matches: |c| c.has_qualified_returning(),
+    },
+    KnownBug {
+        name: "a write's RETURNING loses its columns next to a LIMITed subquery",
+        issue: "issue 10 item 1 (new: found by the campaign against the token-editing guard)",
+        example: "UPDATE OR REPLACE t0 SET a = a WHERE EXISTS (SELECT * FROM v0 q31 JOIN v0 ON q31.vc1 IS b NOT NULL LIMIT 0) RETURNING CASE WHEN b IS ('0a') NOT NULL THEN 'q' END",
+        expected: "the updated rows (here none)",
+        got: "SQLite: no such column: b",
+        failures: &[Failure::EngineError],
+        matches: |c| {
+            c.got.contains("no such column")
+                && c.has_word("RETURNING")
+                && c.has_word("LIMIT")
+                && !c.has_qualified_returning()
+        },
     },
     KnownBug {
         name: "PRAGMA index_list / foreign_key_list show physical names",
