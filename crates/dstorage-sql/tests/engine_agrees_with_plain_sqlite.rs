@@ -14,7 +14,9 @@
 //!
 //! `DSTORAGE_DIFF_SEEDS` (default 200) seeds of `DSTORAGE_DIFF_STATEMENTS` (default 50)
 //! statements each, from `DSTORAGE_DIFF_FIRST_SEED` (default 0). `DSTORAGE_DIFF_SHRINK=all`
-//! shrinks every failure (a few per class) instead of only unexplained ones, and prints them.
+//! shrinks every failure (a few per class) instead of only unexplained ones, and prints them;
+//! `DSTORAGE_DIFF_TRACE=1` prints every statement, `DSTORAGE_DIFF_SHOW_REFUSALS=1` every
+//! refusal of a statement SQLite runs.
 
 mod campaign;
 
