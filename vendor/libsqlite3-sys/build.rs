@@ -68,6 +68,10 @@ fn copy_bindings<T: AsRef<Path>>(dir: &str, bindgen_name: &str, out_path: T) {
     std::fs::copy(from, out_path).expect("Could not copy bindings to output directory");
 }
 
+// dstorage: the build-time patch of the amalgamation (DSTORAGE.md).
+#[allow(dead_code)]
+mod dstorage_patch;
+
 fn main() {
     let out_dir = env::var("OUT_DIR").unwrap();
     let out_path = Path::new(&out_dir).join("bindgen.rs");
@@ -165,6 +169,9 @@ mod build_bundled {
         println!("cargo:include={}", include_dir.display());
         println!("cargo:rerun-if-changed={}", source.display());
         println!("cargo:rerun-if-changed=sqlite3/wasm32-wasi-vfs.c");
+        // dstorage: compile the amalgamation with dstorage-no-float.patch applied.
+        #[cfg(not(feature = "bundled-sqlcipher"))]
+        let source = super::dstorage_patch::patched_source(&source, out_dir);
         let mut cfg = cc::Build::new();
         cfg.file(&source)
             .flag("-DSQLITE_CORE")

@@ -42,6 +42,20 @@ pub fn sqlite_version() -> Result<&'static str, SqlError> {
     }
 }
 
+/// The start of every error the patched SQLite raises instead of making a floating-point
+/// value (vendor/libsqlite3-sys/dstorage-no-float.patch).
+pub(crate) const NO_FLOAT_ERROR: &str = "floating-point value not allowed";
+
+/// Refuse a SQLite built without dstorage's no-float patch: `'1.5' + 0` must be an error
+/// naming it, not the REAL 1.5.
+fn require_no_float_patch(conn: &Connection) -> Result<(), SqlError> {
+    match conn.query_row("SELECT '1.5' + 0", [], |r| r.get::<_, rusqlite::types::Value>(0)) {
+        Err(e) if e.to_string().contains(NO_FLOAT_ERROR) => Ok(()),
+        Err(e) => Err(SqlError::SqliteUnpatched(format!("'1.5' + 0 failed with {e}"))),
+        Ok(v) => Err(SqlError::SqliteUnpatched(format!("'1.5' + 0 gave {v:?}"))),
+    }
+}
+
 /// Engine limits. Part of the network's parameters: every node must use the same values,
 /// since they decide which statements fail.
 /// Not `#[non_exhaustive]`, so callers can write `EngineConfig { cost_limit_per_tx, ..Default::default() }`.
@@ -384,6 +398,7 @@ impl Engine {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         configure(&mut conn, &config)?;
+        require_no_float_patch(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
