@@ -23,6 +23,7 @@ use crate::meter::Meter;
 use crate::names::{physical_name, split_physical, validate_schema_name};
 use crate::program;
 use crate::tracker::{Log, Mark, Tracker};
+use crate::verify;
 use crate::SqlError;
 
 /// The SQLite version this build bundles. Every node of a network must run the same one:
@@ -49,9 +50,13 @@ pub(crate) const NO_FLOAT_ERROR: &str = "floating-point value not allowed";
 /// Refuse a SQLite built without dstorage's no-float patch: `'1.5' + 0` must be an error
 /// naming it, not the REAL 1.5.
 fn require_no_float_patch(conn: &Connection) -> Result<(), SqlError> {
-    match conn.query_row("SELECT '1.5' + 0", [], |r| r.get::<_, rusqlite::types::Value>(0)) {
+    match conn.query_row("SELECT '1.5' + 0", [], |r| {
+        r.get::<_, rusqlite::types::Value>(0)
+    }) {
         Err(e) if e.to_string().contains(NO_FLOAT_ERROR) => Ok(()),
-        Err(e) => Err(SqlError::SqliteUnpatched(format!("'1.5' + 0 failed with {e}"))),
+        Err(e) => Err(SqlError::SqliteUnpatched(format!(
+            "'1.5' + 0 failed with {e}"
+        ))),
         Ok(v) => Err(SqlError::SqliteUnpatched(format!("'1.5' + 0 gave {v:?}"))),
     }
 }
@@ -744,6 +749,10 @@ fn run_guarded_held<'c>(
     params: &[Value],
     budget: Budget,
 ) -> Result<StepOutcome, SqlError> {
+    let schema = match &mode {
+        Mode::Write { schema, .. } => Some(Arc::clone(schema)),
+        _ => None,
+    };
     auth.set_mode(mode);
     let result = (|| {
         let stmt = match slot {
@@ -756,11 +765,51 @@ fn run_guarded_held<'c>(
                 &mut slot.insert((sql.to_owned(), stmt)).1
             }
         };
-        run_inner(conn, auth, meter, stmt, params, budget)
+        // The second layer (verify.rs) on what SQLite compiled, whatever the guard did.
+        let (compiled, ddl) = auth.take_compiled();
+        let created = auth.take_created();
+        if compiled {
+            if let Err(e) = check_compiled(conn, auth, sql) {
+                // Out of the statement cache too: a cached statement is not compiled (so
+                // not checked) again.
+                if let Some((_, stmt)) = slot.take() {
+                    stmt.discard();
+                }
+                return Err(e);
+            }
+        }
+        let outcome = run_inner(conn, auth, meter, stmt, params, budget);
+        if ddl {
+            // DDL is compiled afresh on every run, so its objects are always checked.
+            if let Some((_, stmt)) = slot.take() {
+                stmt.discard();
+            }
+        }
+        let outcome = outcome?;
+        if !created.is_empty() {
+            // The engine's own reads of the schema.
+            auth.set_mode(Mode::Internal);
+            let schema = schema.as_deref().unwrap_or_default();
+            verify::check_created(conn, schema, &created)?;
+        }
+        Ok(outcome)
     })();
     auth.set_mode(Mode::Internal);
     meter.disarm();
     result
+}
+
+/// Check the program SQLite compiled for `sql` (verify.rs), under the authorizer mode
+/// already set. Runs once per compile, not per execution.
+fn check_compiled(conn: &Connection, auth: &Authorizer, sql: &str) -> Result<(), SqlError> {
+    let listing = program::explain(conn, sql);
+    // EXPLAIN compiles the statement again; what the authorizer noted then is a repeat.
+    auth.take_compiled();
+    auth.take_created();
+    if let Some(d) = auth.take_denial() {
+        return Err(d);
+    }
+    verify::check_program(&listing?)
 }
 
 /// The error of a failed prepare or step: the authorizer's refusal if there was one, the
@@ -1487,8 +1536,13 @@ impl<'e> Block<'e> {
                         target: t.clone(),
                     });
                 }
-                // Delete the rows first, in the change log, so the changeset shows them going.
-                let del = format!("/* {schema} */ DELETE FROM {}", quote(t));
+                // Delete the rows first, in the change log, so the changeset shows them going;
+                // metered per row like every write (verify.rs refuses a write loop without it).
+                let del = format!(
+                    "/* {schema} */ DELETE FROM {} WHERE {}()",
+                    quote(t),
+                    crate::meter::METER_FUNCTION
+                );
                 let step = run_guarded(
                     self.conn,
                     self.auth,

@@ -1,0 +1,442 @@
+//! The second layer of the guard: rules checked on what SQLite itself prepared or created,
+//! so that they hold even if the statement guard (`guard.rs`) were bypassed entirely.
+//!
+//! - [`check_program`] reads the program SQLite compiled for a statement (its `EXPLAIN`
+//!   listing), once per compile: no REAL literal, no cast that makes a REAL, no window
+//!   function, `group_concat`/`string_agg` only fed in their own ORDER BY, and in a write,
+//!   every loop over a table (and every recursive CTE) calls the meter.
+//! - [`check_created`] reads the schema after DDL: STRICT, a primary key, column types,
+//!   NOT NULL keys, no AUTOINCREMENT, no deferred foreign key, no ON CONFLICT ROLLBACK,
+//!   foreign keys and indexes inside the statement's schema.
+//!
+//! The authorizer (`authorizer.rs`) is the third part of this layer: it judges every table,
+//! column, function and operation SQLite compiles (rowids, SQLite's own tables, triggers...).
+//! See docs/sql.md, "The guard".
+
+use std::collections::BTreeMap;
+
+use rusqlite::Connection;
+
+use crate::authorizer::{refused, Created};
+use crate::meter::METER_FUNCTION;
+use crate::names::split_physical;
+use crate::program::Op;
+use crate::syntax::token::{significant, Kw, Token};
+use crate::SqlError;
+
+/// SQLite's affinity codes as `OP_Cast` takes them in P2.
+const AFF_NUMERIC: i64 = b'C' as i64;
+const AFF_REAL: i64 = b'E' as i64;
+
+/// Aggregates whose result depends on the order rows reach them.
+const ORDER_SENSITIVE: &[&str] = &["group_concat", "string_agg"];
+
+/// The function name of an `EXPLAIN` P4 such as `group_concat(2)`.
+fn function_name(p4: Option<&str>) -> &str {
+    let p4 = p4.unwrap_or("");
+    p4.split('(').next().unwrap_or(p4)
+}
+
+/// Check the program SQLite compiled for one statement (see the module documentation).
+pub(crate) fn check_program(ops: &[Op]) -> Result<(), SqlError> {
+    // The main program; subprograms (foreign-key actions) follow it, restarting at 0.
+    let main_len = ops
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, op)| op.addr == 0)
+        .map_or(ops.len(), |(i, _)| i);
+    for op in ops {
+        check_op(op)?;
+    }
+    let main = &ops[..main_len];
+    let opened = openers(main);
+    for (i, op) in main.iter().enumerate() {
+        if matches!(op.opcode.as_str(), "AggStep" | "AggStep1")
+            && ORDER_SENSITIVE.contains(&function_name(op.p4.as_deref()))
+        {
+            check_ordered_aggregate(main, &opened, i)?;
+        }
+    }
+    // DDL (a CREATE INDEX walks its table once) is bounded by the table it builds from;
+    // the meter is for statements that write rows.
+    let ddl = main.iter().any(|op| {
+        matches!(
+            op.opcode.as_str(),
+            "ParseSchema" | "CreateBtree" | "DropTable" | "DropIndex" | "Destroy"
+        )
+    });
+    if !ddl && main.iter().any(|op| op.opcode == "OpenWrite") {
+        check_metered_loops(main, &opened)?;
+    }
+    Ok(())
+}
+
+/// Rules on a single instruction.
+fn check_op(op: &Op) -> Result<(), SqlError> {
+    const NO_FLOAT: &str = "dstorage has no floating point; use INTEGER (e.g. cents, not 1.5)";
+    match op.opcode.as_str() {
+        "Real" => Err(refused(
+            "a REAL literal (or an integer literal beyond 64 bits)",
+            NO_FLOAT,
+        )),
+        "Cast" if op.p2 == AFF_REAL => Err(refused("CAST to REAL", NO_FLOAT)),
+        "Cast" if op.p2 == AFF_NUMERIC => Err(refused(
+            "CAST to a NUMERIC type (NUMERIC, DECIMAL, BOOLEAN, ...)",
+            "it turns text such as '1.5' into REAL; use CAST(x AS INTEGER)",
+        )),
+        "RealAffinity" => Err(refused("a REAL column", NO_FLOAT)),
+        "AggValue" | "AggInverse" => Err(refused(
+            "a window function (OVER)",
+            "window functions are not supported",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The instruction that opened each cursor (the last one, by cursor number).
+fn openers(main: &[Op]) -> BTreeMap<i64, &str> {
+    let mut opened = BTreeMap::new();
+    for op in main {
+        match op.opcode.as_str() {
+            "OpenRead" | "OpenWrite" | "ReopenIdx" | "OpenEphemeral" | "OpenAutoindex"
+            | "OpenPseudo" | "SorterOpen" | "OpenDup" => {
+                opened.insert(op.p1, op.opcode.as_str());
+            }
+            _ => {}
+        }
+    }
+    opened
+}
+
+/// An order-sensitive aggregate at `at` must be fed by its own ORDER BY: SQLite compiles
+/// `group_concat(x, ',' ORDER BY k)` into an ephemeral index sorted by `k`, filled in the
+/// main loop and then walked (`Rewind`, `Column`s, `AggStep`, `Next`) into the aggregate.
+/// Anywhere else its input arrives in the plan's row order.
+fn check_ordered_aggregate(
+    main: &[Op],
+    opened: &BTreeMap<i64, &str>,
+    at: usize,
+) -> Result<(), SqlError> {
+    let name = function_name(main[at].p4.as_deref());
+    let mut i = at;
+    let mut cursor = None;
+    let fed_in_order = loop {
+        let Some(prev) = i.checked_sub(1) else {
+            break false;
+        };
+        i = prev;
+        let op = &main[i];
+        match op.opcode.as_str() {
+            "Column" => match cursor {
+                None => cursor = Some(op.p1),
+                Some(c) if c == op.p1 => {}
+                Some(_) => break false,
+            },
+            "Rewind" => {
+                break cursor.is_none_or(|c| c == op.p1)
+                    && opened.get(&op.p1) == Some(&"OpenEphemeral");
+            }
+            _ => break false,
+        }
+    };
+    if fed_in_order {
+        Ok(())
+    } else {
+        Err(refused(
+            format!("{name}() without its own ORDER BY"),
+            format!(
+                "its result would follow the plan's row order; write {name}(x, ',' ORDER BY key)"
+            ),
+        ))
+    }
+}
+
+/// In a write, every loop over a table and every recursive CTE must call the meter: the
+/// progress handler does not interrupt a write (that would roll back the whole block), so
+/// the meter call is what stops it at its budget (docs/sql.md, "Cost"). Exempt are loops
+/// bounded by work metered elsewhere: over sorters and ephemeral tables filled by metered
+/// loops, over the rows a first pass collected, and the foreign-key checks SQLite adds (their
+/// bodies count a violation with `FkCounter`).
+fn check_metered_loops(main: &[Op], opened: &BTreeMap<i64, &str>) -> Result<(), SqlError> {
+    let meter_at = |lo: usize, hi: usize| {
+        main[lo..=hi].iter().any(|op| {
+            matches!(op.opcode.as_str(), "Function" | "PureFunc")
+                && function_name(op.p4.as_deref()) == METER_FUNCTION
+        })
+    };
+    for (i, op) in main.iter().enumerate() {
+        let Ok(top) = usize::try_from(op.p2) else {
+            continue;
+        };
+        if top > i {
+            continue;
+        }
+        let unmetered = match op.opcode.as_str() {
+            // A scan over a table or index b-tree.
+            "Next" | "Prev" => {
+                matches!(
+                    opened.get(&op.p1),
+                    Some(&("OpenRead" | "OpenWrite" | "ReopenIdx"))
+                ) && !main[top..=i].iter().any(|o| o.opcode == "FkCounter")
+                    && !meter_at(top, i)
+            }
+            // A recursive CTE: its queue (an ephemeral table) is walked from the top while
+            // the body adds rows to it.
+            "Goto" => {
+                let head = &main[top];
+                head.opcode == "Rewind"
+                    && opened.get(&head.p1) == Some(&"OpenEphemeral")
+                    && main[top..=i]
+                        .iter()
+                        .any(|o| o.opcode == "Insert" && o.p1 == head.p1)
+                    && !meter_at(top, i)
+            }
+            _ => false,
+        };
+        if unmetered {
+            return Err(refused(
+                format!(
+                    "a write whose loop at instruction {top}..{i} does not call {METER_FUNCTION}()"
+                ),
+                "every row a write visits must be metered, or it could run past its cost limit",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Column types a table may declare (STRICT also allows REAL and ANY).
+const COLUMN_TYPES: &[&str] = &["INTEGER", "INT", "TEXT", "BLOB"];
+
+/// Check each object created by a DDL statement in `schema`, read back from SQLite's schema
+/// (the statement has run; an error makes the caller roll it back).
+pub(crate) fn check_created(
+    conn: &Connection,
+    schema: &str,
+    created: &[Created],
+) -> Result<(), SqlError> {
+    for object in created {
+        match object {
+            Created::Table(name) => check_table(conn, schema, name)?,
+            Created::Index(name) => {
+                // SQLite names the indexes behind PRIMARY KEY and UNIQUE itself.
+                if !name.starts_with("sqlite_autoindex_") {
+                    in_schema(schema, "index", name)?;
+                }
+                let table: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT tbl_name FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                    )?
+                    .query_row([name], |r| r.get(0))
+                    .ok();
+                if let Some(table) = table {
+                    in_schema(schema, "table of an index", &table)?;
+                }
+            }
+            Created::View(name) => in_schema(schema, "view", name)?,
+        }
+    }
+    Ok(())
+}
+
+fn in_schema(schema: &str, what: &str, name: &str) -> Result<(), SqlError> {
+    if split_physical(name).map(|(s, _)| s) == Some(schema) {
+        Ok(())
+    } else {
+        Err(refused(
+            format!("{what} {name}"),
+            format!("a statement in schema {schema} may only create objects in it"),
+        ))
+    }
+}
+
+/// One column as `PRAGMA table_xinfo` reports it.
+struct Column {
+    name: String,
+    decl_type: String,
+    pk: i64,
+    not_null: bool,
+}
+
+fn check_table(conn: &Connection, schema: &str, name: &str) -> Result<(), SqlError> {
+    in_schema(schema, "table", name)?;
+    let table = |reason: &str| refused(format!("table {name}"), reason.to_owned());
+    let listed: Option<(bool, bool)> = conn
+        .prepare_cached(
+            "SELECT strict, wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
+        )?
+        .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+        .ok();
+    let Some((strict, without_rowid)) = listed else {
+        return Err(table("is not a table after CREATE TABLE"));
+    };
+    if !strict {
+        return Err(table(
+            "it is not STRICT; add STRICT after the column list so SQLite checks every type",
+        ));
+    }
+    let columns: Vec<Column> = conn
+        .prepare_cached(
+            "SELECT name, type, pk, \"notnull\" FROM pragma_table_xinfo(?1) ORDER BY cid",
+        )?
+        .query_map([name], |r| {
+            Ok(Column {
+                name: r.get(0)?,
+                decl_type: r.get(1)?,
+                pk: r.get(2)?,
+                not_null: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    for c in &columns {
+        let t = c.decl_type.to_ascii_uppercase();
+        if !COLUMN_TYPES.contains(&t.as_str()) {
+            let shown = if t.is_empty() { "no type" } else { t.as_str() };
+            return Err(refused(
+                format!("column {} of {name} with {shown}", c.name),
+                "columns are INTEGER, TEXT or BLOB (no REAL, ANY or untyped columns)",
+            ));
+        }
+    }
+    let key: Vec<&Column> = columns.iter().filter(|c| c.pk > 0).collect();
+    if key.is_empty() {
+        return Err(table(
+            "it has no PRIMARY KEY; a changeset names every row by its key",
+        ));
+    }
+    let rowid_alias = key.len() == 1 && key[0].decl_type.eq_ignore_ascii_case("INTEGER");
+    if !without_rowid && !rowid_alias {
+        if let Some(c) = key.iter().find(|c| !c.not_null) {
+            return Err(refused(
+                format!("key column {} of {name} without NOT NULL", c.name),
+                "SQLite lets a rowid table's key hold NULL, and a changeset could not name such a row",
+            ));
+        }
+    }
+    let foreign: Vec<String> = conn
+        .prepare_cached("SELECT \"table\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq")?
+        .query_map([name], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for parent in &foreign {
+        in_schema(schema, "foreign key to", parent)?;
+    }
+    let sql: String = conn
+        .prepare_cached("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?1")?
+        .query_row([name], |r| r.get(0))?;
+    check_table_text(name, &sql)
+}
+
+/// Clauses that only show in the stored CREATE TABLE text, found in its tokens as SQLite
+/// reads them (so a keyword inside a string, a quoted name or a comment does not count).
+fn check_table_text(name: &str, sql: &str) -> Result<(), SqlError> {
+    let tokens = significant(sql);
+    let seq = |i: usize, kws: &[Kw]| -> bool {
+        kws.iter()
+            .enumerate()
+            .all(|(k, kw)| tokens.get(i + k).is_some_and(|t: &Token| t.is(*kw)))
+    };
+    for i in 0..tokens.len() {
+        if seq(i, &[Kw::Autoincrement]) {
+            return Err(refused(
+                format!("AUTOINCREMENT in table {name}"),
+                "it keeps hidden state in sqlite_sequence; INTEGER PRIMARY KEY already takes max+1",
+            ));
+        }
+        if seq(i, &[Kw::Initially, Kw::Deferred]) {
+            return Err(refused(
+                format!("a deferred foreign key in table {name}"),
+                "SQLite checks it only at COMMIT, where one violation would fail the whole block",
+            ));
+        }
+        if seq(i, &[Kw::On, Kw::Conflict, Kw::Rollback]) {
+            return Err(refused(
+                format!("ON CONFLICT ROLLBACK in table {name}"),
+                "it would roll back the whole block, not the transaction",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(addr: i64, opcode: &str, p1: i64, p2: i64, p4: Option<&str>) -> Op {
+        Op {
+            addr,
+            opcode: opcode.to_owned(),
+            p1,
+            p2,
+            p3: 0,
+            p4: p4.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn clauses_inside_strings_and_names_do_not_count() {
+        assert!(check_table_text(
+            "app.t",
+            "CREATE TABLE \"app.t\"(id INTEGER PRIMARY KEY, s TEXT DEFAULT 'AUTOINCREMENT INITIALLY DEFERRED') STRICT"
+        )
+        .is_ok());
+        for sql in [
+            "CREATE TABLE t(id INTEGER PRIMARY KEY AUTOINCREMENT)",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, p INTEGER REFERENCES q(id) DEFERRABLE /* x */ INITIALLY DEFERRED)",
+            "CREATE TABLE t(id INTEGER PRIMARY KEY ON CONFLICT ROLLBACK)",
+        ] {
+            assert!(check_table_text("t", sql).is_err(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn an_unordered_group_concat_is_refused_and_an_ordered_one_passes() {
+        // SELECT group_concat(k) FROM t, as SQLite 3.54.1 compiles it.
+        let plain = vec![
+            op(0, "Init", 0, 7, None),
+            op(1, "OpenRead", 1, 3, None),
+            op(2, "Rewind", 1, 6, None),
+            op(3, "Column", 1, 0, None),
+            op(4, "AggStep", 0, 3, Some("group_concat(1)")),
+            op(5, "Next", 1, 3, None),
+            op(6, "Halt", 0, 0, None),
+        ];
+        let e = check_program(&plain).unwrap_err().to_string();
+        assert!(e.contains("group_concat() without its own ORDER BY"), "{e}");
+        // SELECT group_concat(k ORDER BY n) FROM t: fed from the sorted ephemeral index.
+        let ordered = vec![
+            op(0, "Init", 0, 12, None),
+            op(1, "OpenEphemeral", 1, 3, Some("k(2,B,)")),
+            op(2, "OpenRead", 0, 2, None),
+            op(3, "Rewind", 0, 7, None),
+            op(4, "MakeRecord", 4, 3, None),
+            op(5, "IdxInsert", 1, 7, None),
+            op(6, "Next", 0, 4, None),
+            op(7, "Rewind", 1, 11, None),
+            op(8, "Column", 1, 2, None),
+            op(9, "AggStep", 0, 8, Some("group_concat(1)")),
+            op(10, "Next", 1, 8, None),
+            op(11, "Halt", 0, 0, None),
+        ];
+        assert!(check_program(&ordered).is_ok());
+    }
+
+    #[test]
+    fn a_write_loop_without_the_meter_is_refused() {
+        let mut ops = vec![
+            op(0, "Init", 0, 8, None),
+            op(1, "OpenWrite", 0, 2, None),
+            op(2, "Rewind", 0, 7, None),
+            op(3, "Column", 0, 1, None),
+            op(4, "Function", 0, 0, Some("dstorage_meter(-1)")),
+            op(5, "Delete", 0, 1, None),
+            op(6, "Next", 0, 3, None),
+            op(7, "Halt", 0, 0, None),
+        ];
+        assert!(check_program(&ops).is_ok());
+        ops[4] = op(4, "Noop", 0, 0, None);
+        let e = check_program(&ops).unwrap_err().to_string();
+        assert!(e.contains("does not call dstorage_meter()"), "{e}");
+    }
+}
