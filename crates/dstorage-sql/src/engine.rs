@@ -2056,3 +2056,77 @@ fn dump(conn: &Connection) -> Result<TableDump, SqlError> {
 pub fn table_physical_name(schema: &str, table: &str) -> String {
     physical_name(schema, table)
 }
+
+/// The execution path without the statement guard, as if its parse and rewrite had been
+/// bypassed: for the second layer's tests (`verify.rs`), which must refuse on their own.
+#[cfg(test)]
+impl Block<'_> {
+    /// Run one statement `sql`, written with physical names (`"app.t"`), in `schema`
+    /// through the authorizer, the program and schema checks, the meter and the change
+    /// log, atomically like [`Block::execute`].
+    pub(crate) fn execute_unguarded(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        cost_limit: u64,
+    ) -> Result<ExecOutcome, SqlError> {
+        self.alive()?;
+        let first = sql
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let kind = match first.as_str() {
+            "SELECT" | "WITH" | "PRAGMA" | "VALUES" => Kind::Query,
+            "CREATE" | "DROP" => Kind::Ddl,
+            _ => Kind::Dml,
+        };
+        let rewritten = guard::Rewritten {
+            sql: sql.to_owned(),
+            kind,
+            ctes: Default::default(),
+            exec_sql: format!("/* {schema} */ {sql}"),
+            schema: schema.into(),
+            single_row_insert: false,
+            step_bound: Default::default(),
+        };
+        let limit = self.limit(cost_limit);
+        let snapshot = self.snapshot(false);
+        self.savepoint()?;
+        let mut out = ExecOutcome::default();
+        let result = self
+            .run_rewritten(schema, &rewritten, &[], limit, &mut out)
+            .map(|()| out);
+        self.finish_tx(result, snapshot)
+    }
+}
+
+#[cfg(test)]
+impl Reader {
+    /// [`Block::execute_unguarded`] for a reader: one read statement without the guard.
+    pub(crate) fn query_unguarded(
+        &mut self,
+        sql: &str,
+        cost_limit: u64,
+    ) -> Result<QueryResult, SqlError> {
+        self.conn.execute_batch("BEGIN")?;
+        let result = self.forget_stale_statements().and_then(|()| {
+            run_guarded(
+                &self.conn,
+                &self.auth,
+                &self.meter,
+                Mode::Read {
+                    ctes: Default::default(),
+                },
+                sql,
+                &[],
+                Budget {
+                    used: 0,
+                    limit: cost_limit,
+                },
+            )
+        });
+        self.conn.execute_batch("COMMIT")?;
+        Ok(result?.rows.unwrap_or_default())
+    }
+}

@@ -440,3 +440,305 @@ mod tests {
         assert!(e.contains("does not call dstorage_meter()"), "{e}");
     }
 }
+
+/// Statements that the statement guard would refuse or rewrite, run with it bypassed
+/// (`Block::execute_unguarded`): the second layer alone must refuse each, naming it, and
+/// leave nothing behind. They pin what the issue's guard bypass got through (issue 10:
+/// rowids and sqlite_master read, a window function, group_concat without ORDER BY, REAL
+/// literals, a non-STRICT table with ANY, REAL and untyped columns, CREATE TRIGGER, a write
+/// without the per-row meter).
+#[cfg(test)]
+mod bypass_tests {
+    use crate::{Engine, EngineConfig, TableDump};
+
+    const LIMIT: u64 = 1_000_000;
+
+    /// An engine with schema `app`: a TEXT-keyed rowid table `t`, an INTEGER-keyed `i`, and
+    /// schema `other` with a table `o`.
+    fn setup() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut engine =
+            Engine::open(&dir.path().join("db.sqlite"), EngineConfig::default()).expect("open");
+        let mut block = engine.begin_block().expect("begin");
+        block.create_schema("app").expect("schema");
+        block.create_schema("other").expect("schema");
+        for sql in [
+            "CREATE TABLE t(k TEXT PRIMARY KEY, n INTEGER) STRICT",
+            "CREATE TABLE i(id INTEGER PRIMARY KEY, n INTEGER, s TEXT) STRICT",
+            "INSERT INTO t VALUES ('a', 1), ('b', 2)",
+            "INSERT INTO i VALUES (1, 5, 'x'), (2, 7, '1.5')",
+        ] {
+            block.execute("app", sql, LIMIT).expect(sql);
+        }
+        block
+            .execute(
+                "other",
+                "CREATE TABLE o(id INTEGER PRIMARY KEY) STRICT",
+                LIMIT,
+            )
+            .expect("other");
+        block.commit().expect("commit");
+        (dir, engine)
+    }
+
+    fn state(engine: &Engine) -> (TableDump, Vec<String>) {
+        let objects = engine
+            .connection()
+            .prepare("SELECT type || ' ' || name FROM sqlite_schema ORDER BY name")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        (engine.dump().expect("dump"), objects)
+    }
+
+    /// Run each unguarded statement in its own block; each must fail naming `needle`,
+    /// with the block's changeset empty and the committed state unchanged.
+    fn assert_refused(engine: &mut Engine, cases: &[(&str, &str)]) {
+        let before = state(engine);
+        for (sql, needle) in cases {
+            let mut block = engine.begin_block().expect("begin");
+            let err = block
+                .execute_unguarded("app", sql, LIMIT)
+                .expect_err(sql)
+                .to_string();
+            assert!(
+                err.to_ascii_lowercase()
+                    .contains(&needle.to_ascii_lowercase()),
+                "{sql}: {err:?} does not name {needle:?}"
+            );
+            assert!(
+                block.changeset().expect("changeset").records.is_empty(),
+                "{sql} left changes"
+            );
+            // Commit what is left: the refusal must have undone everything itself.
+            block.commit().expect("commit");
+            assert_eq!(state(engine), before, "{sql} changed the state");
+        }
+    }
+
+    #[test]
+    fn rowids_are_refused_in_every_spelling_without_the_guard() {
+        let (_dir, mut engine) = setup();
+        assert_refused(
+            &mut engine,
+            &[
+                (r#"SELECT rowid FROM "app.t""#, "rowid of app.t"),
+                (r#"SELECT oid FROM "app.t""#, "rowid of app.t"),
+                (r#"SELECT _rowid_ FROM "app.t""#, "rowid of app.t"),
+                (r#"SELECT k FROM "app.t" WHERE rowid = 1"#, "rowid of app.t"),
+                (
+                    r#"UPDATE "app.t" SET rowid = 7 WHERE k = 'a' AND dstorage_meter()"#,
+                    "rowid of app.t",
+                ),
+            ],
+        );
+        let mut reader = engine.reader().expect("reader");
+        let err = reader
+            .query_unguarded(r#"SELECT oid FROM "app.t""#, LIMIT)
+            .expect_err("reader")
+            .to_string();
+        assert!(err.contains("rowid of app.t"), "{err}");
+        // The INTEGER PRIMARY KEY is the rowid by name: SQLite reports the column.
+        let rows = reader
+            .query_unguarded(r#"SELECT rowid FROM "app.i" ORDER BY id"#, LIMIT)
+            .expect("ipk");
+        assert_eq!(rows.rows.len(), 2);
+    }
+
+    #[test]
+    fn sqlite_tables_are_refused_outside_ddl_without_the_guard() {
+        let (_dir, mut engine) = setup();
+        assert_refused(
+            &mut engine,
+            &[
+                ("SELECT name FROM sqlite_master", "reading sqlite_master"),
+                (
+                    "SELECT sql FROM main.sqlite_schema",
+                    "reading sqlite_master",
+                ),
+                ("SELECT * FROM temp.sqlite_master", "sqlite_temp_master"),
+                (
+                    r#"INSERT INTO "app.i"(id, s) SELECT 9, name FROM sqlite_schema LIMIT 1"#,
+                    "reading sqlite_master",
+                ),
+            ],
+        );
+        // A view over the catalogue can be created, but reading it is a read of the
+        // catalogue outside DDL.
+        let mut block = engine.begin_block().expect("begin");
+        block
+            .execute_unguarded(
+                "app",
+                r#"CREATE VIEW "app.v" AS SELECT name FROM sqlite_master"#,
+                LIMIT,
+            )
+            .expect("view");
+        let err = block
+            .execute_unguarded("app", r#"SELECT * FROM "app.v""#, LIMIT)
+            .expect_err("read through a view")
+            .to_string();
+        assert!(err.contains("reading sqlite_master"), "{err}");
+        block.discard().expect("discard");
+        let mut reader = engine.reader().expect("reader");
+        let err = reader
+            .query_unguarded("SELECT name FROM sqlite_schema", LIMIT)
+            .expect_err("reader")
+            .to_string();
+        assert!(err.contains("reading sqlite_master"), "{err}");
+    }
+
+    #[test]
+    fn compiled_programs_are_checked_without_the_guard() {
+        let (_dir, mut engine) = setup();
+        assert_refused(
+            &mut engine,
+            &[
+                ("SELECT 1.5", "REAL literal"),
+                ("SELECT 9223372036854775808", "REAL literal"),
+                (r#"SELECT CAST(n AS REAL) FROM "app.i""#, "CAST to REAL"),
+                (
+                    r#"SELECT CAST(s AS NUMERIC) FROM "app.i""#,
+                    "CAST to a NUMERIC type",
+                ),
+                (
+                    r#"SELECT CAST(s AS BOOLEAN) FROM "app.i""#,
+                    "CAST to a NUMERIC type",
+                ),
+                (r#"SELECT sum(n) OVER () FROM "app.i""#, "window function"),
+                (
+                    r#"SELECT sum(n) OVER (ORDER BY id ROWS 1 PRECEDING) FROM "app.i""#,
+                    "window function",
+                ),
+                (
+                    r#"SELECT group_concat(s) FROM "app.i""#,
+                    "group_concat() without its own ORDER BY",
+                ),
+                (
+                    r#"SELECT n, string_agg(s, ',') FROM "app.i" GROUP BY n"#,
+                    "string_agg() without its own ORDER BY",
+                ),
+                (r#"INSERT INTO "app.i" VALUES (3, 1, 2.5)"#, "REAL literal"),
+            ],
+        );
+        // Their own ORDER BY makes them fine.
+        let mut reader = engine.reader().expect("reader");
+        let rows = reader
+            .query_unguarded(
+                r#"SELECT group_concat(s, ',' ORDER BY id) FROM "app.i""#,
+                LIMIT,
+            )
+            .expect("ordered group_concat");
+        assert_eq!(rows.rows, vec![vec![crate::Value::Text("x,1.5".into())]]);
+    }
+
+    #[test]
+    fn tables_are_checked_after_ddl_without_the_guard() {
+        let (_dir, mut engine) = setup();
+        assert_refused(
+            &mut engine,
+            &[
+                (
+                    r#"CREATE TABLE "app.x"(id INTEGER PRIMARY KEY, a ANY, b REAL, c)"#,
+                    "not STRICT",
+                ),
+                (
+                    r#"CREATE TABLE "app.x"(id INTEGER PRIMARY KEY, a ANY) STRICT"#,
+                    "column a of app.x with ANY",
+                ),
+                (
+                    r#"CREATE TABLE "app.x"(id INTEGER PRIMARY KEY, b REAL) STRICT"#,
+                    "column b of app.x with REAL",
+                ),
+                (
+                    r#"CREATE TABLE "app.x"(id INTEGER, v TEXT) STRICT"#,
+                    "no PRIMARY KEY",
+                ),
+                (
+                    // The authorizer stops the sqlite_sequence table AUTOINCREMENT needs
+                    // first; the text check is the second reading.
+                    r#"CREATE TABLE "app.x"(id INTEGER PRIMARY KEY AUTOINCREMENT) STRICT"#,
+                    "may not write to sqlite_sequence",
+                ),
+                (
+                    r#"CREATE TABLE "app.x"(id INTEGER PRIMARY KEY, p INTEGER REFERENCES "app.i"(id) DEFERRABLE INITIALLY DEFERRED) STRICT"#,
+                    "deferred foreign key",
+                ),
+                (
+                    r#"CREATE TABLE "app.x"(id INTEGER PRIMARY KEY ON CONFLICT ROLLBACK) STRICT"#,
+                    "ON CONFLICT ROLLBACK",
+                ),
+                (
+                    r#"CREATE TABLE "app.x"(id INTEGER PRIMARY KEY, p INTEGER REFERENCES "other.o"(id)) STRICT"#,
+                    "foreign key to other.o",
+                ),
+                (
+                    r#"CREATE TABLE "other.x"(id INTEGER PRIMARY KEY) STRICT"#,
+                    "may not write to other.x",
+                ),
+                (
+                    r#"CREATE INDEX "other.t_n" ON "app.t"(n)"#,
+                    "may not write to other.t_n",
+                ),
+                (
+                    r#"CREATE TRIGGER "app.tr" AFTER INSERT ON "app.t" BEGIN DELETE FROM "app.t"; END"#,
+                    "CREATE TRIGGER",
+                ),
+                (
+                    r#"CREATE TEMP TABLE x(id INTEGER PRIMARY KEY)"#,
+                    "may not write to sqlite_temp_master",
+                ),
+            ],
+        );
+        // What the rules allow passes the same checks. (A STRICT table's key columns are
+        // NOT NULL by SQLite's own rule, so the NOT NULL check on keys cannot fail after
+        // the STRICT one; it stays as a second reading.)
+        let mut block = engine.begin_block().expect("begin");
+        for sql in [
+            r#"CREATE TABLE "app.ok"(k TEXT PRIMARY KEY NOT NULL, n INT, b BLOB, p INTEGER REFERENCES "app.i"(id)) STRICT"#,
+            r#"CREATE TABLE "app.w"(k TEXT PRIMARY KEY, n INTEGER) STRICT, WITHOUT ROWID"#,
+            r#"CREATE INDEX "app.ok_n" ON "app.ok"(n)"#,
+        ] {
+            block.execute_unguarded("app", sql, LIMIT).expect(sql);
+        }
+        block.commit().expect("commit");
+    }
+
+    #[test]
+    fn a_write_without_the_per_row_meter_is_refused_without_the_guard() {
+        let (_dir, mut engine) = setup();
+        assert_refused(
+            &mut engine,
+            &[
+                (
+                    r#"DELETE FROM "app.i" WHERE n > 0"#,
+                    "does not call dstorage_meter()",
+                ),
+                (
+                    r#"UPDATE "app.t" SET n = n + 1"#,
+                    "does not call dstorage_meter()",
+                ),
+                (
+                    r#"INSERT INTO "app.i"(id, n) SELECT id + 10, n FROM "app.i""#,
+                    "does not call dstorage_meter()",
+                ),
+                (
+                    r#"INSERT INTO "app.i"(id, n) WITH RECURSIVE c(x) AS (SELECT 100 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT x, x FROM c"#,
+                    "does not call dstorage_meter()",
+                ),
+            ],
+        );
+        // With the meter in the loop the same writes run.
+        let mut block = engine.begin_block().expect("begin");
+        let out = block
+            .execute_unguarded(
+                "app",
+                r#"UPDATE "app.t" SET n = n + 1 WHERE dstorage_meter()"#,
+                LIMIT,
+            )
+            .expect("metered update");
+        assert_eq!(out.rows_changed, 2);
+        block.commit().expect("commit");
+    }
+}
