@@ -139,6 +139,15 @@ impl Authorizer {
         s.created.clear();
     }
 
+    /// The current mode.
+    pub(crate) fn mode(&self) -> Mode {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .mode
+            .clone()
+    }
+
     /// Whether SQLite compiled a statement since the mode was set, and whether it was DDL
     /// by SQLite's account; clears both.
     pub(crate) fn take_compiled(&self) -> (bool, bool) {

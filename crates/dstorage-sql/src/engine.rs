@@ -809,7 +809,40 @@ fn check_compiled(conn: &Connection, auth: &Authorizer, sql: &str) -> Result<(),
     if let Some(d) = auth.take_denial() {
         return Err(d);
     }
-    verify::check_program(&listing?)
+    verify::check_program(&listing?, &mut |root| hidden_rowid_table(conn, auth, root))
+}
+
+/// The table at b-tree `root` if it is a rowid table without an INTEGER PRIMARY KEY, read
+/// as the engine (the authorizer's mode is kept: these statements are the engine's own).
+fn hidden_rowid_table(
+    conn: &Connection,
+    auth: &Authorizer,
+    root: i64,
+) -> Result<Option<String>, SqlError> {
+    let saved = auth.mode();
+    auth.set_mode(Mode::Internal);
+    let found = (|| {
+        let table: Option<String> = conn
+            .prepare_cached(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND rootpage = ?1",
+            )?
+            .query_row([root], |r| r.get(0))
+            .ok();
+        let Some(table) = table else {
+            return Ok(None);
+        };
+        let without_rowid: bool = conn
+            .prepare_cached("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1")?
+            .query_row([&table], |r| r.get(0))?;
+        let key: Vec<String> = conn
+            .prepare_cached("SELECT type FROM pragma_table_info(?1) WHERE pk > 0")?
+            .query_map([&table], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let alias = key.len() == 1 && key[0].eq_ignore_ascii_case("INTEGER");
+        Ok((!without_rowid && !alias).then_some(table))
+    })();
+    auth.set_mode(saved);
+    found
 }
 
 /// The error of a failed prepare or step: the authorizer's refusal if there was one, the

@@ -38,7 +38,12 @@ fn function_name(p4: Option<&str>) -> &str {
 }
 
 /// Check the program SQLite compiled for one statement (see the module documentation).
-pub(crate) fn check_program(ops: &[Op]) -> Result<(), SqlError> {
+/// `hidden_rowid` names the table at a root page if it is a rowid table without an INTEGER
+/// PRIMARY KEY (its rowid is SQLite's, not a column).
+pub(crate) fn check_program(
+    ops: &[Op],
+    hidden_rowid: &mut dyn FnMut(i64) -> Result<Option<String>, SqlError>,
+) -> Result<(), SqlError> {
     // The main program; subprograms (foreign-key actions) follow it, restarting at 0.
     let main_len = ops
         .iter()
@@ -68,6 +73,41 @@ pub(crate) fn check_program(ops: &[Op]) -> Result<(), SqlError> {
     });
     if !ddl && main.iter().any(|op| op.opcode == "OpenWrite") {
         check_metered_loops(main, &opened)?;
+    }
+    check_rowid_writes(main, hidden_rowid)
+}
+
+/// An INSERT that names the rowid in its column list (`INSERT INTO t(rowid, k) ...`): the
+/// authorizer reports only the table, but the program shows it. SQLite makes a new rowid
+/// (`NewRowid` into register r) and, when the statement gave one, immediately requires the
+/// given value to be an integer (`MustBeInt r`). For a table with an INTEGER PRIMARY KEY that
+/// value is the key; for any other rowid table it is the hidden rowid, which a user could
+/// set to the maximum and so make SQLite pick later rowids at random.
+fn check_rowid_writes(
+    main: &[Op],
+    hidden_rowid: &mut dyn FnMut(i64) -> Result<Option<String>, SqlError>,
+) -> Result<(), SqlError> {
+    for (i, op) in main.iter().enumerate() {
+        let given = op.opcode == "NewRowid"
+            && main
+                .get(i + 1)
+                .is_some_and(|next| next.opcode == "MustBeInt" && next.p1 == op.p2);
+        if !given {
+            continue;
+        }
+        let root = main[..i]
+            .iter()
+            .rev()
+            .find(|o| o.opcode == "OpenWrite" && o.p1 == op.p1)
+            .map(|o| o.p2);
+        if let Some(root) = root {
+            if let Some(table) = hidden_rowid(root)? {
+                return Err(refused(
+                    format!("setting the rowid of {table}"),
+                    "a rowid is SQLite's storage detail; declare an INTEGER PRIMARY KEY and use it",
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -402,7 +442,9 @@ mod tests {
             op(5, "Next", 1, 3, None),
             op(6, "Halt", 0, 0, None),
         ];
-        let e = check_program(&plain).unwrap_err().to_string();
+        let e = check_program(&plain, &mut |_| Ok(None))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("group_concat() without its own ORDER BY"), "{e}");
         // SELECT group_concat(k ORDER BY n) FROM t: fed from the sorted ephemeral index.
         let ordered = vec![
@@ -419,7 +461,7 @@ mod tests {
             op(10, "Next", 1, 8, None),
             op(11, "Halt", 0, 0, None),
         ];
-        assert!(check_program(&ordered).is_ok());
+        assert!(check_program(&ordered, &mut |_| Ok(None)).is_ok());
     }
 
     #[test]
@@ -434,9 +476,11 @@ mod tests {
             op(6, "Next", 0, 3, None),
             op(7, "Halt", 0, 0, None),
         ];
-        assert!(check_program(&ops).is_ok());
+        assert!(check_program(&ops, &mut |_| Ok(None)).is_ok());
         ops[4] = op(4, "Noop", 0, 0, None);
-        let e = check_program(&ops).unwrap_err().to_string();
+        let e = check_program(&ops, &mut |_| Ok(None))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not call dstorage_meter()"), "{e}");
     }
 }
@@ -532,6 +576,14 @@ mod bypass_tests {
                     r#"UPDATE "app.t" SET rowid = 7 WHERE k = 'a' AND dstorage_meter()"#,
                     "rowid of app.t",
                 ),
+                (
+                    r#"INSERT INTO "app.t"(rowid, k, n) VALUES (9223372036854775807, 'z', 1)"#,
+                    "setting the rowid of app.t",
+                ),
+                (
+                    r#"INSERT INTO "app.t"(_rowid_, k) SELECT 5, k || 'x' FROM "app.t" WHERE dstorage_meter()"#,
+                    "setting the rowid of app.t",
+                ),
             ],
         );
         let mut reader = engine.reader().expect("reader");
@@ -545,6 +597,17 @@ mod bypass_tests {
             .query_unguarded(r#"SELECT rowid FROM "app.i" ORDER BY id"#, LIMIT)
             .expect("ipk");
         assert_eq!(rows.rows.len(), 2);
+        drop(reader);
+        // Inserting by the INTEGER PRIMARY KEY, or without a rowid, is no rowid write.
+        let mut block = engine.begin_block().expect("begin");
+        for sql in [
+            r#"INSERT INTO "app.i"(id, n) VALUES (3, 1)"#,
+            r#"INSERT INTO "app.i"(rowid, n) VALUES (4, 1)"#,
+            r#"INSERT INTO "app.t"(k, n) VALUES ('c', 3)"#,
+        ] {
+            block.execute_unguarded("app", sql, LIMIT).expect(sql);
+        }
+        block.commit().expect("commit");
     }
 
     #[test]

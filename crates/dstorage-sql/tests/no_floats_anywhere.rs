@@ -59,7 +59,11 @@ fn assert_float_error(engine: &mut Engine, sql: &str) {
         "{sql} left changes"
     );
     block.commit().expect("commit");
-    assert_eq!(engine.dump().expect("dump"), before, "{sql} changed the state");
+    assert_eq!(
+        engine.dump().expect("dump"),
+        before,
+        "{sql} changed the state"
+    );
 }
 
 #[test]
@@ -68,10 +72,16 @@ fn a_float_made_by_sqlite_is_an_error_in_reads() {
     let mut reader = engine.reader().expect("reader");
     for e in FLOAT_EXPRESSIONS {
         let sql = format!("SELECT {e}");
-        let err = reader.query("app", &sql, LIMIT).expect_err(&sql).to_string();
+        let err = reader
+            .query("app", &sql, LIMIT)
+            .expect_err(&sql)
+            .to_string();
         assert!(names_a_float(&err), "{sql}: {err}");
         let sql = format!("SELECT id FROM t WHERE n = {e}");
-        let err = reader.query("app", &sql, LIMIT).expect_err(&sql).to_string();
+        let err = reader
+            .query("app", &sql, LIMIT)
+            .expect_err(&sql)
+            .to_string();
         assert!(names_a_float(&err), "{sql}: {err}");
     }
     for sql in [
@@ -91,7 +101,10 @@ fn a_float_made_by_sqlite_is_an_error_in_reads() {
     for (sql, cause) in [
         ("SELECT '1.5' + 0", "text '1.5' used as a number"),
         ("SELECT 9223372036854775807 + 1", "integer overflow in +"),
-        ("SELECT (-9223372036854775808) / -1", "integer overflow in /"),
+        (
+            "SELECT (-9223372036854775808) / -1",
+            "integer overflow in /",
+        ),
         ("SELECT abs('-2.5')", "abs() returned a REAL"),
         ("SELECT sum('0.1')", "sum() returned a REAL"),
         ("SELECT CAST('1.5' AS BOOLEAN)", "NUMERIC"),
@@ -194,10 +207,17 @@ fn integer_arithmetic_integer_texts_and_integer_casts_still_work() {
     let rows = reader
         .query("app", "SELECT id FROM t WHERE n = '5' OR n = ' 7 '", LIMIT)
         .expect("integer text compared with an INTEGER column");
-    assert_eq!(rows.rows, vec![vec![Value::Integer(1)], vec![Value::Integer(2)]]);
+    assert_eq!(
+        rows.rows,
+        vec![vec![Value::Integer(1)], vec![Value::Integer(2)]]
+    );
     let mut block = engine.begin_block().expect("begin");
     block
-        .execute("app", "INSERT INTO t(id, n, s) VALUES ('4', '40', 4)", LIMIT)
+        .execute(
+            "app",
+            "INSERT INTO t(id, n, s) VALUES ('4', '40', 4)",
+            LIMIT,
+        )
         .expect("integer texts convert exactly");
     block.commit().expect("commit");
     let rows = reader
@@ -205,7 +225,11 @@ fn integer_arithmetic_integer_texts_and_integer_casts_still_work() {
         .expect("read back");
     assert_eq!(
         rows.rows,
-        vec![vec![Value::Integer(4), Value::Integer(40), Value::Text("4".into())]]
+        vec![vec![
+            Value::Integer(4),
+            Value::Integer(40),
+            Value::Text("4".into())
+        ]]
     );
 }
 
@@ -219,7 +243,10 @@ fn the_engine_refuses_a_sqlite_without_the_no_float_patch() {
         .query_row("SELECT '1.5' + 0", [], |r| r.get::<_, i64>(0))
         .expect_err("patched SQLite")
         .to_string();
-    assert!(err.contains("floating-point value not allowed: text '1.5' used as a number"), "{err}");
+    assert!(
+        err.contains("floating-point value not allowed: text '1.5' used as a number"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -239,6 +266,9 @@ fn a_float_in_an_index_expression_or_a_view_is_an_error_when_it_runs() {
         .query("app", "SELECT x FROM v ORDER BY id", LIMIT)
         .expect_err("view")
         .to_string();
-    assert!(err.contains("text 'a' used as a number") || names_a_float(&err), "{err}");
+    assert!(
+        err.contains("text 'a' used as a number") || names_a_float(&err),
+        "{err}"
+    );
     assert_float_error(&mut engine, "INSERT INTO t(id, n) SELECT id + 10, x FROM v");
 }
