@@ -68,7 +68,7 @@ fn assert_float_error(engine: &mut Engine, sql: &str) {
 
 #[test]
 fn a_float_made_by_sqlite_is_an_error_in_reads() {
-    let (_dir, mut engine) = setup();
+    let (_dir, engine) = setup();
     let mut reader = engine.reader().expect("reader");
     for e in FLOAT_EXPRESSIONS {
         let sql = format!("SELECT {e}");
