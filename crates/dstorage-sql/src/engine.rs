@@ -2122,6 +2122,11 @@ impl Block<'_> {
             schema: schema.into(),
             single_row_insert: false,
             step_bound: Default::default(),
+            returning_keys: 0,
+            tables: Vec::new(),
+            aliases: BTreeMap::new(),
+            written: None,
+            values_rows: 0,
         };
         let limit = self.limit(cost_limit);
         let snapshot = self.snapshot(false);

@@ -21,7 +21,7 @@ use crate::authorizer::{refused, Created};
 use crate::meter::METER_FUNCTION;
 use crate::names::split_physical;
 use crate::program::Op;
-use crate::syntax::token::{significant, Kw, Token};
+use crate::syntax::token::{significant, Kw, Tk, Token};
 use crate::SqlError;
 
 /// SQLite's affinity codes as `OP_Cast` takes them in P2.
@@ -199,12 +199,6 @@ fn check_ordered_aggregate(
 /// loops, over the rows a first pass collected, and the foreign-key checks SQLite adds (their
 /// bodies count a violation with `FkCounter`).
 fn check_metered_loops(main: &[Op], opened: &BTreeMap<i64, &str>) -> Result<(), SqlError> {
-    let meter_at = |lo: usize, hi: usize| {
-        main[lo..=hi].iter().any(|op| {
-            matches!(op.opcode.as_str(), "Function" | "PureFunc")
-                && function_name(op.p4.as_deref()) == METER_FUNCTION
-        })
-    };
     for (i, op) in main.iter().enumerate() {
         let Ok(top) = usize::try_from(op.p2) else {
             continue;
@@ -212,14 +206,13 @@ fn check_metered_loops(main: &[Op], opened: &BTreeMap<i64, &str>) -> Result<(), 
         if top > i {
             continue;
         }
-        let unmetered = match op.opcode.as_str() {
+        let needs_meter = match op.opcode.as_str() {
             // A scan over a table or index b-tree.
             "Next" | "Prev" => {
                 matches!(
                     opened.get(&op.p1),
                     Some(&("OpenRead" | "OpenWrite" | "ReopenIdx"))
                 ) && !main[top..=i].iter().any(|o| o.opcode == "FkCounter")
-                    && !meter_at(top, i)
             }
             // A recursive CTE: its queue (an ephemeral table) is walked from the top while
             // the body adds rows to it.
@@ -230,11 +223,10 @@ fn check_metered_loops(main: &[Op], opened: &BTreeMap<i64, &str>) -> Result<(), 
                     && main[top..=i]
                         .iter()
                         .any(|o| o.opcode == "Insert" && o.p1 == head.p1)
-                    && !meter_at(top, i)
             }
             _ => false,
         };
-        if unmetered {
+        if needs_meter && !metered(main, top, i, 0) {
             return Err(refused(
                 format!(
                     "a write whose loop at instruction {top}..{i} does not call {METER_FUNCTION}()"
@@ -244,6 +236,36 @@ fn check_metered_loops(main: &[Op], opened: &BTreeMap<i64, &str>) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Whether every turn of the loop `top..=end` calls the meter: in its body, or in the loop
+/// of the consumer it hands each row to (a `Yield` to a co-routine, as SQLite runs a view,
+/// a subquery or a CTE in the FROM clause: the consumer resumes it once per row).
+fn metered(main: &[Op], top: usize, end: usize, depth: u32) -> bool {
+    let body = &main[top..=end];
+    if body.iter().any(|op| {
+        matches!(op.opcode.as_str(), "Function" | "PureFunc")
+            && function_name(op.p4.as_deref()) == METER_FUNCTION
+    }) {
+        return true;
+    }
+    if depth >= 8 {
+        return false;
+    }
+    body.iter().filter(|op| op.opcode == "Yield").any(|y| {
+        // The consumer's side: a Yield on the same register outside this loop, at the top
+        // of a loop that a Goto closes.
+        main.iter().enumerate().any(|(at, c)| {
+            c.opcode == "Yield"
+                && c.p1 == y.p1
+                && !(top..=end).contains(&at)
+                && main.iter().enumerate().skip(at + 1).any(|(g, back)| {
+                    back.opcode == "Goto"
+                        && usize::try_from(back.p2) == Ok(at)
+                        && metered(main, at, g, depth + 1)
+                })
+        })
+    })
 }
 
 /// Column types a table may declare (STRICT also allows REAL and ANY).
@@ -372,9 +394,11 @@ fn check_table(conn: &Connection, schema: &str, name: &str) -> Result<(), SqlErr
 fn check_table_text(name: &str, sql: &str) -> Result<(), SqlError> {
     let tokens = significant(sql);
     let seq = |i: usize, kws: &[Kw]| -> bool {
-        kws.iter()
-            .enumerate()
-            .all(|(k, kw)| tokens.get(i + k).is_some_and(|t: &Token| t.is(*kw)))
+        kws.iter().enumerate().all(|(k, kw)| {
+            tokens
+                .get(i + k)
+                .is_some_and(|t: &Token| t.kind == Tk::Keyword(*kw))
+        })
     };
     for i in 0..tokens.len() {
         if seq(i, &[Kw::Autoincrement]) {
