@@ -2161,6 +2161,7 @@ impl Reader {
                 Budget {
                     used: 0,
                     limit: cost_limit,
+                    result_bytes: self.config.max_result_bytes,
                 },
             )
         });
