@@ -33,9 +33,10 @@ pub fn classify(e: &SqlError) -> ErrorClass {
         SqlError::CostLimitExceeded { .. } => ErrorClass::CostLimit,
         SqlError::DataLimitExceeded { .. } => ErrorClass::DataLimit,
         SqlError::BlockFull { .. } => ErrorClass::BlockFull,
-        SqlError::SqliteVersion { .. } | SqlError::BlockAborted | SqlError::ChangeLog(_) => {
-            ErrorClass::Storage
-        }
+        SqlError::SqliteVersion { .. }
+        | SqlError::SqliteUnpatched(_)
+        | SqlError::BlockAborted
+        | SqlError::ChangeLog(_) => ErrorClass::Storage,
         SqlError::Sqlite(inner) => match inner.sqlite_error_code() {
             Some(
                 ErrorCode::SystemIoFailure

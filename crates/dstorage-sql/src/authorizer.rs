@@ -82,12 +82,33 @@ pub(crate) enum Mode {
     },
 }
 
+/// A schema object a statement creates, as SQLite reported it while compiling the
+/// statement (see `verify::check_created`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Created {
+    /// CREATE TABLE, with its physical name.
+    Table(String),
+    /// CREATE INDEX (or an index SQLite makes for a UNIQUE or PRIMARY KEY constraint).
+    Index(String),
+    /// CREATE VIEW.
+    View(String),
+}
+
 #[derive(Debug)]
 struct AuthState {
     mode: Mode,
     /// The first refusal since the last `take_denial`, so the error can name the construct
     /// rather than SQLite's bare "not authorized".
     denial: Option<SqlError>,
+    /// SQLite called the authorizer since the mode was set: it compiled a statement (every
+    /// statement makes at least one call), so its program is new and must be checked.
+    compiled: bool,
+    /// The statement being compiled is DDL by SQLite's own account: it began by writing
+    /// SQLite's catalogue (every CREATE and DROP inserts into or deletes from
+    /// `sqlite_master` before anything else). Only then may `sqlite_master` be read.
+    ddl: bool,
+    /// Objects the statements compiled since the mode was set create.
+    created: Vec<Created>,
 }
 
 /// Shared state of one connection's authorizer callback.
@@ -102,6 +123,9 @@ impl Authorizer {
             state: Arc::new(Mutex::new(AuthState {
                 mode: Mode::Internal,
                 denial: None,
+                compiled: false,
+                ddl: false,
+                created: Vec::new(),
             })),
         }
     }
@@ -110,6 +134,38 @@ impl Authorizer {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         s.mode = mode;
         s.denial = None;
+        s.compiled = false;
+        s.ddl = false;
+        s.created.clear();
+    }
+
+    /// The current mode.
+    pub(crate) fn mode(&self) -> Mode {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .mode
+            .clone()
+    }
+
+    /// Whether SQLite compiled a statement since the mode was set, and whether it was DDL
+    /// by SQLite's account; clears both.
+    pub(crate) fn take_compiled(&self) -> (bool, bool) {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let out = (s.compiled, s.ddl);
+        s.compiled = false;
+        out
+    }
+
+    /// The objects created by the statements compiled since the mode was set.
+    pub(crate) fn take_created(&self) -> Vec<Created> {
+        std::mem::take(
+            &mut self
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .created,
+        )
     }
 
     pub(crate) fn take_denial(&self) -> Option<SqlError> {
@@ -125,7 +181,11 @@ impl Authorizer {
         let state = Arc::clone(&self.state);
         conn.authorizer(Some(move |ctx: AuthContext<'_>| {
             let mut s = state.lock().unwrap_or_else(PoisonError::into_inner);
-            match judge(&s.mode, &ctx.action) {
+            s.compiled = true;
+            if s.mode != Mode::Internal {
+                note(&mut s, &ctx.action);
+            }
+            match judge(&s.mode, s.ddl, &ctx.action) {
                 Ok(()) => Authorization::Allow,
                 Err(e) => {
                     if s.denial.is_none() {
@@ -150,8 +210,42 @@ fn is_schema_table(name: &str) -> bool {
     name.eq_ignore_ascii_case("sqlite_master") || name.eq_ignore_ascii_case("sqlite_schema")
 }
 
-/// The authorizer's verdict on one action.
-fn judge(mode: &Mode, action: &AuthAction<'_>) -> Result<(), SqlError> {
+/// Tables of SQLite's own bookkeeping: user SQL may never read them.
+fn is_sqlite_table(name: &str) -> bool {
+    name.len() >= 7 && name[..7].eq_ignore_ascii_case("sqlite_")
+}
+
+/// What SQLite reports for a reference to the rowid of a table without an INTEGER PRIMARY
+/// KEY, however it is spelled (`rowid`, `oid`, `_rowid_`); for a table with one SQLite
+/// reports that column instead.
+fn is_rowid(column: &str) -> bool {
+    column.eq_ignore_ascii_case("rowid")
+}
+
+/// Track what the statement being compiled is by SQLite's account (see `AuthState`).
+fn note(s: &mut AuthState, action: &AuthAction<'_>) {
+    match *action {
+        AuthAction::Insert { table_name }
+        | AuthAction::Delete { table_name }
+        | AuthAction::Update { table_name, .. }
+            if is_schema_table(table_name) =>
+        {
+            s.ddl = true;
+        }
+        AuthAction::CreateTable { table_name } => {
+            s.created.push(Created::Table(table_name.to_owned()));
+        }
+        AuthAction::CreateIndex { index_name, .. } => {
+            s.created.push(Created::Index(index_name.to_owned()));
+        }
+        AuthAction::CreateView { view_name } => s.created.push(Created::View(view_name.to_owned())),
+        _ => {}
+    }
+}
+
+/// The authorizer's verdict on one action. `ddl`: the statement is DDL by SQLite's account
+/// (see `AuthState::ddl`).
+fn judge(mode: &Mode, ddl: bool, action: &AuthAction<'_>) -> Result<(), SqlError> {
     let (write_schema, ctes) = match mode {
         Mode::Internal => return Ok(()),
         Mode::Write { schema, ctes } => (Some(&**schema), ctes),
@@ -172,10 +266,29 @@ fn judge(mode: &Mode, action: &AuthAction<'_>) -> Result<(), SqlError> {
     };
     match *action {
         AuthAction::Select | AuthAction::Recursive => Ok(()),
-        AuthAction::Read { table_name, .. } => {
-            // SQLite reads its own catalogue while compiling DDL; user SQL cannot name it.
+        AuthAction::Read {
+            table_name,
+            column_name,
+        } => {
+            // SQLite reads its own catalogue (rowid included) while compiling DDL, after
+            // the catalogue write that starts every CREATE and DROP; a user statement that
+            // reads it starts with something else, whatever the first layer let through.
+            if is_schema_table(table_name) && ddl && write_schema.is_some() {
+                return Ok(());
+            }
+            if is_sqlite_table(table_name) {
+                return Err(refused(
+                    format!("reading {table_name}"),
+                    "SQLite's own tables are not visible; use PRAGMA table_info('t') for a table's columns",
+                ));
+            }
+            if is_rowid(column_name) {
+                return Err(refused(
+                    format!("the rowid of {table_name}"),
+                    "a rowid is SQLite's storage detail; declare an INTEGER PRIMARY KEY and use it",
+                ));
+            }
             if split_physical(table_name).is_some()
-                || is_schema_table(table_name)
                 || ctes.contains(&table_name.to_ascii_lowercase())
             {
                 Ok(())
@@ -216,6 +329,13 @@ fn judge(mode: &Mode, action: &AuthAction<'_>) -> Result<(), SqlError> {
         {
             Ok(())
         }
+        AuthAction::Update {
+            table_name,
+            column_name,
+        } if is_rowid(column_name) => Err(refused(
+            format!("changing the rowid of {table_name}"),
+            "a rowid is SQLite's storage detail; declare an INTEGER PRIMARY KEY and use it",
+        )),
         AuthAction::Insert { table_name }
         | AuthAction::Delete { table_name }
         | AuthAction::Update { table_name, .. }
@@ -344,7 +464,7 @@ mod tests {
             },
         ];
         for a in ok {
-            assert!(judge(&w, &a).is_ok(), "{a:?}");
+            assert!(judge(&w, false, &a).is_ok(), "{a:?}");
         }
         let refused = [
             AuthAction::Read {
@@ -374,13 +494,14 @@ mod tests {
             AuthAction::CreateTempTable { table_name: "t" },
         ];
         for a in refused {
-            assert!(judge(&w, &a).is_err(), "{a:?}");
+            assert!(judge(&w, false, &a).is_err(), "{a:?}");
         }
         let r = Mode::Read {
             ctes: BTreeSet::new(),
         };
         assert!(judge(
             &r,
+            false,
             &AuthAction::Read {
                 table_name: "app.t",
                 column_name: "x"
@@ -389,6 +510,7 @@ mod tests {
         .is_ok());
         assert!(judge(
             &r,
+            false,
             &AuthAction::Insert {
                 table_name: "app.t"
             }
@@ -396,11 +518,17 @@ mod tests {
         .is_err());
         assert!(judge(
             &r,
+            false,
             &AuthAction::Insert {
                 table_name: "sqlite_master"
             }
         )
         .is_err());
-        assert!(judge(&Mode::Internal, &AuthAction::Attach { filename: "x" }).is_ok());
+        assert!(judge(
+            &Mode::Internal,
+            false,
+            &AuthAction::Attach { filename: "x" }
+        )
+        .is_ok());
     }
 }

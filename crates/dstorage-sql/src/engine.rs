@@ -26,6 +26,7 @@ use crate::meter::{value_bytes, Meter};
 use crate::names::{physical_name, split_physical, validate_schema_name};
 use crate::program;
 use crate::tracker::{Log, Mark, Tracker};
+use crate::verify;
 use crate::SqlError;
 
 /// The SQLite version this build bundles. Every node of a network must run the same one:
@@ -42,6 +43,24 @@ pub fn sqlite_version() -> Result<&'static str, SqlError> {
             expected: SQLITE_VERSION,
             found: found.to_owned(),
         })
+    }
+}
+
+/// The start of every error the patched SQLite raises instead of making a floating-point
+/// value (vendor/libsqlite3-sys/dstorage-no-float.patch).
+pub(crate) const NO_FLOAT_ERROR: &str = "floating-point value not allowed";
+
+/// Refuse a SQLite built without dstorage's no-float patch: `'1.5' + 0` must be an error
+/// naming it, not the REAL 1.5.
+fn require_no_float_patch(conn: &Connection) -> Result<(), SqlError> {
+    match conn.query_row("SELECT '1.5' + 0", [], |r| {
+        r.get::<_, rusqlite::types::Value>(0)
+    }) {
+        Err(e) if e.to_string().contains(NO_FLOAT_ERROR) => Ok(()),
+        Err(e) => Err(SqlError::SqliteUnpatched(format!(
+            "'1.5' + 0 failed with {e}"
+        ))),
+        Ok(v) => Err(SqlError::SqliteUnpatched(format!("'1.5' + 0 gave {v:?}"))),
     }
 }
 
@@ -389,6 +408,7 @@ impl Engine {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         configure(&mut conn, &config)?;
+        require_no_float_patch(&conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
@@ -651,6 +671,17 @@ pub(crate) fn first_column(conn: &Connection, physical: &str) -> Option<String> 
         .ok()
 }
 
+/// How many columns `SELECT *` gives of table or view `physical` (generated columns
+/// included), if it exists.
+pub(crate) fn table_width(conn: &Connection, physical: &str) -> Option<usize> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM pragma_table_xinfo(?1) WHERE hidden IN (0, 2, 3)")
+        .ok()?
+        .query_row([physical], |r| r.get(0))
+        .ok()?;
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
 impl Catalog for ConnCatalog<'_> {
     fn primary_key(&self, physical: &str) -> Option<Vec<String>> {
         primary_key_columns(self.conn, physical)
@@ -658,6 +689,10 @@ impl Catalog for ConnCatalog<'_> {
 
     fn first_column(&self, physical: &str) -> Option<String> {
         first_column(self.conn, physical)
+    }
+
+    fn table_width(&self, physical: &str) -> Option<usize> {
+        table_width(self.conn, physical)
     }
 
     fn column_count(
@@ -754,6 +789,10 @@ fn run_guarded_held<'c>(
     params: &[Value],
     budget: Budget,
 ) -> Result<StepOutcome, SqlError> {
+    let schema = match &mode {
+        Mode::Write { schema, .. } => Some(Arc::clone(schema)),
+        _ => None,
+    };
     auth.set_mode(mode);
     let result = (|| {
         let stmt = match slot {
@@ -766,11 +805,84 @@ fn run_guarded_held<'c>(
                 &mut slot.insert((sql.to_owned(), stmt)).1
             }
         };
-        run_inner(conn, auth, meter, stmt, params, budget)
+        // The second layer (verify.rs) on what SQLite compiled, whatever the guard did.
+        let (compiled, ddl) = auth.take_compiled();
+        let created = auth.take_created();
+        if compiled {
+            if let Err(e) = check_compiled(conn, auth, sql) {
+                // Out of the statement cache too: a cached statement is not compiled (so
+                // not checked) again.
+                if let Some((_, stmt)) = slot.take() {
+                    stmt.discard();
+                }
+                return Err(e);
+            }
+        }
+        let outcome = run_inner(conn, auth, meter, stmt, params, budget);
+        if ddl {
+            // DDL is compiled afresh on every run, so its objects are always checked.
+            if let Some((_, stmt)) = slot.take() {
+                stmt.discard();
+            }
+        }
+        let outcome = outcome?;
+        if !created.is_empty() {
+            // The engine's own reads of the schema.
+            auth.set_mode(Mode::Internal);
+            let schema = schema.as_deref().unwrap_or_default();
+            verify::check_created(conn, schema, &created)?;
+        }
+        Ok(outcome)
     })();
     auth.set_mode(Mode::Internal);
     meter.disarm();
     result
+}
+
+/// Check the program SQLite compiled for `sql` (verify.rs), under the authorizer mode
+/// already set. Runs once per compile, not per execution.
+fn check_compiled(conn: &Connection, auth: &Authorizer, sql: &str) -> Result<(), SqlError> {
+    let listing = program::explain(conn, sql);
+    // EXPLAIN compiles the statement again; what the authorizer noted then is a repeat.
+    auth.take_compiled();
+    auth.take_created();
+    if let Some(d) = auth.take_denial() {
+        return Err(d);
+    }
+    verify::check_program(&listing?, &mut |root| hidden_rowid_table(conn, auth, root))
+}
+
+/// The table at b-tree `root` if it is a rowid table without an INTEGER PRIMARY KEY, read
+/// as the engine (the authorizer's mode is kept: these statements are the engine's own).
+fn hidden_rowid_table(
+    conn: &Connection,
+    auth: &Authorizer,
+    root: i64,
+) -> Result<Option<String>, SqlError> {
+    let saved = auth.mode();
+    auth.set_mode(Mode::Internal);
+    let found = (|| {
+        let table: Option<String> = conn
+            .prepare_cached(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND rootpage = ?1",
+            )?
+            .query_row([root], |r| r.get(0))
+            .ok();
+        let Some(table) = table else {
+            return Ok(None);
+        };
+        let without_rowid: bool = conn
+            .prepare_cached("SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1")?
+            .query_row([&table], |r| r.get(0))?;
+        let key: Vec<String> = conn
+            .prepare_cached("SELECT type FROM pragma_table_info(?1) WHERE pk > 0")?
+            .query_map([&table], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let alias = key.len() == 1 && key[0].eq_ignore_ascii_case("INTEGER");
+        Ok((!without_rowid && !alias).then_some(table))
+    })();
+    auth.set_mode(saved);
+    found
 }
 
 /// The error of a failed prepare or step: the authorizer's refusal if there was one, the
@@ -1544,8 +1656,13 @@ impl<'e> Block<'e> {
                         target: t.clone(),
                     });
                 }
-                // Delete the rows first, in the change log, so the changeset shows them going.
-                let del = format!("/* {schema} */ DELETE FROM {}", quote(t));
+                // Delete the rows first, in the change log, so the changeset shows them going;
+                // metered per row like every write (verify.rs refuses a write loop without it).
+                let del = format!(
+                    "/* {schema} */ DELETE FROM {} WHERE {}()",
+                    quote(t),
+                    crate::meter::METER_FUNCTION
+                );
                 let step = run_guarded(
                     self.conn,
                     self.auth,
@@ -2069,4 +2186,84 @@ fn dump(conn: &Connection) -> Result<TableDump, SqlError> {
 /// Physical name helper re-exported for callers that build names themselves.
 pub fn table_physical_name(schema: &str, table: &str) -> String {
     physical_name(schema, table)
+}
+
+/// The execution path without the statement guard, as if its parse and rewrite had been
+/// bypassed: for the second layer's tests (`verify.rs`), which must refuse on their own.
+#[cfg(test)]
+impl Block<'_> {
+    /// Run one statement `sql`, written with physical names (`"app.t"`), in `schema`
+    /// through the authorizer, the program and schema checks, the meter and the change
+    /// log, atomically like [`Block::execute`].
+    pub(crate) fn execute_unguarded(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        cost_limit: u64,
+    ) -> Result<ExecOutcome, SqlError> {
+        self.alive()?;
+        let first = sql
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let kind = match first.as_str() {
+            "SELECT" | "WITH" | "PRAGMA" | "VALUES" => Kind::Query,
+            "CREATE" | "DROP" => Kind::Ddl,
+            _ => Kind::Dml,
+        };
+        let rewritten = guard::Rewritten {
+            sql: sql.to_owned(),
+            kind,
+            ctes: Default::default(),
+            exec_sql: format!("/* {schema} */ {sql}"),
+            schema: schema.into(),
+            single_row_insert: false,
+            step_bound: Default::default(),
+            returning_keys: 0,
+            tables: Vec::new(),
+            aliases: BTreeMap::new(),
+            written: None,
+            values_rows: 0,
+        };
+        let limit = self.limit(cost_limit);
+        let snapshot = self.snapshot(false);
+        self.savepoint()?;
+        let mut out = ExecOutcome::default();
+        let result = self
+            .run_rewritten(schema, &rewritten, &[], limit, &mut out)
+            .map(|()| out);
+        self.finish_tx(result, snapshot)
+    }
+}
+
+#[cfg(test)]
+impl Reader {
+    /// [`Block::execute_unguarded`] for a reader: one read statement without the guard.
+    pub(crate) fn query_unguarded(
+        &mut self,
+        sql: &str,
+        cost_limit: u64,
+    ) -> Result<QueryResult, SqlError> {
+        self.conn.execute_batch("BEGIN")?;
+        let result = self.forget_stale_statements().and_then(|()| {
+            run_guarded(
+                &self.conn,
+                &self.auth,
+                &self.meter,
+                Mode::Read {
+                    ctes: Default::default(),
+                },
+                sql,
+                &[],
+                Budget {
+                    used: 0,
+                    limit: cost_limit,
+                    result_bytes: self.config.max_result_bytes,
+                },
+            )
+        });
+        self.conn.execute_batch("COMMIT")?;
+        Ok(result?.rows.unwrap_or_default())
+    }
 }

@@ -103,6 +103,10 @@ pub enum SqlError {
         /// The version linked in.
         found: String,
     },
+    /// The linked SQLite lacks dstorage's patch that makes every floating-point value an
+    /// error (vendor/libsqlite3-sys/DSTORAGE.md): floats could reach results and state.
+    #[error("the linked SQLite is not built with dstorage's no-float patch: {0}")]
+    SqliteUnpatched(String),
     /// Changeset bytes that do not decode, or decode to a non-canonical form.
     #[error("changeset bytes are invalid at offset {offset}: {reason}")]
     ChangesetDecode {

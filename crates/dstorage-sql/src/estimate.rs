@@ -70,6 +70,9 @@ impl Catalog for Catalogue<'_> {
     fn first_column(&self, physical: &str) -> Option<String> {
         crate::engine::first_column(self.conn, physical)
     }
+    fn table_width(&self, physical: &str) -> Option<usize> {
+        crate::engine::table_width(self.conn, physical)
+    }
     fn column_count(
         &self,
         sql: &str,

@@ -74,6 +74,10 @@ pub(crate) trait Catalog {
     fn first_column(&self, _physical: &str) -> Option<String> {
         None
     }
+    /// How many columns `SELECT *` gives of a physical table or view, if it exists.
+    fn table_width(&self, _physical: &str) -> Option<usize> {
+        None
+    }
 }
 
 /// One statement after the guard: SQLite-ready text and its kind.
@@ -548,10 +552,31 @@ impl Guard<'_> {
         }
         if let Some(r) = &ins.returning {
             self.result_columns(&r.columns)?;
+            self.returning_names(r, &ins.table)?;
         }
         self.pop(pushed);
         out.single_row_insert = is_plain_single_row_insert(ins);
         out.written = Some(physical);
+        Ok(())
+    }
+
+    /// RETURNING resolves a qualified column against the target's real name only (not
+    /// its alias), so the user's `t.c` there must name the physical table.
+    fn returning_names(&mut self, r: &Returning, table: &QualName) -> Result<(), SqlError> {
+        let own = table.name.text.to_ascii_lowercase();
+        let physical = {
+            let (s, t) = self.resolve(table)?;
+            physical_name(&s, &t)
+        };
+        let mut renames = Vec::new();
+        for col in &r.columns {
+            if let ResultColumn::Expr { expr, .. } = col {
+                collect_qualified(expr, &own, &mut renames);
+            }
+        }
+        for tok in renames {
+            self.replace(tok, tok, quote_ident(&physical));
+        }
         Ok(())
     }
 
@@ -643,6 +668,7 @@ impl Guard<'_> {
         self.gate(&items, u.where_.as_ref(), u.set_last)?;
         if let Some(r) = &u.returning {
             self.returning_in_key_order(r, &items[0], out)?;
+            self.returning_names(r, &u.table)?;
         }
         self.pop(pushed);
         out.written = Some(physical);
@@ -665,6 +691,7 @@ impl Guard<'_> {
         self.gate(&items, d.where_.as_ref(), name_end)?;
         if let Some(r) = &d.returning {
             self.returning_in_key_order(r, &items[0], out)?;
+            self.returning_names(r, &d.table)?;
         }
         self.pop(pushed);
         out.written = Some(physical);
@@ -773,7 +800,7 @@ impl Guard<'_> {
             self.expr(e)?;
         }
         // LIMIT picks rows, so the order decides the result wherever one is written.
-        if need == Need::Order || s.limit.is_some() {
+        if need == Need::Order || (s.limit.is_some() && need != Need::Never) {
             self.add_ordering(s, &first_items)?;
         }
         self.pop(pushed);
@@ -1027,14 +1054,62 @@ impl Guard<'_> {
                 c.columns.len()
             }
             Some(Core::Values { rows, .. }) => rows.first().map_or(0, Vec::len),
-            _ => {
-                // A `*` needs SQLite to count: prepare the query as rewritten so far,
-                // inside the WITH clauses in scope.
-                let body = self.render(s.first, s.body_last(), false)?;
-                self.catalog.column_count(&body, &self.ctes)?
-            }
+            Some(Core::Select(c)) => match self.star_width(c) {
+                Some(n) => n,
+                None => {
+                    // SQLite counts what this cannot (USING and NATURAL joins merge
+                    // columns): prepare the query as rewritten so far. (A subquery that
+                    // names outer columns does not prepare alone; it then fails here.)
+                    let body = self.render(s.first, s.body_last(), false)?;
+                    self.catalog.column_count(&body, &self.ctes)?
+                }
+            },
+            None => 0,
         };
         Ok((1..=n).map(|i| i.to_string()).collect())
+    }
+
+    /// The number of result columns of a core with `*` or `t.*`, counted from the tables'
+    /// widths, where that is certain: no USING or NATURAL join, every item a table or view
+    /// (CTEs and subqueries name no width here).
+    fn star_width(&self, c: &SelectCore) -> Option<usize> {
+        let from = c.from.as_ref()?;
+        let mut widths: Vec<(String, usize)> = Vec::new();
+        let mut stack: Vec<&FromItem> = from.items.iter().rev().collect();
+        while let Some(item) = stack.pop() {
+            if !item.using.is_empty()
+                || item
+                    .join
+                    .is_some_and(|(t, _)| self.tok_text(t).eq_ignore_ascii_case("natural"))
+            {
+                return None;
+            }
+            match &item.source {
+                Source::Table(name) if !self.is_cte(name) => {
+                    let (s, t) = self.resolve(name).ok()?;
+                    let width = self.catalog.table_width(&physical_name(&s, &t))?;
+                    let q = item
+                        .alias
+                        .as_ref()
+                        .map_or(t, |a| a.text.to_ascii_lowercase());
+                    widths.push((q, width));
+                }
+                Source::Nested(f) => stack.extend(f.items.iter().rev()),
+                _ => return None,
+            }
+        }
+        let mut n = 0;
+        for col in &c.columns {
+            n += match col {
+                ResultColumn::Expr { .. } => 1,
+                ResultColumn::Star(_) => widths.iter().map(|(_, w)| w).sum(),
+                ResultColumn::TableStar(q) => {
+                    let q = q.text.to_ascii_lowercase();
+                    widths.iter().find(|(name, _)| *name == q)?.1
+                }
+            };
+        }
+        Some(n)
     }
 
     /// Refuse columns whose value SQLite would take from a row the plan chooses: bare
@@ -1103,6 +1178,16 @@ impl Guard<'_> {
             return Ok(());
         }
         match &e.kind {
+            // SQLite reads a bare TRUE or FALSE as the literal 1 or 0.
+            ExprKind::Column {
+                column,
+                table: None,
+                ..
+            } if column.text.eq_ignore_ascii_case("true")
+                || column.text.eq_ignore_ascii_case("false") =>
+            {
+                Ok(())
+            }
             ExprKind::Column { column, table, .. } => {
                 if self.is_grouped(table.as_ref(), column, grouped)
                     || (table.is_none() && aliases.contains(&column.text.to_ascii_lowercase()))
@@ -1347,11 +1432,11 @@ impl Guard<'_> {
                 // A scalar subquery yields its first row: its order decides the value.
                 return self.select(s, Need::Order);
             }
-            ExprKind::Exists(s) | ExprKind::InSelect { select: s, .. } => {
-                if let ExprKind::InSelect { expr, .. } = &e.kind {
-                    self.expr(expr)?;
-                }
-                return self.select(s, Need::Nothing);
+            // EXISTS is true or false whatever order its rows come in, LIMIT or not.
+            ExprKind::Exists(s) => return self.select(s, Need::Never),
+            ExprKind::InSelect { expr, select, .. } => {
+                self.expr(expr)?;
+                return self.select(select, Need::Nothing);
             }
             ExprKind::InTable {
                 expr, table, args, ..
@@ -1650,6 +1735,8 @@ enum Need {
     Order,
     /// Only if it has a LIMIT.
     Nothing,
+    /// Never: its rows only tell whether there are any (EXISTS).
+    Never,
 }
 
 /// The name of a query's first result column, where it can be told from the text: an
@@ -1784,6 +1871,21 @@ fn collect_order_sensitive(e: &Expr, out: &mut Vec<Function>) {
         _ => {}
     }
     for_each_child(e, &mut |c| collect_order_sensitive(c, out));
+}
+
+/// The qualifier tokens of columns `own.c` in `e` (outside subqueries).
+fn collect_qualified(e: &Expr, own: &str, out: &mut Vec<Tix>) {
+    if let ExprKind::Column {
+        schema: None,
+        table: Some(t),
+        ..
+    } = &e.kind
+    {
+        if t.text.eq_ignore_ascii_case(own) {
+            out.push(t.tok);
+        }
+    }
+    for_each_child(e, &mut |c| collect_qualified(c, own, out));
 }
 
 /// The names a FROM list's items go by (aliases, or table names), lower case.

@@ -25,6 +25,7 @@ mod names;
 mod program;
 mod syntax;
 mod tracker;
+mod verify;
 
 pub use authorizer::ALLOWED_FUNCTIONS;
 pub use changeset::{

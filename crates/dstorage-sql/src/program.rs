@@ -32,11 +32,18 @@ use rusqlite::Connection;
 /// control flow and error handling.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Op {
+    /// The instruction's address; a listing restarts at 0 for each trigger or foreign-key
+    /// action subprogram SQLite appends after the main program.
+    pub addr: i64,
     pub opcode: String,
     pub p1: i64,
     pub p2: i64,
+    pub p3: i64,
     /// Length of the P4 operand as `EXPLAIN` prints it (a constant string's text).
     pub p4_len: u64,
+    /// P4 as `EXPLAIN` prints it (a function's name and argument count, a key's
+    /// affinities...), if any.
+    pub p4: Option<String>,
 }
 
 /// SQLite's `OE_Abort`: the statement is undone and the transaction goes on.
@@ -256,10 +263,17 @@ pub(crate) fn explain(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<Op>>
             _ => 0,
         };
         program.push(Op {
+            addr: row.get(0)?,
             opcode: row.get(1)?,
             p1: row.get(2)?,
             p2: row.get(3)?,
+            p3: row.get(4)?,
             p4_len: p4_len as u64,
+            p4: match row.get_ref(5)? {
+                rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                rusqlite::types::ValueRef::Integer(i) => Some(i.to_string()),
+                _ => None,
+            },
         });
     }
     Ok(program)
@@ -271,11 +285,15 @@ mod tests {
 
     fn program(ops: &[(&str, i64, i64)]) -> Vec<Op> {
         ops.iter()
-            .map(|&(opcode, p1, p2)| Op {
+            .enumerate()
+            .map(|(addr, &(opcode, p1, p2))| Op {
+                addr: addr as i64,
                 opcode: opcode.to_owned(),
                 p1,
                 p2,
+                p3: 0,
                 p4_len: 0,
+                p4: None,
             })
             .collect()
     }

@@ -156,29 +156,6 @@ pub fn explain(case: &Case) -> Option<&'static KnownBug> {
 /// an entry explains no failure any more.
 pub const KNOWN_GUARD_BUGS: &[KnownBug] = &[
     KnownBug {
-        name: "qualified column in RETURNING fails",
-        issue: "issue 10 item 1 (new: found by the campaign)",
-        example: "DELETE FROM t0 WHERE c = 1 RETURNING t0.c",
-        expected: "the deleted rows' c",
-        got: "SQLite: no such column: t0.c (the guard names the target `\"app.t0\" AS \"t0\"`, and RETURNING does not see an alias)",
-        failures: &[Failure::EngineError],
-        matches: |c| c.has_qualified_returning(),
-    },
-    KnownBug {
-        name: "a write's RETURNING loses its columns next to a LIMITed subquery",
-        issue: "issue 10 item 1 (new: found by the campaign against the token-editing guard)",
-        example: "UPDATE OR REPLACE t0 SET a = a WHERE EXISTS (SELECT * FROM v0 q31 JOIN v0 ON q31.vc1 IS b NOT NULL LIMIT 0) RETURNING CASE WHEN b IS ('0a') NOT NULL THEN 'q' END",
-        expected: "the updated rows (here none)",
-        got: "SQLite: no such column: b",
-        failures: &[Failure::EngineError],
-        matches: |c| {
-            c.got.contains("no such column")
-                && c.has_word("RETURNING")
-                && c.has_word("LIMIT")
-                && !c.has_qualified_returning()
-        },
-    },
-    KnownBug {
         name: "PRAGMA index_list / foreign_key_list show physical names",
         issue: "issue 10 item 7 (new: found by the campaign)",
         example: "PRAGMA index_list('t0')",
@@ -186,23 +163,5 @@ pub const KNOWN_GUARD_BUGS: &[KnownBug] = &[
         got: "[0, 'app.ix0', 0, 'c', 0], [1, 'sqlite_autoindex_app.t0_1', 1, 'pk', 0] (foreign_key_list: table 'app.t1')",
         failures: &[Failure::RowsDiffer, Failure::OrderDiffers],
         matches: |c| c.has_word("index_list") || c.has_word("foreign_key_list"),
-    },
-    KnownBug {
-        name: "floats through type affinity run",
-        issue: "issue 10 item 4",
-        example: "SELECT CAST('0.1' + '0.2' AS TEXT)",
-        expected: "a refusal",
-        got: "'0.30000000000000004'",
-        failures: &[Failure::MustRefuseRan],
-        matches: |c| c.rule == Some("float via affinity"),
-    },
-    KnownBug {
-        name: "TRUE / FALSE read as columns next to an aggregate",
-        issue: "issue 10 item 5 (new: found by the campaign against the new guard)",
-        example: "SELECT grp, count(*) FROM t GROUP BY grp HAVING TRUE",
-        expected: "the groups (TRUE is the literal 1)",
-        got: "column TRUE next to an aggregate is not allowed: SQLite would take its value from a row the query plan picks",
-        failures: &[Failure::UndocumentedRefusal],
-        matches: |c| c.has_word("TRUE") || c.has_word("FALSE"),
     },
 ];
