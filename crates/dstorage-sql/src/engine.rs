@@ -720,6 +720,22 @@ impl Catalog for ConnCatalog<'_> {
     }
 }
 
+/// Give the names in a PRAGMA's rows as the schema knows them: `app.ix` is `ix`, and
+/// SQLite's own `sqlite_autoindex_app.t_1` is `sqlite_autoindex_t_1`.
+fn names_in_schema(rows: &mut QueryResult, schema: &str) {
+    let own = format!("{schema}.");
+    let auto = format!("sqlite_autoindex_{schema}.");
+    for v in rows.rows.iter_mut().flatten() {
+        if let Value::Text(t) = v {
+            if let Some(rest) = t.strip_prefix(&auto) {
+                *t = format!("sqlite_autoindex_{rest}");
+            } else if let Some(rest) = t.strip_prefix(&own) {
+                *t = rest.to_owned();
+            }
+        }
+    }
+}
+
 /// Put the rows of an UPDATE or DELETE ... RETURNING in the order of the `keys` key
 /// columns the guard appended to them, then drop those columns: SQLite returns the rows in
 /// the order it visited them, which the query plan chooses.
@@ -1734,6 +1750,9 @@ impl<'e> Block<'e> {
         if let Some(rows) = &mut out.rows {
             rows.cost = out.cost;
             sort_by_appended_keys(rows, rewritten.returning_keys);
+            if rewritten.names_in_results {
+                names_in_schema(rows, &rewritten.schema);
+            }
         }
         match rewritten.kind {
             Kind::Ddl => self.pending_ddl.push(ChangesetRecord::Ddl {
@@ -2004,6 +2023,9 @@ impl Reader {
             },
         )?;
         let mut result = step.rows.unwrap_or_default();
+        if rewritten.names_in_results {
+            names_in_schema(&mut result, &rewritten.schema);
+        }
         result.cost = step.cost;
         Ok(result)
     }
@@ -2225,6 +2247,7 @@ impl Block<'_> {
             aliases: BTreeMap::new(),
             written: None,
             values_rows: 0,
+            names_in_results: false,
         };
         let limit = self.limit(cost_limit);
         let snapshot = self.snapshot(false);

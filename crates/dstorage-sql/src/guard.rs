@@ -112,6 +112,9 @@ pub(crate) struct Rewritten {
     pub written: Option<String>,
     /// Rows of an `INSERT ... VALUES`.
     pub values_rows: u64,
+    /// A PRAGMA whose rows name indexes or tables: the engine gives them back under
+    /// their names in the schema, not their physical names.
+    pub names_in_results: bool,
 }
 
 /// Guard and rewrite statement `index` of `parsed` (from SQL text `sql`) for `schema`.
@@ -158,6 +161,7 @@ pub(crate) fn rewrite(
         aliases: g.aliases,
         written: out.written,
         values_rows: out.values_rows,
+        names_in_results: out.names_in_results,
     })
 }
 
@@ -167,6 +171,7 @@ struct RewriteFacts {
     returning_keys: usize,
     written: Option<String>,
     values_rows: u64,
+    names_in_results: bool,
 }
 
 fn classify(stmt: &Stmt, read_only: bool) -> Result<Kind, SqlError> {
@@ -452,7 +457,13 @@ impl Guard<'_> {
                     });
                 }
             }
-            Body::Pragma(p) => self.pragma(p)?,
+            Body::Pragma(p) => {
+                self.pragma(p)?;
+                out.names_in_results = matches!(
+                    p.name.name.text.to_ascii_lowercase().as_str(),
+                    "index_list" | "foreign_key_list"
+                );
+            }
             Body::Unsupported(_) => unreachable!("classify refuses unsupported statements"),
         }
         Ok(kind)

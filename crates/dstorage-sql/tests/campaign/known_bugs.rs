@@ -155,13 +155,4 @@ pub fn explain(case: &Case) -> Option<&'static KnownBug> {
 /// entry with the fix of its class; the tests fail while an unlisted class fails, and while
 /// an entry explains no failure any more.
 pub const KNOWN_GUARD_BUGS: &[KnownBug] = &[
-    KnownBug {
-        name: "PRAGMA index_list / foreign_key_list show physical names",
-        issue: "issue 10 item 7 (new: found by the campaign)",
-        example: "PRAGMA index_list('t0')",
-        expected: "[0, 'ix0', 0, 'c', 0], [1, 'sqlite_autoindex_t0_1', 1, 'pk', 0]",
-        got: "[0, 'app.ix0', 0, 'c', 0], [1, 'sqlite_autoindex_app.t0_1', 1, 'pk', 0] (foreign_key_list: table 'app.t1')",
-        failures: &[Failure::RowsDiffer, Failure::OrderDiffers],
-        matches: |c| c.has_word("index_list") || c.has_word("foreign_key_list"),
-    },
 ];
