@@ -154,5 +154,4 @@ pub fn explain(case: &Case) -> Option<&'static KnownBug> {
 /// Guard bugs the campaign finds on main's guard (issue 10), most frequent first. Remove an
 /// entry with the fix of its class; the tests fail while an unlisted class fails, and while
 /// an entry explains no failure any more.
-pub const KNOWN_GUARD_BUGS: &[KnownBug] = &[
-];
+pub const KNOWN_GUARD_BUGS: &[KnownBug] = &[];
