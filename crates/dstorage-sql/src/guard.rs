@@ -14,7 +14,7 @@ use crate::authorizer::{refused, why_not, ALLOWED_FUNCTIONS, ALLOWED_PRAGMAS};
 use crate::names::{canonical_object_name, physical_name, validate_schema_name};
 use crate::syntax;
 use crate::syntax::ast::*;
-use crate::syntax::parser::{grow, MAX_DEPTH};
+use crate::syntax::parser::grow;
 use crate::syntax::token::{self, Tk, Token};
 pub(crate) use crate::syntax::Parsed;
 use crate::SqlError;
@@ -2130,7 +2130,6 @@ fn splice(
             "the guard could not rewrite it exactly; please report it",
         ));
     }
-    let _ = MAX_DEPTH;
     Ok((text, expected))
 }
 
