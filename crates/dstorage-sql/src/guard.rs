@@ -1209,10 +1209,12 @@ impl Guard<'_> {
                 }
             }
             ExprKind::Function(f) if is_aggregate_call(f) => Ok(()),
-            ExprKind::Subquery(s) | ExprKind::Exists(s) => self.outer_refs_grouped(s, grouped),
+            ExprKind::Subquery(s) | ExprKind::Exists(s) => {
+                self.outer_refs_grouped(s, &BTreeSet::new(), grouped)
+            }
             ExprKind::InSelect { expr, select, .. } => {
                 self.bare_columns_grouped(expr, grouped, aliases)?;
-                self.outer_refs_grouped(select, grouped)
+                self.outer_refs_grouped(select, &BTreeSet::new(), grouped)
             }
             _ => {
                 let mut result = Ok(());
@@ -1241,9 +1243,15 @@ impl Guard<'_> {
 
     /// Inside a subquery of an aggregate query, a column qualified with a table of the
     /// outer query (and not of the subquery) is a bare column of the outer query.
-    /// (Unqualified columns are taken as the subquery's own.)
-    fn outer_refs_grouped(&self, s: &Select, grouped: &[Vec<&str>]) -> Result<(), SqlError> {
-        let mut own = BTreeSet::new();
+    /// (Unqualified columns are taken as the subquery's own.) `own` holds the qualifiers
+    /// of the subqueries that enclose `s`, inside the aggregate query.
+    fn outer_refs_grouped(
+        &self,
+        s: &Select,
+        own: &BTreeSet<String>,
+        grouped: &[Vec<&str>],
+    ) -> Result<(), SqlError> {
+        let mut own = own.clone();
         for core in &s.cores {
             if let Core::Select(c) = core {
                 if let Some(f) = &c.from {
@@ -1280,21 +1288,7 @@ impl Guard<'_> {
                 if let ExprKind::InSelect { expr, .. } = &e.kind {
                     self.qualified_outer_refs_grouped(expr, own, grouped)?;
                 }
-                let mut inner = own.clone();
-                for core in &s.cores {
-                    if let Core::Select(c) = core {
-                        if let Some(f) = &c.from {
-                            collect_qualifiers(&f.items, &mut inner);
-                        }
-                    }
-                }
-                let mut result = Ok(());
-                for_each_expr_of_select(s, &mut |x| {
-                    if result.is_ok() {
-                        result = self.qualified_outer_refs_grouped(x, &inner, grouped);
-                    }
-                });
-                result
+                self.outer_refs_grouped(s, own, grouped)
             }
             _ => {
                 let mut result = Ok(());
