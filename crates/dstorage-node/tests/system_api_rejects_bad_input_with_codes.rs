@@ -309,55 +309,35 @@ async fn api_rejects_bad_input_with_codes() {
     }
 
     // Reads refuse the same way, with the API's read codes.
-    match client.query(SCHEMA, "SELECT * FROM").await {
-        Err(ClientError::Api {
-            status,
-            code,
-            error,
-            ..
-        }) => {
-            assert_eq!((status, code.as_str()), (422, "sql_refused"), "{error}");
-            assert!(error.contains("does not parse"), "{error}");
-        }
-        other => panic!("bad read: {other:?}"),
-    }
-    match client.query(SCHEMA, "SELECT * FROM nowhere").await {
-        Err(ClientError::Api {
-            status,
-            code,
-            error,
-            ..
-        }) => {
-            assert_eq!((status, code.as_str()), (400, "sql_error"), "{error}");
-            assert!(error.contains("no such table"), "{error}");
-        }
-        other => panic!("read of an unknown table: {other:?}"),
-    }
+    common::assert_api_error(
+        client.query(SCHEMA, "SELECT * FROM").await,
+        422,
+        "sql_refused",
+        "does not parse",
+        "bad read",
+    );
+    common::assert_api_error(
+        client.query(SCHEMA, "SELECT * FROM nowhere").await,
+        400,
+        "sql_error",
+        "no such table",
+        "read of an unknown table",
+    );
     // Regression: a read of several statements answered the last one.
-    match client.query(SCHEMA, "SELECT 1; SELECT 2").await {
-        Err(ClientError::Api {
-            status,
-            code,
-            error,
-            ..
-        }) => {
-            assert_eq!((status, code.as_str()), (422, "sql_refused"), "{error}");
-            assert!(error.contains("exactly one statement"), "{error}");
-        }
-        other => panic!("read of two statements: {other:?}"),
-    }
-    match client.query(SCHEMA, "SELECT random()").await {
-        Err(ClientError::Api {
-            status,
-            code,
-            error,
-            ..
-        }) => {
-            assert_eq!((status, code.as_str()), (422, "sql_refused"), "{error}");
-            assert!(error.contains("random"), "{error}");
-        }
-        other => panic!("refused read: {other:?}"),
-    }
+    common::assert_api_error(
+        client.query(SCHEMA, "SELECT 1; SELECT 2").await,
+        422,
+        "sql_refused",
+        "exactly one statement",
+        "read of two statements",
+    );
+    common::assert_api_error(
+        client.query(SCHEMA, "SELECT random()").await,
+        422,
+        "sql_refused",
+        "random",
+        "refused read",
+    );
 
     // Nothing half-applied; the nonce moved only for transactions that reached a block.
     let rows = client

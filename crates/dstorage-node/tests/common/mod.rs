@@ -533,3 +533,31 @@ pub async fn wait_gone(pid: i32, what: &str) {
     )
     .await
 }
+
+/// Assert that `result` is the API's error with HTTP `status` and `code`, its message
+/// holding `needle`; `what` names the request in the failure.
+#[track_caller]
+pub fn assert_api_error<T: std::fmt::Debug>(
+    result: Result<T, dstorage_client::ClientError>,
+    status: u16,
+    code: &str,
+    needle: &str,
+    what: &str,
+) {
+    match result {
+        Err(dstorage_client::ClientError::Api {
+            status: got_status,
+            code: got_code,
+            error,
+            ..
+        }) => {
+            assert_eq!(
+                (got_status, got_code.as_str()),
+                (status, code),
+                "{what}: {error}"
+            );
+            assert!(error.contains(needle), "{what}: {error}");
+        }
+        other => panic!("{what}: expected {status} {code}, got {other:?}"),
+    }
+}
