@@ -108,29 +108,31 @@ pub async fn query(
     let r = blocking(move || -> Result<_, ApiError> {
         let reads = app.reads();
         let schema = &envelope.schema;
-        if reads.owner(schema).map_err(ApiError::from_sql)?.is_none() {
+        let who = caller.as_ref().map(|c| c.identity.as_str());
+        let Some(owner) = reads.owner(schema).map_err(ApiError::from_sql)? else {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "schema_not_found",
                 format!("schema {schema} does not exist"),
             ));
-        }
-        // Every schema the statement names must be readable, not only the one it runs in.
+        };
+        // The schema the read runs in first, before its SQL is even parsed.
+        let public = reads.public_read(schema).map_err(ApiError::from_sql)?;
+        may_read(schema, &owner, public, who)?;
+        // Then every other schema the statement names.
         for named in reads
             .schemas_named(schema, &sql)
             .map_err(ApiError::from_sql)?
         {
+            if named == *schema {
+                continue;
+            }
             let owner = reads
                 .owner(&named)
                 .map_err(ApiError::from_sql)?
                 .unwrap_or_default();
             let public = reads.public_read(&named).map_err(ApiError::from_sql)?;
-            may_read(
-                &named,
-                &owner,
-                public,
-                caller.as_ref().map(|c| c.identity.as_str()),
-            )?;
+            may_read(&named, &owner, public, who)?;
         }
         reads
             .query_with_params(schema, &sql, &params, limit)

@@ -416,3 +416,24 @@ fn read_requests_name_their_kind_in_the_signed_text() {
     assert!(text.starts_with("dstorage read\n"));
     assert!(text.contains("\naction: view\n"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsigned_read_of_a_private_schema_is_refused_before_its_sql_is_parsed() {
+    let (node, _owner) = with_vault().await;
+    let unparsable = ReadEnvelope::sql(SCHEMA, "SELECT * FROM", Vec::new());
+    assert_api_error(
+        query(&node, &unparsable).await,
+        401,
+        "signature_required",
+        "not publicly readable",
+    );
+    let mallory = signer(KeyType::Ed25519, "ed25519");
+    assert_api_error(
+        node.client
+            .query_signed(&mallory, SCHEMA, "SELECT * FROM", Vec::new())
+            .await,
+        403,
+        "forbidden",
+        "may not read schema vault",
+    );
+}

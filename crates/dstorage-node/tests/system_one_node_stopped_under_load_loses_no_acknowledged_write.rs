@@ -98,7 +98,12 @@ async fn one_node_stopped_under_load_loses_no_acknowledged_write() {
     let node = &net.nodes[0];
     for id in 0..WRITERS {
         let rows = client
-            .query(&format!("w{id}"), "SELECT seq FROM t ORDER BY seq")
+            .query_signed(
+                &signers[id],
+                &format!("w{id}"),
+                "SELECT seq FROM t ORDER BY seq",
+                Vec::new(),
+            )
             .await
             .expect("query after restart");
         let have: BTreeSet<(usize, i64)> = rows
