@@ -213,9 +213,15 @@ async fn one_node_keeps_data_and_app_hash_across_restart() {
     ]);
     assert_eq!(status, Some(0), "exec with params: {err}");
     assert!(out.contains("\"code\""), "{out}");
+    // The schema is the CLI key's, so only a read signed with that key sees it.
+    let cli_signer = dstorage_client::Signer::new(
+        dstorage_auth::SecretKey::load(&key).expect("cli key"),
+        "ed25519",
+    )
+    .expect("cli signer");
     let read = client
         .query_signed(
-            &signer,
+            &cli_signer,
             "notes",
             "SELECT id, body, raw FROM notes",
             Vec::new(),
