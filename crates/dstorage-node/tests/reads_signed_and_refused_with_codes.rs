@@ -196,6 +196,9 @@ async fn a_read_signed_for_another_chain_is_refused_401_wrong_chain_id() {
     );
 }
 
+/// A change made to a signed envelope.
+type Edit = fn(&mut ReadEnvelope);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_signed_for_another_schema_statement_or_parameters_is_refused_401_bad_signature() {
     let (node, owner) = with_vault().await;
@@ -205,7 +208,7 @@ async fn a_read_signed_for_another_schema_statement_or_parameters_is_refused_401
         "SELECT body FROM secrets WHERE id = ?",
         vec![Value::Integer(1)],
     );
-    let edits: [(&str, fn(&mut ReadEnvelope)); 3] = [
+    let edits: [(&str, Edit); 3] = [
         ("schema", |e| e.schema = "vault2".into()),
         ("sql", |e| {
             e.sql = Some("SELECT id FROM secrets WHERE id = ?".into())

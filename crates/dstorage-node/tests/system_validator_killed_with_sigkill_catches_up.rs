@@ -167,10 +167,10 @@ async fn validator_killed_with_sigkill_catches_up() {
     for node in &net.nodes {
         let client = node.client();
         let mut rows = BTreeSet::new();
-        for id in 0..WRITERS {
+        for (id, signer) in signers.iter().enumerate() {
             let r = client
                 .query_signed(
-                    &signers[id],
+                    signer,
                     &format!("load{id}"),
                     "SELECT seq FROM w ORDER BY seq",
                     Vec::new(),
