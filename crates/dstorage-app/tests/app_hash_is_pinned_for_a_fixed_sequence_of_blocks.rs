@@ -50,10 +50,10 @@ const BLOCKS: [Expected; 5] = [
         results: &[(
             "EB2E33CD595D845214BEA52E99AB73CC4F8B2A767AE1FF4CED6832CF5041086E",
             ResultCode::Ok,
-            101,
+            107,
         )],
         changeset: "8c853898d1e55157d0ce87a2e5be3bfe4e8664b4c27a18778ceb783c6a2fd487",
-        app_hash: "e84dec6a5453026acc9bea16be600962685445fff226bd99fed78f1c9dd06f70",
+        app_hash: "df778b2c61bbc3b8a782c58fd4cb08ee3dfa0ffa050e475c99802eec4901d533",
     },
     Expected {
         results: &[(
@@ -62,7 +62,7 @@ const BLOCKS: [Expected; 5] = [
             103,
         )],
         changeset: "551aa4d5389b4b6b0dcb3c1d2a4e31518999c55e9cb77e2703ca16615659c1cf",
-        app_hash: "5a8eadb1cb98ec25c5072758a2ac9d232d6b47040bd5378194e95d9e2a76bb5d",
+        app_hash: "b35cb06cd701bdbbe286d57b9bddd458e193fce4c21ebc2f635e16604a5e168a",
     },
     // The seed example block: its changeset is the one docs/changeset.md prints byte by byte.
     Expected {
@@ -84,7 +84,7 @@ const BLOCKS: [Expected; 5] = [
             ),
         ],
         changeset: "2e70eddf53ef0f540d9567e08afc9eecee89a5eb0a0ab3c5f8eeb547389149c0",
-        app_hash: "bf6e509927c8fd96eb88aee0aa17d0d9871188df6b6ef2894e1cff577858d164",
+        app_hash: "16670018b22f0dd3b96aa552a9ad2108ebee34ecaebfcd9177a97f5e9669b49d",
     },
     // Failed transactions change no row, but their results (code, cost) enter the app hash.
     Expected {
@@ -101,13 +101,13 @@ const BLOCKS: [Expected; 5] = [
             ),
         ],
         changeset: EMPTY_CHANGESET,
-        app_hash: "62e2f07de4d7aa060c42bdbdea7ad42ab2df533293bc5a40175fef48c530686c",
+        app_hash: "5f60286f0a0d03149f87338b564210cd4b5cff818c2f7db8d4a1cf04483df931",
     },
     // A block without transactions keeps the app hash.
     Expected {
         results: &[],
         changeset: EMPTY_CHANGESET,
-        app_hash: "62e2f07de4d7aa060c42bdbdea7ad42ab2df533293bc5a40175fef48c530686c",
+        app_hash: "5f60286f0a0d03149f87338b564210cd4b5cff818c2f7db8d4a1cf04483df931",
     },
 ];
 
