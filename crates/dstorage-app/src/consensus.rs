@@ -306,7 +306,10 @@ fn finalize_and_commit(
                 return false;
             }
         };
-        match execute_block(&mut block, shared, &previous, height, &req.txs, &aborted) {
+        let block_time = req.time.unix_timestamp();
+        match execute_block(
+            &mut block, shared, &previous, height, block_time, &req.txs, &aborted,
+        ) {
             Ok((response, event, nonces)) => break (block, response, event, nonces),
             Err(BlockError::Restart(index, why)) => {
                 tracing::warn!(height, index, reason = %why.message, "a transaction aborted the block's SQLite transaction; re-executing the block without it");
@@ -377,6 +380,7 @@ fn execute_block(
     shared: &Shared,
     previous: &Committed,
     height: u64,
+    block_time: i64,
     txs: &[Bytes],
     aborted: &BTreeMap<u32, Aborted>,
 ) -> Result<(resp::FinalizeBlock, CommitEvent, BTreeMap<String, u64>), BlockError> {
@@ -417,7 +421,15 @@ fn execute_block(
         let first = codes.len();
         for member in members {
             let record = match member {
-                Ok(member) => execute_tx(block, shared, &chain_id, height, index, member, aborted)?,
+                Ok(member) => execute_tx(
+                    block,
+                    shared,
+                    &chain_id,
+                    (height, block_time),
+                    index,
+                    member,
+                    aborted,
+                )?,
                 Err((code, message)) => record(
                     dstorage_types::tx::tx_hash(bytes),
                     height,
@@ -498,6 +510,7 @@ fn execute_block(
         }
     }
     block.kv_put(keys::HEIGHT, &height.to_be_bytes())?;
+    block.kv_put(keys::BLOCK_TIME, &block_time.to_be_bytes())?;
     block.kv_put(keys::APP_HASH, &app_hash)?;
     // Empty blocks come several times a second; only blocks with transactions are worth an info line.
     let level_info = !txs.is_empty();
@@ -559,7 +572,7 @@ fn execute_tx(
     block: &mut Block<'_>,
     shared: &Shared,
     chain_id: &str,
-    height: u64,
+    (height, block_time): (u64, i64),
     index: u32,
     bytes: &[u8],
     aborted: &BTreeMap<u32, Aborted>,
@@ -606,6 +619,7 @@ fn execute_tx(
             Ok(()) => match block.drop_schema(schema) {
                 Ok(()) => {
                     block.kv_delete(&keys::owner(schema))?;
+                    block.kv_delete(&keys::actions(schema))?;
                     Ok(None)
                 }
                 Err(e) => Err(sql_refusal(e)?),
@@ -622,6 +636,20 @@ fn execute_tx(
                 Err(e) => Err(sql_refusal(e)?),
             },
         },
+        Payload::Call {
+            schema,
+            action,
+            args,
+        } => {
+            let caller = crate::actions::tx_caller(&identity, &tx.body.standard, &tx.body.sender);
+            let context = dstorage_types::action::CallContext {
+                caller: Some(caller),
+                height,
+                block_time,
+                tx: Some(hash.0),
+            };
+            call(block, schema, action, args, &context, limit)?
+        }
         #[allow(unreachable_patterns)]
         other => Err((
             ResultCode::Malformed,
@@ -768,6 +796,42 @@ pub(crate) fn owner_rule(
     }
 }
 
+/// Run a `call`: the rule and the arguments are checked again on the block's state (the schema may have been
+/// dropped or redeployed since CheckTx), then the action's statements run as one atomic unit.
+fn call(
+    block: &mut Block<'_>,
+    schema: &str,
+    action: &str,
+    args: &[dstorage_types::value::Value],
+    context: &dstorage_types::action::CallContext,
+    limit: u64,
+) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, BlockError> {
+    let owner = block.kv_get(&keys::owner(schema))?;
+    let catalog = crate::actions::decode_catalog(block.kv_get(&keys::actions(schema))?)?;
+    let (found, _owner) = match crate::actions::resolve(
+        owner,
+        &catalog,
+        schema,
+        action,
+        args,
+        context.caller.as_ref(),
+    ) {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    let bindings = found.bindings(args, context);
+    let statements: Vec<(&str, &[dstorage_types::value::Value])> = found
+        .statements
+        .iter()
+        .zip(&bindings)
+        .map(|(s, b)| (s.exec_sql.as_str(), b.as_slice()))
+        .collect();
+    match block.execute_statements(schema, &statements, limit) {
+        Ok(out) => Ok(Ok(Some(out))),
+        Err(e) => Ok(Err(crate::actions::action_refusal(sql_refusal(e)?))),
+    }
+}
+
 fn deploy(
     block: &mut Block<'_>,
     height: u64,
@@ -776,12 +840,29 @@ fn deploy(
     limit: u64,
     identity: &str,
 ) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, BlockError> {
+    // Tables and actions (docs/schemas.md): every action statement is judged now, so a bad one is refused
+    // at deploy, never at a call.
+    let file = match dstorage_sql::actions::check_schema_file(block.config(), schema, sql) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(sql_refusal(e)?)),
+    };
     if let Err(e) = block.create_schema(schema) {
         return Ok(Err(sql_refusal(e)?));
     }
-    match block.execute(schema, sql, limit) {
+    let ran = if file.sql.trim().is_empty() {
+        Ok(dstorage_sql::ExecOutcome::default())
+    } else {
+        block.execute(schema, &file.sql, limit)
+    };
+    match ran {
         Ok(out) => {
             block.kv_put(&keys::owner(schema), identity.as_bytes())?;
+            if file.has_catalog() {
+                block.kv_put(
+                    &keys::actions(schema),
+                    &crate::actions::encode_catalog(&file.catalog)?,
+                )?;
+            }
             Ok(Ok(Some(out)))
         }
         Err(e) => {

@@ -8,6 +8,7 @@
 //! CometBFT.
 
 pub mod abci;
+pub mod actions;
 pub mod apphash;
 pub mod auth;
 pub mod config;

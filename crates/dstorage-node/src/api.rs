@@ -50,7 +50,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: impl Into<String>, error: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: impl Into<String>,
+        error: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             body: ErrorResponse {
@@ -60,7 +64,7 @@ impl ApiError {
         }
     }
 
-    fn bad_request(error: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(error: impl Into<String>) -> ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", error)
     }
 
@@ -72,7 +76,7 @@ impl ApiError {
         )
     }
 
-    fn from_sql(e: SqlError) -> ApiError {
+    pub(crate) fn from_sql(e: SqlError) -> ApiError {
         let (status, code) = match classify(&e) {
             ErrorClass::Refused => (StatusCode::UNPROCESSABLE_ENTITY, "sql_refused"),
             ErrorClass::CostLimit => (StatusCode::UNPROCESSABLE_ENTITY, "cost_limit_exceeded"),
@@ -91,7 +95,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Every route the router serves, as (method, path); the OpenAPI document must describe exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -101,6 +105,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/estimate"),
     ("get", "/v1/schemas"),
     ("get", "/v1/schemas/{name}"),
+    ("get", "/v1/schemas/{name}/actions"),
+    ("post", "/v1/call"),
     ("get", "/v1/changesets/{height}"),
     ("get", "/v1/status"),
     ("get", "/v1/nonce/{identity}"),
@@ -119,6 +125,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/estimate", post(estimate))
         .route("/v1/schemas", get(schemas))
         .route("/v1/schemas/{name}", get(schema))
+        .route(
+            "/v1/schemas/{name}/actions",
+            get(crate::api_actions::actions),
+        )
+        .route("/v1/call", post(crate::api_actions::call))
         .route("/v1/changesets/{height}", get(changeset))
         .route("/v1/status", get(status))
         .route("/v1/nonce/{identity}", get(nonce))
@@ -150,7 +161,7 @@ async fn catch_panics(req: axum::extract::Request, next: axum::middleware::Next)
 
 use dstorage_app::shared::panic_message;
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
