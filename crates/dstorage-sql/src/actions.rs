@@ -542,7 +542,8 @@ CREATE INDEX notes_author ON notes(author);";
                 "CREATE ACTION a() OWNER AS BEGIN CREATE TABLE x(a INTEGER PRIMARY KEY) STRICT; END;",
                 "tables are made by the schema file",
             ),
-            ("CREATE ACTION a() PUBLIC AS BEGIN SELECT 1 END;", "near"),
+            ("CREATE ACTION a() PUBLIC BEGIN SELECT 1; END;", "expected AS"),
+            ("CREATE ACTION a() PUBLIC AS BEGIN SELECT 1; END CREATE TABLE", "expected ; after the END"),
         ] {
             let e = refusal(file);
             assert!(e.contains(needle), "{file}: {e}");
