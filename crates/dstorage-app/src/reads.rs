@@ -108,6 +108,15 @@ impl Reads {
                 Ok(c) => c,
                 Err(e) => return Err(SqlError::ChangeLog(e.to_string())),
             };
+            // A write action is never run here, whoever asks.
+            if catalog.actions.get(action).is_some_and(|a| !a.view) {
+                return Ok(Err((
+                    dstorage_types::result::ResultCode::NotAView,
+                    format!(
+                        "{schema}.{action} writes: send it as a call transaction (POST /v1/tx)"
+                    ),
+                )));
+            }
             let (found, _) = match crate::actions::resolve(
                 owner,
                 &catalog,
@@ -119,14 +128,6 @@ impl Reads {
                 Ok(x) => x,
                 Err(refusal) => return Ok(Err(refusal)),
             };
-            if !found.view {
-                return Ok(Err((
-                    dstorage_types::result::ResultCode::NotAView,
-                    format!(
-                        "{schema}.{action} writes: send it as a call transaction (POST /v1/tx)"
-                    ),
-                )));
-            }
             let height = keys::last_nonce(r.kv_get(keys::HEIGHT)?.as_deref());
             let block_time = r
                 .kv_get(keys::BLOCK_TIME)?
