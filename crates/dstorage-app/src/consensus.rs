@@ -826,7 +826,13 @@ fn call(
         .zip(&bindings)
         .map(|(s, b)| (s.exec_sql.as_str(), b.as_slice()))
         .collect();
-    match block.execute_statements(schema, &statements, limit) {
+    // One statement takes the engine's single-statement path, which may skip the savepoint for a proven
+    // single-row insert (docs/sql.md, "Atomicity"); it is just as atomic.
+    let ran = match statements[..] {
+        [(sql, params)] => block.execute_with_params(schema, sql, params, limit),
+        _ => block.execute_statements(schema, &statements, limit),
+    };
+    match ran {
         Ok(out) => Ok(Ok(Some(out))),
         Err(e) => Ok(Err(crate::actions::action_refusal(sql_refusal(e)?))),
     }
