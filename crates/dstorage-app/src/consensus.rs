@@ -293,6 +293,8 @@ fn finalize_and_commit(
         Err(p) => p.into_inner().clone(),
     };
     let height = req.height.value();
+    // The block header's time in unix seconds: consensus time, equal on every node (grants' `locked_until`).
+    let block_time = u64::try_from(req.time.unix_timestamp()).unwrap_or(0);
     // Transactions known to abort the whole SQLite transaction (see `Aborted`), found on earlier attempts.
     let mut aborted: BTreeMap<u32, Aborted> = BTreeMap::new();
     let execution_started = crate::shared::thread_cpu_time();
@@ -306,9 +308,13 @@ fn finalize_and_commit(
                 return false;
             }
         };
-        let block_time = req.time.unix_timestamp();
         match execute_block(
-            &mut block, shared, &previous, height, block_time, &req.txs, &aborted,
+            &mut block,
+            shared,
+            &previous,
+            (height, block_time),
+            &req.txs,
+            &aborted,
         ) {
             Ok((response, event, nonces)) => break (block, response, event, nonces),
             Err(BlockError::Restart(index, why)) => {
@@ -379,14 +385,14 @@ fn execute_block(
     block: &mut Block<'_>,
     shared: &Shared,
     previous: &Committed,
-    height: u64,
-    block_time: i64,
+    (height, block_time): (u64, u64),
     txs: &[Bytes],
     aborted: &BTreeMap<u32, Aborted>,
 ) -> Result<(resp::FinalizeBlock, CommitEvent, BTreeMap<String, u64>), BlockError> {
     // A marker inside the block's SQLite transaction: if a statement's failure rolls the whole transaction
     // back, the marker no longer holds this height, and that is how we notice.
     block.kv_put(keys::BLOCK_OPEN, &height.to_be_bytes())?;
+    let grants_before = block.kv_get(keys::GRANTS_HASH)?;
     if height != previous.height + 1 && previous.height != 0 {
         return Err(AppError::Invariant(format!(
             "FinalizeBlock for height {height} but the last committed height is {}",
@@ -502,6 +508,14 @@ fn execute_block(
             &apphash::results_hash(&outcomes),
         )
     };
+    // A block that changed a grant also commits to the grants' running hash (`crate::grants`).
+    let grants_after = block.kv_get(keys::GRANTS_HASH)?;
+    let app_hash = match grants_after {
+        Some(grants) if grants_after.as_ref() != grants_before.as_ref() => {
+            apphash::with_grants(&app_hash, &grants)
+        }
+        _ => app_hash,
+    };
     let changeset_bytes = encoded.len();
     block.kv_put(&keys::changeset(height), &encoded)?;
     if let Some(keep) = shared.config.changeset_retention {
@@ -572,7 +586,7 @@ fn execute_tx(
     block: &mut Block<'_>,
     shared: &Shared,
     chain_id: &str,
-    (height, block_time): (u64, i64),
+    (height, block_time): (u64, u64),
     index: u32,
     bytes: &[u8],
     aborted: &BTreeMap<u32, Aborted>,
@@ -620,6 +634,7 @@ fn execute_tx(
                 Ok(()) => {
                     block.kv_delete(&keys::owner(schema))?;
                     block.kv_delete(&keys::actions(schema))?;
+                    block.kv_delete(&keys::public_read(schema))?;
                     Ok(None)
                 }
                 Err(e) => Err(sql_refusal(e)?),
@@ -645,10 +660,35 @@ fn execute_tx(
             let context = dstorage_types::action::CallContext {
                 caller: Some(caller),
                 height,
-                block_time,
+                block_time: i64::try_from(block_time).unwrap_or(i64::MAX),
                 tx: Some(hash.0),
             };
             call(block, schema, action, args, &context, limit)?
+        }
+        Payload::Grant {
+            grantee,
+            data_id,
+            locked_until,
+        } => match crate::grants::validate(
+            dstorage_auth::default_registry(),
+            grantee,
+            data_id,
+            *locked_until,
+        ) {
+            Err(r) => Err(r),
+            Ok(()) => {
+                crate::grants::grant(block, &identity, grantee, data_id, *locked_until, height)?
+                    .map(|()| None)
+            }
+        },
+        Payload::Revoke { grantee, data_id } => {
+            match crate::grants::validate(dstorage_auth::default_registry(), grantee, data_id, 0) {
+                Err(r) => Err(r),
+                Ok(()) => {
+                    crate::grants::revoke(block, &identity, grantee, data_id, block_time, height)?
+                        .map(|()| None)
+                }
+            }
         }
         #[allow(unreachable_patterns)]
         other => Err((
@@ -868,6 +908,9 @@ fn deploy(
                     &keys::actions(schema),
                     &crate::actions::encode_catalog(&file.catalog)?,
                 )?;
+            }
+            if file.catalog.public_read {
+                crate::access::set_public_read(block, schema, true)?;
             }
             Ok(Ok(Some(out)))
         }

@@ -1,9 +1,6 @@
 //! The shipped identity store (`examples/identity_store.sql`) on the real app: two humans with Ethereum and
 //! ed25519 wallets, credentials added, edited, shared with a grant and read by the grantee only.
-//!
-//! Grants are written by issue 11 part A's `grant` transaction into the system table `dstorage_grants`; until
-//! that lands on this branch, the test writes the grant row the way that transaction will, straight into the
-//! node's SQLite file, and checks that `has_grant` reads it.
+//! Grants are real `grant` and `revoke` transactions; the view reads them through `has_grant`.
 
 mod common;
 
@@ -169,21 +166,15 @@ fn a_shared_credential_is_read_by_its_grantee_only_while_granted() {
             "no grant for this credential".into()
         )
     );
-    // Alice grants bob the copy (the row part A's `grant` transaction writes).
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS dstorage_grants (owner TEXT NOT NULL, grantee TEXT NOT NULL,
-               data_id TEXT NOT NULL, locked_until INTEGER NOT NULL, origin TEXT NOT NULL,
-               height INTEGER NOT NULL, PRIMARY KEY (owner, grantee, data_id)) STRICT",
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO dstorage_grants VALUES (?1, ?2, 'kyc-1-bob', 0, 'owner', 5)",
-            [alice_eth.identity(), bob.identity()],
-        )
-        .unwrap();
-    }
+    // Alice grants bob the copy.
+    all_ok(
+        &h.block(vec![alice_eth.tx(Payload::Grant {
+            grantee: bob.identity(),
+            data_id: "kyc-1-bob".into(),
+            locked_until: 0,
+        })])
+        .unwrap(),
+    );
     let (shared, _) = view(
         "get_shared_credential",
         vec![text("kyc-1-bob")],
@@ -219,6 +210,28 @@ fn a_shared_credential_is_read_by_its_grantee_only_while_granted() {
     // Only the public count runs unsigned.
     let (count, _) = view("count_humans", Vec::new(), None).unwrap();
     assert_eq!(count.rows, vec![vec![Value::Integer(2)]]);
+
+    // Revoked, the grant no longer opens the copy.
+    all_ok(
+        &h.block(vec![alice_eth.tx(Payload::Revoke {
+            grantee: bob.identity(),
+            data_id: "kyc-1-bob".into(),
+        })])
+        .unwrap(),
+    );
+    let refused = h
+        .app
+        .reads()
+        .call_view(
+            "ids",
+            "get_shared_credential",
+            &[text("kyc-1-bob")],
+            Some(caller_of(&bob)),
+            1_000_000,
+        )
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(refused.0, ResultCode::ActionError);
 
     // Removing the original is alice's to do; her copy for bob stays under its grant.
     all_ok(

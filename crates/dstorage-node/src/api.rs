@@ -40,13 +40,15 @@ pub struct ApiState {
     pub batcher: Batcher,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Challenges and signature checks of signed reads (`crate::readauth`).
+    pub reads_auth: Arc<crate::readauth::ReadAuthenticator>,
 }
 
 /// An error answer: status plus `{"error", "code"}`.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    body: ErrorResponse,
+    pub(crate) status: StatusCode,
+    pub(crate) body: ErrorResponse,
 }
 
 impl ApiError {
@@ -68,7 +70,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", error)
     }
 
-    fn internal(error: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn internal(error: impl std::fmt::Display) -> ApiError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -110,6 +112,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/changesets/{height}"),
     ("get", "/v1/status"),
     ("get", "/v1/nonce/{identity}"),
+    ("get", "/v1/challenge"),
+    ("get", "/v1/grants"),
     ("get", "/health"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
@@ -121,7 +125,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/tx", post(broadcast))
         .route("/v1/tx/{hash}", get(tx))
-        .route("/v1/query", post(query))
+        .route("/v1/query", post(crate::reads::query))
         .route("/v1/estimate", post(estimate))
         .route("/v1/schemas", get(schemas))
         .route("/v1/schemas/{name}", get(schema))
@@ -133,6 +137,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/changesets/{height}", get(changeset))
         .route("/v1/status", get(status))
         .route("/v1/nonce/{identity}", get(nonce))
+        .route("/v1/challenge", get(crate::reads::challenge))
+        .route("/v1/grants", get(crate::reads::grants))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -375,25 +381,6 @@ fn parse_query(
             ApiError::bad_request(format!("invalid request body: {e}"))
         }
     })
-}
-
-async fn query(
-    State(s): State<ApiState>,
-    body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<QueryResponse> {
-    let q = parse_query(body)?;
-    let app = s.app.clone();
-    let limit = app.config().cost_limit_per_tx;
-    let height = app.committed().height;
-    let r = blocking(move || app.reads().query(&q.schema, &q.sql, limit))
-        .await?
-        .map_err(ApiError::from_sql)?;
-    Ok(Json(QueryResponse {
-        columns: r.columns,
-        rows: r.rows,
-        cost: r.cost,
-        height,
-    }))
 }
 
 async fn estimate(

@@ -4,51 +4,35 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use dstorage_client::api::{ActionInfo, ActionsResponse, CallRequest, QueryResponse};
-use dstorage_types::caller::Caller;
+use dstorage_client::api::{ActionInfo, ActionsResponse, QueryResponse};
+use dstorage_types::read::{ReadEnvelope, ReadRequest};
 use dstorage_types::result::ResultCode;
 
 use crate::api::{blocking, ApiError, ApiResult, ApiState};
+use crate::reads::{parse_envelope, read_caller};
 
-/// Decide who a read request comes from: `Ok(None)` for an unsigned request, `Ok(Some(caller))` for a verified
-/// signed read, an error (401) for a signature that does not verify.
-///
-/// This is the one place a read is authenticated. Signed read envelopes (single-use challenge, `dstorage read`
-/// title) are issue 11 part A; until that lands here, a request that carries a signature is answered 401
-/// `signed reads not available` rather than being run unsigned.
-pub fn authenticate_read(
-    _state: &ApiState,
-    request: &CallRequest,
-) -> Result<Option<Caller>, ApiError> {
-    match &request.signature {
-        None => Ok(None),
-        Some(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "signed reads not available",
-        )),
-    }
-}
-
-/// `POST /v1/call`.
+/// `POST /v1/call`: the read envelope with `action` and `args`; unsigned (no `auth`) only a public view runs.
 pub(crate) async fn call(
     State(s): State<ApiState>,
-    body: Result<Json<CallRequest>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<ReadEnvelope>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<QueryResponse> {
-    let Json(request) =
-        body.map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
-    let caller = authenticate_read(&s, &request)?;
+    let (envelope, request) = parse_envelope(body)?;
+    let ReadRequest::Action { action, args } = request.clone() else {
+        return Err(ApiError::bad_request(
+            "POST /v1/call runs a view action; send SQL to POST /v1/query",
+        ));
+    };
+    // The signature check is CPU work: off the async workers, like the read itself.
+    let state = s.clone();
+    let caller =
+        blocking(move || read_caller(&state, &envelope, &request).map(|c| (c, envelope))).await??;
+    let (caller, envelope) = caller;
     let app = s.app.clone();
     let limit = app.config().cost_limit_per_tx;
     let signed = caller.is_some();
     let answer = blocking(move || {
-        app.reads().call_view(
-            &request.schema,
-            &request.action,
-            &request.args,
-            caller,
-            limit,
-        )
+        app.reads()
+            .call_view(&envelope.schema, &action, &args, caller, limit)
     })
     .await?
     .map_err(ApiError::from_sql)?;
@@ -63,12 +47,12 @@ pub(crate) async fn call(
     }
 }
 
-/// The HTTP answer to a refused call: an unsigned caller the rule turns away is asked to sign (401); a signed
-/// one is refused (403).
+/// The HTTP answer to a refused call: an unsigned caller the rule turns away is asked to sign (401
+/// `signature_required`, as `POST /v1/query` answers); a signed one is refused (403 `forbidden`).
 fn refusal(code: ResultCode, message: String, signed: bool) -> ApiError {
     let status = match code {
         ResultCode::Forbidden if !signed => {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+            return ApiError::new(StatusCode::UNAUTHORIZED, "signature_required", message)
         }
         ResultCode::Forbidden => StatusCode::FORBIDDEN,
         ResultCode::SchemaNotFound | ResultCode::ActionNotFound => StatusCode::NOT_FOUND,

@@ -9,5 +9,8 @@ pub mod cli_actions;
 pub mod cometbft;
 pub mod config;
 pub mod convert;
+pub mod grants_cmd;
 pub mod metrics;
+pub mod readauth;
+pub mod reads;
 pub mod run;

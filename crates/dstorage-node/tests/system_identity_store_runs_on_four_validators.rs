@@ -125,7 +125,7 @@ async fn identity_store_runs_on_four_validators() {
     assert_api_error(
         c3.call_view("ids", "list_my_credentials", Vec::new()).await,
         401,
-        "unauthenticated",
+        "signature_required",
         "for signed callers only",
         "an unsigned call of an authenticated view",
     );
@@ -152,19 +152,51 @@ async fn identity_store_runs_on_four_validators() {
         "no action nope",
         "an unknown action",
     );
-    // A signed envelope is not run unsigned while signed reads are not wired in.
-    let signed = reqwest::Client::new()
-        .post(format!("{}/v1/call", c3.base()))
-        .json(&serde_json::json!({
-            "schema": "ids", "action": "count_humans", "args": [], "signature": {"standard": "ed25519"}
-        }))
-        .send()
+    // Signed reads on node 3: alice lists her credentials; bob reads the copy once alice granted it, mallory
+    // never.
+    let mine = c3
+        .read_action(Some(&alice), "ids", "list_my_credentials", Vec::new())
         .await
-        .expect("post");
-    assert_eq!(signed.status(), 401);
-    let body: serde_json::Value = signed.json().await.expect("json");
-    assert_eq!(body["code"], "unauthenticated");
-    assert_eq!(body["error"], "signed reads not available");
+        .expect("alice's signed read");
+    let ids: Vec<&Value> = mine.rows.iter().map(|r| &r[0]).collect();
+    assert_eq!(ids, vec![&text("kyc-1"), &text("kyc-1-bob")]);
+    let shared = || {
+        c3.read_action(
+            Some(&bob),
+            "ids",
+            "get_shared_credential",
+            vec![text("kyc-1-bob")],
+        )
+    };
+    assert_api_error(
+        shared().await,
+        422,
+        "action_error",
+        "no grant for this credential",
+        "bob's read before the grant",
+    );
+    let granted = c0
+        .grant(&alice, bob.identity(), "kyc-1-bob", 0)
+        .await
+        .expect("grant");
+    assert_eq!(granted.code, ResultCode::Ok, "{}", granted.message);
+    net.nodes[3].wait_height(granted.height, WAIT).await;
+    let copy = shared().await.expect("bob's read with the grant");
+    assert_eq!(copy.rows[0][3], Value::Blob(b"sealed for bob".to_vec()));
+    assert_api_error(
+        c3.read_action(
+            Some(&mallory),
+            "ids",
+            "get_shared_credential",
+            vec![text("kyc-1-bob")],
+        )
+        .await,
+        422,
+        "action_error",
+        "no grant for this credential",
+        "mallory's read of bob's copy",
+    );
+    let last = granted.height;
 
     let listed = c3.actions("ids").await.expect("actions");
     let names: Vec<&str> = listed.actions.iter().map(|a| a.name.as_str()).collect();

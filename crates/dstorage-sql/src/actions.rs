@@ -60,7 +60,9 @@ pub fn check_schema_file(
         ));
     }
     let parsed = parse_schema_file(file)?;
-    if !parsed.sql.trim().is_empty() {
+    // A file of only actions may have no table SQL; any other file is judged exactly as before actions
+    // existed (an empty one is refused as holding no statement).
+    if !parsed.has_catalog() || !parsed.sql.trim().is_empty() {
         check_text(config, schema, &parsed.sql)?;
     }
     for action in parsed.catalog.actions.values() {

@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 /// The system table of access grants (issue 11 part A creates and fills it; `has_grant` only reads it). It has
 /// no dot in its name, so user SQL cannot name it: the guard resolves every table into a schema.
-pub const GRANTS_TABLE: &str = "dstorage_grants";
+pub const GRANTS_TABLE: &str = "_dstorage_grants";
 
 /// What `error('message')` puts before its message in SQLite's error, so the caller can tell the action's own
 /// abort from any other failure and report just the message.

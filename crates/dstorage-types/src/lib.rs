@@ -3,6 +3,7 @@
 pub mod action;
 pub mod caller;
 pub mod identity;
+pub mod read;
 pub mod result;
 pub mod tx;
 pub mod value;

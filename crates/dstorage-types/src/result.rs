@@ -44,8 +44,16 @@ pub enum ResultCode {
     DataLimitExceeded = 15,
     /// The block's byte budget was used up by the transactions before this one.
     BlockFull = 16,
-    /// The caller is authenticated but the access rule says no (an action's rule, a grant).
+    /// The caller is authenticated but the rule says no (a read of a schema that is not theirs and not public).
     Forbidden = 20,
+    /// A revoke before the grant's `locked_until` (block time).
+    GrantLocked = 21,
+    /// A revoke of a grant that does not exist.
+    GrantNotFound = 22,
+    /// A grant of what the owner already granted to that grantee.
+    GrantExists = 23,
+    /// A grant or revoke whose fields are invalid (grantee not a canonical identity, data id empty or too long).
+    BadGrant = 24,
     /// A call's arguments do not match the action's parameters (count or types).
     BadArguments = 25,
     /// The schema has no action of that name.
@@ -58,7 +66,7 @@ pub enum ResultCode {
 
 impl ResultCode {
     /// Every code, in numeric order.
-    pub const ALL: [ResultCode; 22] = [
+    pub const ALL: [ResultCode; 26] = [
         ResultCode::Ok,
         ResultCode::Malformed,
         ResultCode::BadSignature,
@@ -77,6 +85,10 @@ impl ResultCode {
         ResultCode::DataLimitExceeded,
         ResultCode::BlockFull,
         ResultCode::Forbidden,
+        ResultCode::GrantLocked,
+        ResultCode::GrantNotFound,
+        ResultCode::GrantExists,
+        ResultCode::BadGrant,
         ResultCode::BadArguments,
         ResultCode::ActionNotFound,
         ResultCode::ActionError,
@@ -114,6 +126,10 @@ impl ResultCode {
             ResultCode::DataLimitExceeded => "data_limit_exceeded",
             ResultCode::BlockFull => "block_full",
             ResultCode::Forbidden => "forbidden",
+            ResultCode::GrantLocked => "grant_locked",
+            ResultCode::GrantNotFound => "grant_not_found",
+            ResultCode::GrantExists => "grant_exists",
+            ResultCode::BadGrant => "bad_grant",
             ResultCode::BadArguments => "bad_arguments",
             ResultCode::ActionNotFound => "action_not_found",
             ResultCode::ActionError => "action_error",
@@ -134,7 +150,7 @@ mod tests {
 
     #[test]
     fn codes_are_increasing_unique_and_round_trip() {
-        // Numbers are reserved in ranges per feature (docs/protocol.md), so gaps are expected; order is not.
+        // Numbers are reserved in ranges per area (docs/protocol.md), so the list has gaps.
         for pair in ResultCode::ALL.windows(2) {
             assert!(pair[0].code() < pair[1].code(), "{pair:?}");
         }
