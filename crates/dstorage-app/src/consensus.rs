@@ -895,11 +895,18 @@ fn deploy(
     if let Err(e) = block.create_schema(schema) {
         return Ok(Err(sql_refusal(e)?));
     }
-    let ran = if file.sql.trim().is_empty() {
-        Ok(dstorage_sql::ExecOutcome::default())
-    } else {
-        block.execute(schema, &file.sql, limit)
-    };
+    // The tables, then every action statement compiled against them, all or nothing.
+    let checks: Vec<(&str, &str)> = file
+        .catalog
+        .actions
+        .values()
+        .flat_map(|a| {
+            a.statements
+                .iter()
+                .map(|s| (a.name.as_str(), s.exec_sql.as_str()))
+        })
+        .collect();
+    let ran = block.execute_checked(schema, &file.sql, &checks, limit);
     match ran {
         Ok(out) => {
             block.kv_put(&keys::owner(schema), identity.as_bytes())?;

@@ -497,3 +497,32 @@ fn two_nodes_give_the_same_codes_and_app_hash_for_the_same_calls() {
         ]
     );
 }
+
+#[test]
+fn an_action_naming_a_missing_column_fails_its_deploy_and_leaves_no_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(&dir);
+    let mut owner = Wallet::ed25519();
+    let file = "CREATE TABLE t (id INTEGER PRIMARY KEY) STRICT;
+        CREATE ACTION put($id INTEGER) PUBLIC AS BEGIN INSERT INTO t (id, nope) VALUES ($id, 1); END;";
+    let out = h.block(vec![owner.tx(deploy("app", file))]).unwrap();
+    assert_eq!(code(&out.results[0]), ResultCode::SqlError);
+    assert!(
+        out.results[0]
+            .log
+            .contains("action put: table t has no column named nope"),
+        "{}",
+        out.results[0].log
+    );
+    assert!(h.app.reads().actions("app").unwrap().is_none());
+    assert!(h.app.reads().schemas().unwrap().is_empty());
+    // The same name deploys once the action is right.
+    let fixed = file.replace("(id, nope) VALUES ($id, 1)", "(id) VALUES ($id)");
+    let out = h.block(vec![owner.tx(deploy("app", &fixed))]).unwrap();
+    assert_eq!(
+        code(&out.results[0]),
+        ResultCode::Ok,
+        "{}",
+        out.results[0].log
+    );
+}
