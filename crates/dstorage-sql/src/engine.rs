@@ -301,7 +301,7 @@ pub const SQL_STACK_RED_ZONE: usize = 1024 * 1024;
 pub const SQL_STACK_SEGMENT: usize = 4 * 1024 * 1024;
 
 /// Run `f`, which parses, guards or runs SQL, with at least [`SQL_STACK_RED_ZONE`] of stack.
-fn with_sql_stack<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn with_sql_stack<T>(f: impl FnOnce() -> T) -> T {
     stacker::maybe_grow(SQL_STACK_RED_ZONE, SQL_STACK_SEGMENT, f)
 }
 
