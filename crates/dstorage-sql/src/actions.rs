@@ -568,6 +568,10 @@ CREATE INDEX notes_author ON notes(author);";
     // Hostile input: an action body nested as deep as the size limit allows, read on a thread with a small
     // stack, gets the guard's refusal, not a stack overflow.
     #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test is that a schema file is read on a thread with a small stack"
+    )]
     fn a_deeply_nested_action_body_is_refused_on_a_small_thread() {
         let depth = 45_000;
         let file = format!(
