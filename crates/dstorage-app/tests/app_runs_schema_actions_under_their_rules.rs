@@ -526,3 +526,31 @@ fn an_action_naming_a_missing_column_fails_its_deploy_and_leaves_no_schema() {
         out.results[0].log
     );
 }
+
+#[test]
+fn public_read_in_a_schema_file_makes_it_publicly_readable_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(&dir);
+    let mut owner = Wallet::ed25519();
+    let table = "CREATE TABLE t (id INTEGER PRIMARY KEY) STRICT;";
+    let out = h
+        .block(vec![
+            owner.tx(deploy("open", &format!("{table} PUBLIC READ;"))),
+            owner.tx(deploy("closed", table)),
+        ])
+        .unwrap();
+    for r in &out.results {
+        assert_eq!(code(r), ResultCode::Ok, "{}", r.log);
+    }
+    let reads = h.app.reads();
+    assert!(reads.public_read("open").unwrap());
+    assert!(reads.actions("open").unwrap().unwrap().public_read);
+    assert!(!reads.public_read("closed").unwrap());
+    // Dropped, the flag goes with the schema.
+    h.block(vec![owner.tx(Payload::DropSchema {
+        schema: "open".into(),
+    })])
+    .unwrap();
+    assert!(!reads.public_read("open").unwrap());
+    assert!(reads.actions("open").unwrap().is_none());
+}
