@@ -44,7 +44,8 @@ pub enum ResultCode {
     DataLimitExceeded = 15,
     /// The block's byte budget was used up by the transactions before this one.
     BlockFull = 16,
-    /// The caller is authenticated but the rule says no (a read of a schema that is not theirs and not public).
+    /// The caller is authenticated but the rule says no: a read of a schema that is not theirs and not public, an
+    /// action whose access rule refuses them.
     Forbidden = 20,
     /// A revoke before the grant's `locked_until` (block time).
     GrantLocked = 21,

@@ -104,17 +104,6 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         params: Vec<Value>,
     },
-    /// Call a write (or view) action of a schema with arguments (`docs/schemas.md`): anyone the action's rule
-    /// admits may send it, not only the owner.
-    Call {
-        /// The schema the action belongs to.
-        schema: String,
-        /// The action's name.
-        action: String,
-        /// The arguments, in the action's parameter order.
-        #[serde(default)]
-        args: Vec<Value>,
-    },
     /// Grant `grantee` access to the sender's data `data_id` (`docs/protocol.md`, "Grants"). The sender is the
     /// grant's owner; the grant cannot be revoked before `locked_until` (unix seconds, compared with the block
     /// header's time).
@@ -133,6 +122,17 @@ pub enum Payload {
         /// The data the grant names.
         data_id: String,
     },
+    /// Call a write (or view) action of a schema with arguments (`docs/schemas.md`): anyone the action's rule
+    /// admits may send it, not only the owner.
+    Call {
+        /// The schema the action belongs to.
+        schema: String,
+        /// The action's name.
+        action: String,
+        /// The arguments, in the action's parameter order.
+        #[serde(default)]
+        args: Vec<Value>,
+    },
 }
 
 impl Payload {
@@ -143,9 +143,9 @@ impl Payload {
             Payload::DropSchema { .. } => 2,
             Payload::Sql { params, .. } if params.is_empty() => 3,
             Payload::Sql { .. } => 4,
-            Payload::Call { .. } => 5,
             Payload::Grant { .. } => 6,
             Payload::Revoke { .. } => 7,
+            Payload::Call { .. } => 5,
         }
     }
 
@@ -155,9 +155,9 @@ impl Payload {
             Payload::DeploySchema { .. } => "deploy_schema",
             Payload::DropSchema { .. } => "drop_schema",
             Payload::Sql { .. } => "sql",
-            Payload::Call { .. } => "call",
             Payload::Grant { .. } => "grant",
             Payload::Revoke { .. } => "revoke",
+            Payload::Call { .. } => "call",
         }
     }
 
@@ -197,15 +197,6 @@ impl Payload {
                 }
             }
             Payload::DropSchema { schema } => w.str(schema),
-            Payload::Call {
-                schema,
-                action,
-                args,
-            } => {
-                w.str(schema);
-                w.str(action);
-                w.values(args);
-            }
             Payload::Grant {
                 grantee,
                 data_id,
@@ -218,6 +209,15 @@ impl Payload {
             Payload::Revoke { grantee, data_id } => {
                 w.str(grantee);
                 w.str(data_id);
+            }
+            Payload::Call {
+                schema,
+                action,
+                args,
+            } => {
+                w.str(schema);
+                w.str(action);
+                w.values(args);
             }
         }
         w.0
@@ -265,11 +265,6 @@ impl Payload {
                     params,
                 }
             }
-            5 => Payload::Call {
-                schema: r.str("schema")?,
-                action: r.str("action")?,
-                args: r.values()?,
-            },
             6 => Payload::Grant {
                 grantee: r.str("grantee")?,
                 data_id: r.str("data id")?,
@@ -278,6 +273,11 @@ impl Payload {
             7 => Payload::Revoke {
                 grantee: r.str("grantee")?,
                 data_id: r.str("data id")?,
+            },
+            5 => Payload::Call {
+                schema: r.str("schema")?,
+                action: r.str("action")?,
+                args: r.values()?,
             },
             other => return Err(DecodeError::UnknownPayload(other)),
         })
