@@ -633,8 +633,8 @@ fn execute_tx(
             Ok(()) => match block.drop_schema(schema) {
                 Ok(()) => {
                     block.kv_delete(&keys::owner(schema))?;
-                    block.kv_delete(&keys::public_read(schema))?;
                     block.kv_delete(&keys::actions(schema))?;
+                    block.kv_delete(&keys::public_read(schema))?;
                     Ok(None)
                 }
                 Err(e) => Err(sql_refusal(e)?),
@@ -651,6 +651,20 @@ fn execute_tx(
                 Err(e) => Err(sql_refusal(e)?),
             },
         },
+        Payload::Call {
+            schema,
+            action,
+            args,
+        } => {
+            let caller = crate::actions::tx_caller(&identity, &tx.body.standard, &tx.body.sender);
+            let context = dstorage_types::action::CallContext {
+                caller: Some(caller),
+                height,
+                block_time: i64::try_from(block_time).unwrap_or(i64::MAX),
+                tx: Some(hash.0),
+            };
+            call(block, schema, action, args, &context, limit)?
+        }
         Payload::Grant {
             grantee,
             data_id,
@@ -675,20 +689,6 @@ fn execute_tx(
                         .map(|()| None)
                 }
             }
-        }
-        Payload::Call {
-            schema,
-            action,
-            args,
-        } => {
-            let caller = crate::actions::tx_caller(&identity, &tx.body.standard, &tx.body.sender);
-            let context = dstorage_types::action::CallContext {
-                caller: Some(caller),
-                height,
-                block_time: i64::try_from(block_time).unwrap_or(i64::MAX),
-                tx: Some(hash.0),
-            };
-            call(block, schema, action, args, &context, limit)?
         }
         #[allow(unreachable_patterns)]
         other => Err((
@@ -895,11 +895,18 @@ fn deploy(
     if let Err(e) = block.create_schema(schema) {
         return Ok(Err(sql_refusal(e)?));
     }
-    let ran = if file.sql.trim().is_empty() {
-        Ok(dstorage_sql::ExecOutcome::default())
-    } else {
-        block.execute(schema, &file.sql, limit)
-    };
+    // The tables, then every action statement compiled against them, all or nothing.
+    let checks: Vec<(&str, &str)> = file
+        .catalog
+        .actions
+        .values()
+        .flat_map(|a| {
+            a.statements
+                .iter()
+                .map(|s| (a.name.as_str(), s.exec_sql.as_str()))
+        })
+        .collect();
+    let ran = block.execute_checked(schema, &file.sql, &checks, limit);
     match ran {
         Ok(out) => {
             block.kv_put(&keys::owner(schema), identity.as_bytes())?;
@@ -909,8 +916,9 @@ fn deploy(
                     &crate::actions::encode_catalog(&file.catalog)?,
                 )?;
             }
-            // `PUBLIC READ;` is what opens ad-hoc reads (`crate::access`): one flag, set from the file.
-            crate::access::set_public_read(block, schema, file.catalog.public_read)?;
+            if file.catalog.public_read {
+                crate::access::set_public_read(block, schema, true)?;
+            }
             Ok(Ok(Some(out)))
         }
         Err(e) => {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use dstorage_app::testing::{block_time, Harness};
+use dstorage_app::testing::Harness;
 use dstorage_types::action::Access;
 use dstorage_types::caller::Caller;
 use dstorage_types::result::ResultCode;
@@ -241,7 +241,8 @@ fn context_values_are_the_signers_and_the_blocks() {
         .unwrap()
         .rows;
     let height = Value::Integer(out.height as i64);
-    let time = Value::Integer(block_time(out.height));
+    // The harness gives every block this header time (CometBFT's in a real network).
+    let time = Value::Integer(1_700_000_000);
     let hash = |b: &[u8]| text(&dstorage_types::tx::tx_hash(b).to_string());
     let alice_key = dstorage_types::tx::Transaction::decode(&a)
         .unwrap()
@@ -495,4 +496,61 @@ fn two_nodes_give_the_same_codes_and_app_hash_for_the_same_calls() {
             ResultCode::BadArguments,
         ]
     );
+}
+
+#[test]
+fn an_action_naming_a_missing_column_fails_its_deploy_and_leaves_no_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(&dir);
+    let mut owner = Wallet::ed25519();
+    let file = "CREATE TABLE t (id INTEGER PRIMARY KEY) STRICT;
+        CREATE ACTION put($id INTEGER) PUBLIC AS BEGIN INSERT INTO t (id, nope) VALUES ($id, 1); END;";
+    let out = h.block(vec![owner.tx(deploy("app", file))]).unwrap();
+    assert_eq!(code(&out.results[0]), ResultCode::SqlError);
+    assert!(
+        out.results[0]
+            .log
+            .contains("action put: table t has no column named nope"),
+        "{}",
+        out.results[0].log
+    );
+    assert!(h.app.reads().actions("app").unwrap().is_none());
+    assert!(h.app.reads().schemas().unwrap().is_empty());
+    // The same name deploys once the action is right.
+    let fixed = file.replace("(id, nope) VALUES ($id, 1)", "(id) VALUES ($id)");
+    let out = h.block(vec![owner.tx(deploy("app", &fixed))]).unwrap();
+    assert_eq!(
+        code(&out.results[0]),
+        ResultCode::Ok,
+        "{}",
+        out.results[0].log
+    );
+}
+
+#[test]
+fn public_read_in_a_schema_file_makes_it_publicly_readable_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = start(&dir);
+    let mut owner = Wallet::ed25519();
+    let table = "CREATE TABLE t (id INTEGER PRIMARY KEY) STRICT;";
+    let out = h
+        .block(vec![
+            owner.tx(deploy("open", &format!("{table} PUBLIC READ;"))),
+            owner.tx(deploy("closed", table)),
+        ])
+        .unwrap();
+    for r in &out.results {
+        assert_eq!(code(r), ResultCode::Ok, "{}", r.log);
+    }
+    let reads = h.app.reads();
+    assert!(reads.public_read("open").unwrap());
+    assert!(reads.actions("open").unwrap().unwrap().public_read);
+    assert!(!reads.public_read("closed").unwrap());
+    // Dropped, the flag goes with the schema.
+    h.block(vec![owner.tx(Payload::DropSchema {
+        schema: "open".into(),
+    })])
+    .unwrap();
+    assert!(!reads.public_read("open").unwrap());
+    assert!(reads.actions("open").unwrap().is_none());
 }

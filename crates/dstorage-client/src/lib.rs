@@ -264,7 +264,7 @@ impl Client {
         .await
     }
 
-    /// `POST /v1/call` unsigned: run a public view action.
+    /// `POST /v1/call` unsigned: run a public view action (signed: [`Client::read_action`]).
     pub async fn call_view(
         &self,
         schema: &str,
@@ -331,7 +331,7 @@ impl Client {
         schema: &str,
         action: &str,
         args: Vec<dstorage_types::value::Value>,
-    ) -> Result<serde_json::Value, ClientError> {
+    ) -> Result<QueryResponse, ClientError> {
         let mut envelope = ReadEnvelope::action(schema, action, args);
         if let Some(signer) = signer {
             envelope = self.sign_read(signer, envelope).await?;

@@ -9,30 +9,30 @@ use dstorage_types::read::{ReadEnvelope, ReadRequest};
 use dstorage_types::result::ResultCode;
 
 use crate::api::{blocking, ApiError, ApiResult, ApiState};
+use crate::reads::{parse_envelope, read_caller};
 
-/// `POST /v1/call`: the read envelope of `docs/api.md` ("Signed reads") naming an action. Unsigned, only a
-/// `public` view runs; signed, the caller is verified (and its challenge spent) by the same
-/// [`crate::reads::read_caller`] as `POST /v1/query`, then the view's rule decides.
+/// `POST /v1/call`: the read envelope with `action` and `args`; unsigned (no `auth`) only a public view runs.
 pub(crate) async fn call(
     State(s): State<ApiState>,
     body: Result<Json<ReadEnvelope>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<QueryResponse> {
-    let (envelope, request) = crate::reads::parse_envelope(body)?;
+    let (envelope, request) = parse_envelope(body)?;
     let ReadRequest::Action { action, args } = request.clone() else {
         return Err(ApiError::bad_request(
             "POST /v1/call runs a view action; send SQL to POST /v1/query",
         ));
     };
-    // Signature checks are CPU work: off the async workers, like the read itself.
+    // The signature check is CPU work: off the async workers, like the read itself.
     let state = s.clone();
-    let schema = envelope.schema.clone();
-    let caller = blocking(move || crate::reads::read_caller(&state, &envelope, &request)).await??;
+    let caller =
+        blocking(move || read_caller(&state, &envelope, &request).map(|c| (c, envelope))).await??;
+    let (caller, envelope) = caller;
     let app = s.app.clone();
     let limit = app.config().cost_limit_per_tx;
     let signed = caller.is_some();
     let answer = blocking(move || {
         app.reads()
-            .call_view(&schema, &action, &args, caller, limit)
+            .call_view(&envelope.schema, &action, &args, caller, limit)
     })
     .await?
     .map_err(ApiError::from_sql)?;
@@ -47,8 +47,8 @@ pub(crate) async fn call(
     }
 }
 
-/// The HTTP answer to a refused call: an unsigned caller the rule turns away is asked to sign (401); a signed
-/// one is refused (403).
+/// The HTTP answer to a refused call: an unsigned caller the rule turns away is asked to sign (401
+/// `signature_required`, as `POST /v1/query` answers); a signed one is refused (403 `forbidden`).
 fn refusal(code: ResultCode, message: String, signed: bool) -> ApiError {
     let status = match code {
         ResultCode::Forbidden if !signed => {

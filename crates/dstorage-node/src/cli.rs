@@ -329,10 +329,6 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
             let r = submit(&client, &signer, payload, &common).await?;
             print_tx_result(&r, &common, None)
         }
-        NodeCommand::Grant(a) => crate::grants_cmd::grant(a).await,
-        NodeCommand::Revoke(a) => crate::grants_cmd::revoke(a).await,
-        NodeCommand::Grants(a) => crate::grants_cmd::grants(a).await,
-        NodeCommand::Read(a) => crate::grants_cmd::read(a).await,
         NodeCommand::Call {
             schema,
             action,
@@ -354,6 +350,10 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
         NodeCommand::Actions { schema, common } => {
             crate::cli_actions::list(&Client::new(&common.node), &schema, common.json).await
         }
+        NodeCommand::Grant(a) => crate::grants_cmd::grant(a).await,
+        NodeCommand::Revoke(a) => crate::grants_cmd::revoke(a).await,
+        NodeCommand::Grants(a) => crate::grants_cmd::grants(a).await,
+        NodeCommand::Read(a) => crate::grants_cmd::read(a).await,
         NodeCommand::Query {
             sql,
             schema,

@@ -53,6 +53,15 @@ pub fn check_schema_file(
     schema: &str,
     file: &str,
 ) -> Result<SchemaFile, SqlError> {
+    // Parsing recurses with the SQL's nesting: the same stack guarantee as every other guard entry.
+    crate::engine::with_sql_stack(|| check_schema_file_inner(config, schema, file))
+}
+
+fn check_schema_file_inner(
+    config: &EngineConfig,
+    schema: &str,
+    file: &str,
+) -> Result<SchemaFile, SqlError> {
     if file.len() > config.max_sql_length {
         return Err(refused(
             format!("SQL of {} bytes", file.len()),
@@ -60,12 +69,9 @@ pub fn check_schema_file(
         ));
     }
     let parsed = parse_schema_file(file)?;
-    if parsed.sql.trim().is_empty() {
-        // A deploy that declares nothing is a mistake (an empty or all-comment file), as before actions.
-        if !parsed.has_catalog() {
-            return Err(SqlError::Empty);
-        }
-    } else {
+    // A file of only actions may have no table SQL; any other file is judged exactly as before actions
+    // existed (an empty one is refused as holding no statement).
+    if !parsed.has_catalog() || !parsed.sql.trim().is_empty() {
         check_text(config, schema, &parsed.sql)?;
     }
     for action in parsed.catalog.actions.values() {
@@ -90,6 +96,10 @@ fn in_action(action: &str, e: SqlError) -> SqlError {
 /// Split a schema file into its table SQL and its action catalog, without judging the SQL (see
 /// [`check_schema_file`]).
 pub fn parse_schema_file(file: &str) -> Result<SchemaFile, SqlError> {
+    crate::engine::with_sql_stack(|| parse_schema_file_inner(file))
+}
+
+fn parse_schema_file_inner(file: &str) -> Result<SchemaFile, SqlError> {
     if let Some(at) = token::nul_position(file) {
         return Err(refused(
             format!("a NUL byte at offset {at}"),
@@ -553,6 +563,32 @@ CREATE INDEX notes_author ON notes(author);";
             let e = refusal(file);
             assert!(e.contains(needle), "{file}: {e}");
         }
+    }
+
+    // Hostile input: an action body nested as deep as the size limit allows, read on a thread with a small
+    // stack, gets the guard's refusal, not a stack overflow.
+    #[test]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test is that a schema file is read on a thread with a small stack"
+    )]
+    fn a_deeply_nested_action_body_is_refused_on_a_small_thread() {
+        let depth = 45_000;
+        let file = format!(
+            "CREATE ACTION a() PUBLIC AS BEGIN SELECT {}1{}; END;",
+            "(".repeat(depth),
+            ")".repeat(depth)
+        );
+        let answer = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                check_schema_file(&EngineConfig::default(), "app", &file).map_err(|e| e.to_string())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let e = answer.unwrap_err();
+        assert!(e.contains("nested too deeply"), "{e}");
     }
 
     #[test]

@@ -301,7 +301,7 @@ pub const SQL_STACK_RED_ZONE: usize = 1024 * 1024;
 pub const SQL_STACK_SEGMENT: usize = 4 * 1024 * 1024;
 
 /// Run `f`, which parses, guards or runs SQL, with at least [`SQL_STACK_RED_ZONE`] of stack.
-fn with_sql_stack<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn with_sql_stack<T>(f: impl FnOnce() -> T) -> T {
     stacker::maybe_grow(SQL_STACK_RED_ZONE, SQL_STACK_SEGMENT, f)
 }
 
@@ -2394,6 +2394,93 @@ impl Block<'_> {
         self.finish_tx(result, snapshot)
     }
 
+    /// Run `sql` (a deploy's table SQL; blank: nothing) like [`Block::execute`], then compile
+    /// each of `checks` (an action's name and one of its statements) against the result with
+    /// [`Block::prepare_check`], all in one savepoint: if a check fails, the tables are undone
+    /// too, and the error names the action.
+    pub fn execute_checked(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        checks: &[(&str, &str)],
+        cost_limit: u64,
+    ) -> Result<ExecOutcome, SqlError> {
+        self.alive()?;
+        if sql.len() > self.config.max_sql_length {
+            return Err(SqlError::Refused {
+                construct: format!("SQL of {} bytes", sql.len()),
+                reason: format!("the limit is {} bytes", self.config.max_sql_length),
+            });
+        }
+        let limit = self.limit(cost_limit);
+        self.begin_tx();
+        require_schema(self.conn, schema)?;
+        with_sql_stack(|| {
+            let parsed = if sql.trim().is_empty() {
+                None
+            } else {
+                Some(guard::parse(sql)?)
+            };
+            let sectioned = parsed
+                .as_ref()
+                .is_some_and(|p| (0..p.statements.len()).any(|i| guard::is_drop_table(p, i)));
+            let snapshot = self.snapshot(sectioned);
+            self.savepoint()?;
+            let result = match &parsed {
+                Some(p) => self.execute_inner(schema, sql, p.statements.len() == 1, p, &[], limit),
+                None => Ok(ExecOutcome::default()),
+            }
+            .and_then(|out| {
+                for (action, check) in checks {
+                    self.prepare_check(schema, check)
+                        .map_err(|e| in_action(e, action))?;
+                }
+                Ok(out)
+            });
+            self.finish_tx(result, snapshot)
+        })
+    }
+
+    /// Compile `sql` in `schema` as a statement of the block would run, without running it:
+    /// the guard's rewrite on the current tables, then SQLite's prepare under the
+    /// authorizer. A deploy uses it so an action naming a table or column its schema lacks
+    /// is refused at deploy, not at its first call. Nothing is executed or metered.
+    pub fn prepare_check(&mut self, schema: &str, sql: &str) -> Result<(), SqlError> {
+        self.alive()?;
+        let parsed = guard::parse(sql)?;
+        let mode = Mode::Write {
+            schema: schema.into(),
+            ctes: Default::default(),
+        };
+        for index in 0..parsed.statements.len() {
+            let rewritten = {
+                let catalog = ConnCatalog {
+                    conn: self.conn,
+                    auth: self.auth,
+                    mode: mode.clone(),
+                };
+                guard::rewrite(sql, &parsed, index, schema, false, &catalog)?
+            };
+            self.auth.set_mode(Mode::Write {
+                schema: Arc::clone(&rewritten.schema),
+                ctes: rewritten.ctes.clone(),
+            });
+            let prepared = self
+                .conn
+                .prepare(&format!("/* {schema} */ {}", rewritten.sql))
+                .map(drop);
+            let denial = self.auth.take_denial();
+            self.auth.take_compiled();
+            self.auth.take_created();
+            self.auth.set_mode(Mode::Internal);
+            if let Some(d) = denial {
+                return Err(d);
+            }
+            prepared?;
+        }
+        Ok(())
+    }
+
     /// Run one statement (through the rewrite cache) inside the open savepoint.
     fn run_one_cached(
         &mut self,
@@ -2436,6 +2523,27 @@ impl Block<'_> {
             }
         };
         self.run_rewritten(schema, &rewritten, params, limit, out)
+    }
+}
+
+/// Name the action in an error about one of its statements (`no such column: x` becomes
+/// `action add_note: no such column: x`), keeping its kind.
+fn in_action(e: SqlError, action: &str) -> SqlError {
+    match e {
+        SqlError::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
+            SqlError::Sqlite(rusqlite::Error::SqliteFailure(
+                code,
+                Some(format!(
+                    "action {action}: {}",
+                    message.unwrap_or_else(|| code.to_string())
+                )),
+            ))
+        }
+        SqlError::Refused { construct, reason } => SqlError::Refused {
+            construct: format!("{construct} in action {action}"),
+            reason,
+        },
+        other => other,
     }
 }
 
