@@ -35,7 +35,7 @@ pub struct Harness {
 }
 
 fn time() -> tendermint::Time {
-    // A fixed block time: the app must not depend on it, and fixed values keep runs reproducible.
+    // One fixed block time for every block keeps runs reproducible; grants' locks and `@block_time` read it.
     tendermint::Time::from_unix_timestamp(1_700_000_000, 0)
         .unwrap_or_else(|_| tendermint::Time::unix_epoch())
 }
