@@ -3,6 +3,7 @@
 pub mod api;
 pub mod batcher;
 pub mod bench;
+pub mod bench_reads;
 pub mod cli;
 pub mod cometbft;
 pub mod config;
