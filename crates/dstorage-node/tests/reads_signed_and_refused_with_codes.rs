@@ -440,3 +440,52 @@ async fn an_unsigned_read_of_a_private_schema_is_refused_before_its_sql_is_parse
         "may not read schema vault",
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_estimate_of_a_private_schema_is_the_owners_like_a_read() {
+    // An estimate runs a read to count its steps, and the count depends on the rows, so an unsigned estimate
+    // would let anyone learn private data one predicate at a time.
+    let (node, owner) = with_vault().await;
+    let probe = "SELECT 1 FROM secrets WHERE substr(body, 1, 1) = 'o'";
+    assert_api_error(
+        node.client.estimate(SCHEMA, probe).await,
+        401,
+        "signature_required",
+        "not publicly readable",
+    );
+    let mallory = signer(KeyType::Ed25519, "ed25519");
+    assert_api_error(
+        node.client.estimate_signed(&mallory, SCHEMA, probe).await,
+        403,
+        "forbidden",
+        "may not read",
+    );
+    node.deploy(
+        &mallory,
+        "mine",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY) STRICT",
+    );
+    assert_api_error(
+        node.client
+            .estimate_signed(
+                &mallory,
+                "mine",
+                "SELECT 1 FROM vault.secrets WHERE substr(body, 1, 1) = 'o'",
+            )
+            .await,
+        403,
+        "forbidden",
+        "may not read schema vault",
+    );
+    let own = node
+        .client
+        .estimate_signed(&owner, SCHEMA, probe)
+        .await
+        .expect("owner estimate");
+    assert!(own.cost > 0);
+    let write = node
+        .client
+        .estimate_signed(&owner, SCHEMA, "INSERT INTO secrets VALUES (2, 'b')")
+        .await;
+    assert!(write.is_ok(), "{write:?}");
+}
