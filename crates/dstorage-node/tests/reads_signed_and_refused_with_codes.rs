@@ -489,3 +489,39 @@ async fn an_estimate_of_a_private_schema_is_the_owners_like_a_read() {
         .await;
     assert!(write.is_ok(), "{write:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_challenges_stores_nothing_and_only_verified_reads_are_remembered() {
+    let (node, owner) = with_vault().await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..2_000 {
+        seen.insert(node.client.challenge().await.unwrap().challenge);
+    }
+    assert_eq!(seen.len(), 2_000, "challenges repeat");
+    assert_eq!(node.reads_auth.spent_len(), 0);
+    // Refused reads spend nothing either.
+    let mallory = signer(KeyType::Ed25519, "ed25519");
+    for c in seen.iter().take(50) {
+        let mut env = owner.sign_read(CHAIN_ID, c, select()).unwrap();
+        env.auth.as_mut().unwrap().sender = hex::encode([7u8; 32]);
+        assert_api_error(
+            query(&node, &env).await,
+            401,
+            "bad_signature",
+            "does not verify",
+        );
+    }
+    assert_eq!(node.reads_auth.spent_len(), 0);
+    for _ in 0..3 {
+        node.client
+            .query_signed(&owner, SCHEMA, "SELECT 1", Vec::new())
+            .await
+            .unwrap();
+    }
+    let _ = node
+        .client
+        .query_signed(&mallory, SCHEMA, "SELECT 1", Vec::new())
+        .await;
+    // Three owner reads and one authenticated (then forbidden) read each spent their challenge.
+    assert_eq!(node.reads_auth.spent_len(), 4);
+}
