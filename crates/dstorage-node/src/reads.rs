@@ -100,15 +100,14 @@ pub async fn query(
         ));
     };
     // Signature checks are CPU work: off the async workers, like the read itself.
+    let limit = s.app.config().cost_limit_per_tx;
+    let height = s.app.committed().height;
+    // The signature check and the read in one blocking task: both are CPU work, and one hop off the async
+    // workers instead of two is measurably cheaper per read (`dstorage bench --signed-reads`).
     let state = s.clone();
-    let caller =
-        blocking(move || read_caller(&state, &envelope, &request).map(|c| (c, envelope))).await??;
-    let (caller, envelope) = caller;
-    let app = s.app.clone();
-    let limit = app.config().cost_limit_per_tx;
-    let height = app.committed().height;
     let r = blocking(move || -> Result<_, ApiError> {
-        let reads = app.reads();
+        let caller = read_caller(&state, &envelope, &request)?;
+        let reads = state.app.reads();
         let who = caller.as_ref().map(|c| c.identity.as_str());
         check_read_access(reads, &envelope.schema, &sql, who, true)?;
         reads
