@@ -377,7 +377,6 @@ async fn an_unknown_standard_and_malformed_envelopes_are_refused_with_their_code
 async fn anyone_reads_a_publicly_readable_schema_signed_or_not() {
     let node = Inproc::start().await;
     let owner = signer(KeyType::Ed25519, "ed25519");
-    // `PUBLIC READ;` in the schema file sets the flag at deploy (docs/schemas.md).
     node.deploy(&owner, SCHEMA, &format!("PUBLIC READ;\n{TABLE}"));
     let r = query(&node, &select())
         .await
@@ -390,7 +389,16 @@ async fn anyone_reads_a_publicly_readable_schema_signed_or_not() {
         .await
         .unwrap();
     assert_eq!(r.rows, vec![vec![Value::Text("owner only".into())]]);
-    let _ = owner;
+    // A private schema's table named from the public one is still refused.
+    node.deploy(&owner, "private", TABLE);
+    assert_api_error(
+        node.client
+            .query(SCHEMA, "SELECT body FROM private.secrets")
+            .await,
+        401,
+        "signature_required",
+        "schema private is not publicly readable",
+    );
 }
 
 #[test]
