@@ -222,12 +222,25 @@ pub fn list(
     grantee: Option<&str>,
     data_id: Option<&str>,
 ) -> Result<Vec<Grant>, SqlError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT owner, grantee, data_id, locked_until, origin, height FROM _dstorage_grants
-         WHERE (?1 IS NULL OR owner = ?1) AND (?2 IS NULL OR grantee = ?2) AND (?3 IS NULL OR data_id = ?3)
-         ORDER BY owner, grantee, data_id LIMIT ?4",
-    )?;
-    let rows = stmt.query_map(params![owner, grantee, data_id, MAX_LISTED as i64], row)?;
+    // Only the given filters, so SQLite picks the primary key (owner first) or the grantee index.
+    let mut conditions = Vec::new();
+    let mut values: Vec<&str> = Vec::new();
+    for (column, value) in [("owner", owner), ("grantee", grantee), ("data_id", data_id)] {
+        if let Some(v) = value {
+            values.push(v);
+            conditions.push(format!("{column} = ?{}", values.len()));
+        }
+    }
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT owner, grantee, data_id, locked_until, origin, height FROM _dstorage_grants {filter} \
+         ORDER BY owner, grantee, data_id LIMIT {MAX_LISTED}"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 

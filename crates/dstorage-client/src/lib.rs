@@ -425,7 +425,20 @@ impl Client {
         .await
     }
 
-    /// `POST /v1/estimate`.
+    /// `POST /v1/estimate`, signed by `signer` (the schema's owner, or anyone in a public schema).
+    pub async fn estimate_signed(
+        &self,
+        signer: &Signer,
+        schema: &str,
+        sql: &str,
+    ) -> Result<EstimateResponse, ClientError> {
+        let envelope = self
+            .sign_read(signer, ReadEnvelope::sql(schema, sql, Vec::new()))
+            .await?;
+        self.post("/v1/estimate", &envelope).await
+    }
+
+    /// `POST /v1/estimate`, unsigned: answered only for a publicly readable schema.
     pub async fn estimate(&self, schema: &str, sql: &str) -> Result<EstimateResponse, ClientError> {
         self.post(
             "/v1/estimate",

@@ -126,7 +126,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tx", post(broadcast))
         .route("/v1/tx/{hash}", get(tx))
         .route("/v1/query", post(crate::reads::query))
-        .route("/v1/estimate", post(estimate))
+        .route("/v1/estimate", post(crate::reads::estimate))
         .route("/v1/schemas", get(schemas))
         .route("/v1/schemas/{name}", get(schema))
         .route(
@@ -365,34 +365,6 @@ async fn tx(State(s): State<ApiState>, Path(hash): Path<String>) -> ApiResult<Tx
             format!("transaction {hash} is not in a committed block (it may be pending, refused or unknown)"),
         )),
     }
-}
-
-fn parse_query(
-    body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<QueryRequest, ApiError> {
-    body.map(|Json(q)| q).map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("request body too large: {e}"),
-            )
-        } else {
-            ApiError::bad_request(format!("invalid request body: {e}"))
-        }
-    })
-}
-
-async fn estimate(
-    State(s): State<ApiState>,
-    body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<EstimateResponse> {
-    let q = parse_query(body)?;
-    let app = s.app.clone();
-    let e = blocking(move || app.reads().estimate(&q.schema, &q.sql))
-        .await?
-        .map_err(ApiError::from_sql)?;
-    Ok(Json(EstimateResponse { cost: e.cost }))
 }
 
 async fn all_schemas(s: &ApiState) -> Result<Vec<Schema>, ApiError> {

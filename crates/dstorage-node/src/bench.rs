@@ -96,6 +96,10 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Measure signed reads instead of writes: `--clients` concurrent readers on one node, each fetching a
+    /// challenge, signing a one-row SELECT as the schema's owner and posting it (`crate::bench_reads`).
+    #[arg(long)]
+    pub signed_reads: bool,
 }
 
 /// What one run measured, for all network sizes.
@@ -206,6 +210,9 @@ pub struct CpuShare {
 
 /// Run the benchmark and print its report.
 pub async fn run(a: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if a.signed_reads {
+        return crate::bench_reads::run(&a).await;
+    }
     let report = bench(&a).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -277,19 +284,19 @@ fn progress(a: &BenchArgs, msg: &str) {
 }
 
 /// The running processes of one network; stopped on drop.
-struct Network {
-    nodes: Vec<NodeProc>,
+pub(crate) struct Network {
+    pub(crate) nodes: Vec<NodeProc>,
 }
 
-struct NodeProc {
-    config: NodeConfig,
+pub(crate) struct NodeProc {
+    pub(crate) config: NodeConfig,
     child: tokio::process::Child,
-    pid: u32,
-    comet_pid: Option<u32>,
+    pub(crate) pid: u32,
+    pub(crate) comet_pid: Option<u32>,
 }
 
 impl Network {
-    async fn start(
+    pub(crate) async fn start(
         bin: &Path,
         dir: &Path,
         n: usize,
@@ -365,7 +372,7 @@ impl Network {
         Ok(())
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         for node in &self.nodes {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(node.pid as i32),
@@ -411,7 +418,7 @@ fn plan(
 }
 
 /// A process's user + system CPU seconds from `/proc/<pid>/stat` (0 if it is gone).
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
@@ -458,7 +465,7 @@ fn child_named(parent: u32, name: &str) -> Option<u32> {
     None
 }
 
-fn load_average() -> f64 {
+pub(crate) fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|l| l.parse().ok()))

@@ -4,6 +4,7 @@ pub mod api;
 pub mod api_actions;
 pub mod batcher;
 pub mod bench;
+pub mod bench_reads;
 pub mod cli;
 pub mod cli_actions;
 pub mod cometbft;

@@ -10,7 +10,7 @@ use dstorage_types::result::ResultCode;
 use dstorage_types::tx::Payload;
 use inproc::{assert_api_error, signer, Inproc};
 
-/// The harness's fixed block time (unix seconds).
+/// Where the harness's block times start (it gives height h the time 1,700,000,000 + h, unix seconds).
 const BLOCK_TIME: u64 = 1_700_000_000;
 
 fn grant(grantee: &str, data_id: &str, locked_until: u64) -> Payload {
@@ -96,15 +96,18 @@ async fn revoking_a_locked_grant_is_refused_grant_locked_until_the_block_time_pa
     let node = Inproc::start().await;
     let owner = signer(KeyType::Ed25519, "ed25519");
     let grantee = signer(KeyType::Ed25519, "ed25519");
-    node.ok(&owner, grant(grantee.identity(), "locked", BLOCK_TIME + 1));
+    // The harness's block time moves with the height; the revoke's block comes one height after the grant's.
+    let time_at = |h: u64| u64::try_from(dstorage_app::testing::block_time(h)).unwrap();
+    let revoke_time = time_at(node.harness.app.committed().height + 2);
+    node.ok(&owner, grant(grantee.identity(), "locked", revoke_time + 1));
     let (code, message) = node.submit(&owner, revoke(grantee.identity(), "locked"));
     assert_eq!(code, ResultCode::GrantLocked, "{message}");
     assert!(
-        message.contains(&format!("locked until {}", BLOCK_TIME + 1)),
+        message.contains(&format!("locked until {}", revoke_time + 1)),
         "{message}"
     );
     assert!(
-        message.contains(&format!("block time is {BLOCK_TIME}")),
+        message.contains(&format!("block time is {revoke_time}")),
         "{message}"
     );
     assert_eq!(
@@ -118,7 +121,8 @@ async fn revoking_a_locked_grant_is_refused_grant_locked_until_the_block_time_pa
     );
 
     // A lock that the block time has reached no longer holds.
-    node.ok(&owner, grant(grantee.identity(), "was-locked", BLOCK_TIME));
+    let revoke_time = time_at(node.harness.app.committed().height + 2);
+    node.ok(&owner, grant(grantee.identity(), "was-locked", revoke_time));
     node.ok(&owner, revoke(grantee.identity(), "was-locked"));
 }
 

@@ -377,7 +377,6 @@ async fn an_unknown_standard_and_malformed_envelopes_are_refused_with_their_code
 async fn anyone_reads_a_publicly_readable_schema_signed_or_not() {
     let node = Inproc::start().await;
     let owner = signer(KeyType::Ed25519, "ed25519");
-    // `PUBLIC READ;` in the schema file sets the flag at deploy (docs/schemas.md).
     node.deploy(&owner, SCHEMA, &format!("PUBLIC READ;\n{TABLE}"));
     let r = query(&node, &select())
         .await
@@ -390,7 +389,16 @@ async fn anyone_reads_a_publicly_readable_schema_signed_or_not() {
         .await
         .unwrap();
     assert_eq!(r.rows, vec![vec![Value::Text("owner only".into())]]);
-    let _ = owner;
+    // A private schema's table named from the public one is still refused.
+    node.deploy(&owner, "private", TABLE);
+    assert_api_error(
+        node.client
+            .query(SCHEMA, "SELECT body FROM private.secrets")
+            .await,
+        401,
+        "signature_required",
+        "schema private is not publicly readable",
+    );
 }
 
 #[test]
@@ -428,4 +436,89 @@ async fn an_unsigned_read_of_a_private_schema_is_refused_before_its_sql_is_parse
         "forbidden",
         "may not read schema vault",
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_estimate_of_a_private_schema_is_the_owners_like_a_read() {
+    // An estimate runs a read to count its steps, and the count depends on the rows, so an unsigned estimate
+    // would let anyone learn private data one predicate at a time.
+    let (node, owner) = with_vault().await;
+    let probe = "SELECT 1 FROM secrets WHERE substr(body, 1, 1) = 'o'";
+    assert_api_error(
+        node.client.estimate(SCHEMA, probe).await,
+        401,
+        "signature_required",
+        "not publicly readable",
+    );
+    let mallory = signer(KeyType::Ed25519, "ed25519");
+    assert_api_error(
+        node.client.estimate_signed(&mallory, SCHEMA, probe).await,
+        403,
+        "forbidden",
+        "may not read",
+    );
+    node.deploy(
+        &mallory,
+        "mine",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY) STRICT",
+    );
+    assert_api_error(
+        node.client
+            .estimate_signed(
+                &mallory,
+                "mine",
+                "SELECT 1 FROM vault.secrets WHERE substr(body, 1, 1) = 'o'",
+            )
+            .await,
+        403,
+        "forbidden",
+        "may not read schema vault",
+    );
+    let own = node
+        .client
+        .estimate_signed(&owner, SCHEMA, probe)
+        .await
+        .expect("owner estimate");
+    assert!(own.cost > 0);
+    let write = node
+        .client
+        .estimate_signed(&owner, SCHEMA, "INSERT INTO secrets VALUES (2, 'b')")
+        .await;
+    assert!(write.is_ok(), "{write:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_challenges_stores_nothing_and_only_verified_reads_are_remembered() {
+    let (node, owner) = with_vault().await;
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..2_000 {
+        seen.insert(node.client.challenge().await.unwrap().challenge);
+    }
+    assert_eq!(seen.len(), 2_000, "challenges repeat");
+    assert_eq!(node.reads_auth.spent_len(), 0);
+    // Refused reads spend nothing either.
+    let mallory = signer(KeyType::Ed25519, "ed25519");
+    for c in seen.iter().take(50) {
+        let mut env = owner.sign_read(CHAIN_ID, c, select()).unwrap();
+        env.auth.as_mut().unwrap().sender = hex::encode([7u8; 32]);
+        assert_api_error(
+            query(&node, &env).await,
+            401,
+            "bad_signature",
+            "does not verify",
+        );
+    }
+    assert_eq!(node.reads_auth.spent_len(), 0);
+    for _ in 0..3 {
+        node.client
+            .query_signed(&owner, SCHEMA, "SELECT 1", Vec::new())
+            .await
+            .unwrap();
+    }
+    let _ = node
+        .client
+        .query_signed(&mallory, SCHEMA, "SELECT 1", Vec::new())
+        .await;
+    // Three owner reads and one authenticated (then forbidden) read each spent their challenge.
+    assert_eq!(node.reads_auth.spent_len(), 4);
 }

@@ -181,7 +181,7 @@ async fn a_deeply_nested_query_gets_an_error_and_the_node_keeps_serving() {
             "nested too deeply",
             &format!("{terms} terms"),
         );
-        match client.estimate(SCHEMA, &deep).await {
+        match client.estimate_signed(&signer, SCHEMA, &deep).await {
             Err(ClientError::Api { status, code, .. }) => {
                 assert_eq!((status, code.as_str()), (422, "sql_refused"));
             }

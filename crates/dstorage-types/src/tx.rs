@@ -939,6 +939,39 @@ mod tests {
     }
 
     #[test]
+    fn grant_and_revoke_round_trip_under_tags_6_and_7_and_sign_an_empty_schema() {
+        for (payload, tag, expected) in [
+            (
+                Payload::Grant {
+                    grantee: "g".into(),
+                    data_id: "d".into(),
+                    locked_until: 5,
+                },
+                6,
+                "06000000016700000001640000000000000005",
+            ),
+            (
+                Payload::Revoke {
+                    grantee: "g".into(),
+                    data_id: "d".into(),
+                },
+                7,
+                "0700000001670000000164",
+            ),
+        ] {
+            assert_eq!(payload.tag(), tag);
+            assert_eq!(hex::encode(payload.encode()), expected);
+            let mut tx = sample();
+            tx.body.payload = payload.clone();
+            assert_eq!(Transaction::decode(&tx.encode()).unwrap(), tx);
+            assert!(tx.body.signed_text().contains(&format!(
+                "\ntype: {}\nschema: \npayload sha256: ",
+                payload.type_name()
+            )));
+        }
+    }
+
+    #[test]
     fn tx_hash_parses_both_cases_and_prints_upper() {
         let h = sample().hash();
         let lower = h.to_string().to_lowercase();
