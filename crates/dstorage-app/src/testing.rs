@@ -24,6 +24,8 @@ pub struct BlockOutcome {
     pub results: Vec<tendermint::abci::types::ExecTxResult>,
     /// The app hash after the block.
     pub app_hash: [u8; 32],
+    /// FinalizeBlock's validator updates: (ed25519 public key, power), in the order returned.
+    pub validator_updates: Vec<(Vec<u8>, u64)>,
 }
 
 /// Drives one application instance.
@@ -52,14 +54,36 @@ impl Harness {
 
     /// Like [`Harness::start`] with a custom configuration.
     pub fn start_with(config: AppConfig, chain_id: &str) -> Result<Harness, AppError> {
+        Self::start_network(config, chain_id, &[], b"{}")
+    }
+
+    /// Like [`Harness::start_with`], with a genesis validator set (ed25519 public keys, power 10 each) and a
+    /// genesis app state, as CometBFT's InitChain would pass them.
+    pub fn start_network(
+        config: AppConfig,
+        chain_id: &str,
+        validators: &[[u8; 32]],
+        app_state: &[u8],
+    ) -> Result<Harness, AppError> {
         let app = App::open(config)?;
         if app.committed().chain_id.is_none() {
+            let validators = validators
+                .iter()
+                .map(|k| {
+                    Ok(tendermint::validator::Update {
+                        pub_key: tendermint::PublicKey::from_raw_ed25519(k).ok_or_else(|| {
+                            AppError::Invariant("not an ed25519 public key".into())
+                        })?,
+                        power: 10u32.into(),
+                    })
+                })
+                .collect::<Result<Vec<_>, AppError>>()?;
             let req = request::InitChain {
                 time: time(),
                 chain_id: chain_id.to_string(),
                 consensus_params: default_params(),
-                validators: Vec::new(),
-                app_state_bytes: Bytes::from_static(b"{}"),
+                validators,
+                app_state_bytes: Bytes::copy_from_slice(app_state),
                 initial_height: 1u32.into(),
             };
             block_on(app.consensus(ConsensusRequest::InitChain(req)))?;
@@ -171,6 +195,11 @@ impl Harness {
             txs: txs.into_iter().map(|b| b.to_vec()).collect(),
             results: finalized.tx_results,
             app_hash,
+            validator_updates: finalized
+                .validator_updates
+                .into_iter()
+                .map(|u| (u.pub_key.to_bytes(), u.power.value()))
+                .collect(),
         })
     }
 }

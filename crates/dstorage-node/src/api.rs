@@ -64,7 +64,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", error)
     }
 
-    fn internal(error: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn internal(error: impl std::fmt::Display) -> ApiError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -104,6 +104,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/changesets/{height}"),
     ("get", "/v1/status"),
     ("get", "/v1/nonce/{identity}"),
+    ("get", "/v1/validators"),
+    ("get", "/v1/validators/requests"),
     ("get", "/health"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
@@ -122,6 +124,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/changesets/{height}", get(changeset))
         .route("/v1/status", get(status))
         .route("/v1/nonce/{identity}", get(nonce))
+        .route("/v1/validators", get(crate::api_validators::validators))
+        .route(
+            "/v1/validators/requests",
+            get(crate::api_validators::requests),
+        )
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -150,7 +157,7 @@ async fn catch_panics(req: axum::extract::Request, next: axum::middleware::Next)
 
 use dstorage_app::shared::panic_message;
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)

@@ -1,6 +1,7 @@
 //! The dstorage node as a library: what the `dstorage` binary is built from, reachable by integration tests.
 
 pub mod api;
+pub mod api_validators;
 pub mod batcher;
 pub mod bench;
 pub mod cli;
@@ -9,3 +10,4 @@ pub mod config;
 pub mod convert;
 pub mod metrics;
 pub mod run;
+pub mod validator_cmd;
