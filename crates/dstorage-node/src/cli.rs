@@ -447,7 +447,9 @@ pub fn init_single(
     }
     let plan_root = home.join("plan");
     let plans =
-        cometbft::plan_testnet_with(bin, &plan_root, 1, base_port, chain_id, app_state, |_| {})?;
+        cometbft::plan_testnet_with(bin, &plan_root, 1, base_port, chain_id, app_state, |l| {
+            l.filter_peers = true
+        })?;
     let plan = &plans[0];
     // Move the planned node's CometBFT home into place.
     let target = NodeConfig::cometbft_home(home);
@@ -547,7 +549,8 @@ pub fn plan(bin: &Path, a: &TestnetArgs) -> anyhow::Result<Vec<(PathBuf, NodeCon
         a.base_port,
         &a.chain_id,
         &app_state,
-        |_| {},
+        // dstorage nodes accept only validators and listed peers (docs/ARCHITECTURE.md, "Validators").
+        |l| l.filter_peers = true,
     )?;
     let mut out = Vec::new();
     for p in plans {
