@@ -482,3 +482,90 @@ fn the_peer_filter_accepts_validators_and_listed_nodes_and_follows_the_set() {
         "a validator that left is refused"
     );
 }
+
+#[test]
+fn hostile_validator_payloads_fail_their_own_transaction_and_never_the_block() {
+    let (_dir, h, mut vals) = network(4, 100);
+    let mut eth = Wallet::eth();
+    let mut huge = Val::new(9);
+    let huge_join = huge.wallet.tx(Payload::ValidatorJoin {
+        node_id: "a".repeat(40),
+        address: format!("{}:1", "h".repeat(100_000)),
+    });
+    let short_key = vals[0]
+        .wallet
+        .tx(Payload::ValidatorRemove { key: vec![1; 31] });
+    let no_such = vals[1].approve(u64::MAX);
+    let eth_leave = eth.tx(Payload::ValidatorLeave);
+    let eth_join = eth.tx(Payload::ValidatorJoin {
+        node_id: "a".repeat(40),
+        address: "127.0.0.1:1".into(),
+    });
+    let b = h
+        .block(vec![
+            huge_join.clone(),
+            short_key,
+            no_such,
+            eth_leave,
+            eth_join,
+        ])
+        .unwrap();
+    assert_eq!(
+        codes(&b),
+        [
+            ResultCode::InvalidValidatorRequest,
+            ResultCode::InvalidValidatorRequest,
+            ResultCode::RequestNotFound,
+            ResultCode::InvalidValidatorRequest,
+            ResultCode::InvalidValidatorRequest,
+        ]
+    );
+    // The refusal names the cause without echoing 100 KB back.
+    assert!(b.results[0].log.len() < 300, "{}", b.results[0].log.len());
+    assert!(
+        b.results[0].log.contains("host:port"),
+        "{}",
+        b.results[0].log
+    );
+    assert!(b.validator_updates.is_empty());
+    assert_eq!(set_keys(&h).len(), 4);
+    // A validator may vote for its own removal: that is one vote like any other.
+    let (first, rest) = vals.split_at_mut(3);
+    let b = h
+        .block(vec![
+            {
+                let own = rest[0].key().to_vec();
+                rest[0].wallet.tx(Payload::ValidatorRemove { key: own })
+            },
+            first[0].remove(&rest[0]),
+            first[1].remove(&rest[0]),
+        ])
+        .unwrap();
+    assert_eq!(codes(&b), [ResultCode::Ok; 3]);
+    assert_eq!(b.validator_updates, vec![(rest[0].key().to_vec(), 0)]);
+}
+
+#[test]
+fn the_peer_filter_refuses_queries_it_does_not_know_and_reads_ids_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let vals: Vec<Val> = (0..2).map(Val::new).collect();
+    let h = start(&dir, &vals, 100, "q");
+    for junk in [
+        "/p2p/filter/",
+        "/p2p/filter/pubkey/abc",
+        "/p2p/filter/id/",
+        "/p2p/filter/id/../../etc",
+    ] {
+        let r = h.app.filter_peer(junk);
+        assert_ne!(r.code.value(), 0, "{junk} accepted");
+        assert!(!r.log.is_empty(), "{junk}");
+    }
+    let upper = vals[1].node_id.to_ascii_uppercase();
+    assert_eq!(
+        h.app
+            .filter_peer(&format!("/p2p/filter/id/{upper}"))
+            .code
+            .value(),
+        0
+    );
+}
