@@ -8,10 +8,12 @@
 //! CometBFT.
 
 pub mod abci;
+pub mod access;
 pub mod apphash;
 pub mod auth;
 pub mod config;
 pub mod consensus;
+pub mod grants;
 pub mod keys;
 pub mod mempool;
 pub mod reads;

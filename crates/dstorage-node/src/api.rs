@@ -40,17 +40,23 @@ pub struct ApiState {
     pub batcher: Batcher,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Challenges and signature checks of signed reads (`crate::readauth`).
+    pub reads_auth: Arc<crate::readauth::ReadAuthenticator>,
 }
 
 /// An error answer: status plus `{"error", "code"}`.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    body: ErrorResponse,
+    pub(crate) status: StatusCode,
+    pub(crate) body: ErrorResponse,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: impl Into<String>, error: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: impl Into<String>,
+        error: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             body: ErrorResponse {
@@ -60,7 +66,7 @@ impl ApiError {
         }
     }
 
-    fn bad_request(error: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(error: impl Into<String>) -> ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", error)
     }
 
@@ -72,7 +78,7 @@ impl ApiError {
         )
     }
 
-    fn from_sql(e: SqlError) -> ApiError {
+    pub(crate) fn from_sql(e: SqlError) -> ApiError {
         let (status, code) = match classify(&e) {
             ErrorClass::Refused => (StatusCode::UNPROCESSABLE_ENTITY, "sql_refused"),
             ErrorClass::CostLimit => (StatusCode::UNPROCESSABLE_ENTITY, "cost_limit_exceeded"),
@@ -91,7 +97,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Every route the router serves, as (method, path); the OpenAPI document must describe exactly these.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -104,6 +110,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/changesets/{height}"),
     ("get", "/v1/status"),
     ("get", "/v1/nonce/{identity}"),
+    ("get", "/v1/challenge"),
+    ("get", "/v1/grants"),
     ("get", "/v1/validators"),
     ("get", "/v1/validators/requests"),
     ("get", "/health"),
@@ -117,13 +125,15 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/tx", post(broadcast))
         .route("/v1/tx/{hash}", get(tx))
-        .route("/v1/query", post(query))
+        .route("/v1/query", post(crate::reads::query))
         .route("/v1/estimate", post(estimate))
         .route("/v1/schemas", get(schemas))
         .route("/v1/schemas/{name}", get(schema))
         .route("/v1/changesets/{height}", get(changeset))
         .route("/v1/status", get(status))
         .route("/v1/nonce/{identity}", get(nonce))
+        .route("/v1/challenge", get(crate::reads::challenge))
+        .route("/v1/grants", get(crate::reads::grants))
         .route("/v1/validators", get(crate::api_validators::validators))
         .route(
             "/v1/validators/requests",
@@ -371,25 +381,6 @@ fn parse_query(
             ApiError::bad_request(format!("invalid request body: {e}"))
         }
     })
-}
-
-async fn query(
-    State(s): State<ApiState>,
-    body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<QueryResponse> {
-    let q = parse_query(body)?;
-    let app = s.app.clone();
-    let limit = app.config().cost_limit_per_tx;
-    let height = app.committed().height;
-    let r = blocking(move || app.reads().query(&q.schema, &q.sql, limit))
-        .await?
-        .map_err(ApiError::from_sql)?;
-    Ok(Json(QueryResponse {
-        columns: r.columns,
-        rows: r.rows,
-        cost: r.cost,
-        height,
-    }))
 }
 
 async fn estimate(
