@@ -689,8 +689,8 @@ fn unsafe_change(start: &BTreeSet<[u8; 32]>, new: &BTreeSet<[u8; 32]>, what: &st
     refusal(
         ResultCode::ValidatorSetUnsafe,
         format!(
-            "this {what} would leave {} validators of which {kept} were validators at the start of the block; \
-             those must be more than two thirds of the new set (and the set may not be empty)",
+            "after this {what} the set would have {} validators, {kept} of them validators at the start of the \
+             block; those must be more than two thirds of the new set (and the set may not be empty)",
             new.len()
         ),
     )
