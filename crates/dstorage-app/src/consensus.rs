@@ -485,7 +485,8 @@ fn execute_block(
     }
     // Requests that reached their threshold become this block's validator updates (docs/ARCHITECTURE.md,
     // "Validators").
-    let updates = crate::validators::settle(block, &mut validator_changes, height)?;
+    let (updates, validator_state) =
+        crate::validators::settle(block, &mut validator_changes, height)?;
     // The senders' nonces as this block leaves them, for the mempool's cache of committed state.
     let mut nonces = BTreeMap::new();
     for sender in senders {
@@ -526,6 +527,11 @@ fn execute_block(
             apphash::with_grants(&app_hash, &grants)
         }
         _ => app_hash,
+    };
+    // A block that changed validator state (requests, votes, the set) commits to its running hash too.
+    let app_hash = match validator_state {
+        Some(state) => crate::validators::extend_app_hash(&app_hash, &state),
+        None => app_hash,
     };
     let changeset_bytes = encoded.len();
     block.kv_put(&keys::changeset(height), &encoded)?;

@@ -470,6 +470,39 @@ pub fn init_chain(
 pub struct BlockChanges {
     /// The set at the block's start, read before its first validator transaction changed anything.
     start: Option<BTreeSet<[u8; 32]>>,
+    /// Every `val/` key this block wrote or deleted, for the state hash ([`settle`]).
+    written: BTreeSet<Vec<u8>>,
+}
+
+/// Write a validator KV pair, remembering the key for the block's state hash.
+fn put(
+    block: &mut Block<'_>,
+    changes: &mut BlockChanges,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), SqlError> {
+    changes.written.insert(key.to_vec());
+    block.kv_put(key, value)
+}
+
+/// Delete a validator KV pair, remembering the key for the block's state hash.
+fn del(block: &mut Block<'_>, changes: &mut BlockChanges, key: &[u8]) -> Result<(), SqlError> {
+    changes.written.insert(key.to_vec());
+    block.kv_delete(key)
+}
+
+/// The running hash of the validator state, `val/hash`: after a block that wrote validator state,
+/// `SHA-256(previous (32 zero bytes at first) ‖ for each key written, in key order: len u32 ‖ key ‖ 0 (deleted) |
+/// 1 ‖ len u32 ‖ value)`. The app hash of such a block is extended with it (docs/protocol.md §6).
+pub const STATE_HASH: &[u8] = b"val/hash";
+
+/// The app hash of a block that changed validator state: `SHA-256(app_hash' ‖ "validators" ‖ state hash)`.
+pub fn extend_app_hash(app_hash: &[u8; 32], state_hash: &[u8; 32]) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    h.update(app_hash);
+    h.update(b"validators");
+    h.update(state_hash);
+    h.finalize().into()
 }
 
 impl BlockChanges {
@@ -526,11 +559,16 @@ pub fn execute(
                     ),
                 )));
             }
-            let mut req = new_request(block, RequestKind::Join, &sender, height, &params)?;
+            let mut req = new_request(block, changes, RequestKind::Join, &sender, height, &params)?;
             req.node_id = Some(node_id.clone());
             req.p2p_address = Some(address.clone());
-            save_request(block, &req)?;
-            block.kv_put(&open_key(RequestKind::Join, &sender), &req.id.to_be_bytes())?;
+            save_request(block, changes, &req)?;
+            put(
+                block,
+                changes,
+                &open_key(RequestKind::Join, &sender),
+                &req.id.to_be_bytes(),
+            )?;
             Ok(Ok(()))
         }
         Payload::ValidatorApprove { request: id } => {
@@ -567,8 +605,8 @@ pub fn execute(
                     format!("{sender_hex} already voted for validator request {id}"),
                 )));
             }
-            save_request(block, &req)?;
-            block.kv_put(&voted_key(req.id), b"")?;
+            save_request(block, changes, &req)?;
+            put(block, changes, &voted_key(req.id), b"")?;
             Ok(Ok(()))
         }
         Payload::ValidatorLeave => {
@@ -580,7 +618,7 @@ pub fn execute(
             if !is_safe(&start, &new) {
                 return Ok(Err(unsafe_change(&start, &new, "leave")));
             }
-            remove_validator(block, &sender, height)?;
+            remove_validator(block, changes, &sender, height)?;
             Ok(Ok(()))
         }
         Payload::ValidatorRemove { key } => {
@@ -603,8 +641,20 @@ pub fn execute(
             let mut req = match open_request(block, RequestKind::Remove, &target, height)? {
                 Some(r) => r,
                 None => {
-                    let r = new_request(block, RequestKind::Remove, &target, height, &params)?;
-                    block.kv_put(&open_key(RequestKind::Remove, &target), &r.id.to_be_bytes())?;
+                    let r = new_request(
+                        block,
+                        changes,
+                        RequestKind::Remove,
+                        &target,
+                        height,
+                        &params,
+                    )?;
+                    put(
+                        block,
+                        changes,
+                        &open_key(RequestKind::Remove, &target),
+                        &r.id.to_be_bytes(),
+                    )?;
                     r
                 }
             };
@@ -617,8 +667,8 @@ pub fn execute(
                     ),
                 )));
             }
-            save_request(block, &req)?;
-            block.kv_put(&voted_key(req.id), b"")?;
+            save_request(block, changes, &req)?;
+            put(block, changes, &voted_key(req.id), b"")?;
             Ok(Ok(()))
         }
         other => Err(AppError::Invariant(format!(
@@ -713,13 +763,14 @@ fn open_request(
 
 fn new_request(
     block: &mut Block<'_>,
+    changes: &mut BlockChanges,
     kind: RequestKind,
     key: &[u8; 32],
     height: u64,
     params: &Params,
 ) -> Result<Request, AppError> {
     let id = crate::keys::last_nonce(block.kv_get(NEXT_ID)?.as_deref()).max(1);
-    block.kv_put(NEXT_ID, &(id + 1).to_be_bytes())?;
+    put(block, changes, NEXT_ID, &(id + 1).to_be_bytes())?;
     Ok(Request {
         id,
         kind,
@@ -735,31 +786,41 @@ fn new_request(
     })
 }
 
-fn save_request(block: &mut Block<'_>, req: &Request) -> Result<(), AppError> {
-    block.kv_put(&req_key(req.id), &json(req)?)?;
+fn save_request(
+    block: &mut Block<'_>,
+    changes: &mut BlockChanges,
+    req: &Request,
+) -> Result<(), AppError> {
+    put(block, changes, &req_key(req.id), &json(req)?)?;
     Ok(())
 }
 
 /// Close request `req` (decided or void) at `height`: it leaves the voted index and its key's open pointer.
 fn close_request(
     block: &mut Block<'_>,
+    changes: &mut BlockChanges,
     mut req: Request,
     status: RequestStatus,
     height: u64,
 ) -> Result<(), AppError> {
     req.status = status;
     req.decided_height = Some(height);
-    block.kv_delete(&voted_key(req.id))?;
+    del(block, changes, &voted_key(req.id))?;
     let key = parse_key_hex(&req.pub_key).map_err(AppError::Invariant)?;
     let open = open_key(req.kind, &key);
     if block.kv_get(&open)?.as_deref() == Some(req.id.to_be_bytes().as_slice()) {
-        block.kv_delete(&open)?;
+        del(block, changes, &open)?;
     }
-    save_request(block, &req)
+    save_request(block, changes, &req)
 }
 
 /// Add `req`'s candidate to the set.
-fn add_validator(block: &mut Block<'_>, req: &Request, height: u64) -> Result<(), AppError> {
+fn add_validator(
+    block: &mut Block<'_>,
+    changes: &mut BlockChanges,
+    req: &Request,
+    height: u64,
+) -> Result<(), AppError> {
     let key = parse_key_hex(&req.pub_key).map_err(AppError::Invariant)?;
     let record = ValidatorRecord {
         pub_key: req.pub_key.clone(),
@@ -771,45 +832,50 @@ fn add_validator(block: &mut Block<'_>, req: &Request, height: u64) -> Result<()
         active_from: height + 2,
     };
     if let Some(node_id) = &record.node_id {
-        block.kv_put(&node_key(node_id, &key), b"")?;
+        put(block, changes, &node_key(node_id, &key), b"")?;
     }
-    block.kv_put(&key_with(SET_PREFIX, &key), &json(&record)?)?;
-    block.kv_delete(&key_with(LEFT_PREFIX, &key))?;
+    put(block, changes, &key_with(SET_PREFIX, &key), &json(&record)?)?;
+    del(block, changes, &key_with(LEFT_PREFIX, &key))?;
     Ok(())
 }
 
 /// Take `key` out of the set: its node id leaves the peer filter, its votes on pending requests are deleted
 /// (they no longer count, and would not count again if it rejoined), and a pending removal of it is closed.
-fn remove_validator(block: &mut Block<'_>, key: &[u8; 32], height: u64) -> Result<(), AppError> {
+fn remove_validator(
+    block: &mut Block<'_>,
+    changes: &mut BlockChanges,
+    key: &[u8; 32],
+    height: u64,
+) -> Result<(), AppError> {
     let set_key = key_with(SET_PREFIX, key);
     let Some(bytes) = block.kv_get(&set_key)? else {
         return Ok(());
     };
     let record: ValidatorRecord = decode("validator", &bytes)?;
     if let Some(node_id) = &record.node_id {
-        block.kv_delete(&node_key(node_id, key))?;
+        del(block, changes, &node_key(node_id, key))?;
     }
-    block.kv_delete(&set_key)?;
+    del(block, changes, &set_key)?;
     let left = LeftRecord {
         pub_key: record.pub_key.clone(),
         address: record.address.clone(),
         left_height: height,
         inactive_from: height + 2,
     };
-    block.kv_put(&key_with(LEFT_PREFIX, key), &json(&left)?)?;
+    put(block, changes, &key_with(LEFT_PREFIX, key), &json(&left)?)?;
     for id in voted_ids(block)? {
         let Some(mut req) = request(block, id)? else {
             continue;
         };
         if req.votes.remove(&record.pub_key) {
             if req.votes.is_empty() {
-                block.kv_delete(&voted_key(id))?;
+                del(block, changes, &voted_key(id))?;
             }
-            save_request(block, &req)?;
+            save_request(block, changes, &req)?;
         }
     }
     if let Some(req) = open_request(block, RequestKind::Remove, key, height)? {
-        close_request(block, req, RequestStatus::Closed, height)?;
+        close_request(block, changes, req, RequestStatus::Closed, height)?;
     }
     Ok(())
 }
@@ -828,14 +894,15 @@ fn voted_ids(block: &Block<'_>) -> Result<Vec<u64>, AppError> {
 /// End of a block with validator transactions: apply every pending request whose votes from current validators
 /// reach the threshold and whose change is safe, lowest id first, again after each change until nothing more
 /// applies; drop expired requests from the voted index. Returns the block's ValidatorUpdates: (key, power) in
-/// key order, the set at the end against the set at the start, one entry per changed key.
+/// key order, the set at the end against the set at the start, one entry per changed key; and, when the block
+/// wrote validator state, the new state hash ([`STATE_HASH`]).
 pub fn settle(
     block: &mut Block<'_>,
     changes: &mut BlockChanges,
     height: u64,
-) -> Result<Vec<(Vec<u8>, u64)>, AppError> {
+) -> Result<(Vec<(Vec<u8>, u64)>, Option<[u8; 32]>), AppError> {
     if !changes.touched() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let start = changes.start(block)?.clone();
     let params = params(block)?;
@@ -846,7 +913,7 @@ pub fn settle(
         let mut applied = false;
         for id in voted_ids(block)? {
             let Some(req) = request(block, id)? else {
-                block.kv_delete(&voted_key(id))?;
+                del(block, changes, &voted_key(id))?;
                 continue;
             };
             match req.status_at(height) {
@@ -854,7 +921,7 @@ pub fn settle(
                 // Expired requests keep their stored status (the API derives "expired"); they only leave the
                 // index so later blocks do not look at them again.
                 _ => {
-                    block.kv_delete(&voted_key(id))?;
+                    del(block, changes, &voted_key(id))?;
                     continue;
                 }
             }
@@ -876,7 +943,7 @@ pub fn settle(
             if !valid {
                 // The target is already where the request would put it (cannot happen through the rules above,
                 // kept so a request never applies twice).
-                close_request(block, req, RequestStatus::Closed, height)?;
+                close_request(block, changes, req, RequestStatus::Closed, height)?;
                 applied = true;
                 break;
             }
@@ -890,12 +957,12 @@ pub fn settle(
             }
             tracing::info!(height, id, kind = ?req.kind, key = %req.pub_key, votes = counted, needed, "validator request approved");
             match req.kind {
-                RequestKind::Join => add_validator(block, &req, height)?,
-                RequestKind::Remove => remove_validator(block, &key, height)?,
+                RequestKind::Join => add_validator(block, changes, &req, height)?,
+                RequestKind::Remove => remove_validator(block, changes, &key, height)?,
             }
             // A removal closed its own request on the way (as its target left); it is approved all the same.
             if let Some(req) = request(block, id)? {
-                close_request(block, req, RequestStatus::Approved, height)?;
+                close_request(block, changes, req, RequestStatus::Approved, height)?;
             }
             applied = true;
             break;
@@ -912,7 +979,28 @@ pub fn settle(
     for k in end.difference(&start) {
         updates.insert(*k, POWER);
     }
-    Ok(updates.into_iter().map(|(k, p)| (k.to_vec(), p)).collect())
+    let updates = updates.into_iter().map(|(k, p)| (k.to_vec(), p)).collect();
+    if changes.written.is_empty() {
+        return Ok((updates, None));
+    }
+    let previous = block.kv_get(STATE_HASH)?.unwrap_or_else(|| vec![0; 32]);
+    let mut h = sha2::Sha256::new();
+    h.update(&previous);
+    for key in &changes.written {
+        h.update((key.len() as u32).to_be_bytes());
+        h.update(key);
+        match block.kv_get(key)? {
+            None => h.update([0u8]),
+            Some(value) => {
+                h.update([1u8]);
+                h.update((value.len() as u32).to_be_bytes());
+                h.update(&value);
+            }
+        }
+    }
+    let state: [u8; 32] = h.finalize().into();
+    block.kv_put(STATE_HASH, &state)?;
+    Ok((updates, Some(state)))
 }
 
 #[cfg(test)]

@@ -569,3 +569,47 @@ fn the_peer_filter_refuses_queries_it_does_not_know_and_reads_ids_in_any_case() 
         0
     );
 }
+
+#[test]
+fn validator_state_enters_the_app_hash_even_without_validator_updates() {
+    // Two nodes run a join that differs only in the contact it names: same changeset (none), same results, no
+    // validator updates; only the stored request differs, and the app hashes must differ with it.
+    let dir = tempfile::tempdir().unwrap();
+    let vals: Vec<Val> = (0..4).map(Val::new).collect();
+    let a = start(&dir, &vals, 100, "a");
+    let b = start(&dir, &vals, 100, "b");
+    let cand = Val::new(9);
+    let join = |node_id: &str| {
+        cand.wallet.tx_with_nonce(
+            1,
+            Payload::ValidatorJoin {
+                node_id: node_id.into(),
+                address: "127.0.0.1:26656".into(),
+            },
+        )
+    };
+    let on_a = a.block(vec![join(&"a".repeat(40))]).unwrap();
+    let on_b = b.block(vec![join(&"b".repeat(40))]).unwrap();
+    assert_eq!(codes(&on_a), [ResultCode::Ok]);
+    assert_eq!(codes(&on_b), [ResultCode::Ok]);
+    assert!(on_a.validator_updates.is_empty() && on_b.validator_updates.is_empty());
+    assert_ne!(on_a.app_hash, on_b.app_hash);
+    // A refused validator transaction writes no validator state: its block's app hash is the plain formula.
+    let mut outsider = Val::new(8);
+    let x = a.block(vec![outsider.leave()]).unwrap();
+    assert_eq!(codes(&x), [ResultCode::NotAValidator]);
+    // The hash of the empty changeset (docs/protocol.md, "Check values").
+    let empty: [u8; 32] =
+        hex::decode("6d9e0b98810397e3b9b44c78383007ec01cb38a95455d76cec4b635da4bd6082")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    use dstorage_app::apphash;
+    let plain = apphash::next(
+        &on_a.app_hash,
+        &empty,
+        &apphash::validators_hash(&[]),
+        &apphash::results_hash(&[(ResultCode::NotAValidator.code(), 0)]),
+    );
+    assert_eq!(x.app_hash, plain);
+}
