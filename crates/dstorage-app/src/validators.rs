@@ -17,6 +17,9 @@ use sha2::Digest;
 use crate::auth::Refusal;
 use crate::AppError;
 
+/// A block's validator updates: (ed25519 public key, power), in key order.
+pub type Updates = Vec<(Vec<u8>, u64)>;
+
 /// Voting power of every validator: all weigh the same (stake weighting is a later step, see the docs).
 pub const POWER: u64 = 10;
 
@@ -900,7 +903,7 @@ pub fn settle(
     block: &mut Block<'_>,
     changes: &mut BlockChanges,
     height: u64,
-) -> Result<(Vec<(Vec<u8>, u64)>, Option<[u8; 32]>), AppError> {
+) -> Result<(Updates, Option<[u8; 32]>), AppError> {
     if !changes.touched() {
         return Ok((Vec::new(), None));
     }

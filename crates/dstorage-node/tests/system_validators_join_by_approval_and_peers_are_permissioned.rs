@@ -387,12 +387,9 @@ async fn a_full_node_joins_by_approval_validators_leave_and_are_removed_and_stra
         }
     })
     .await;
+    // (Its own peer count flickers: its side of each refused connection lives until the validator closes it.)
     let s = net.nodes[5].status().await.unwrap();
-    assert_eq!(
-        (s.height, s.peers),
-        (0, 0),
-        "the stranger synced or has peers"
-    );
+    assert_eq!(s.height, 0, "the stranger synced");
     let net_info = net.nodes[0].rpc().net_info().await.unwrap();
     assert!(
         net_info.peers.iter().all(|p| p.node_id != stranger_id),
