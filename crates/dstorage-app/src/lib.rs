@@ -9,6 +9,7 @@
 
 pub mod abci;
 pub mod access;
+pub mod actions;
 pub mod apphash;
 pub mod auth;
 pub mod config;

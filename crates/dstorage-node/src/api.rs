@@ -107,6 +107,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/estimate"),
     ("get", "/v1/schemas"),
     ("get", "/v1/schemas/{name}"),
+    ("get", "/v1/schemas/{name}/actions"),
+    ("post", "/v1/call"),
     ("get", "/v1/changesets/{height}"),
     ("get", "/v1/status"),
     ("get", "/v1/nonce/{identity}"),
@@ -129,6 +131,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/estimate", post(estimate))
         .route("/v1/schemas", get(schemas))
         .route("/v1/schemas/{name}", get(schema))
+        .route(
+            "/v1/schemas/{name}/actions",
+            get(crate::api_actions::actions),
+        )
+        .route("/v1/call", post(crate::api_actions::call))
         .route("/v1/changesets/{height}", get(changeset))
         .route("/v1/status", get(status))
         .route("/v1/nonce/{identity}", get(nonce))

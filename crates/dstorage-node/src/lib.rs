@@ -1,10 +1,12 @@
 //! The dstorage node as a library: what the `dstorage` binary is built from, reachable by integration tests.
 
 pub mod api;
+pub mod api_actions;
 pub mod api_validators;
 pub mod batcher;
 pub mod bench;
 pub mod cli;
+pub mod cli_actions;
 pub mod cometbft;
 pub mod config;
 pub mod convert;

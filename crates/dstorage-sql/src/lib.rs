@@ -13,11 +13,13 @@
 //! block.commit().unwrap();
 //! ```
 
+pub mod actions;
 mod authorizer;
 mod changeset;
 mod engine;
 mod error;
 mod estimate;
+pub mod functions;
 pub mod fuzzing;
 mod guard;
 mod meter;
