@@ -142,6 +142,9 @@ impl Service<InfoRequest> for InfoService {
     fn call(&mut self, req: InfoRequest) -> Self::Future {
         let response = match req {
             InfoRequest::Info(_) => InfoResponse::Info(self.0.info()),
+            InfoRequest::Query(q) if q.path.starts_with("/p2p/filter/") => {
+                InfoResponse::Query(self.0.filter_peer(&q.path))
+            }
             InfoRequest::Query(_) => InfoResponse::Query(resp::Query {
                 code: 1u32.into(),
                 log: "ABCI queries are not served; use the dstorage HTTP API".into(),

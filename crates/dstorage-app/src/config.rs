@@ -23,6 +23,8 @@ pub struct AppConfig {
     pub changeset_retention: Option<u64>,
     /// How many verified transaction hashes the CheckTx → block signature cache remembers.
     pub verified_cache_size: usize,
+    /// Node ids the peer filter accepts besides the current validators' (sentries, full nodes). A local setting.
+    pub allowed_peers: std::collections::BTreeSet<String>,
 }
 
 impl AppConfig {
@@ -39,6 +41,7 @@ impl AppConfig {
             cost_limit_per_tx: 10_000_000,
             changeset_retention: Some(100_000),
             verified_cache_size: 200_000,
+            allowed_peers: Default::default(),
         }
     }
 }

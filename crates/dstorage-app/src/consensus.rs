@@ -95,6 +95,12 @@ fn init_chain(
     let mut block = engine.begin_block()?;
     block.kv_put(keys::CHAIN_ID, req.chain_id.as_bytes())?;
     block.kv_put(keys::APP_HASH, &app_hash)?;
+    let genesis_set: Vec<(Vec<u8>, u64)> = req
+        .validators
+        .iter()
+        .map(|v| (v.pub_key.to_bytes(), v.power.value()))
+        .collect();
+    crate::validators::init_chain(&mut block, &req.app_state_bytes, &genesis_set)?;
     block.commit()?;
     set_committed(
         shared,
@@ -416,6 +422,7 @@ fn execute_block(
     let mut senders = std::collections::BTreeSet::new();
     // Records count the transactions a block carries, bundle members one by one.
     let mut index = 0u32;
+    let mut validator_changes = crate::validators::BlockChanges::default();
     for bytes in txs {
         let members: Vec<Result<&[u8], Refusal>> = match shared.members(bytes) {
             Ok(m) => m.into_iter().map(Ok).collect(),
@@ -435,6 +442,7 @@ fn execute_block(
                     index,
                     member,
                     aborted,
+                    &mut validator_changes,
                 )?,
                 Err((code, message)) => record(
                     dstorage_types::tx::tx_hash(bytes),
@@ -475,6 +483,10 @@ fn execute_block(
         }
         tx_results.push(unit);
     }
+    // Requests that reached their threshold become this block's validator updates (docs/ARCHITECTURE.md,
+    // "Validators").
+    let (updates, validator_state) =
+        crate::validators::settle(block, &mut validator_changes, height)?;
     // The senders' nonces as this block leaves them, for the mempool's cache of committed state.
     let mut nonces = BTreeMap::new();
     for sender in senders {
@@ -504,7 +516,7 @@ fn execute_block(
         apphash::next(
             &previous.app_hash,
             &changeset_hash,
-            &apphash::validators_hash(&[]),
+            &apphash::validators_hash(&updates),
             &apphash::results_hash(&outcomes),
         )
     };
@@ -515,6 +527,11 @@ fn execute_block(
             apphash::with_grants(&app_hash, &grants)
         }
         _ => app_hash,
+    };
+    // A block that changed validator state (requests, votes, the set) commits to its running hash too.
+    let app_hash = match validator_state {
+        Some(state) => crate::validators::extend_app_hash(&app_hash, &state),
+        None => app_hash,
     };
     let changeset_bytes = encoded.len();
     block.kv_put(&keys::changeset(height), &encoded)?;
@@ -542,7 +559,19 @@ fn execute_block(
     let response = resp::FinalizeBlock {
         events: Vec::new(),
         tx_results,
-        validator_updates: Vec::new(),
+        validator_updates: updates
+            .iter()
+            .map(|(key, power)| {
+                Ok(tendermint::validator::Update {
+                    pub_key: tendermint::PublicKey::from_raw_ed25519(key).ok_or_else(|| {
+                        AppError::Invariant("a validator key is not an ed25519 key".into())
+                    })?,
+                    power: tendermint::vote::Power::try_from(*power).map_err(|e| {
+                        AppError::Invariant(format!("validator power {power}: {e}"))
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, AppError>>()?,
         consensus_param_updates: None,
         app_hash: app_hash
             .to_vec()
@@ -582,6 +611,10 @@ fn record(hash: TxHash, height: u64, index: u32, code: ResultCode, message: Stri
 }
 
 /// Execute one transaction. Invalid input yields a record with a non-zero code; only storage failures are errors.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the block's context, passed down as it is; a struct would only be built for this one call"
+)]
 fn execute_tx(
     block: &mut Block<'_>,
     shared: &Shared,
@@ -590,6 +623,7 @@ fn execute_tx(
     index: u32,
     bytes: &[u8],
     aborted: &BTreeMap<u32, Aborted>,
+    validator_changes: &mut crate::validators::BlockChanges,
 ) -> Result<TxRecord, BlockError> {
     let hash = dstorage_types::tx::tx_hash(bytes);
     let Checked { tx, identity, .. } = match shared.verifier.check(bytes, chain_id) {
@@ -689,6 +723,9 @@ fn execute_tx(
                         .map(|()| None)
                 }
             }
+        }
+        p if crate::validators::is_validator_payload(p) => {
+            crate::validators::execute(block, validator_changes, height, &tx)?.map(|()| None)
         }
         #[allow(unreachable_patterns)]
         other => Err((

@@ -4,7 +4,8 @@
 //! `meta/height` → u64 BE, `meta/app_hash` → 32 bytes, `meta/chain_id` → UTF-8,
 //! `nonce/<identity>` → u64 BE (last used nonce), `owner/<schema>` → owner identity,
 //! `actions/<schema>` → JSON action catalog, `meta/block_time` → i64 BE,
-//! `tx/<32-byte hash>` → JSON [`crate::TxRecord`], `cs/<u64 BE height>` → encoded changeset.
+//! `tx/<32-byte hash>` → JSON [`crate::TxRecord`], `cs/<u64 BE height>` → encoded changeset, and the validator
+//! set and its requests under `val/` (keys in [`crate::validators`], table in docs/ARCHITECTURE.md).
 
 /// Last committed height.
 pub const HEIGHT: &[u8] = b"meta/height";

@@ -22,6 +22,7 @@ pub mod record;
 pub mod shared;
 pub mod sqlclass;
 pub mod testing;
+pub mod validators;
 
 pub use config::AppConfig;
 pub use record::TxRecord;

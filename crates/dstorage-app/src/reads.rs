@@ -222,4 +222,39 @@ impl Reads {
         let bytes = self.with(|r| r.kv_get(&keys::nonce(identity)))?;
         Ok(keys::last_nonce(bytes.as_deref()))
     }
+
+    /// The validator set as committed: current validators (key order), those that left, and the parameters.
+    pub fn validators(&self) -> Result<ValidatorsView, crate::AppError> {
+        self.with(|r| {
+            Ok(ValidatorsView {
+                validators: crate::validators::current_set(r)?.into_values().collect(),
+                left: crate::validators::left(r)?,
+                params: crate::validators::params(r)?,
+            })
+        })
+    }
+
+    /// The newest `limit` validator requests, by id.
+    pub fn validator_requests(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::validators::Request>, crate::AppError> {
+        self.with(|r| crate::validators::requests(r, limit))
+    }
+
+    /// Whether `node_id` is a current validator's node id (committed state).
+    pub fn is_validator_node(&self, node_id: &str) -> Result<bool, crate::AppError> {
+        self.with(|r| crate::validators::is_validator_node(r, node_id))
+    }
+}
+
+/// The validator set as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidatorsView {
+    /// Current validators, in key order.
+    pub validators: Vec<crate::validators::ValidatorRecord>,
+    /// Validators that left or were removed.
+    pub left: Vec<crate::validators::LeftRecord>,
+    /// The genesis parameters.
+    pub params: crate::validators::Params,
 }

@@ -311,6 +311,40 @@ impl App {
             / 1e9
     }
 
+    /// CometBFT's peer filter (`filter_peers = true`): the answer to `/p2p/filter/id/<node id>` (code 0 keeps the
+    /// peer, any other code refuses it) and `/p2p/filter/addr/<ip:port>` (always accepted: an address proves
+    /// nothing, the node id is what a peer proves with its key). Accepted ids: current validators' node ids
+    /// (committed state) and the operator's `allowed_peers`. A read failure refuses.
+    pub fn filter_peer(&self, path: &str) -> tendermint::abci::response::Query {
+        use tendermint::abci::response::Query;
+        let refuse = |log: String| {
+            tracing::info!(target: "dstorage::peers", %path, reason = %log, "peer refused");
+            Query {
+                code: 1u32.into(),
+                log,
+                codespace: "dstorage".into(),
+                ..Default::default()
+            }
+        };
+        if path.starts_with("/p2p/filter/addr/") {
+            return Query::default();
+        }
+        let Some(id) = path.strip_prefix("/p2p/filter/id/") else {
+            return refuse(format!("unknown peer filter query {path:?}"));
+        };
+        let id = id.to_ascii_lowercase();
+        if self.shared.config.allowed_peers.contains(&id) {
+            return Query::default();
+        }
+        match self.reads.is_validator_node(&id) {
+            Ok(true) => Query::default(),
+            Ok(false) => refuse(format!(
+                "node {id} is neither a current validator nor in this node's allowed_peers"
+            )),
+            Err(e) => refuse(format!("cannot read the validator set: {e}")),
+        }
+    }
+
     /// The configuration.
     pub fn config(&self) -> &AppConfig {
         &self.shared.config

@@ -24,6 +24,8 @@ pub struct BlockOutcome {
     pub results: Vec<tendermint::abci::types::ExecTxResult>,
     /// The app hash after the block.
     pub app_hash: [u8; 32],
+    /// FinalizeBlock's validator updates: (ed25519 public key, power), in the order returned.
+    pub validator_updates: Vec<(Vec<u8>, u64)>,
 }
 
 /// Drives one application instance.
@@ -34,10 +36,19 @@ pub struct Harness {
     pub chain_id: String,
 }
 
-fn time() -> tendermint::Time {
-    // One fixed block time for every block keeps runs reproducible; grants' locks and `@block_time` read it.
-    tendermint::Time::from_unix_timestamp(1_700_000_000, 0)
+/// The block time the harness gives height `height`: 1,700,000,000 + height unix seconds, so `@block_time`
+/// and grants' locks move with the height and runs stay reproducible.
+pub fn block_time(height: u64) -> i64 {
+    1_700_000_000 + i64::try_from(height).unwrap_or(0)
+}
+
+fn time_at(height: u64) -> tendermint::Time {
+    tendermint::Time::from_unix_timestamp(block_time(height), 0)
         .unwrap_or_else(|_| tendermint::Time::unix_epoch())
+}
+
+fn time() -> tendermint::Time {
+    time_at(0)
 }
 
 fn proposer() -> tendermint::account::Id {
@@ -52,14 +63,36 @@ impl Harness {
 
     /// Like [`Harness::start`] with a custom configuration.
     pub fn start_with(config: AppConfig, chain_id: &str) -> Result<Harness, AppError> {
+        Self::start_network(config, chain_id, &[], b"{}")
+    }
+
+    /// Like [`Harness::start_with`], with a genesis validator set (ed25519 public keys, power 10 each) and a
+    /// genesis app state, as CometBFT's InitChain would pass them.
+    pub fn start_network(
+        config: AppConfig,
+        chain_id: &str,
+        validators: &[[u8; 32]],
+        app_state: &[u8],
+    ) -> Result<Harness, AppError> {
         let app = App::open(config)?;
         if app.committed().chain_id.is_none() {
+            let validators = validators
+                .iter()
+                .map(|k| {
+                    Ok(tendermint::validator::Update {
+                        pub_key: tendermint::PublicKey::from_raw_ed25519(k).ok_or_else(|| {
+                            AppError::Invariant("not an ed25519 public key".into())
+                        })?,
+                        power: 10u32.into(),
+                    })
+                })
+                .collect::<Result<Vec<_>, AppError>>()?;
             let req = request::InitChain {
                 time: time(),
                 chain_id: chain_id.to_string(),
                 consensus_params: default_params(),
-                validators: Vec::new(),
-                app_state_bytes: Bytes::from_static(b"{}"),
+                validators,
+                app_state_bytes: Bytes::copy_from_slice(app_state),
                 initial_height: 1u32.into(),
             };
             block_on(app.consensus(ConsensusRequest::InitChain(req)))?;
@@ -171,6 +204,11 @@ impl Harness {
             txs: txs.into_iter().map(|b| b.to_vec()).collect(),
             results: finalized.tx_results,
             app_hash,
+            validator_updates: finalized
+                .validator_updates
+                .into_iter()
+                .map(|u| (u.pub_key.to_bytes(), u.power.value()))
+                .collect(),
         })
     }
 }
@@ -185,7 +223,7 @@ fn finalize_request(height: u64, txs: Vec<Bytes>) -> Result<request::FinalizeBlo
         misbehavior: Vec::new(),
         hash: Default::default(),
         height: height_of(height)?,
-        time: time(),
+        time: time_at(height),
         next_validators_hash: Default::default(),
         proposer_address: proposer(),
     })

@@ -241,8 +241,8 @@ fn context_values_are_the_signers_and_the_blocks() {
         .unwrap()
         .rows;
     let height = Value::Integer(out.height as i64);
-    // The harness gives every block this header time (CometBFT's in a real network).
-    let time = Value::Integer(1_700_000_000);
+    // The block header's time the harness gives this height (CometBFT's in a real network).
+    let time = Value::Integer(dstorage_app::testing::block_time(out.height));
     let hash = |b: &[u8]| text(&dstorage_types::tx::tx_hash(b).to_string());
     let alice_key = dstorage_types::tx::Transaction::decode(&a)
         .unwrap()

@@ -292,3 +292,94 @@ pub struct GrantsResponse {
     /// The committed height they were read at.
     pub height: u64,
 }
+
+/// `GET /v1/validators`: the validator set as the app's committed state holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorsResponse {
+    /// The last committed height the answer reflects.
+    pub height: u64,
+    /// Blocks a request stays open (genesis).
+    pub join_expiry_blocks: u64,
+    /// Approval threshold numerator (genesis).
+    pub threshold_numerator: u64,
+    /// Approval threshold denominator (genesis).
+    pub threshold_denominator: u64,
+    /// Votes a request needs now: `max(1, ceil(validators × numerator / denominator))`.
+    pub needed: u64,
+    /// Current validators, in key order (including those CometBFT counts only from `active_from`).
+    pub validators: Vec<ValidatorEntry>,
+    /// Validators that left or were removed and that CometBFT still counts until `inactive_from`.
+    pub leaving: Vec<LeavingEntry>,
+}
+
+/// One current validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorEntry {
+    /// Ed25519 public key, lower-case hex (its identity under `ed25519`).
+    pub pub_key: String,
+    /// CometBFT address: upper-case hex of SHA-256(key)[..20].
+    pub address: String,
+    /// Voting power.
+    pub power: u64,
+    /// CometBFT node id, when known.
+    pub node_id: Option<String>,
+    /// P2P address `host:port`, when known.
+    pub p2p_address: Option<String>,
+    /// Height at which it was added (0: genesis).
+    pub added_height: u64,
+    /// First height CometBFT counts it (added at h: h + 2).
+    pub active_from: u64,
+    /// Whether CometBFT counts it for the next height already.
+    pub active: bool,
+}
+
+/// A validator on its way out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeavingEntry {
+    /// Ed25519 public key, hex.
+    pub pub_key: String,
+    /// CometBFT address.
+    pub address: String,
+    /// Height at which it left or was removed.
+    pub left_height: u64,
+    /// First height CometBFT no longer counts it.
+    pub inactive_from: u64,
+}
+
+/// `GET /v1/validators/requests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorRequestsResponse {
+    /// The last committed height the answer reflects.
+    pub height: u64,
+    /// Votes a request needs now.
+    pub needed: u64,
+    /// Requests, newest last (at most the 1,000 newest).
+    pub requests: Vec<ValidatorRequestEntry>,
+}
+
+/// One join or removal request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorRequestEntry {
+    /// The request id (what `validator_approve` names).
+    pub id: u64,
+    /// `join` or `remove`.
+    pub kind: String,
+    /// The key to add or remove, hex.
+    pub pub_key: String,
+    /// CometBFT address of that key.
+    pub address: String,
+    /// The candidate's node id (joins).
+    pub node_id: Option<String>,
+    /// The candidate's P2P address (joins).
+    pub p2p_address: Option<String>,
+    /// `pending`, `approved`, `expired` or `closed`.
+    pub status: String,
+    /// Height it was made at.
+    pub created_height: u64,
+    /// Last height a vote counts.
+    pub expires_at: u64,
+    /// Height it was approved or closed.
+    pub decided_height: Option<u64>,
+    /// Keys (hex) of the validators that voted for it and are still validators.
+    pub votes: Vec<String>,
+}

@@ -460,6 +460,16 @@ impl Client {
         self.get(&format!("/v1/changesets/{height}")).await
     }
 
+    /// `GET /v1/validators`.
+    pub async fn validators(&self) -> Result<ValidatorsResponse, ClientError> {
+        self.get("/v1/validators").await
+    }
+
+    /// `GET /v1/validators/requests`.
+    pub async fn validator_requests(&self) -> Result<ValidatorRequestsResponse, ClientError> {
+        self.get("/v1/validators/requests").await
+    }
+
     /// `GET /health`: true when the node answers healthy.
     pub async fn health(&self) -> Result<bool, ClientError> {
         let url = format!("{}/health", self.base);

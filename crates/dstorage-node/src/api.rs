@@ -114,6 +114,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/nonce/{identity}"),
     ("get", "/v1/challenge"),
     ("get", "/v1/grants"),
+    ("get", "/v1/validators"),
+    ("get", "/v1/validators/requests"),
     ("get", "/health"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
@@ -139,6 +141,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/nonce/{identity}", get(nonce))
         .route("/v1/challenge", get(crate::reads::challenge))
         .route("/v1/grants", get(crate::reads::grants))
+        .route("/v1/validators", get(crate::api_validators::validators))
+        .route(
+            "/v1/validators/requests",
+            get(crate::api_validators::requests),
+        )
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))

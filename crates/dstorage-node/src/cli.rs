@@ -131,6 +131,11 @@ pub enum NodeCommand {
     },
     /// Benchmark local networks: committed tx/s, commit latency, where the CPU goes.
     Bench(crate::bench::BenchArgs),
+    /// Validators: list, requests, join, approve, leave, remove (signed with the node's validator key).
+    Validator {
+        #[command(subcommand)]
+        cmd: crate::validator_cmd::ValidatorCommand,
+    },
 }
 
 /// Options of every client command.
@@ -170,9 +175,57 @@ pub struct InitArgs {
     /// First of three consecutive ports: P2P, RPC, ABCI.
     #[arg(long, default_value_t = 26656)]
     pub base_port: u16,
+    #[command(flatten)]
+    pub genesis: GenesisArgs,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Validator parameters written into a new network's genesis (`app_state.validators`).
+#[derive(Args, Debug, Clone)]
+pub struct GenesisArgs {
+    /// Blocks a validator join or removal request stays open for votes.
+    #[arg(long, default_value_t = dstorage_app::validators::DEFAULT_JOIN_EXPIRY_BLOCKS)]
+    pub join_expiry_blocks: u64,
+    /// Votes a request needs, as a fraction N/D of the current validators, rounded up.
+    #[arg(long, default_value = "2/3")]
+    pub approval_threshold: String,
+}
+
+impl GenesisArgs {
+    /// The genesis app state these parameters give (the validators' contacts are added when laid out).
+    pub fn app_state(&self) -> anyhow::Result<serde_json::Value> {
+        let (n, d) = self
+            .approval_threshold
+            .split_once('/')
+            .and_then(|(n, d)| Some((n.trim().parse::<u64>().ok()?, d.trim().parse::<u64>().ok()?)))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--approval-threshold {:?} is not a fraction N/D such as 2/3",
+                    self.approval_threshold
+                )
+            })?;
+        let section = dstorage_app::validators::GenesisValidators {
+            join_expiry_blocks: Some(self.join_expiry_blocks),
+            approval_threshold: Some(dstorage_app::validators::Threshold {
+                numerator: n,
+                denominator: d,
+            }),
+            nodes: Vec::new(),
+        };
+        section.params().map_err(|e| anyhow::anyhow!(e))?;
+        Ok(serde_json::json!({ "validators": section }))
+    }
+}
+
+impl Default for GenesisArgs {
+    fn default() -> Self {
+        GenesisArgs {
+            join_expiry_blocks: dstorage_app::validators::DEFAULT_JOIN_EXPIRY_BLOCKS,
+            approval_threshold: "2/3".into(),
+        }
+    }
 }
 
 /// `dstorage devnet`.
@@ -213,6 +266,8 @@ pub struct TestnetArgs {
     /// Only lay out the nodes (print their homes and APIs), do not start them.
     #[arg(long)]
     pub init_only: bool,
+    #[command(flatten)]
+    pub genesis: GenesisArgs,
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
@@ -244,7 +299,15 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         NodeCommand::Init(a) => {
             let bin = cometbft::locate_cometbft()?;
-            let c = init_single(&bin, &a.home, &a.chain_id, &a.api_addr, a.base_port)?;
+            let app_state = a.genesis.app_state()?;
+            let c = init_single(
+                &bin,
+                &a.home,
+                &a.chain_id,
+                &a.api_addr,
+                a.base_port,
+                &app_state,
+            )?;
             if a.json {
                 println!("{}", ready_json(&a.home, &c));
             } else {
@@ -270,6 +333,7 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
         NodeCommand::Devnet(a) => devnet(a).await,
         NodeCommand::Testnet(a) => testnet(a).await,
         NodeCommand::Bench(a) => crate::bench::run(a).await,
+        NodeCommand::Validator { cmd } => crate::validator_cmd::run(cmd).await,
         NodeCommand::Deploy {
             file,
             schema,
@@ -434,6 +498,7 @@ pub fn init_single(
     chain_id: &str,
     api_addr: &str,
     base_port: u16,
+    app_state: &serde_json::Value,
 ) -> anyhow::Result<NodeConfig> {
     // plan_testnet lays out `<root>/node0`; a single node home is that folder, so plan in a sibling and adopt it.
     let existing = NodeConfig::load(home).ok();
@@ -449,7 +514,10 @@ pub fn init_single(
         return Ok(c);
     }
     let plan_root = home.join("plan");
-    let plans = cometbft::plan_testnet(bin, &plan_root, 1, base_port, chain_id)?;
+    let plans =
+        cometbft::plan_testnet_with(bin, &plan_root, 1, base_port, chain_id, app_state, |l| {
+            l.filter_peers = true
+        })?;
     let plan = &plans[0];
     // Move the planned node's CometBFT home into place.
     let target = NodeConfig::cometbft_home(home);
@@ -484,7 +552,8 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
         let home = home.clone();
         let api = a.api_addr.clone();
         tokio::task::spawn_blocking(move || {
-            init_single(&bin, &home, DEVNET_CHAIN_ID, &api, a.base_port)
+            let app_state = GenesisArgs::default().app_state()?;
+            init_single(&bin, &home, DEVNET_CHAIN_ID, &api, a.base_port, &app_state)
         })
         .await??
     };
@@ -540,7 +609,17 @@ fn command_name() -> String {
 
 /// Lay out (or reuse) a testnet and write each node's dstorage.toml.
 pub fn plan(bin: &Path, a: &TestnetArgs) -> anyhow::Result<Vec<(PathBuf, NodeConfig)>> {
-    let plans = cometbft::plan_testnet(bin, &a.dir, a.validators, a.base_port, &a.chain_id)?;
+    let app_state = a.genesis.app_state()?;
+    let plans = cometbft::plan_testnet_with(
+        bin,
+        &a.dir,
+        a.validators,
+        a.base_port,
+        &a.chain_id,
+        &app_state,
+        // dstorage nodes accept only validators and listed peers (docs/ARCHITECTURE.md, "Validators").
+        |l| l.filter_peers = true,
+    )?;
     let mut out = Vec::new();
     for p in plans {
         let mut c = NodeConfig::new(

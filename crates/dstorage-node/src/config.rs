@@ -58,6 +58,14 @@ pub struct NodeConfig {
     /// CometBFT log level.
     #[serde(default = "default_comet_log")]
     pub cometbft_log_level: String,
+    /// Ask the app before keeping a peer (CometBFT `filter_peers`): only current validators' node ids and
+    /// `allowed_peers` are accepted (docs/ARCHITECTURE.md, "Validators").
+    #[serde(default = "default_filter_peers")]
+    pub filter_peers: bool,
+    /// Node ids (40 hex digits) this node accepts as peers besides the current validators: sentries, full
+    /// nodes, a candidate before its approval. A local setting.
+    #[serde(default)]
+    pub allowed_peers: Vec<String>,
 }
 
 fn default_p2p_host() -> String {
@@ -80,6 +88,9 @@ fn default_cost_limit() -> u64 {
 }
 fn default_retention() -> u64 {
     100_000
+}
+fn default_filter_peers() -> bool {
+    true
 }
 fn default_comet_log() -> String {
     "main:info,state:info,*:error".into()
@@ -111,6 +122,8 @@ impl NodeConfig {
             cost_limit_per_tx: default_cost_limit(),
             changeset_retention: default_retention(),
             cometbft_log_level: default_comet_log(),
+            filter_peers: default_filter_peers(),
+            allowed_peers: Vec::new(),
         }
     }
 
@@ -180,6 +193,7 @@ impl NodeConfig {
         layout.persistent_peers = self.persistent_peers.clone();
         layout.timeout_commit = Duration::from_millis(self.timeout_commit_ms);
         layout.log_level = self.cometbft_log_level.clone();
+        layout.filter_peers = self.filter_peers;
         // CometBFT's limit covers whatever one of its transactions carries: a bare transaction or a bundle.
         layout.max_tx_bytes =
             u32::try_from(self.max_tx_bytes.max(self.max_bundle_bytes)).unwrap_or(u32::MAX);
@@ -193,6 +207,11 @@ impl NodeConfig {
         c.max_bundle_bytes = self.max_bundle_bytes;
         c.cost_limit_per_tx = self.cost_limit_per_tx;
         c.changeset_retention = (self.changeset_retention > 0).then_some(self.changeset_retention);
+        c.allowed_peers = self
+            .allowed_peers
+            .iter()
+            .map(|id| id.trim().to_ascii_lowercase())
+            .collect();
         c
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod api_actions;
+pub mod api_validators;
 pub mod batcher;
 pub mod bench;
 pub mod bench_reads;
@@ -15,3 +16,4 @@ pub mod metrics;
 pub mod readauth;
 pub mod reads;
 pub mod run;
+pub mod validator_cmd;

@@ -63,11 +63,29 @@ pub enum ResultCode {
     ActionError = 27,
     /// A write action was called where only a view may run (`POST /v1/call`).
     NotAView = 28,
+    /// A validator transaction whose sender is not a current validator.
+    NotAValidator = 30,
+    /// A validator approval names no request, or one already decided.
+    RequestNotFound = 31,
+    /// The validator request's expiry height has passed.
+    RequestExpired = 32,
+    /// The sender already voted for this validator request.
+    AlreadyVoted = 33,
+    /// The key already has a pending join request.
+    RequestPending = 34,
+    /// The key asking to join is already a validator.
+    AlreadyValidator = 35,
+    /// The key to remove is not a current validator.
+    ValidatorNotFound = 36,
+    /// The change would empty the validator set or leave the validators that stay with two thirds or less.
+    ValidatorSetUnsafe = 37,
+    /// A validator payload not signed under ed25519, or with a malformed contact or key.
+    InvalidValidatorRequest = 38,
 }
 
 impl ResultCode {
     /// Every code, in numeric order.
-    pub const ALL: [ResultCode; 26] = [
+    pub const ALL: [ResultCode; 35] = [
         ResultCode::Ok,
         ResultCode::Malformed,
         ResultCode::BadSignature,
@@ -94,6 +112,15 @@ impl ResultCode {
         ResultCode::ActionNotFound,
         ResultCode::ActionError,
         ResultCode::NotAView,
+        ResultCode::NotAValidator,
+        ResultCode::RequestNotFound,
+        ResultCode::RequestExpired,
+        ResultCode::AlreadyVoted,
+        ResultCode::RequestPending,
+        ResultCode::AlreadyValidator,
+        ResultCode::ValidatorNotFound,
+        ResultCode::ValidatorSetUnsafe,
+        ResultCode::InvalidValidatorRequest,
     ];
 
     /// The numeric code sent to CometBFT.
@@ -135,6 +162,15 @@ impl ResultCode {
             ResultCode::ActionNotFound => "action_not_found",
             ResultCode::ActionError => "action_error",
             ResultCode::NotAView => "not_a_view",
+            ResultCode::NotAValidator => "not_a_validator",
+            ResultCode::RequestNotFound => "request_not_found",
+            ResultCode::RequestExpired => "request_expired",
+            ResultCode::AlreadyVoted => "already_voted",
+            ResultCode::RequestPending => "request_pending",
+            ResultCode::AlreadyValidator => "already_validator",
+            ResultCode::ValidatorNotFound => "validator_not_found",
+            ResultCode::ValidatorSetUnsafe => "validator_set_unsafe",
+            ResultCode::InvalidValidatorRequest => "invalid_validator_request",
         }
     }
 }

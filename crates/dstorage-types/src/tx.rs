@@ -133,6 +133,26 @@ pub enum Payload {
         #[serde(default)]
         args: Vec<Value>,
     },
+    /// Ask to become a validator. The sender (standard `ed25519`) is the candidate's CometBFT validator key.
+    ValidatorJoin {
+        /// The candidate's CometBFT node id: 40 lower-case hex digits.
+        node_id: String,
+        /// Where its CometBFT P2P listener is reached, `host:port`.
+        address: String,
+    },
+    /// A current validator's vote for a pending request (a join, or a removal).
+    ValidatorApprove {
+        /// The request's id.
+        request: u64,
+    },
+    /// The sender, a current validator, leaves the set at once.
+    ValidatorLeave,
+    /// A current validator's vote to remove another validator (or itself).
+    ValidatorRemove {
+        /// The ed25519 public key of the validator to remove.
+        #[serde(with = "hex_bytes")]
+        key: Vec<u8>,
+    },
 }
 
 impl Payload {
@@ -146,6 +166,10 @@ impl Payload {
             Payload::Grant { .. } => 6,
             Payload::Revoke { .. } => 7,
             Payload::Call { .. } => 5,
+            Payload::ValidatorJoin { .. } => 8,
+            Payload::ValidatorApprove { .. } => 9,
+            Payload::ValidatorLeave => 10,
+            Payload::ValidatorRemove { .. } => 11,
         }
     }
 
@@ -158,6 +182,10 @@ impl Payload {
             Payload::Grant { .. } => "grant",
             Payload::Revoke { .. } => "revoke",
             Payload::Call { .. } => "call",
+            Payload::ValidatorJoin { .. } => "validator_join",
+            Payload::ValidatorApprove { .. } => "validator_approve",
+            Payload::ValidatorLeave => "validator_leave",
+            Payload::ValidatorRemove { .. } => "validator_remove",
         }
     }
 
@@ -170,6 +198,11 @@ impl Payload {
             | Payload::Call { schema, .. } => schema,
             // Grants belong to their owner, not to a schema: the signed text's schema line is empty.
             Payload::Grant { .. } | Payload::Revoke { .. } => "",
+            // Validator payloads act on the network, not a schema: the signed text's schema line is empty.
+            Payload::ValidatorJoin { .. }
+            | Payload::ValidatorApprove { .. }
+            | Payload::ValidatorLeave
+            | Payload::ValidatorRemove { .. } => "",
         }
     }
 
@@ -219,6 +252,13 @@ impl Payload {
                 w.str(action);
                 w.values(args);
             }
+            Payload::ValidatorJoin { node_id, address } => {
+                w.str(node_id);
+                w.str(address);
+            }
+            Payload::ValidatorApprove { request } => w.u64(*request),
+            Payload::ValidatorLeave => {}
+            Payload::ValidatorRemove { key } => w.bytes(key),
         }
         w.0
     }
@@ -278,6 +318,17 @@ impl Payload {
                 schema: r.str("schema")?,
                 action: r.str("action")?,
                 args: r.values()?,
+            },
+            8 => Payload::ValidatorJoin {
+                node_id: r.str("node id")?,
+                address: r.str("address")?,
+            },
+            9 => Payload::ValidatorApprove {
+                request: r.u64("request id")?,
+            },
+            10 => Payload::ValidatorLeave,
+            11 => Payload::ValidatorRemove {
+                key: r.bytes("validator key")?,
             },
             other => return Err(DecodeError::UnknownPayload(other)),
         })
@@ -722,6 +773,45 @@ mod tests {
             Transaction::decode(&bytes),
             Err(DecodeError::UnknownPayload(99))
         );
+    }
+
+    #[test]
+    fn validator_payloads_round_trip_with_their_tags_and_an_empty_schema_line() {
+        let payloads = [
+            (
+                Payload::ValidatorJoin {
+                    node_id: "0".repeat(39) + "a",
+                    address: "127.0.0.1:26656".into(),
+                },
+                8,
+            ),
+            (Payload::ValidatorApprove { request: 7 }, 9),
+            (Payload::ValidatorLeave, 10),
+            (Payload::ValidatorRemove { key: vec![3; 32] }, 11),
+        ];
+        for (payload, tag) in payloads {
+            let mut tx = sample();
+            tx.body.payload = payload.clone();
+            let bytes = tx.encode();
+            assert_eq!(Transaction::decode(&bytes).unwrap(), tx);
+            assert_eq!(payload.tag(), tag);
+            assert!(tx
+                .body
+                .signed_text()
+                .contains(&format!("type: {}\nschema: \n", payload.type_name())));
+            for cut in 0..bytes.len() {
+                assert!(Transaction::decode(&bytes[..cut]).is_err(), "prefix {cut}");
+            }
+        }
+        // The worked example of docs/protocol.md.
+        let join = Payload::ValidatorJoin {
+            node_id: "0".repeat(39) + "a",
+            address: "127.0.0.1:26656".into(),
+        };
+        let mut expected = hex::decode("0800000028").unwrap();
+        expected.extend_from_slice(("0".repeat(39) + "a").as_bytes());
+        expected.extend(hex::decode("0000000f3132372e302e302e313a3236363536").unwrap());
+        assert_eq!(join.encode(), expected);
     }
 
     #[test]

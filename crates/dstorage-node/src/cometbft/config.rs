@@ -47,6 +47,9 @@ pub struct NodeLayout {
     pub log_level: String,
     /// Serve CometBFT's Prometheus metrics on `127.0.0.1:<port>`; `None` turns them off.
     pub prometheus_port: Option<u16>,
+    /// CometBFT's `filter_peers`: ask the ABCI app (`/p2p/filter/id/…`, `/p2p/filter/addr/…`) before keeping a
+    /// peer. Off by default (the builtin `kvstore` test app has no filter); dstorage nodes turn it on.
+    pub filter_peers: bool,
 }
 
 impl NodeLayout {
@@ -85,6 +88,7 @@ impl NodeLayout {
             recheck: true,
             log_level: "main:info,state:info,*:error".to_owned(),
             prometheus_port: None,
+            filter_peers: false,
         }
     }
 
@@ -236,6 +240,7 @@ fn edit_config(text: &str, layout: &NodeLayout) -> std::result::Result<String, S
     // The supervisor parses CometBFT's plain `I[...]`/`E[...]` lines to map levels.
     root["log_format"] = value("plain");
     root["abci"] = value("socket");
+    root["filter_peers"] = value(layout.filter_peers);
 
     let rpc = table(root, "rpc")?;
     rpc["laddr"] = value(format!("tcp://127.0.0.1:{}", layout.rpc_port));

@@ -37,6 +37,10 @@ struct PlanRecord {
     chain_id: String,
     validators: usize,
     genesis_time: String,
+    /// The app state given when first planned (before the validators' contacts are added); re-planning with
+    /// another one is refused like another chain id. Absent in plans written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app_state: Option<serde_json::Value>,
 }
 
 /// Lay out `n` validators under `root` with local defaults, an empty app state and ports from `base_port`
@@ -60,7 +64,9 @@ pub fn plan_testnet(
 }
 
 /// Lay out `n` validators under `root`: initialise each node's CometBFT home, peer every node with all others,
-/// and write one genesis (all `n` validators, equal power, `app_state`) byte-identically to every node.
+/// and write one genesis (all `n` validators, equal power, `app_state`) byte-identically to every node. The
+/// validators' contacts (public key, node id, P2P address) are added to `app_state.validators.nodes`, which the
+/// app's peer filter reads (docs/ARCHITECTURE.md, "Validators"); `app_state` must then be a JSON object.
 /// `customize` may change each node's layout (timeouts, ABCI address) before its config is written.
 ///
 /// Idempotent: on an existing root it keeps every key and the genesis time, so the chain survives restarts; it
@@ -87,7 +93,7 @@ pub fn plan_testnet_with(
         });
     }
     std::fs::create_dir_all(root).map_err(CometError::io("create folder", root))?;
-    let record = read_or_new_plan(root, n, chain_id)?;
+    let record = read_or_new_plan(root, n, chain_id, app_state)?;
 
     let mut plans = Vec::with_capacity(n);
     for index in 0..n {
@@ -129,6 +135,31 @@ pub fn plan_testnet_with(
         write_config(&plan.layout)?;
     }
 
+    let mut app_state = app_state.clone();
+    let nodes: Vec<serde_json::Value> = plans
+        .iter()
+        .map(|p| {
+            let key = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                &p.identity.validator_pubkey,
+            )
+            .unwrap_or_default();
+            serde_json::json!({
+                "pub_key": hex::encode(key),
+                "node_id": p.identity.node_id,
+                "address": format!("{}:{}", p.layout.p2p_host, p.layout.p2p_port),
+            })
+        })
+        .collect();
+    let section = app_state
+        .as_object_mut()
+        .ok_or_else(|| CometError::Invalid("the genesis app state must be a JSON object".into()))?
+        .entry("validators")
+        .or_insert_with(|| serde_json::json!({}));
+    section
+        .as_object_mut()
+        .ok_or_else(|| CometError::Invalid("app_state.validators must be a JSON object".into()))?
+        .insert("nodes".into(), serde_json::Value::Array(nodes));
     let genesis = GenesisSpec {
         chain_id: chain_id.to_owned(),
         validators: plans
@@ -141,7 +172,7 @@ pub fn plan_testnet_with(
             })
             .collect(),
         genesis_time: record.genesis_time.clone(),
-        app_state: app_state.clone(),
+        app_state,
         initial_height: 1,
     }
     .to_json()?;
@@ -153,7 +184,12 @@ pub fn plan_testnet_with(
 }
 
 /// The recorded plan of `root` if it matches, else a new one timed now.
-fn read_or_new_plan(root: &Path, n: usize, chain_id: &str) -> Result<PlanRecord> {
+fn read_or_new_plan(
+    root: &Path,
+    n: usize,
+    chain_id: &str,
+    app_state: &serde_json::Value,
+) -> Result<PlanRecord> {
     let path = root.join(PLAN_FILE);
     let describe = |chain_id: &str, n: usize| format!("chain {chain_id:?} with {n} validators");
     match std::fs::read(&path) {
@@ -170,6 +206,13 @@ fn read_or_new_plan(root: &Path, n: usize, chain_id: &str) -> Result<PlanRecord>
                     requested: describe(chain_id, n),
                 });
             }
+            if let Some(existing) = record.app_state.as_ref().filter(|a| *a != app_state) {
+                return Err(CometError::TestnetMismatch {
+                    root: root.to_owned(),
+                    existing: format!("app state {existing}"),
+                    requested: format!("app state {app_state}"),
+                });
+            }
             Ok(record)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(PlanRecord {
@@ -178,6 +221,7 @@ fn read_or_new_plan(root: &Path, n: usize, chain_id: &str) -> Result<PlanRecord>
             // Planning time, recorded so re-planning writes the same genesis; seconds are enough.
             genesis_time: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                 .to_string(),
+            app_state: Some(app_state.clone()),
         }),
         Err(e) => Err(CometError::Io {
             action: "read",

@@ -401,6 +401,42 @@ impl Net {
         Net { nodes, dir }
     }
 
+    /// Like [`Net::layout`], with extra `dstorage testnet` arguments (e.g. genesis parameters) and `extra`
+    /// ports reserved after the validators' for nodes the test adds itself ([`Net::adopt`]). Returns the net and
+    /// the first extra port.
+    pub fn layout_with(n: usize, args: &[&str], extra: u16) -> (Net, u16) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base = find_free_ports(n as u16 * PORTS_PER_NODE + extra).expect("free ports");
+        let out = Command::new(DSTORAGE)
+            .args(["testnet", "--init-only", "--chain-id", CHAIN_ID])
+            .arg("--validators")
+            .arg(n.to_string())
+            .arg("--dir")
+            .arg(dir.path())
+            .arg("--base-port")
+            .arg(base.to_string())
+            .args(args)
+            .output()
+            .expect("run dstorage testnet --init-only");
+        assert!(
+            out.status.success(),
+            "dstorage testnet --init-only failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let nodes = (0..n)
+            .map(|i| Node::new(i, dir.path().join(format!("node{i}"))))
+            .collect();
+        (Net { nodes, dir }, base + n as u16 * PORTS_PER_NODE)
+    }
+
+    /// Add the node laid out in `home` (its `dstorage.toml` written) as the next node of the net.
+    pub fn adopt(&mut self, home: PathBuf) -> usize {
+        let index = self.nodes.len();
+        self.nodes.push(Node::new(index, home));
+        index
+    }
+
     /// Lay out one node with `dstorage init` on free ports.
     pub fn init_single() -> Net {
         let dir = tempfile::tempdir().expect("temp dir");
