@@ -228,8 +228,9 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
         NodeCommand::Start { home, json } => {
             let shown = home.clone();
             let ready: Option<crate::run::OnReady> = json.then(|| {
-                Box::new(move |c: &NodeConfig| println!("{}", ready_json(&shown, c)))
-                    as crate::run::OnReady
+                Box::new(move |c: &NodeConfig, _: &dstorage_app::App| {
+                    println!("{}", ready_json(&shown, c))
+                }) as crate::run::OnReady
             });
             crate::run::run_node(&home, ready).await?;
             Ok(ExitCode::SUCCESS)
@@ -423,32 +424,45 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
     let home_shown = home.display().to_string();
     let json = a.json;
     let home_for_json = home.clone();
-    let greeting: crate::run::OnReady = Box::new(move |c: &NodeConfig| {
+    let log_shown = crate::run::cometbft_log_path(&home).display().to_string();
+    let greeting: crate::run::OnReady = Box::new(move |c: &NodeConfig, app: &dstorage_app::App| {
         if json {
             println!("{}", ready_json(&home_for_json, c));
             return;
         }
+        use std::fmt::Write as _;
         let exe = command_name();
         let api = format!("http://{}", c.api_addr);
-        println!();
-        println!(
+        let mut banner = String::new();
+        banner.push('\n');
+        let _ = writeln!(
+            banner,
             "dstorage devnet is running: chain {}, 1 validator",
             c.chain_id
         );
-        println!("  API      {api}   (OpenAPI: {api}/openapi.json, metrics: {api}/metrics)");
-        println!("  data     {home_shown}");
-        println!();
-        println!("Try it from another terminal:");
-        println!("  echo 'CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT NOT NULL, age INTEGER) STRICT;' > users.sql");
-        println!("  {exe} deploy users.sql");
-        println!(
+        let _ = writeln!(
+            banner,
+            "  API      {api}   (OpenAPI: {api}/openapi.json, metrics: {api}/metrics)"
+        );
+        let _ = writeln!(banner, "  data     {home_shown}");
+        let _ = writeln!(banner, "  log      {log_shown}   (CometBFT's full log; this terminal shows blocks with transactions)");
+        banner.push('\n');
+        let _ = writeln!(banner, "Try it from another terminal:");
+        let _ = writeln!(banner, "  echo 'CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT NOT NULL, age INTEGER) STRICT;' > users.sql");
+        let _ = writeln!(banner, "  {exe} deploy users.sql");
+        let _ = writeln!(
+            banner,
             "  {exe} exec \"INSERT INTO users VALUES (1, 'satoshi', 49), (2, 'vitalik', 30)\""
         );
-        println!("  {exe} query \"SELECT * FROM users\"");
-        println!("  {exe} changeset <height printed by exec>");
-        println!("  curl {api}/v1/status");
-        println!();
-        println!("Ctrl-C stops the devnet; its data stays in {home_shown} (start again to continue, --reset to wipe).");
+        let _ = writeln!(banner, "  {exe} query \"SELECT * FROM users\"");
+        let _ = writeln!(banner, "  {exe} changeset <height printed by exec>");
+        let _ = writeln!(banner, "  curl {api}/v1/status");
+        banner.push('\n');
+        let _ = writeln!(banner, "Ctrl-C stops the devnet; its data stays in {home_shown} (start again to continue, --reset to wipe).");
+        banner.push('\n');
+        // Printed once CometBFT answers, so every command the banner suggests works at once.
+        let rpc = cometbft::CometRpc::local(c.rpc_port);
+        tokio::spawn(crate::progress::announce(rpc.ok(), banner, app.clone()));
     });
     let _ = config;
     crate::run::run_node(&home, Some(greeting)).await?;

@@ -8,4 +8,5 @@ pub mod cometbft;
 pub mod config;
 pub mod convert;
 pub mod metrics;
+pub mod progress;
 pub mod run;
