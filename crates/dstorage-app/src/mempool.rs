@@ -156,6 +156,24 @@ impl Inner {
     }
 }
 
+/// The nonce rule as the mempool sees it: `last` counts the transactions it admitted, `committed` only
+/// committed ones. A nonce at or below `committed` was used in a block (`nonce_replayed`); one above it but
+/// not above `last` is held by a transaction still waiting in the mempool (`nonce_pending`): nothing committed
+/// it, and the waiting one may yet be dropped.
+fn pending_nonce_rule(nonce: u64, last: u64, committed: u64) -> Result<(), Refusal> {
+    match crate::consensus::check_nonce(nonce, last) {
+        Err((ResultCode::NonceReplayed, _)) if nonce > committed => Err((
+            ResultCode::NoncePending,
+            format!(
+                "nonce {nonce} is held by another transaction of this sender that waits in the mempool \
+                 (not committed yet); the next free nonce is {}",
+                last.saturating_add(1)
+            ),
+        )),
+        other => other,
+    }
+}
+
 /// The refusal of an error that follows from the text: `sql_refused`, the code the same transaction gets in a
 /// block (`sqlclass::classify` classes every such error as refused).
 fn refusal(e: &dstorage_sql::SqlError) -> Refusal {
@@ -266,20 +284,25 @@ impl Mempool {
         let mut estimated: Option<u64> = None;
         for (i, c) in checked.into_iter().enumerate() {
             let refuse = |r: Refusal| Ok(Err(crate::auth::in_member(count, i, members[i], r)));
+            let committed = inner.committed_nonce(&c.identity)?;
             let last = match taken
                 .get(&c.identity)
                 .or_else(|| inner.pending.get(&c.identity))
             {
                 Some(next) => next - 1,
-                None => inner.committed_nonce(&c.identity)?,
+                None => committed,
             };
-            match crate::consensus::check_nonce(c.tx.body.nonce, last) {
+            match pending_nonce_rule(c.tx.body.nonce, last, committed) {
                 Ok(()) => {}
-                Err((ResultCode::NonceReplayed, _)) if recheck && count > 1 => continue,
+                Err((ResultCode::NonceReplayed | ResultCode::NoncePending, _))
+                    if recheck && count > 1 =>
+                {
+                    continue
+                }
                 // A resend of a waiting transaction (say, a client retrying) is admitted as it was. CometBFT
                 // then holds it twice (the first copy may sit in a bundle, under another hash); proposers
                 // take whichever comes first and leave the other out as stale.
-                Err((ResultCode::NonceReplayed, _))
+                Err((ResultCode::NoncePending, _))
                     if count == 1 && inner.admitted.contains(&c.hash.0) =>
                 {
                     return Ok(Ok(Admitted {

@@ -14,6 +14,7 @@ use dstorage_app::sqlclass::{classify, ErrorClass};
 use dstorage_app::App;
 use dstorage_client::api::*;
 use dstorage_sql::SqlError;
+use dstorage_types::result::ResultCode;
 use dstorage_types::tx::{tx_hash, Transaction, TxHash};
 
 use crate::batcher::Batcher;
@@ -42,11 +43,12 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
 }
 
-/// An error answer: status plus `{"error", "code"}`.
+/// An error answer: status plus `{"error", "code"}`, and a `Retry-After` header when retrying later helps.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     body: ErrorResponse,
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -57,6 +59,7 @@ impl ApiError {
                 error: error.into(),
                 code: code.into(),
             },
+            retry_after: None,
         }
     }
 
@@ -87,8 +90,62 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(after) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, after.as_secs().max(1).into());
+        }
+        response
     }
+}
+
+/// How long a client should wait before sending again to a node that is catching up.
+pub const CATCHING_UP_RETRY: Duration = Duration::from_secs(2);
+
+/// A node whose last block is older than this is taken to be cut off (or the network halted): a live
+/// network makes a block at least every `create_empty_blocks_interval` (1 s) plus a round.
+pub const STALE_AFTER: Duration = Duration::from_secs(5);
+
+/// Why this node's view of the committed state may be behind the network's, if it may be: CometBFT is
+/// catching up, it has no peer although the network has other validators, or it has committed no block
+/// for longer than [`STALE_AFTER`]. `block_age` is `None` when the last block's time is unknown.
+pub fn behind_reason(
+    catching_up: bool,
+    peers: usize,
+    validators: usize,
+    block_age: Option<Duration>,
+) -> Option<String> {
+    if catching_up {
+        return Some("it is catching up with the network's blocks".into());
+    }
+    if validators > 1 && peers == 0 {
+        return Some(format!(
+            "it is cut off from the network: no peers, {validators} validators"
+        ));
+    }
+    match block_age {
+        Some(age) if age > STALE_AFTER => Some(format!(
+            "it has committed no block for {} s (cut off from its peers, or the network stalled)",
+            age.as_secs()
+        )),
+        _ => None,
+    }
+}
+
+/// Ask CometBFT whether this node may be behind the network (see [`behind_reason`]). An RPC failure counts
+/// as behind: the node cannot tell.
+async fn behind(s: &ApiState) -> Option<String> {
+    let status = match s.rpc.status().await {
+        Ok(st) => st,
+        Err(e) => return Some(format!("its consensus engine does not answer ({e})")),
+    };
+    let peers = s.rpc.net_info().await.map(|n| n.peers.len()).unwrap_or(0);
+    let validators = s.rpc.validators(None).await.map(|v| v.len()).unwrap_or(1);
+    let age = humantime::parse_rfc3339_weak(&status.latest_block_time)
+        .ok()
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+    behind_reason(status.catching_up, peers, validators, age)
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -281,7 +338,26 @@ async fn broadcast(
         }
     };
     if checked.check_tx.code != 0 {
-        let code = dstorage_types::result::ResultCode::from_code(checked.check_tx.code)
+        // A nonce that skips ahead may be the client's mistake, or this node's nonces may be behind the
+        // network's: the client must not be blamed for the node's state.
+        if checked.check_tx.code == ResultCode::NonceGap.code() {
+            if let Some(reason) = behind(&s).await {
+                s.metrics.checktx_refused(ResultCode::CatchingUp.name());
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResultCode::CatchingUp.name(),
+                    format!(
+                        "this node cannot judge the transaction's nonce: {reason}, so its view of nonces may be \
+                         behind ({}); retry in {} s or send it to another node",
+                        checked.check_tx.log,
+                        CATCHING_UP_RETRY.as_secs()
+                    ),
+                );
+                e.retry_after = Some(CATCHING_UP_RETRY);
+                return Err(e);
+            }
+        }
+        let code = ResultCode::from_code(checked.check_tx.code)
             .map(|c| c.name().to_string())
             .unwrap_or_else(|| format!("code_{}", checked.check_tx.code));
         s.metrics.checktx_refused(&code);
@@ -686,5 +762,24 @@ mod tests {
             documented, answered,
             "openapi.json (left) and the router (right) disagree"
         );
+    }
+
+    #[test]
+    fn a_node_is_behind_when_catching_up_cut_off_or_stalled_and_not_otherwise() {
+        let fresh = Some(Duration::from_millis(800));
+        assert_eq!(behind_reason(false, 3, 4, fresh), None);
+        assert_eq!(
+            behind_reason(false, 0, 1, fresh),
+            None,
+            "a single validator has no peers"
+        );
+        assert_eq!(behind_reason(false, 0, 1, None), None);
+        let r = behind_reason(true, 3, 4, fresh).expect("catching up");
+        assert!(r.contains("catching up"), "{r}");
+        let r = behind_reason(false, 0, 4, fresh).expect("cut off");
+        assert!(r.contains("no peers, 4 validators"), "{r}");
+        let r = behind_reason(false, 1, 4, Some(Duration::from_secs(9))).expect("stalled");
+        assert!(r.contains("no block for 9 s"), "{r}");
+        assert_eq!(behind_reason(false, 1, 4, Some(STALE_AFTER)), None);
     }
 }
