@@ -2,11 +2,11 @@
 
 pub mod api;
 pub mod batcher;
-pub mod bench;
 pub mod cli;
 pub mod cometbft;
 pub mod config;
 pub mod convert;
+pub mod localnet;
 pub mod metrics;
 pub mod progress;
 pub mod run;

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod key_cmd;
 
 /// dstorage: a byzantine-fault-tolerant relational database on SQLite and CometBFT.
@@ -22,6 +23,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark local networks: committed tx/s, commit latency, where the CPU goes.
+    Bench(bench::BenchArgs),
     /// Manage keys: generate, show, sign, verify.
     Key {
         #[command(subcommand)]
@@ -59,6 +62,7 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Node(cmd) => return dstorage_node::cli::run(cmd),
         Command::Key { cmd } => return key_cmd::run(cmd),
+        Command::Bench(args) => return dstorage_node::cli::block_on(bench::run(args)),
         Command::Version { json: true } => println!(
             "{}",
             serde_json::json!({
