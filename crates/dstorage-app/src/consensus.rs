@@ -6,6 +6,7 @@
 //! crash before that commit loses the whole block, and CometBFT's handshake replays it (Info reports the last
 //! committed height).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -581,6 +582,9 @@ fn execute_tx(
         return Ok(rec);
     }
     let limit = shared.config.cost_limit_per_tx;
+    // The cost a failing statement had used, taken from the engine's error itself: a block re-executed
+    // after an abort records it (see `Aborted`), so it enters the app hash.
+    let metered = Cell::new(None);
     let outcome = match &tx.body.payload {
         Payload::DeploySchema { schema, sql } => {
             if block.kv_get(&keys::owner(schema))?.is_some() {
@@ -589,7 +593,7 @@ fn execute_tx(
                     format!("schema {schema} already exists"),
                 ))
             } else {
-                deploy(block, height, schema, sql, limit, &identity)?
+                deploy(block, height, schema, sql, limit, &identity, &metered)?
             }
         }
         Payload::DropSchema { schema } => match owner_check(block, schema, &identity)? {
@@ -599,7 +603,7 @@ fn execute_tx(
                     block.kv_delete(&keys::owner(schema))?;
                     Ok(None)
                 }
-                Err(e) => Err(sql_refusal(e)?),
+                Err(e) => Err(sql_refusal_metered(e, &metered)?),
             },
         },
         Payload::Sql {
@@ -610,7 +614,7 @@ fn execute_tx(
             Err(r) => Err(r),
             Ok(()) => match block.execute_with_params(schema, sql, params, limit) {
                 Ok(out) => Ok(Some(out)),
-                Err(e) => Err(sql_refusal(e)?),
+                Err(e) => Err(sql_refusal_metered(e, &metered)?),
             },
         },
         #[allow(unreachable_patterns)]
@@ -631,7 +635,7 @@ fn execute_tx(
         Ok(None) => {}
         Err((code, message)) => {
             if block_was_aborted(block, height)? {
-                let aborted = match cost_used(&message) {
+                let aborted = match metered.get() {
                     // A write past its data limit, stopped by the meter (see `Tracker::arm`).
                     _ if matches!(code, ResultCode::DataLimitExceeded | ResultCode::BlockFull) => {
                         Aborted {
@@ -696,17 +700,6 @@ impl From<SqlError> for BlockError {
     }
 }
 
-/// The cost a 'cost limit exceeded' message reports (`..., used N`).
-fn cost_used(message: &str) -> Option<u64> {
-    message
-        .rsplit("used ")
-        .next()?
-        .trim()
-        .trim_end_matches(')')
-        .parse()
-        .ok()
-}
-
 /// Nonce rule: exactly one more than the last used.
 pub fn check_nonce(nonce: u64, last: u64) -> Result<(), Refusal> {
     let expected = last.saturating_add(1);
@@ -766,9 +759,10 @@ fn deploy(
     sql: &str,
     limit: u64,
     identity: &str,
+    metered: &Cell<Option<u64>>,
 ) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, BlockError> {
     if let Err(e) = block.create_schema(schema) {
-        return Ok(Err(sql_refusal(e)?));
+        return Ok(Err(sql_refusal_metered(e, metered)?));
     }
     match block.execute(schema, sql, limit) {
         Ok(out) => {
@@ -776,7 +770,7 @@ fn deploy(
             Ok(Ok(Some(out)))
         }
         Err(e) => {
-            let refusal = sql_refusal(e)?;
+            let refusal = sql_refusal_metered(e, metered)?;
             // The failed statements left nothing; remove the empty namespace so the deploy is all-or-nothing
             // (unless the whole block transaction is gone, which the caller handles by re-executing).
             if !block_was_aborted(block, height)? {
@@ -795,6 +789,16 @@ fn block_was_aborted(block: &Block<'_>, height: u64) -> Result<bool, BlockError>
         Err(SqlError::BlockAborted) => Ok(true),
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`sql_refusal`], noting in `metered` the cost the engine reports the failed statement had used (a cost
+/// limit exceeded), or `None`.
+fn sql_refusal_metered(e: SqlError, metered: &Cell<Option<u64>>) -> Result<Refusal, AppError> {
+    metered.set(match &e {
+        SqlError::CostLimitExceeded { used, .. } => Some(*used),
+        _ => None,
+    });
+    sql_refusal(e)
 }
 
 /// Map an engine error caused by the transaction to a result code; pass storage failures up as fatal.
