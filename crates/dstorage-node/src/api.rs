@@ -10,10 +10,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use dstorage_app::sqlclass::{classify, ErrorClass};
 use dstorage_app::App;
 use dstorage_client::api::*;
-use dstorage_sql::SqlError;
+use dstorage_sql::{classify, ErrorClass, SqlError};
 use dstorage_types::result::ResultCode;
 use dstorage_types::tx::{tx_hash, Transaction, TxHash};
 

@@ -15,6 +15,7 @@
 
 mod authorizer;
 mod changeset;
+mod class;
 mod engine;
 mod error;
 mod estimate;
@@ -31,6 +32,7 @@ pub use authorizer::ALLOWED_FUNCTIONS;
 pub use changeset::{
     Changeset, ChangesetRecord, ColumnValue, RowChange, RowOp, CHANGESET_MAGIC, CHANGESET_VERSION,
 };
+pub use class::{classify, follows_from_text, ErrorClass};
 pub use dstorage_types::value::Value;
 pub use engine::{
     sqlite_version, table_physical_name, Block, ColumnInfo, EncodedChangeset, Engine, EngineConfig,
