@@ -61,6 +61,28 @@ async fn wait_for_abci(mut server: AbciTask, addr: &str) -> anyhow::Result<AbciT
 /// The spawned ABCI server (tower-abci's error type).
 type AbciTask = tokio::task::JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>;
 
+/// tower-abci's server over the app's four ABCI services. Served on a Unix socket by preference: see
+/// [`NodeConfig::abci_socket`] (no Nagle delay between CheckTx and Flush answers).
+fn abci_server(
+    app: &dstorage_app::App,
+) -> anyhow::Result<
+    tower_abci::v038::Server<
+        dstorage_app::abci::ConsensusService,
+        dstorage_app::abci::MempoolService,
+        dstorage_app::abci::InfoService,
+        dstorage_app::abci::SnapshotService,
+    >,
+> {
+    let (consensus, mempool, info, snapshot) = dstorage_app::abci::services(app.clone());
+    tower_abci::v038::Server::builder()
+        .consensus(consensus)
+        .mempool(mempool)
+        .info(info)
+        .snapshot(snapshot)
+        .finish()
+        .context("an incomplete ABCI server")
+}
+
 /// Run the node whose home is `home`. Returns when it was asked to stop (Ok) or failed (Err).
 pub async fn run_node(home: &Path, on_ready: Option<OnReady>) -> anyhow::Result<()> {
     let config = NodeConfig::load(home)?;
@@ -99,10 +121,7 @@ pub async fn run_node(home: &Path, on_ready: Option<OnReady>) -> anyhow::Result<
                 .with_context(|| format!("cannot listen on the ABCI socket {}", path.display()))?;
             drop(listening); // checked early with a clear message; tower-abci binds it itself below
             std::fs::remove_file(&path).ok();
-            (
-                tokio::spawn(dstorage_app::abci::serve_unix(app.clone(), path)),
-                shown,
-            )
+            (tokio::spawn(abci_server(&app)?.listen_unix(path)), shown)
         }
         None => {
             let addr: SocketAddr = format!("127.0.0.1:{}", config.abci_port).parse()?;
@@ -111,7 +130,7 @@ pub async fn run_node(home: &Path, on_ready: Option<OnReady>) -> anyhow::Result<
                 .with_context(|| format!("ABCI port {addr} is not free"))?;
             drop(listening); // checked early with a clear message; tower-abci binds it itself below
             (
-                tokio::spawn(dstorage_app::abci::serve(app.clone(), addr)),
+                tokio::spawn(abci_server(&app)?.listen_tcp(addr)),
                 format!("tcp://{addr}"),
             )
         }
