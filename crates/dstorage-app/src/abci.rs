@@ -86,7 +86,7 @@ impl MempoolService {
                         }
                     }))
                     .unwrap_or_else(|panic| {
-                        let reason = crate::shared::panic_message(&*panic);
+                        let reason = crate::sys::panic_message(&*panic);
                         tracing::error!(%reason, "CheckTx panicked");
                         resp::CheckTx {
                             code: dstorage_types::result::ResultCode::Malformed.code().into(),

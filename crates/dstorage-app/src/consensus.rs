@@ -21,7 +21,7 @@ use tendermint::abci::types::ExecTxResult;
 use tendermint::v0_38::abci::{request, ConsensusRequest, ConsensusResponse};
 
 use crate::auth::{Checked, Refusal};
-use crate::shared::{set_committed, Committed, ConsensusMsg, Shared};
+use crate::state::{set_committed, Committed, ConsensusMsg, Shared};
 use crate::{apphash, keys, AppError, CommitEvent, TxRecord};
 
 /// Serve consensus requests until the channel closes or a fatal error stops the thread.
@@ -296,7 +296,7 @@ fn finalize_and_commit(
     let height = req.height.value();
     // Transactions known to abort the whole SQLite transaction (see `Aborted`), found on earlier attempts.
     let mut aborted: BTreeMap<u32, Aborted> = BTreeMap::new();
-    let execution_started = crate::shared::thread_cpu_time();
+    let execution_started = crate::sys::thread_cpu_time();
     let (block, response, event, nonces) = loop {
         let mut block = match engine.begin_block() {
             Ok(b) => b,
@@ -323,7 +323,7 @@ fn finalize_and_commit(
             }
         }
     };
-    let mut execution = crate::shared::thread_cpu_time().saturating_sub(execution_started);
+    let mut execution = crate::sys::thread_cpu_time().saturating_sub(execution_started);
     let _ = reply.send(Ok(ConsensusResponse::FinalizeBlock(response)));
 
     // CometBFT sends Commit next on this connection; anything else means we lost track of the protocol.
@@ -340,9 +340,9 @@ fn finalize_and_commit(
             return false;
         }
     }
-    let commit_started = crate::shared::thread_cpu_time();
+    let commit_started = crate::sys::thread_cpu_time();
     let committed = block.commit();
-    execution += crate::shared::thread_cpu_time().saturating_sub(commit_started);
+    execution += crate::sys::thread_cpu_time().saturating_sub(commit_started);
     shared.timings.execution_nanos.fetch_add(
         u64::try_from(execution.as_nanos()).unwrap_or(u64::MAX),
         std::sync::atomic::Ordering::Relaxed,

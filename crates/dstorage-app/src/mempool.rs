@@ -28,8 +28,9 @@ use dstorage_types::result::ResultCode;
 use dstorage_types::tx::Payload;
 
 use crate::auth::{Checked, Refusal};
-use crate::shared::{lock, Shared};
 use crate::sqlclass::follows_from_text;
+use crate::state::Shared;
+use crate::sys::lock;
 use crate::{keys, AppError};
 
 /// Mempool-side state.
@@ -230,17 +231,9 @@ impl Mempool {
         }
     }
 
-    /// Decide whether `bytes` (a transaction or a bundle of them) may enter the mempool.
-    pub fn check(
-        &self,
-        shared: &Shared,
-        bytes: &[u8],
-    ) -> Result<Result<Admitted, Refusal>, AppError> {
-        self.check_with(shared, bytes, false)
-    }
-
-    /// Like [`Mempool::check`]. A bundle is admitted only if every member would be, in order, counting the
-    /// nonces of the members before it; otherwise nothing of it is admitted and the refusal names the member.
+    /// Decide whether `bytes` (a transaction or a bundle of them) may enter the mempool. A bundle is admitted
+    /// only if every member would be, in order, counting the nonces of the members before it; otherwise nothing
+    /// of it is admitted and the refusal names the member.
     ///
     /// With `recheck` (CometBFT re-checking its mempool after a block, under its mempool lock, so new
     /// transactions wait meanwhile) only the nonces are checked again: the signature is a cache hit, the cost

@@ -244,7 +244,7 @@ async fn catch_panics(req: axum::extract::Request, next: axum::middleware::Next)
     }
 }
 
-use dstorage_app::shared::panic_message;
+use dstorage_app::panic_message;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
