@@ -54,6 +54,16 @@ pub fn next(
     h.finalize().into()
 }
 
+/// The app hash of a block that changed grants: its [`next`] hash extended with the grants' running hash
+/// (`crate::grants`), `SHA-256(next ‖ grants_hash)`. Blocks that change no grant keep [`next`] alone, so the
+/// hashes of chains without grants are what they were.
+pub fn with_grants(app_hash: &[u8; 32], grants_hash: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(app_hash);
+    h.update(grants_hash);
+    h.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -294,6 +294,8 @@ fn finalize_and_commit(
         Err(p) => p.into_inner().clone(),
     };
     let height = req.height.value();
+    // The block header's time in unix seconds: consensus time, equal on every node (grants' `locked_until`).
+    let block_time = u64::try_from(req.time.unix_timestamp()).unwrap_or(0);
     // Transactions known to abort the whole SQLite transaction (see `Aborted`), found on earlier attempts.
     let mut aborted: BTreeMap<u32, Aborted> = BTreeMap::new();
     let execution_started = crate::sys::thread_cpu_time();
@@ -307,7 +309,14 @@ fn finalize_and_commit(
                 return false;
             }
         };
-        match execute_block(&mut block, shared, &previous, height, &req.txs, &aborted) {
+        match execute_block(
+            &mut block,
+            shared,
+            &previous,
+            (height, block_time),
+            &req.txs,
+            &aborted,
+        ) {
             Ok((response, event, nonces)) => break (block, response, event, nonces),
             Err(BlockError::Restart(index, why)) => {
                 tracing::warn!(height, index, reason = %why.message, "a transaction aborted the block's SQLite transaction; re-executing the block without it");
@@ -377,13 +386,14 @@ fn execute_block(
     block: &mut Block<'_>,
     shared: &Shared,
     previous: &Committed,
-    height: u64,
+    (height, block_time): (u64, u64),
     txs: &[Bytes],
     aborted: &BTreeMap<u32, Aborted>,
 ) -> Result<(resp::FinalizeBlock, CommitEvent, BTreeMap<String, u64>), BlockError> {
     // A marker inside the block's SQLite transaction: if a statement's failure rolls the whole transaction
     // back, the marker no longer holds this height, and that is how we notice.
     block.kv_put(keys::BLOCK_OPEN, &height.to_be_bytes())?;
+    let grants_before = block.kv_get(keys::GRANTS_HASH)?;
     if height != previous.height + 1 && previous.height != 0 {
         return Err(AppError::Invariant(format!(
             "FinalizeBlock for height {height} but the last committed height is {}",
@@ -418,7 +428,15 @@ fn execute_block(
         let first = codes.len();
         for member in members {
             let record = match member {
-                Ok(member) => execute_tx(block, shared, &chain_id, height, index, member, aborted)?,
+                Ok(member) => execute_tx(
+                    block,
+                    shared,
+                    &chain_id,
+                    (height, block_time),
+                    index,
+                    member,
+                    aborted,
+                )?,
                 Err((code, message)) => record(
                     dstorage_types::tx::tx_hash(bytes),
                     height,
@@ -481,6 +499,14 @@ fn execute_block(
             &apphash::validators_hash(&[]),
             &apphash::results_hash(&outcomes),
         )
+    };
+    // A block that changed a grant also commits to the grants' running hash (`crate::grants`).
+    let grants_after = block.kv_get(keys::GRANTS_HASH)?;
+    let app_hash = match grants_after {
+        Some(grants) if grants_after.as_ref() != grants_before.as_ref() => {
+            apphash::with_grants(&app_hash, &grants)
+        }
+        _ => app_hash,
     };
     let changeset_bytes = encoded.len();
     block.kv_put(&keys::changeset(height), &encoded)?;
@@ -551,7 +577,7 @@ fn execute_tx(
     block: &mut Block<'_>,
     shared: &Shared,
     chain_id: &str,
-    height: u64,
+    (height, block_time): (u64, u64),
     index: u32,
     bytes: &[u8],
     aborted: &BTreeMap<u32, Aborted>,
@@ -601,6 +627,7 @@ fn execute_tx(
             Ok(()) => match block.drop_schema(schema) {
                 Ok(()) => {
                     block.kv_delete(&keys::owner(schema))?;
+                    block.kv_delete(&keys::public_read(schema))?;
                     Ok(None)
                 }
                 Err(e) => Err(sql_refusal_metered(e, &metered)?),
@@ -617,6 +644,31 @@ fn execute_tx(
                 Err(e) => Err(sql_refusal_metered(e, &metered)?),
             },
         },
+        Payload::Grant {
+            grantee,
+            data_id,
+            locked_until,
+        } => match crate::grants::validate(
+            dstorage_auth::default_registry(),
+            grantee,
+            data_id,
+            *locked_until,
+        ) {
+            Err(r) => Err(r),
+            Ok(()) => {
+                crate::grants::grant(block, &identity, grantee, data_id, *locked_until, height)?
+                    .map(|()| None)
+            }
+        },
+        Payload::Revoke { grantee, data_id } => {
+            match crate::grants::validate(dstorage_auth::default_registry(), grantee, data_id, 0) {
+                Err(r) => Err(r),
+                Ok(()) => {
+                    crate::grants::revoke(block, &identity, grantee, data_id, block_time, height)?
+                        .map(|()| None)
+                }
+            }
+        }
         #[allow(unreachable_patterns)]
         other => Err((
             ResultCode::Malformed,

@@ -46,3 +46,12 @@ pub fn last_nonce(stored: Option<&[u8]>) -> u64 {
 pub fn decode_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
+
+/// The running hash of every grant change (`crate::grants`), 32 bytes; absent before the first.
+pub const GRANTS_HASH: &[u8] = b"meta/grants_hash";
+
+/// Key of a schema's `public_read` flag (`crate::access`): present (value `[1]`) when anyone may read the
+/// schema with ad-hoc SQL, absent otherwise.
+pub fn public_read(schema: &str) -> Vec<u8> {
+    [b"public_read/".as_slice(), schema.as_bytes()].concat()
+}

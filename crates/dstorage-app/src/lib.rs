@@ -12,10 +12,12 @@
 //! Modules are crate-private unless the node or the tests use them.
 
 pub mod abci;
+pub mod access;
 pub mod apphash;
 pub mod auth;
 pub(crate) mod config;
 pub(crate) mod consensus;
+pub mod grants;
 pub mod keys;
 pub(crate) mod mempool;
 pub mod reads;

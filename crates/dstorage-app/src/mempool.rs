@@ -120,6 +120,23 @@ impl Inner {
             Payload::DeploySchema { schema, sql } => {
                 Ok(self.judge_text(schema, sql).map(|()| None))
             }
+            Payload::Grant {
+                grantee,
+                data_id,
+                locked_until,
+            } => Ok(crate::grants::validate(
+                dstorage_auth::default_registry(),
+                grantee,
+                data_id,
+                *locked_until,
+            )
+            .map(|()| None)),
+            Payload::Revoke { grantee, data_id } => {
+                Ok(
+                    crate::grants::validate(dstorage_auth::default_registry(), grantee, data_id, 0)
+                        .map(|()| None),
+                )
+            }
             Payload::DropSchema { schema } if self.owner(schema)?.is_none() => Ok(Err((
                 ResultCode::SchemaNotFound,
                 format!("schema {schema} does not exist"),

@@ -18,6 +18,8 @@ use crate::{keys, TxRecord};
 pub struct Reads {
     readers: Arc<Vec<Mutex<Reader>>>,
     next: Arc<AtomicUsize>,
+    /// A read-only connection for the grants table (a system table the guarded readers do not show).
+    grants: Arc<Mutex<rusqlite::Connection>>,
 }
 
 /// A schema with its owner, as the API lists it.
@@ -31,11 +33,52 @@ pub struct SchemaSummary {
 }
 
 impl Reads {
-    pub(crate) fn new(readers: Vec<Reader>) -> Reads {
+    pub(crate) fn new(readers: Vec<Reader>, grants: rusqlite::Connection) -> Reads {
         Reads {
             readers: Arc::new(readers.into_iter().map(Mutex::new).collect()),
             next: Arc::new(AtomicUsize::new(0)),
+            grants: Arc::new(Mutex::new(grants)),
         }
+    }
+
+    /// Run one read-only statement in `schema` with `params` bound, metered against `cost_limit`.
+    pub fn query_with_params(
+        &self,
+        schema: &str,
+        sql: &str,
+        params: &[dstorage_sql::Value],
+        cost_limit: u64,
+    ) -> Result<QueryResult, SqlError> {
+        self.with(|r| r.query_with_params(schema, sql, params, cost_limit))
+    }
+
+    /// The schemas a read of `sql` in `schema` names (see `Reader::schemas_named`).
+    pub fn schemas_named(&self, schema: &str, sql: &str) -> Result<Vec<String>, SqlError> {
+        self.with(|r| r.schemas_named(schema, sql))
+    }
+
+    /// A schema's owner, `None` if there is no such schema.
+    pub fn owner(&self, schema: &str) -> Result<Option<String>, SqlError> {
+        let bytes = self.with(|r| r.kv_get(&keys::owner(schema)))?;
+        Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Whether anyone may read `schema` with ad-hoc SQL (`crate::access`).
+    pub fn public_read(&self, schema: &str) -> Result<bool, SqlError> {
+        Ok(self
+            .with(|r| r.kv_get(&keys::public_read(schema)))?
+            .is_some())
+    }
+
+    /// Committed grants matching the filters (`crate::grants::list`).
+    pub fn grants(
+        &self,
+        owner: Option<&str>,
+        grantee: Option<&str>,
+        data_id: Option<&str>,
+    ) -> Result<Vec<crate::grants::Grant>, SqlError> {
+        let conn = lock(&self.grants);
+        crate::grants::list(&conn, owner, grantee, data_id)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Reader) -> T) -> T {

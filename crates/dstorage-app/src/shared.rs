@@ -59,10 +59,19 @@ impl App {
         let chain_id = engine
             .kv_get(keys::CHAIN_ID)?
             .map(|b| String::from_utf8_lossy(&b).into_owned());
+        crate::grants::create_table(engine.connection())?;
+        let grants_reader = rusqlite::Connection::open_with_flags(
+            &config.db_path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| AppError::Storage(e.into()))?;
         let registry = dstorage_auth::Registry::with_default_standards();
         let verifier = Verifier::new(registry, config.max_tx_bytes, config.verified_cache_size);
         let mempool = Mempool::new(engine.reader()?);
-        let reads = Reads::new((0..4).map(|_| engine.reader()).collect::<Result<_, _>>()?);
+        let reads = Reads::new(
+            (0..4).map(|_| engine.reader()).collect::<Result<_, _>>()?,
+            grants_reader,
+        );
         let (commits, _) = broadcast::channel(1024);
         let (fatal, _) = watch::channel(None);
         let shared = Arc::new(Shared {

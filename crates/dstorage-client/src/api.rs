@@ -215,3 +215,38 @@ pub struct ErrorResponse {
     /// A short machine-readable kind (e.g. `bad_request`, `not_found`, or a result code name).
     pub code: String,
 }
+
+/// `GET /v1/challenge`: a single-use challenge for one signed read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// 80 lowercase hex characters; goes into the read's `auth.challenge` and its signed text.
+    pub challenge: String,
+    /// Unix seconds (the node's clock) after which the node refuses it.
+    pub expires_at: u64,
+}
+
+/// One access grant (`GET /v1/grants`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantInfo {
+    /// Who granted.
+    pub owner: String,
+    /// Who may read.
+    pub grantee: String,
+    /// What may be read.
+    pub data_id: String,
+    /// Unix seconds (block time) before which the grant cannot be revoked.
+    pub locked_until: u64,
+    /// Where the grant came from: `owner` (a `grant` transaction).
+    pub origin: String,
+    /// Height of the block that made it.
+    pub height: u64,
+}
+
+/// `GET /v1/grants`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantsResponse {
+    /// Matching grants in (owner, grantee, data_id) order, at most 1,000.
+    pub grants: Vec<GrantInfo>,
+    /// The committed height they were read at.
+    pub height: u64,
+}

@@ -17,6 +17,7 @@ mod signer;
 pub use signer::Signer;
 
 use api::*;
+use dstorage_types::read::ReadEnvelope;
 use dstorage_types::tx::{Payload, Transaction, TxHash};
 use serde::de::DeserializeOwned;
 
@@ -62,6 +63,8 @@ pub enum ClientError {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// The node's chain id, asked once for signed reads (a node never changes it).
+    chain_id: std::sync::Arc<std::sync::OnceLock<String>>,
 }
 
 impl Client {
@@ -77,6 +80,7 @@ impl Client {
         Client {
             base,
             http: reqwest::Client::new(),
+            chain_id: Default::default(),
         }
     }
 
@@ -258,6 +262,134 @@ impl Client {
         .await
     }
 
+    /// `POST /v1/query` with values bound to the statement's placeholders, unsigned: answered only for a
+    /// schema that is publicly readable.
+    pub async fn query_with_params(
+        &self,
+        schema: &str,
+        sql: &str,
+        params: Vec<dstorage_types::value::Value>,
+    ) -> Result<QueryResponse, ClientError> {
+        self.post("/v1/query", &ReadEnvelope::sql(schema, sql, params))
+            .await
+    }
+
+    /// `POST /v1/query`, signed by `signer` (the schema's owner, or anyone in a public schema).
+    pub async fn query_signed(
+        &self,
+        signer: &Signer,
+        schema: &str,
+        sql: &str,
+        params: Vec<dstorage_types::value::Value>,
+    ) -> Result<QueryResponse, ClientError> {
+        let envelope = self
+            .sign_read(signer, ReadEnvelope::sql(schema, sql, params))
+            .await?;
+        self.post("/v1/query", &envelope).await
+    }
+
+    /// `POST /v1/call` of a view action, signed by `signer` when given (unsigned only for public views). The
+    /// answer is returned as the node gives it.
+    pub async fn read_action(
+        &self,
+        signer: Option<&Signer>,
+        schema: &str,
+        action: &str,
+        args: Vec<dstorage_types::value::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut envelope = ReadEnvelope::action(schema, action, args);
+        if let Some(signer) = signer {
+            envelope = self.sign_read(signer, envelope).await?;
+        }
+        self.post("/v1/call", &envelope).await
+    }
+
+    /// `GET /v1/challenge`: a single-use challenge for one signed read.
+    pub async fn challenge(&self) -> Result<ChallengeResponse, ClientError> {
+        self.get("/v1/challenge").await
+    }
+
+    /// The node's chain id (asked once per client).
+    pub async fn chain_id(&self) -> Result<String, ClientError> {
+        if let Some(id) = self.chain_id.get() {
+            return Ok(id.clone());
+        }
+        let id = self.status().await?.chain_id;
+        Ok(self.chain_id.get_or_init(|| id).clone())
+    }
+
+    /// Sign a read envelope with a fresh challenge from the node (`docs/api.md`, "Signed reads").
+    pub async fn sign_read(
+        &self,
+        signer: &Signer,
+        envelope: ReadEnvelope,
+    ) -> Result<ReadEnvelope, ClientError> {
+        let chain_id = self.chain_id().await?;
+        let challenge = self.challenge().await?.challenge;
+        signer.sign_read(&chain_id, &challenge, envelope)
+    }
+
+    /// `POST` any read envelope (signed or not) to `path` (`/v1/query` or `/v1/call`).
+    pub async fn post_read<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        envelope: &ReadEnvelope,
+    ) -> Result<T, ClientError> {
+        self.post(path, envelope).await
+    }
+
+    /// `GET /v1/grants` with the given filters (at least one of owner and grantee).
+    pub async fn grants(
+        &self,
+        owner: Option<&str>,
+        grantee: Option<&str>,
+        data_id: Option<&str>,
+    ) -> Result<GrantsResponse, ClientError> {
+        let mut query = Vec::new();
+        for (k, v) in [("owner", owner), ("grantee", grantee), ("data_id", data_id)] {
+            if let Some(v) = v {
+                query.push(format!("{k}={}", percent_encode(v)));
+            }
+        }
+        self.get(&format!("/v1/grants?{}", query.join("&"))).await
+    }
+
+    /// Grant `grantee` access to the signer's `data_id` and wait for the commit.
+    pub async fn grant(
+        &self,
+        signer: &Signer,
+        grantee: &str,
+        data_id: &str,
+        locked_until: u64,
+    ) -> Result<TxResult, ClientError> {
+        self.submit(
+            signer,
+            Payload::Grant {
+                grantee: grantee.into(),
+                data_id: data_id.into(),
+                locked_until,
+            },
+        )
+        .await
+    }
+
+    /// Revoke the signer's grant of `data_id` to `grantee` and wait for the commit.
+    pub async fn revoke(
+        &self,
+        signer: &Signer,
+        grantee: &str,
+        data_id: &str,
+    ) -> Result<TxResult, ClientError> {
+        self.submit(
+            signer,
+            Payload::Revoke {
+                grantee: grantee.into(),
+                data_id: data_id.into(),
+            },
+        )
+        .await
+    }
+
     /// `POST /v1/estimate`.
     pub async fn estimate(&self, schema: &str, sql: &str) -> Result<EstimateResponse, ClientError> {
         self.post(
@@ -291,4 +423,17 @@ impl Client {
             .map_err(|source| ClientError::Unreachable { url, source })?;
         Ok(r.status().is_success())
     }
+}
+
+/// Percent-encode a query value (everything but unreserved characters).
+fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -1,6 +1,7 @@
 //! Sign transactions with a user's key under one signature standard.
 
 use dstorage_auth::{Registry, SecretKey};
+use dstorage_types::read::{ReadAuth, ReadEnvelope};
 use dstorage_types::tx::{Payload, Transaction, TxBody};
 
 use crate::ClientError;
@@ -58,5 +59,30 @@ impl Signer {
         let signed = dstorage_auth::sign(&self.standard, &self.key, body.signed_text().as_bytes())
             .map_err(|e| ClientError::Sign(e.to_string()))?;
         Ok(body.with_signature(signed.signature))
+    }
+
+    /// Sign a read envelope for `chain_id` with a challenge from `GET /v1/challenge`: fills in its `auth`.
+    pub fn sign_read(
+        &self,
+        chain_id: &str,
+        challenge: &str,
+        mut envelope: ReadEnvelope,
+    ) -> Result<ReadEnvelope, ClientError> {
+        let request = envelope
+            .request()
+            .map_err(|e| ClientError::Sign(e.to_string()))?;
+        let mut auth = ReadAuth {
+            chain_id: chain_id.to_string(),
+            standard: self.standard.clone(),
+            sender: hex::encode(&self.sender),
+            challenge: challenge.to_string(),
+            signature: String::new(),
+        };
+        let text = envelope.signed_text(&request, &auth);
+        let signed = dstorage_auth::sign(&self.standard, &self.key, text.as_bytes())
+            .map_err(|e| ClientError::Sign(e.to_string()))?;
+        auth.signature = hex::encode(signed.signature);
+        envelope.auth = Some(auth);
+        Ok(envelope)
     }
 }

@@ -40,18 +40,24 @@ pub struct ApiState {
     pub batcher: Batcher,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Challenges and signature checks of signed reads (`crate::readauth`).
+    pub reads_auth: Arc<crate::readauth::ReadAuthenticator>,
 }
 
 /// An error answer: status plus `{"error", "code"}`, and a `Retry-After` header when retrying later helps.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    body: ErrorResponse,
-    retry_after: Option<Duration>,
+    pub(crate) status: StatusCode,
+    pub(crate) body: ErrorResponse,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: impl Into<String>, error: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: impl Into<String>,
+        error: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             body: ErrorResponse {
@@ -62,11 +68,11 @@ impl ApiError {
         }
     }
 
-    fn bad_request(error: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(error: impl Into<String>) -> ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", error)
     }
 
-    fn internal(error: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn internal(error: impl std::fmt::Display) -> ApiError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -74,7 +80,7 @@ impl ApiError {
         )
     }
 
-    fn from_sql(e: SqlError) -> ApiError {
+    pub(crate) fn from_sql(e: SqlError) -> ApiError {
         let (status, code) = match classify(&e) {
             ErrorClass::Refused => (StatusCode::UNPROCESSABLE_ENTITY, "sql_refused"),
             ErrorClass::CostLimit => (StatusCode::UNPROCESSABLE_ENTITY, "cost_limit_exceeded"),
@@ -147,7 +153,7 @@ async fn behind(s: &ApiState) -> Option<String> {
     behind_reason(status.catching_up, peers, validators, age)
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
+pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Build the router.
 pub fn router(state: ApiState) -> Router {
@@ -162,13 +168,15 @@ fn served(state: ApiState) -> Served {
     Routes::new()
         .route("/v1/tx", post(broadcast))
         .route("/v1/tx/{hash}", get(tx))
-        .route("/v1/query", post(query))
+        .route("/v1/query", post(crate::reads::query))
         .route("/v1/estimate", post(estimate))
         .route("/v1/schemas", get(schemas))
         .route("/v1/schemas/{name}", get(schema))
         .route("/v1/changesets/{height}", get(changeset))
         .route("/v1/status", get(status))
         .route("/v1/nonce/{identity}", get(nonce))
+        .route("/v1/challenge", get(crate::reads::challenge))
+        .route("/v1/grants", get(crate::reads::grants))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -246,7 +254,7 @@ async fn catch_panics(req: axum::extract::Request, next: axum::middleware::Next)
 
 use dstorage_app::panic_message;
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -481,25 +489,6 @@ fn parse_query(
     })
 }
 
-async fn query(
-    State(s): State<ApiState>,
-    body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult<QueryResponse> {
-    let q = parse_query(body)?;
-    let app = s.app.clone();
-    let limit = app.config().cost_limit_per_tx;
-    let height = app.committed().height;
-    let r = blocking(move || app.reads().query(&q.schema, &q.sql, limit))
-        .await?
-        .map_err(ApiError::from_sql)?;
-    Ok(Json(QueryResponse {
-        columns: r.columns,
-        rows: r.rows,
-        cost: r.cost,
-        height,
-    }))
-}
-
 async fn estimate(
     State(s): State<ApiState>,
     body: Result<Json<QueryRequest>, axum::extract::rejection::JsonRejection>,
@@ -706,6 +695,7 @@ mod tests {
             rpc,
             batcher,
             metrics,
+            reads_auth: Arc::new(crate::readauth::ReadAuthenticator::new()),
         }
     }
 

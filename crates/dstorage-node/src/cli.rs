@@ -68,7 +68,8 @@ pub enum NodeCommand {
         #[command(flatten)]
         common: CommonArgs,
     },
-    /// Read committed data with a SELECT.
+    /// Read committed data with a SELECT, signed with your key when you have one (a schema is read by its
+    /// owner, or by anyone if it is publicly readable).
     Query {
         /// One SELECT statement.
         sql: String,
@@ -76,8 +77,19 @@ pub enum NodeCommand {
         #[arg(long)]
         schema: Option<String>,
         #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
         common: CommonArgs,
     },
+    /// Grant an identity access to your data id (waits for the commit).
+    Grant(crate::grants_cmd::GrantArgs),
+    /// Revoke a grant you made (refused before its locked-until time).
+    Revoke(crate::grants_cmd::RevokeArgs),
+    /// List grants by owner, grantee and data id (default: the ones your key made).
+    Grants(crate::grants_cmd::GrantsArgs),
+    /// A signed read: `read SCHEMA ACTION [--arg JSON]...` calls a view, `read SCHEMA --sql "SELECT ..."` runs
+    /// one SELECT as the schema's owner.
+    Read(crate::grants_cmd::ReadArgs),
     /// Show a committed transaction's result.
     Tx {
         /// Transaction hash (hex).
@@ -302,9 +314,14 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
             let r = submit(&client, &signer, payload, &common).await?;
             print_tx_result(&r, &common, None)
         }
+        NodeCommand::Grant(a) => crate::grants_cmd::grant(a).await,
+        NodeCommand::Revoke(a) => crate::grants_cmd::revoke(a).await,
+        NodeCommand::Grants(a) => crate::grants_cmd::grants(a).await,
+        NodeCommand::Read(a) => crate::grants_cmd::read(a).await,
         NodeCommand::Query {
             sql,
             schema,
+            signer,
             common,
         } => {
             let client = Client::new(&common.node);
@@ -312,7 +329,16 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
                 Some(s) => s,
                 None => only_schema(&client).await?,
             };
-            let r = client.query(&schema, &sql).await?;
+            // Sign when there is a key to sign with: reads of a schema are its owner's unless it is public.
+            let has_key = signer.key.is_some() || default_key_path().exists();
+            let r = if has_key {
+                let signer = load_signer(&signer)?;
+                client
+                    .query_signed(&signer, &schema, &sql, Vec::new())
+                    .await?
+            } else {
+                client.query(&schema, &sql).await?
+            };
             if common.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -565,7 +591,7 @@ fn schema_from_file(file: &Path) -> anyhow::Result<String> {
     Ok(name)
 }
 
-fn load_signer(a: &SignerArgs) -> anyhow::Result<Signer> {
+pub(crate) fn load_signer(a: &SignerArgs) -> anyhow::Result<Signer> {
     let path = a.key.clone().unwrap_or_else(default_key_path);
     let key = if path.exists() {
         SecretKey::load(&path)?
@@ -591,7 +617,7 @@ fn load_signer(a: &SignerArgs) -> anyhow::Result<Signer> {
     Ok(Signer::new(key, &standard)?)
 }
 
-async fn submit(
+pub(crate) async fn submit(
     client: &Client,
     signer: &Signer,
     payload: Payload,
@@ -644,7 +670,7 @@ async fn only_schema(client: &Client) -> anyhow::Result<String> {
     }
 }
 
-fn print_tx_result(
+pub(crate) fn print_tx_result(
     r: &TxResult,
     common: &CommonArgs,
     success: Option<&str>,

@@ -174,6 +174,7 @@ pub async fn run_node(home: &Path, on_ready: Option<OnReady>) -> anyhow::Result<
         rpc,
         batcher,
         metrics,
+        reads_auth: Arc::new(crate::readauth::ReadAuthenticator::new()),
     });
     let api_server = tokio::spawn(async move { axum::serve(api_listener, router).await });
 

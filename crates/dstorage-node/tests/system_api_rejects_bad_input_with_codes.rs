@@ -310,14 +310,18 @@ async fn api_rejects_bad_input_with_codes() {
 
     // Reads refuse the same way, with the API's read codes.
     common::assert_api_error(
-        client.query(SCHEMA, "SELECT * FROM").await,
+        client
+            .query_signed(&owner, SCHEMA, "SELECT * FROM", Vec::new())
+            .await,
         422,
         "sql_refused",
         "does not parse",
         "bad read",
     );
     common::assert_api_error(
-        client.query(SCHEMA, "SELECT * FROM nowhere").await,
+        client
+            .query_signed(&owner, SCHEMA, "SELECT * FROM nowhere", Vec::new())
+            .await,
         400,
         "sql_error",
         "no such table",
@@ -325,14 +329,18 @@ async fn api_rejects_bad_input_with_codes() {
     );
     // Regression: a read of several statements answered the last one.
     common::assert_api_error(
-        client.query(SCHEMA, "SELECT 1; SELECT 2").await,
+        client
+            .query_signed(&owner, SCHEMA, "SELECT 1; SELECT 2", Vec::new())
+            .await,
         422,
         "sql_refused",
         "exactly one statement",
         "read of two statements",
     );
     common::assert_api_error(
-        client.query(SCHEMA, "SELECT random()").await,
+        client
+            .query_signed(&owner, SCHEMA, "SELECT random()", Vec::new())
+            .await,
         422,
         "sql_refused",
         "random",
@@ -341,7 +349,12 @@ async fn api_rejects_bad_input_with_codes() {
 
     // Nothing half-applied; the nonce moved only for transactions that reached a block.
     let rows = client
-        .query(SCHEMA, "SELECT id, name, n FROM t ORDER BY id")
+        .query_signed(
+            &owner,
+            SCHEMA,
+            "SELECT id, name, n FROM t ORDER BY id",
+            Vec::new(),
+        )
         .await
         .expect("query");
     assert_eq!(rows.rows, baseline);

@@ -84,7 +84,12 @@ async fn four_validators_replicate_writes() {
         assert_eq!(on3, on0, "write {} differs between node0 and node3", i + 1);
     }
     let read = c3
-        .query("ledger", "SELECT count(*), sum(amount) FROM entries")
+        .query_signed(
+            &signer,
+            "ledger",
+            "SELECT count(*), sum(amount) FROM entries",
+            Vec::new(),
+        )
         .await
         .expect("query node3");
     let n = WRITES as i64;
@@ -96,9 +101,11 @@ async fn four_validators_replicate_writes() {
         ]]
     );
     let sample = c3
-        .query(
+        .query_signed(
+            &signer,
             "ledger",
             "SELECT id, amount, note FROM entries WHERE id = 7",
+            Vec::new(),
         )
         .await
         .expect("query node3");

@@ -82,8 +82,8 @@ fn committed(outcome: Outcome, code: ResultCode) -> TxResult {
 }
 
 /// A read the API refuses: its status, code and message.
-async fn read_refused(client: &Client, text: &str) -> (u16, String, String) {
-    match client.query(SCHEMA, text).await {
+async fn read_refused(client: &Client, owner: &Signer, text: &str) -> (u16, String, String) {
+    match client.query_signed(owner, SCHEMA, text, Vec::new()).await {
         Err(ClientError::Api {
             status,
             code,
@@ -141,7 +141,12 @@ async fn hostile_sql_is_judged_as_sqlite_reads_it() {
     assert_eq!(r.rows_changed, 1);
     nonce += 1;
     let rows = client
-        .query(SCHEMA, "SELECT flags, 0x10, 1_000, - -1 FROM f")
+        .query_signed(
+            &owner,
+            SCHEMA,
+            "SELECT flags, 0x10, 1_000, - -1 FROM f",
+            Vec::new(),
+        )
         .await
         .expect("read");
     assert_eq!(
@@ -157,7 +162,10 @@ async fn hostile_sql_is_judged_as_sqlite_reads_it() {
 
     // The `- -1` trick: what follows the newline is inside a string, and stays there.
     let trick = "SELECT - -1, 'x\n name FROM sqlite_master --'";
-    let rows = client.query(SCHEMA, trick).await.expect("trick read");
+    let rows = client
+        .query_signed(&owner, SCHEMA, trick, Vec::new())
+        .await
+        .expect("trick read");
     assert_eq!(
         rows.rows,
         vec![vec![
@@ -166,14 +174,15 @@ async fn hostile_sql_is_judged_as_sqlite_reads_it() {
         ]]
     );
     // `sqlite_master` names the schema's own table of that name, which does not exist.
-    let (status, code, error) = read_refused(&client, "SELECT - -1, name FROM sqlite_master").await;
+    let (status, code, error) =
+        read_refused(&client, &owner, "SELECT - -1, name FROM sqlite_master").await;
     assert_eq!((status, code.as_str()), (400, "sql_error"), "{error}");
     assert!(error.contains("no such table"), "{error}");
     for text in [
         "SELECT - -1, rowid FROM f",
         "SELECT - -1, 'x\n', rowid FROM f",
     ] {
-        let (status, code, error) = read_refused(&client, text).await;
+        let (status, code, error) = read_refused(&client, &owner, text).await;
         assert_eq!(
             (status, code.as_str()),
             (422, "sql_refused"),
@@ -211,7 +220,7 @@ async fn hostile_sql_is_judged_as_sqlite_reads_it() {
     assert!(r.height > before, "{r:?}");
     nonce += 1;
     let rows = client
-        .query(SCHEMA, "SELECT id, v FROM t")
+        .query_signed(&owner, SCHEMA, "SELECT id, v FROM t", Vec::new())
         .await
         .expect("read t");
     assert_eq!(
@@ -318,7 +327,7 @@ async fn hostile_sql_is_judged_as_sqlite_reads_it() {
     assert_eq!(names, vec!["n"]);
 
     // A read holds exactly one statement.
-    let (status, code, error) = read_refused(&client, "SELECT 1; SELECT 2").await;
+    let (status, code, error) = read_refused(&client, &owner, "SELECT 1; SELECT 2").await;
     assert_eq!((status, code.as_str()), (422, "sql_refused"), "{error}");
     assert!(error.contains("exactly one statement"), "{error}");
 

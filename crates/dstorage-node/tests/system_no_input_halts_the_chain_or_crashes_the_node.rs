@@ -158,7 +158,7 @@ async fn a_large_returning_result_does_not_halt_the_chain() {
     assert!(g.message.contains("8388608 bytes"), "{}", g.message);
     assert_chain_goes_on(&net, &client, &signer, g.height).await;
     let count = client
-        .query(SCHEMA, "SELECT count(*) FROM b")
+        .query_signed(&signer, SCHEMA, "SELECT count(*) FROM b", Vec::new())
         .await
         .expect("count");
     assert_eq!(count.rows, vec![vec![Value::Integer(2)]]);
@@ -170,9 +170,11 @@ async fn a_deeply_nested_query_gets_an_error_and_the_node_keeps_serving() {
     let height = client.status().await.expect("status").height;
     for terms in [22_000, 49_990] {
         let deep = format!("SELECT 1{}", "+1".repeat(terms - 1));
-        // Unsigned read.
+        // A read signed by the owner: the SQL is parsed only after the signature and the owner check.
         common::assert_api_error(
-            client.query(SCHEMA, &deep).await,
+            client
+                .query_signed(&signer, SCHEMA, &deep, Vec::new())
+                .await,
             422,
             "sql_refused",
             "nested too deeply",
@@ -216,7 +218,9 @@ async fn a_deeply_nested_query_gets_an_error_and_the_node_keeps_serving() {
     // The deepest SQL SQLite would still judge gets SQLite's own answer.
     let chain = format!("SELECT 1{}", "+1".repeat(300));
     common::assert_api_error(
-        client.query(SCHEMA, &chain).await,
+        client
+            .query_signed(&signer, SCHEMA, &chain, Vec::new())
+            .await,
         400,
         "sql_error",
         "Expression tree is too large",

@@ -60,7 +60,12 @@ async fn one_node_keeps_data_and_app_hash_across_restart() {
         ],
     ];
     let read = client
-        .query("shop", "SELECT id, name, qty FROM items ORDER BY id")
+        .query_signed(
+            &signer,
+            "shop",
+            "SELECT id, name, qty FROM items ORDER BY id",
+            Vec::new(),
+        )
         .await
         .expect("query");
     assert_eq!(read.columns, ["id", "name", "qty"]);
@@ -113,7 +118,12 @@ async fn one_node_keeps_data_and_app_hash_across_restart() {
     );
 
     let read = client
-        .query("shop", "SELECT id, name, qty FROM items ORDER BY id")
+        .query_signed(
+            &signer,
+            "shop",
+            "SELECT id, name, qty FROM items ORDER BY id",
+            Vec::new(),
+        )
         .await
         .expect("query after restart");
     assert_eq!(read.rows, expected_rows);
@@ -145,7 +155,12 @@ async fn one_node_keeps_data_and_app_hash_across_restart() {
     assert_eq!(again.nonce, Some(3));
     assert!(again.height > before.height);
     let read = client
-        .query("shop", "SELECT id, name, qty FROM items ORDER BY id")
+        .query_signed(
+            &signer,
+            "shop",
+            "SELECT id, name, qty FROM items ORDER BY id",
+            Vec::new(),
+        )
         .await
         .expect("query after the new write");
     assert_eq!(read.rows, expected_rows[1..]);
@@ -198,8 +213,19 @@ async fn one_node_keeps_data_and_app_hash_across_restart() {
     ]);
     assert_eq!(status, Some(0), "exec with params: {err}");
     assert!(out.contains("\"code\""), "{out}");
+    // The schema is the CLI key's, so only a read signed with that key sees it.
+    let cli_signer = dstorage_client::Signer::new(
+        dstorage_auth::SecretKey::load(&key).expect("cli key"),
+        "ed25519",
+    )
+    .expect("cli signer");
     let read = client
-        .query("notes", "SELECT id, body, raw FROM notes")
+        .query_signed(
+            &cli_signer,
+            "notes",
+            "SELECT id, body, raw FROM notes",
+            Vec::new(),
+        )
         .await
         .expect("query notes");
     assert_eq!(

@@ -96,9 +96,14 @@ async fn one_node_stopped_under_load_loses_no_acknowledged_write() {
 
     net.nodes[0].start().await;
     let node = &net.nodes[0];
-    for id in 0..WRITERS {
+    for (id, signer) in signers.iter().enumerate() {
         let rows = client
-            .query(&format!("w{id}"), "SELECT seq FROM t ORDER BY seq")
+            .query_signed(
+                signer,
+                &format!("w{id}"),
+                "SELECT seq FROM t ORDER BY seq",
+                Vec::new(),
+            )
             .await
             .expect("query after restart");
         let have: BTreeSet<(usize, i64)> = rows

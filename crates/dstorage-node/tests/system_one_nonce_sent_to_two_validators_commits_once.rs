@@ -124,7 +124,12 @@ async fn one_nonce_sent_to_two_validators_commits_once() {
             node.index
         );
         let rows = client
-            .query("race", "SELECT id, who FROM t ORDER BY id")
+            .query_signed(
+                &owner,
+                "race",
+                "SELECT id, who FROM t ORDER BY id",
+                Vec::new(),
+            )
             .await
             .expect("query");
         assert_eq!(rows.rows, vec![row.clone()], "node{}", node.index);

@@ -127,7 +127,7 @@ async fn two_of_four_stopped_halts_without_divergence() {
     for node in net.running() {
         let rows = node
             .client()
-            .query("halt", "SELECT id FROM t ORDER BY id")
+            .query_signed(&owner, "halt", "SELECT id FROM t ORDER BY id", Vec::new())
             .await
             .expect("query");
         assert_eq!(

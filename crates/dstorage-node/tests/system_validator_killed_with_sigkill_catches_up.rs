@@ -28,7 +28,7 @@ type Acked = Arc<Mutex<BTreeSet<(usize, i64)>>>;
 /// acknowledged one. Nonce 1 deployed the schema, so writes start at nonce 2.
 async fn writer(
     client: Client,
-    signer: Signer,
+    signer: Arc<Signer>,
     id: usize,
     stop: Arc<AtomicBool>,
     acked: Acked,
@@ -83,7 +83,7 @@ async fn validator_killed_with_sigkill_catches_up() {
     let c0 = net.nodes[0].client();
     let mut signers = Vec::new();
     for id in 0..WRITERS {
-        let signer = common::new_signer();
+        let signer = Arc::new(common::new_signer());
         let r = c0
             .deploy(
                 &signer,
@@ -101,12 +101,12 @@ async fn validator_killed_with_sigkill_catches_up() {
     let acked: Acked = Arc::default();
     let count = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = signers
-        .into_iter()
+        .iter()
         .enumerate()
         .map(|(id, signer)| {
             tokio::spawn(writer(
                 net.nodes[id % 2].client(),
-                signer,
+                signer.clone(),
                 id,
                 stop.clone(),
                 acked.clone(),
@@ -167,9 +167,14 @@ async fn validator_killed_with_sigkill_catches_up() {
     for node in &net.nodes {
         let client = node.client();
         let mut rows = BTreeSet::new();
-        for id in 0..WRITERS {
+        for (id, signer) in signers.iter().enumerate() {
             let r = client
-                .query(&format!("load{id}"), "SELECT seq FROM w ORDER BY seq")
+                .query_signed(
+                    signer,
+                    &format!("load{id}"),
+                    "SELECT seq FROM w ORDER BY seq",
+                    Vec::new(),
+                )
                 .await
                 .expect("query");
             for row in r.rows {

@@ -1793,6 +1793,15 @@ impl<'e> Block<'e> {
         })
     }
 
+    /// The block's connection, for a system table the app keeps beside the KV (such as its
+    /// grants): statements on it run in the block's SQLite transaction with the authorizer
+    /// in its internal mode, bypass the guard, and enter no changeset (only a user
+    /// table's changes do), so the app must fold what it changes into the app hash itself.
+    pub fn system_connection(&mut self) -> Result<&Connection, SqlError> {
+        self.alive()?;
+        Ok(self.conn)
+    }
+
     /// Delete a system KV pair.
     pub fn kv_delete(&mut self, key: &[u8]) -> Result<(), SqlError> {
         self.alive()?;
@@ -2025,6 +2034,47 @@ impl Reader {
         }
         result.cost = step.cost;
         Ok(result)
+    }
+
+    /// The schemas whose tables and views a read of `sql` in `schema` names (its own
+    /// included), sorted: what an access check must allow before the read runs (a read
+    /// may name `other.table`). Guards the statement as [`Reader::query`] would, without
+    /// running it. Views are named, not expanded: a view's own body is its schema's
+    /// business.
+    pub fn schemas_named(&mut self, schema: &str, sql: &str) -> Result<Vec<String>, SqlError> {
+        if sql.len() > self.config.max_sql_length {
+            return Err(SqlError::Refused {
+                construct: format!("SQL of {} bytes", sql.len()),
+                reason: format!("the limit is {} bytes", self.config.max_sql_length),
+            });
+        }
+        self.conn.execute_batch("BEGIN")?;
+        let result = self.forget_stale_statements().and_then(|()| {
+            with_sql_stack(|| {
+                require_schema(&self.conn, schema)?;
+                let parsed = guard::parse(sql)?;
+                let mut named = std::collections::BTreeSet::new();
+                named.insert(schema.to_owned());
+                for index in 0..parsed.statements.len() {
+                    let catalog = ConnCatalog {
+                        conn: &self.conn,
+                        auth: &self.auth,
+                        mode: Mode::Read {
+                            ctes: Default::default(),
+                        },
+                    };
+                    let rewritten = guard::rewrite(sql, &parsed, index, schema, true, &catalog)?;
+                    for table in &rewritten.tables {
+                        if let Some((s, _)) = crate::names::split_physical(table) {
+                            named.insert(s.to_owned());
+                        }
+                    }
+                }
+                Ok(named.into_iter().collect())
+            })
+        });
+        self.conn.execute_batch("COMMIT")?;
+        result
     }
 
     /// Estimate the cost of `sql` (reads or writes) in `schema` on committed state.

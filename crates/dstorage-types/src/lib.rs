@@ -2,6 +2,7 @@
 
 pub mod caller;
 pub mod identity;
+pub mod read;
 pub mod result;
 pub mod tx;
 pub mod value;

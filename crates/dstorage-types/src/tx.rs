@@ -104,6 +104,24 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         params: Vec<Value>,
     },
+    /// Grant `grantee` access to the sender's data `data_id` (`docs/protocol.md`, "Grants"). The sender is the
+    /// grant's owner; the grant cannot be revoked before `locked_until` (unix seconds, compared with the block
+    /// header's time).
+    Grant {
+        /// The grantee's canonical identity (`docs/auth.md`).
+        grantee: String,
+        /// What is granted: an identifier the owner's schemas and actions give meaning to.
+        data_id: String,
+        /// Unix seconds before which a revoke is refused; 0 for a grant revocable at once.
+        locked_until: u64,
+    },
+    /// Revoke the sender's grant of `data_id` to `grantee`.
+    Revoke {
+        /// The grantee's canonical identity.
+        grantee: String,
+        /// The data the grant names.
+        data_id: String,
+    },
 }
 
 impl Payload {
@@ -114,6 +132,8 @@ impl Payload {
             Payload::DropSchema { .. } => 2,
             Payload::Sql { params, .. } if params.is_empty() => 3,
             Payload::Sql { .. } => 4,
+            Payload::Grant { .. } => 6,
+            Payload::Revoke { .. } => 7,
         }
     }
 
@@ -123,6 +143,8 @@ impl Payload {
             Payload::DeploySchema { .. } => "deploy_schema",
             Payload::DropSchema { .. } => "drop_schema",
             Payload::Sql { .. } => "sql",
+            Payload::Grant { .. } => "grant",
+            Payload::Revoke { .. } => "revoke",
         }
     }
 
@@ -132,6 +154,8 @@ impl Payload {
             Payload::DeploySchema { schema, .. }
             | Payload::DropSchema { schema }
             | Payload::Sql { schema, .. } => schema,
+            // Grants belong to their owner, not to a schema: the signed text's schema line is empty.
+            Payload::Grant { .. } | Payload::Revoke { .. } => "",
         }
     }
 
@@ -159,6 +183,19 @@ impl Payload {
                 }
             }
             Payload::DropSchema { schema } => w.str(schema),
+            Payload::Grant {
+                grantee,
+                data_id,
+                locked_until,
+            } => {
+                w.str(grantee);
+                w.str(data_id);
+                w.u64(*locked_until);
+            }
+            Payload::Revoke { grantee, data_id } => {
+                w.str(grantee);
+                w.str(data_id);
+            }
         }
         w.0
     }
@@ -205,6 +242,15 @@ impl Payload {
                     params,
                 }
             }
+            6 => Payload::Grant {
+                grantee: r.str("grantee")?,
+                data_id: r.str("data id")?,
+                locked_until: r.u64("locked until")?,
+            },
+            7 => Payload::Revoke {
+                grantee: r.str("grantee")?,
+                data_id: r.str("data id")?,
+            },
             other => return Err(DecodeError::UnknownPayload(other)),
         })
     }
@@ -420,28 +466,28 @@ impl<'de> Deserialize<'de> for TxHash {
 }
 
 #[derive(Default)]
-struct Writer(Vec<u8>);
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn bytes(&mut self, v: &[u8]) {
+    pub(crate) fn bytes(&mut self, v: &[u8]) {
         // Lengths above u32::MAX cannot occur: CometBFT caps a tx far below 4 GiB and so does the API.
         self.0
             .extend_from_slice(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_be_bytes());
         self.0.extend_from_slice(v);
     }
-    fn str(&mut self, v: &str) {
+    pub(crate) fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
-    fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
-    fn value(&mut self, v: &Value) {
+    pub(crate) fn value(&mut self, v: &Value) {
         match v {
             Value::Null => self.u8(0),
             Value::Integer(i) => {
@@ -458,7 +504,7 @@ impl Writer {
             }
         }
     }
-    fn raw(&mut self, v: &[u8]) {
+    pub(crate) fn raw(&mut self, v: &[u8]) {
         self.0.extend_from_slice(v);
     }
 }
