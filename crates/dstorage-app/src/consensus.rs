@@ -21,6 +21,8 @@ use tendermint::abci::types::ExecTxResult;
 use tendermint::v0_38::abci::{request, ConsensusRequest, ConsensusResponse};
 
 use crate::auth::{Checked, Refusal};
+// The rules live in their own leaf module; these paths stay for callers that name them here.
+pub(crate) use crate::rules::{check_nonce, owner_rule};
 use crate::state::{set_committed, Committed, ConsensusMsg, Shared};
 use crate::{apphash, keys, AppError, CommitEvent, TxRecord};
 
@@ -752,24 +754,6 @@ impl From<SqlError> for BlockError {
     }
 }
 
-/// Nonce rule: exactly one more than the last used.
-pub fn check_nonce(nonce: u64, last: u64) -> Result<(), Refusal> {
-    let expected = last.saturating_add(1);
-    if nonce < expected {
-        Err((
-            ResultCode::NonceReplayed,
-            format!("nonce {nonce} was already used; the next nonce is {expected}"),
-        ))
-    } else if nonce > expected {
-        Err((
-            ResultCode::NonceGap,
-            format!("nonce {nonce} skips ahead; the next nonce is {expected}"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 fn owner_check(
     block: &Block<'_>,
     schema: &str,
@@ -780,28 +764,6 @@ fn owner_check(
         schema,
         identity,
     ))
-}
-
-/// Only a schema's owner writes to it: the refusal, given the schema's stored owner (None: no such schema).
-pub(crate) fn owner_rule(
-    owner: Option<Vec<u8>>,
-    schema: &str,
-    identity: &str,
-) -> Result<(), Refusal> {
-    match owner {
-        None => Err((
-            ResultCode::SchemaNotFound,
-            format!("schema {schema} does not exist"),
-        )),
-        Some(owner) if owner == identity.as_bytes() => Ok(()),
-        Some(owner) => Err((
-            ResultCode::Unauthorized,
-            format!(
-                "{identity} may not write to schema {schema}: it is owned by {}",
-                String::from_utf8_lossy(&owner)
-            ),
-        )),
-    }
 }
 
 fn deploy(

@@ -22,6 +22,7 @@ pub mod keys;
 pub(crate) mod mempool;
 pub mod reads;
 pub(crate) mod record;
+mod rules;
 pub mod shared;
 pub(crate) mod sqlclass;
 mod state;

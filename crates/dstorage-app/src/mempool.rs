@@ -92,7 +92,7 @@ impl Inner {
         match &checked.tx.body.payload {
             Payload::Sql { schema, sql, .. } => {
                 if let Err(r) =
-                    crate::consensus::owner_rule(self.owner(schema)?, schema, &checked.identity)
+                    crate::rules::owner_rule(self.owner(schema)?, schema, &checked.identity)
                 {
                     return Ok(Err(r));
                 }
@@ -179,7 +179,7 @@ impl Inner {
 /// not above `last` is held by a transaction still waiting in the mempool (`nonce_pending`): nothing committed
 /// it, and the waiting one may yet be dropped.
 fn pending_nonce_rule(nonce: u64, last: u64, committed: u64) -> Result<(), Refusal> {
-    match crate::consensus::check_nonce(nonce, last) {
+    match crate::rules::check_nonce(nonce, last) {
         Err((ResultCode::NonceReplayed, _)) if nonce > committed => Err((
             ResultCode::NoncePending,
             format!(
