@@ -518,6 +518,7 @@ fn execute_block(
         }
     }
     block.kv_put(keys::HEIGHT, &height.to_be_bytes())?;
+    block.kv_put(keys::BLOCK_TIME, &block_time.to_be_bytes())?;
     block.kv_put(keys::APP_HASH, &app_hash)?;
     // Empty blocks come several times a second; only blocks with transactions are worth an info line.
     let level_info = !txs.is_empty();
@@ -630,6 +631,7 @@ fn execute_tx(
                 Ok(()) => {
                     block.kv_delete(&keys::owner(schema))?;
                     block.kv_delete(&keys::public_read(schema))?;
+                    block.kv_delete(&keys::actions(schema))?;
                     Ok(None)
                 }
                 Err(e) => Err(sql_refusal_metered(e, &metered)?),
@@ -670,6 +672,20 @@ fn execute_tx(
                         .map(|()| None)
                 }
             }
+        }
+        Payload::Call {
+            schema,
+            action,
+            args,
+        } => {
+            let caller = crate::actions::tx_caller(&identity, &tx.body.standard, &tx.body.sender);
+            let context = dstorage_types::action::CallContext {
+                caller: Some(caller),
+                height,
+                block_time: i64::try_from(block_time).unwrap_or(i64::MAX),
+                tx: Some(hash.0),
+            };
+            call(block, schema, action, args, &context, limit, &metered)?
         }
         #[allow(unreachable_patterns)]
         other => Err((
@@ -766,6 +782,51 @@ fn owner_check(
     ))
 }
 
+/// Run a `call`: the rule and the arguments are checked again on the block's state (the schema may have been
+/// dropped or redeployed since CheckTx), then the action's statements run as one atomic unit.
+fn call(
+    block: &mut Block<'_>,
+    schema: &str,
+    action: &str,
+    args: &[dstorage_types::value::Value],
+    context: &dstorage_types::action::CallContext,
+    limit: u64,
+    metered: &Cell<Option<u64>>,
+) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, BlockError> {
+    let owner = block.kv_get(&keys::owner(schema))?;
+    let catalog = crate::actions::decode_catalog(block.kv_get(&keys::actions(schema))?)?;
+    let (found, _owner) = match crate::actions::resolve(
+        owner,
+        &catalog,
+        schema,
+        action,
+        args,
+        context.caller.as_ref(),
+    ) {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    let bindings = found.bindings(args, context);
+    let statements: Vec<(&str, &[dstorage_types::value::Value])> = found
+        .statements
+        .iter()
+        .zip(&bindings)
+        .map(|(s, b)| (s.exec_sql.as_str(), b.as_slice()))
+        .collect();
+    // One statement takes the engine's single-statement path, which may skip the savepoint for a proven
+    // single-row insert (docs/sql.md, "Atomicity"); it is just as atomic.
+    let ran = match statements[..] {
+        [(sql, params)] => block.execute_with_params(schema, sql, params, limit),
+        _ => block.execute_statements(schema, &statements, limit),
+    };
+    match ran {
+        Ok(out) => Ok(Ok(Some(out))),
+        Err(e) => Ok(Err(crate::actions::action_refusal(sql_refusal_metered(
+            e, metered,
+        )?))),
+    }
+}
+
 fn deploy(
     block: &mut Block<'_>,
     height: u64,
@@ -775,12 +836,31 @@ fn deploy(
     identity: &str,
     metered: &Cell<Option<u64>>,
 ) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, BlockError> {
+    // Tables and actions (docs/schemas.md): every action statement is judged now, so a bad one is refused
+    // at deploy, never at a call.
+    let file = match dstorage_sql::actions::check_schema_file(block.config(), schema, sql) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(sql_refusal(e)?)),
+    };
     if let Err(e) = block.create_schema(schema) {
         return Ok(Err(sql_refusal_metered(e, metered)?));
     }
-    match block.execute(schema, sql, limit) {
+    let ran = if file.sql.trim().is_empty() {
+        Ok(dstorage_sql::ExecOutcome::default())
+    } else {
+        block.execute(schema, &file.sql, limit)
+    };
+    match ran {
         Ok(out) => {
             block.kv_put(&keys::owner(schema), identity.as_bytes())?;
+            if file.has_catalog() {
+                block.kv_put(
+                    &keys::actions(schema),
+                    &crate::actions::encode_catalog(&file.catalog)?,
+                )?;
+            }
+            // `PUBLIC READ;` is what opens ad-hoc reads (`crate::access`): one flag, set from the file.
+            crate::access::set_public_read(block, schema, file.catalog.public_read)?;
             Ok(Ok(Some(out)))
         }
         Err(e) => {

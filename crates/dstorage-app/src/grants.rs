@@ -22,7 +22,7 @@ use crate::auth::Refusal;
 use crate::keys;
 
 /// The grants table's name.
-pub const TABLE: &str = "_dstorage_grants";
+pub const TABLE: &str = dstorage_sql::functions::GRANTS_TABLE;
 
 /// The grants table and its indexes. The primary key is the (owner, grantee, data_id) index `has_grant` looks
 /// up; the second index serves listings by grantee.

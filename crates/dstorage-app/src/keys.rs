@@ -3,6 +3,7 @@
 //! Layout (all keys are ASCII prefixes followed by the value named):
 //! `meta/height` → u64 BE, `meta/app_hash` → 32 bytes, `meta/chain_id` → UTF-8,
 //! `nonce/<identity>` → u64 BE (last used nonce), `owner/<schema>` → owner identity,
+//! `actions/<schema>` → JSON action catalog, `meta/block_time` → i64 BE,
 //! `tx/<32-byte hash>` → JSON [`crate::TxRecord`], `cs/<u64 BE height>` → encoded changeset.
 
 /// Last committed height.
@@ -11,6 +12,8 @@ pub const HEIGHT: &[u8] = b"meta/height";
 pub const APP_HASH: &[u8] = b"meta/app_hash";
 /// Set at the start of every block, inside its SQLite transaction (see `consensus::Aborted`).
 pub const BLOCK_OPEN: &[u8] = b"meta/block_open";
+/// The last committed block's header time, unix seconds as i64 BE (`@block_time` of reads).
+pub const BLOCK_TIME: &[u8] = b"meta/block_time";
 /// The chain id fixed at InitChain.
 pub const CHAIN_ID: &[u8] = b"meta/chain_id";
 
@@ -22,6 +25,12 @@ pub fn nonce(identity: &str) -> Vec<u8> {
 /// Key of a schema's owner.
 pub fn owner(schema: &str) -> Vec<u8> {
     [b"owner/".as_slice(), schema.as_bytes()].concat()
+}
+
+/// Key of a schema's action catalog (JSON `dstorage_types::action::ActionCatalog`), present when its schema
+/// file declared actions or `PUBLIC READ`.
+pub fn actions(schema: &str) -> Vec<u8> {
+    [b"actions/".as_slice(), schema.as_bytes()].concat()
 }
 
 /// Prefix of all schema owners.

@@ -13,6 +13,7 @@
 
 pub mod abci;
 pub mod access;
+pub mod actions;
 pub mod apphash;
 pub mod auth;
 pub(crate) mod config;

@@ -118,7 +118,25 @@ impl Inner {
                 }
             }
             Payload::DeploySchema { schema, sql } => {
-                Ok(self.judge_text(schema, sql).map(|()| None))
+                Ok(self.judge_schema_file(schema, sql).map(|()| None))
+            }
+            Payload::Call {
+                schema,
+                action,
+                args,
+            } => {
+                let owner = self.owner(schema)?;
+                let catalog =
+                    crate::actions::decode_catalog(self.reader.kv_get(&keys::actions(schema))?)?;
+                let caller = crate::actions::tx_caller(
+                    &checked.identity,
+                    &checked.tx.body.standard,
+                    &checked.tx.body.sender,
+                );
+                Ok(
+                    crate::actions::resolve(owner, &catalog, schema, action, args, Some(&caller))
+                        .map(|_| None),
+                )
             }
             Payload::Grant {
                 grantee,
@@ -142,6 +160,18 @@ impl Inner {
                 format!("schema {schema} does not exist"),
             ))),
             _ => Ok(Ok(None)),
+        }
+    }
+
+    /// Refuse a schema file whose tables or actions its text alone fails (`docs/schemas.md`).
+    fn judge_schema_file(&self, schema: &str, file: &str) -> Result<(), Refusal> {
+        match dstorage_sql::actions::check_schema_file(self.reader.config(), schema, file) {
+            Ok(_) => Ok(()),
+            Err(e) if follows_from_text(&e) => Err(refusal(&e)),
+            Err(e) => {
+                tracing::debug!(error = %e, "schema file check ended without a verdict");
+                Ok(())
+            }
         }
     }
 

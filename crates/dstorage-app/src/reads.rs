@@ -132,6 +132,91 @@ impl Reads {
         })
     }
 
+    /// Run view action `action` of `schema` for `caller` (None: unsigned) on committed state.
+    ///
+    /// `Ok(Err(refusal))` when the call is refused (no such schema or action, the rule says no, arguments that
+    /// do not fit, a write action, or the action's `error('...')`); `Err` for any other engine error. The
+    /// answer carries the height read; `@height` and `@block_time` are that height's, `@tx` is NULL.
+    pub fn call_view(
+        &self,
+        schema: &str,
+        action: &str,
+        args: &[dstorage_types::value::Value],
+        caller: Option<dstorage_types::caller::Caller>,
+        cost_limit: u64,
+    ) -> Result<Result<(QueryResult, u64), crate::auth::Refusal>, SqlError> {
+        self.with(|r| {
+            let owner = r.kv_get(&keys::owner(schema))?;
+            let catalog = match crate::actions::decode_catalog(r.kv_get(&keys::actions(schema))?) {
+                Ok(c) => c,
+                Err(e) => return Err(SqlError::ChangeLog(e.to_string())),
+            };
+            // A write action is never run here, whoever asks.
+            if catalog.actions.get(action).is_some_and(|a| !a.view) {
+                return Ok(Err((
+                    dstorage_types::result::ResultCode::NotAView,
+                    format!(
+                        "{schema}.{action} writes: send it as a call transaction (POST /v1/tx)"
+                    ),
+                )));
+            }
+            let (found, _) = match crate::actions::resolve(
+                owner,
+                &catalog,
+                schema,
+                action,
+                args,
+                caller.as_ref(),
+            ) {
+                Ok(x) => x,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            let height = keys::last_nonce(r.kv_get(keys::HEIGHT)?.as_deref());
+            let block_time = r
+                .kv_get(keys::BLOCK_TIME)?
+                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                .map_or(0, i64::from_be_bytes);
+            let context = dstorage_types::action::CallContext {
+                caller,
+                height,
+                block_time,
+                tx: None,
+            };
+            let bindings = found.bindings(args, &context);
+            let statements: Vec<(&str, &[dstorage_types::value::Value])> = found
+                .statements
+                .iter()
+                .zip(&bindings)
+                .map(|(s, b)| (s.exec_sql.as_str(), b.as_slice()))
+                .collect();
+            match r.query_statements(schema, &statements, cost_limit) {
+                Ok(rows) => Ok(Ok((rows, height))),
+                Err(e) => match dstorage_sql::functions::action_error_message(&e.to_string()) {
+                    Some(m) => Ok(Err((
+                        dstorage_types::result::ResultCode::ActionError,
+                        m.to_owned(),
+                    ))),
+                    None => Err(e),
+                },
+            }
+        })
+    }
+
+    /// A schema's action catalog (empty if it declares none), or None if there is no such schema.
+    pub fn actions(
+        &self,
+        schema: &str,
+    ) -> Result<Option<dstorage_types::action::ActionCatalog>, SqlError> {
+        self.with(|r| {
+            if r.kv_get(&keys::owner(schema))?.is_none() {
+                return Ok(None);
+            }
+            crate::actions::decode_catalog(r.kv_get(&keys::actions(schema))?)
+                .map(Some)
+                .map_err(|e| SqlError::ChangeLog(e.to_string()))
+        })
+    }
+
     /// The last nonce `identity` used (0 if none): a client's next nonce is this plus one.
     pub fn nonce(&self, identity: &str) -> Result<u64, SqlError> {
         let bytes = self.with(|r| r.kv_get(&keys::nonce(identity)))?;

@@ -34,10 +34,19 @@ pub struct Harness {
     pub chain_id: String,
 }
 
-fn time() -> tendermint::Time {
-    // A fixed block time: the app must not depend on it, and fixed values keep runs reproducible.
-    tendermint::Time::from_unix_timestamp(1_700_000_000, 0)
+/// The block time the harness gives height `height`: 1,700,000,000 + height unix seconds, so `@block_time`
+/// moves with the height and runs stay reproducible.
+pub fn block_time(height: u64) -> i64 {
+    1_700_000_000 + i64::try_from(height).unwrap_or(0)
+}
+
+fn time_at(height: u64) -> tendermint::Time {
+    tendermint::Time::from_unix_timestamp(block_time(height), 0)
         .unwrap_or_else(|_| tendermint::Time::unix_epoch())
+}
+
+fn time() -> tendermint::Time {
+    time_at(0)
 }
 
 fn proposer() -> tendermint::account::Id {
@@ -185,7 +194,7 @@ fn finalize_request(height: u64, txs: Vec<Bytes>) -> Result<request::FinalizeBlo
         misbehavior: Vec::new(),
         hash: Default::default(),
         height: height_of(height)?,
-        time: time(),
+        time: time_at(height),
         next_validators_hash: Default::default(),
         proposer_address: proposer(),
     })

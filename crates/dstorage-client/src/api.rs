@@ -250,3 +250,45 @@ pub struct GrantsResponse {
     /// The committed height they were read at.
     pub height: u64,
 }
+
+/// `GET /v1/schemas/{schema}/actions`: one action as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionInfo {
+    /// Its name.
+    pub name: String,
+    /// `view` (reads, `POST /v1/call`) or `write` (a `call` transaction).
+    pub kind: String,
+    /// `public`, `authenticated` or `owner`.
+    pub access: String,
+    /// Parameters in call order.
+    pub params: Vec<dstorage_types::action::Param>,
+    /// The header as the schema file writes it.
+    pub signature: String,
+    /// Its statements as written.
+    pub statements: Vec<String>,
+}
+
+/// `GET /v1/schemas/{schema}/actions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionsResponse {
+    /// The schema.
+    pub schema: String,
+    /// Whether it declared `PUBLIC READ`.
+    pub public_read: bool,
+    /// Its actions, sorted by name.
+    pub actions: Vec<ActionInfo>,
+}
+
+impl ActionInfo {
+    /// The listing of a deployed action.
+    pub fn from_action(a: &dstorage_types::action::Action) -> ActionInfo {
+        ActionInfo {
+            name: a.name.clone(),
+            kind: if a.view { "view" } else { "write" }.into(),
+            access: a.access.name().into(),
+            params: a.params.clone(),
+            signature: a.signature(),
+            statements: a.statements.iter().map(|s| s.sql.clone()).collect(),
+        }
+    }
+}

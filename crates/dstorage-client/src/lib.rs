@@ -245,6 +245,41 @@ impl Client {
         .await
     }
 
+    /// Call a write action and wait for the commit.
+    pub async fn call(
+        &self,
+        signer: &Signer,
+        schema: &str,
+        action: &str,
+        args: Vec<dstorage_types::value::Value>,
+    ) -> Result<TxResult, ClientError> {
+        self.submit(
+            signer,
+            Payload::Call {
+                schema: schema.into(),
+                action: action.into(),
+                args,
+            },
+        )
+        .await
+    }
+
+    /// `POST /v1/call` unsigned: run a public view action.
+    pub async fn call_view(
+        &self,
+        schema: &str,
+        action: &str,
+        args: Vec<dstorage_types::value::Value>,
+    ) -> Result<QueryResponse, ClientError> {
+        self.post("/v1/call", &ReadEnvelope::action(schema, action, args))
+            .await
+    }
+
+    /// `GET /v1/schemas/{schema}/actions`.
+    pub async fn actions(&self, schema: &str) -> Result<ActionsResponse, ClientError> {
+        self.get(&format!("/v1/schemas/{schema}/actions")).await
+    }
+
     /// `GET /v1/tx/{hash}`.
     pub async fn tx(&self, hash: &TxHash) -> Result<TxResult, ClientError> {
         self.get(&format!("/v1/tx/{hash}")).await

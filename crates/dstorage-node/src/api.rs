@@ -172,6 +172,11 @@ fn served(state: ApiState) -> Served {
         .route("/v1/estimate", post(estimate))
         .route("/v1/schemas", get(schemas))
         .route("/v1/schemas/{name}", get(schema))
+        .route(
+            "/v1/schemas/{name}/actions",
+            get(crate::api_actions::actions),
+        )
+        .route("/v1/call", post(crate::api_actions::call))
         .route("/v1/changesets/{height}", get(changeset))
         .route("/v1/status", get(status))
         .route("/v1/nonce/{identity}", get(nonce))

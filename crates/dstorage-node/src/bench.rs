@@ -43,6 +43,11 @@ use dstorage_node::localnet::{self, Localnet};
 const CHAIN_ID: &str = "dstorage-bench";
 const SCHEMA_SQL: &str =
     "CREATE TABLE t (id INTEGER PRIMARY KEY, client INTEGER NOT NULL, payload TEXT NOT NULL) STRICT";
+/// The schema with a write action doing the same insert, for `--actions`.
+const ACTION_SCHEMA_SQL: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, client INTEGER NOT NULL, payload TEXT NOT NULL) STRICT;
+CREATE ACTION put($id INTEGER, $client INTEGER, $payload TEXT) AUTHENTICATED AS BEGIN
+  INSERT INTO t VALUES ($id, $client, $payload);
+END;";
 const START_WAIT: Duration = Duration::from_secs(90);
 /// How often a tracker asks a node for its committed height. Every poll is an RPC request the measured network
 /// serves (at 5 ms the four trackers sent as many requests as the clients sent transactions), so poll no more
@@ -77,6 +82,10 @@ pub struct BenchArgs {
     /// placeholders: every insert is then a new statement to parse and prepare.
     #[arg(long)]
     pub literal: bool,
+    /// Insert through a write action (`call put(id, client, payload)`, docs/schemas.md) instead of a
+    /// parameterised `sql` transaction.
+    #[arg(long, conflicts_with = "literal")]
+    pub actions: bool,
     /// Most transactions a node's API groups into one bundle (its `bundle_max_txs`); 1 submits every
     /// transaction to CometBFT on its own.
     #[arg(long, default_value_t = 512)]
@@ -108,6 +117,8 @@ pub struct BenchReport {
     pub standard: String,
     /// Whether values were written into the SQL text instead of bound as parameters.
     pub literal: bool,
+    /// Whether inserts went through a write action.
+    pub actions: bool,
     /// The nodes' `bundle_max_txs`.
     pub bundle_max_txs: usize,
     /// One entry per network size.
@@ -253,6 +264,7 @@ pub async fn bench(a: &BenchArgs) -> anyhow::Result<BenchReport> {
         warmup: a.warmup as f64,
         standard: a.standard.clone(),
         literal: a.literal,
+        actions: a.actions,
         bundle_max_txs: a.bundle_max_txs,
         networks,
     })
@@ -457,6 +469,7 @@ struct Shared {
     stop_tracking: AtomicBool,
     sent_total: AtomicU64,
     literal: bool,
+    actions: bool,
 }
 
 async fn run_network(
@@ -492,12 +505,17 @@ async fn drive(
 
     // Every client deploys its own schema (nonce 1), all at once.
     progress(a, &format!("deploying {} schemas", a.clients));
+    let schema_sql = if a.actions {
+        ACTION_SCHEMA_SQL
+    } else {
+        SCHEMA_SQL
+    };
     let deploys = (0..a.clients).map(|i| {
         let client = clients[i].clone();
         let signer = signers[i].clone();
         async move {
             let r = client
-                .deploy(&signer, &format!("bench{i}"), SCHEMA_SQL)
+                .deploy(&signer, &format!("bench{i}"), schema_sql)
                 .await?;
             if r.code != ResultCode::Ok {
                 bail!("deploy of bench{i} failed: {}: {}", r.code, r.message);
@@ -520,6 +538,7 @@ async fn drive(
         stop_tracking: AtomicBool::new(false),
         sent_total: AtomicU64::new(0),
         literal: a.literal,
+        actions: a.actions,
     });
 
     let mut trackers = Vec::new();
@@ -700,7 +719,17 @@ async fn send_loop(
         let tx = signer.sign(
             &chain_id,
             nonce,
-            if shared.literal {
+            if shared.actions {
+                Payload::Call {
+                    schema: schema.clone(),
+                    action: "put".to_owned(),
+                    args: vec![
+                        Value::Integer(i64::try_from(nonce).unwrap_or(i64::MAX)),
+                        Value::Integer(i64::try_from(index).unwrap_or(i64::MAX)),
+                        Value::Text(payload.clone()),
+                    ],
+                }
+            } else if shared.literal {
                 Payload::Sql {
                     schema: schema.clone(),
                     sql: format!("INSERT INTO t VALUES ({nonce}, {index}, '{payload}')"),
@@ -845,7 +874,13 @@ pub fn render(r: &BenchReport) -> String {
         r.clients,
         r.window,
         r.standard,
-        if r.literal { "literal SQL" } else { "bound parameters" },
+        if r.actions {
+            "action calls"
+        } else if r.literal {
+            "literal SQL"
+        } else {
+            "bound parameters"
+        },
         if r.bundle_max_txs > 1 { format!("bundles of up to {}", r.bundle_max_txs) } else { "no bundles".to_string() },
         r.seconds,
         r.warmup,

@@ -68,6 +68,27 @@ pub enum NodeCommand {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Call a write action of SCHEMA with arguments, signed by your key (waits for the commit).
+    Call {
+        /// The schema.
+        schema: String,
+        /// The action's name.
+        action: String,
+        /// The next argument, in JSON: `42`, `"text"`, `null` or `{"blob":"<hex>"}`. Repeat in parameter order.
+        #[arg(long = "arg", value_name = "JSON")]
+        args: Vec<String>,
+        #[command(flatten)]
+        signer: SignerArgs,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// List SCHEMA's actions with their parameters and access rules.
+    Actions {
+        /// The schema.
+        schema: String,
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Read committed data with a SELECT, signed with your key when you have one (a schema is read by its
     /// owner, or by anyone if it is publicly readable).
     Query {
@@ -318,6 +339,27 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
         NodeCommand::Revoke(a) => crate::grants_cmd::revoke(a).await,
         NodeCommand::Grants(a) => crate::grants_cmd::grants(a).await,
         NodeCommand::Read(a) => crate::grants_cmd::read(a).await,
+        NodeCommand::Call {
+            schema,
+            action,
+            args,
+            signer,
+            common,
+        } => {
+            let args = crate::cli_actions::parse_args(&args)?;
+            let client = Client::new(&common.node);
+            let signer = load_signer(&signer)?;
+            let payload = Payload::Call {
+                schema,
+                action,
+                args,
+            };
+            let r = submit(&client, &signer, payload, &common).await?;
+            print_tx_result(&r, &common, None)
+        }
+        NodeCommand::Actions { schema, common } => {
+            crate::cli_actions::list(&Client::new(&common.node), &schema, common.json).await
+        }
         NodeCommand::Query {
             sql,
             schema,

@@ -1,8 +1,10 @@
 //! The dstorage node as a library: what the `dstorage` binary is built from, reachable by integration tests.
 
 pub mod api;
+pub mod api_actions;
 pub mod batcher;
 pub mod cli;
+pub mod cli_actions;
 pub mod cometbft;
 pub mod config;
 pub mod convert;

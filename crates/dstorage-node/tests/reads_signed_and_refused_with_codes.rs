@@ -375,10 +375,10 @@ async fn an_unknown_standard_and_malformed_envelopes_are_refused_with_their_code
 
 #[tokio::test(flavor = "multi_thread")]
 async fn anyone_reads_a_publicly_readable_schema_signed_or_not() {
-    let (node, owner) = with_vault().await;
-    // The `public_read` flag is set by a schema file's declaration at deploy (the actions work); until that
-    // lands this test writes the catalog row that deploy will write in its block.
-    set_public_read(&node, SCHEMA);
+    let node = Inproc::start().await;
+    let owner = signer(KeyType::Ed25519, "ed25519");
+    // `PUBLIC READ;` in the schema file sets the flag at deploy (docs/schemas.md).
+    node.deploy(&owner, SCHEMA, &format!("PUBLIC READ;\n{TABLE}"));
     let r = query(&node, &select())
         .await
         .expect("unsigned read of a public schema");
@@ -391,17 +391,6 @@ async fn anyone_reads_a_publicly_readable_schema_signed_or_not() {
         .unwrap();
     assert_eq!(r.rows, vec![vec![Value::Text("owner only".into())]]);
     let _ = owner;
-}
-
-/// Write `public_read/<schema>` into the catalog as `dstorage_app::access::set_public_read` does in a block.
-fn set_public_read(node: &Inproc, schema: &str) {
-    let path = node.harness.app.config().db_path.clone();
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.execute(
-        "INSERT INTO _dstorage_kv(key, value) VALUES (?1, X'01')",
-        [format!("public_read/{schema}").into_bytes()],
-    )
-    .unwrap();
 }
 
 #[test]

@@ -424,6 +424,7 @@ impl Engine {
         let meter = Meter::with_written(tracker.written_bytes());
         meter.install(&mut conn)?;
         meter.install_function(&conn)?;
+        crate::functions::install(&conn)?;
         Ok(Engine {
             conn,
             cache: RefCell::new(RewriteCache::default()),
@@ -1924,6 +1925,7 @@ impl Reader {
         meter.install(&mut conn)?;
         // Estimates of write statements prepare them with the injected meter call.
         meter.install_function(&conn)?;
+        crate::functions::install(&conn)?;
         Ok(Reader {
             conn,
             auth,
@@ -2139,7 +2141,7 @@ impl Catalog for TextOnly {
 }
 
 /// See [`Reader::check`].
-fn check_text(config: &EngineConfig, schema: &str, sql: &str) -> Result<(), SqlError> {
+pub(crate) fn check_text(config: &EngineConfig, schema: &str, sql: &str) -> Result<(), SqlError> {
     if sql.len() > config.max_sql_length {
         return Err(SqlError::Refused {
             construct: format!("SQL of {} bytes", sql.len()),
@@ -2335,5 +2337,141 @@ impl Reader {
         });
         self.conn.execute_batch("COMMIT")?;
         Ok(result?.rows.unwrap_or_default())
+    }
+}
+
+/// Several statements, each with its own parameters, run as one unit: what an action is
+/// (`docs/schemas.md`).
+impl Block<'_> {
+    /// The configuration the engine was opened with.
+    pub fn config(&self) -> &EngineConfig {
+        self.config
+    }
+
+    /// Run `statements` in order inside `schema`, each binding its own `params`, in one
+    /// savepoint and under one cost limit: any failure leaves nothing of any of them. The
+    /// returned rows are those of the last statement that returned rows.
+    pub fn execute_statements(
+        &mut self,
+        schema: &str,
+        statements: &[(&str, &[Value])],
+        cost_limit: u64,
+    ) -> Result<ExecOutcome, SqlError> {
+        self.alive()?;
+        if let Some((sql, _)) = statements
+            .iter()
+            .find(|(sql, _)| sql.len() > self.config.max_sql_length)
+        {
+            return Err(SqlError::Refused {
+                construct: format!("SQL of {} bytes", sql.len()),
+                reason: format!("the limit is {} bytes", self.config.max_sql_length),
+            });
+        }
+        let limit = self.limit(cost_limit);
+        self.begin_tx();
+        require_schema(self.conn, schema)?;
+        let snapshot = self.snapshot(false);
+        self.savepoint()?;
+        let mut out = ExecOutcome::default();
+        let result = with_sql_stack(|| {
+            for (sql, params) in statements {
+                let rows = out.rows.take();
+                self.run_one_cached(schema, sql, params, limit, &mut out)?;
+                if out.rows.is_none() {
+                    out.rows = rows;
+                }
+            }
+            Ok(())
+        })
+        .map(|()| out);
+        self.finish_tx(result, snapshot)
+    }
+
+    /// Run one statement (through the rewrite cache) inside the open savepoint.
+    fn run_one_cached(
+        &mut self,
+        schema: &str,
+        sql: &str,
+        params: &[Value],
+        limit: u64,
+        out: &mut ExecOutcome,
+    ) -> Result<(), SqlError> {
+        let cached = self.cache.borrow().get(schema, sql).cloned();
+        let rewritten = match cached {
+            Some(c) => Arc::clone(&c.rewritten),
+            None => {
+                let parsed = guard::parse(sql)?;
+                if parsed.statements.len() != 1 {
+                    return Err(SqlError::Refused {
+                        construct: format!("{} statements in one", parsed.statements.len()),
+                        reason: "each statement of an action runs on its own".into(),
+                    });
+                }
+                let mut rewritten = {
+                    let catalog = ConnCatalog {
+                        conn: self.conn,
+                        auth: self.auth,
+                        mode: Mode::Write {
+                            schema: schema.into(),
+                            ctes: Default::default(),
+                        },
+                    };
+                    guard::rewrite(sql, &parsed, 0, schema, false, &catalog)?
+                };
+                rewritten.exec_sql = format!("/* {schema} */ {}", rewritten.sql);
+                let rewritten = Arc::new(rewritten);
+                if matches!(rewritten.kind, Kind::Query | Kind::Dml) {
+                    self.cache
+                        .borrow_mut()
+                        .insert(schema, sql, Arc::clone(&rewritten));
+                }
+                rewritten
+            }
+        };
+        self.run_rewritten(schema, &rewritten, params, limit, out)
+    }
+}
+
+impl Reader {
+    /// The configuration the reader was opened with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Run read-only `statements` in `schema` in one read transaction (one snapshot), each
+    /// with its own parameters, their costs adding up under `cost_limit`; the rows of the
+    /// last statement are returned. A view action runs this way.
+    pub fn query_statements(
+        &mut self,
+        schema: &str,
+        statements: &[(&str, &[Value])],
+        cost_limit: u64,
+    ) -> Result<QueryResult, SqlError> {
+        if let Some((sql, _)) = statements
+            .iter()
+            .find(|(sql, _)| sql.len() > self.config.max_sql_length)
+        {
+            return Err(SqlError::Refused {
+                construct: format!("SQL of {} bytes", sql.len()),
+                reason: format!("the limit is {} bytes", self.config.max_sql_length),
+            });
+        }
+        let limit = cost_limit.min(self.config.cost_limit_per_tx);
+        self.conn.execute_batch("BEGIN")?;
+        let result = self.forget_stale_statements().and_then(|()| {
+            with_sql_stack(|| {
+                let mut used = 0u64;
+                let mut last = QueryResult::default();
+                for (sql, params) in statements {
+                    let left = limit.saturating_sub(used);
+                    last = self.query_inner(schema, sql, params, left)?;
+                    used = used.saturating_add(last.cost);
+                }
+                last.cost = used;
+                Ok(last)
+            })
+        });
+        self.conn.execute_batch("COMMIT")?;
+        result
     }
 }

@@ -13,12 +13,14 @@
 //! block.commit().unwrap();
 //! ```
 
+pub mod actions;
 mod authorizer;
 mod changeset;
 mod class;
 mod engine;
 mod error;
 mod estimate;
+pub mod functions;
 pub mod fuzzing;
 mod guard;
 mod meter;

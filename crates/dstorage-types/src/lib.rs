@@ -1,5 +1,6 @@
 //! Name the things every dstorage crate talks about: identities, transactions, payloads and their canonical encoding.
 
+pub mod action;
 pub mod caller;
 pub mod identity;
 pub mod read;

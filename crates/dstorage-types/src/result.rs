@@ -49,7 +49,8 @@ pub enum ResultCode {
     /// The node is catching up with the network or cut off from it, so its view of nonces may be behind;
     /// the transaction was not judged (the API answers 503 with a retry hint).
     CatchingUp = 18,
-    /// The caller is authenticated but the rule says no (a read of a schema that is not theirs and not public).
+    /// The caller is authenticated but the rule says no: a read of a schema that is not theirs and not public, an
+    /// action whose access rule refuses them.
     Forbidden = 20,
     /// A revoke before the grant's `locked_until` (block time).
     GrantLocked = 21,
@@ -59,11 +60,19 @@ pub enum ResultCode {
     GrantExists = 23,
     /// A grant or revoke whose fields are invalid (grantee not a canonical identity, data id empty or too long).
     BadGrant = 24,
+    /// A call's arguments do not match the action's parameters (count or types).
+    BadArguments = 25,
+    /// The schema has no action of that name.
+    ActionNotFound = 26,
+    /// The action's own SQL aborted it with `error('message')`; the message is the result.
+    ActionError = 27,
+    /// A write action was called where only a view may run (`POST /v1/call`).
+    NotAView = 28,
 }
 
 impl ResultCode {
     /// Every code, in numeric order.
-    pub const ALL: [ResultCode; 24] = [
+    pub const ALL: [ResultCode; 28] = [
         ResultCode::Ok,
         ResultCode::Malformed,
         ResultCode::BadSignature,
@@ -88,6 +97,10 @@ impl ResultCode {
         ResultCode::GrantNotFound,
         ResultCode::GrantExists,
         ResultCode::BadGrant,
+        ResultCode::BadArguments,
+        ResultCode::ActionNotFound,
+        ResultCode::ActionError,
+        ResultCode::NotAView,
     ];
 
     /// The numeric code sent to CometBFT.
@@ -127,6 +140,10 @@ impl ResultCode {
             ResultCode::GrantNotFound => "grant_not_found",
             ResultCode::GrantExists => "grant_exists",
             ResultCode::BadGrant => "bad_grant",
+            ResultCode::BadArguments => "bad_arguments",
+            ResultCode::ActionNotFound => "action_not_found",
+            ResultCode::ActionError => "action_error",
+            ResultCode::NotAView => "not_a_view",
         }
     }
 }
@@ -149,6 +166,8 @@ mod tests {
         }
         for c in ResultCode::ALL {
             assert_eq!(ResultCode::from_code(c.code()), Some(c));
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(json, format!("\"{}\"", c.name()));
         }
         assert_eq!(ResultCode::from_code(999), None);
     }

@@ -122,6 +122,17 @@ pub enum Payload {
         /// The data the grant names.
         data_id: String,
     },
+    /// Call a write (or view) action of a schema with arguments (`docs/schemas.md`): anyone the action's rule
+    /// admits may send it, not only the owner.
+    Call {
+        /// The schema the action belongs to.
+        schema: String,
+        /// The action's name.
+        action: String,
+        /// The arguments, in the action's parameter order.
+        #[serde(default)]
+        args: Vec<Value>,
+    },
 }
 
 impl Payload {
@@ -134,6 +145,7 @@ impl Payload {
             Payload::Sql { .. } => 4,
             Payload::Grant { .. } => 6,
             Payload::Revoke { .. } => 7,
+            Payload::Call { .. } => 5,
         }
     }
 
@@ -145,6 +157,7 @@ impl Payload {
             Payload::Sql { .. } => "sql",
             Payload::Grant { .. } => "grant",
             Payload::Revoke { .. } => "revoke",
+            Payload::Call { .. } => "call",
         }
     }
 
@@ -153,7 +166,8 @@ impl Payload {
         match self {
             Payload::DeploySchema { schema, .. }
             | Payload::DropSchema { schema }
-            | Payload::Sql { schema, .. } => schema,
+            | Payload::Sql { schema, .. }
+            | Payload::Call { schema, .. } => schema,
             // Grants belong to their owner, not to a schema: the signed text's schema line is empty.
             Payload::Grant { .. } | Payload::Revoke { .. } => "",
         }
@@ -195,6 +209,15 @@ impl Payload {
             Payload::Revoke { grantee, data_id } => {
                 w.str(grantee);
                 w.str(data_id);
+            }
+            Payload::Call {
+                schema,
+                action,
+                args,
+            } => {
+                w.str(schema);
+                w.str(action);
+                w.values(args);
             }
         }
         w.0
@@ -251,6 +274,11 @@ impl Payload {
                 grantee: r.str("grantee")?,
                 data_id: r.str("data id")?,
             },
+            5 => Payload::Call {
+                schema: r.str("schema")?,
+                action: r.str("action")?,
+                args: r.values()?,
+            },
             other => return Err(DecodeError::UnknownPayload(other)),
         })
     }
@@ -259,6 +287,26 @@ impl Payload {
     pub fn digest(&self) -> [u8; 32] {
         Sha256::digest(self.encode()).into()
     }
+
+    /// The lines a `call` adds to the signed text (its action and the digest of its arguments), so a wallet
+    /// shows what is called; empty for other payloads.
+    fn signed_call_lines(&self) -> String {
+        match self {
+            Payload::Call { action, args, .. } => format!(
+                "action: {action}\narguments sha256: {}\n",
+                hex::encode(arguments_digest(args))
+            ),
+            _ => String::new(),
+        }
+    }
+}
+
+/// SHA-256 of the canonical encoding of an argument list (a u32 count, then each value as in payload tag 4):
+/// what a `call`'s signed text and a signed read name as `arguments sha256`.
+pub fn arguments_digest(args: &[Value]) -> [u8; 32] {
+    let mut w = Writer::default();
+    w.values(args);
+    Sha256::digest(w.0).into()
 }
 
 /// The unsigned part of a transaction: everything the signature covers.
@@ -284,12 +332,13 @@ impl TxBody {
     /// same way (ed25519 vs solana_sign_message), which would act under a different identity.
     pub fn signed_text(&self) -> String {
         format!(
-            "{SIGNED_TEXT_TITLE}\nchain id: {}\nstandard: {}\nnonce: {}\ntype: {}\nschema: {}\npayload sha256: {}\n",
+            "{SIGNED_TEXT_TITLE}\nchain id: {}\nstandard: {}\nnonce: {}\ntype: {}\nschema: {}\n{}payload sha256: {}\n",
             self.chain_id,
             self.standard,
             self.nonce,
             self.payload.type_name(),
             self.payload.schema(),
+            self.payload.signed_call_lines(),
             hex::encode(self.payload.digest()),
         )
     }
@@ -504,6 +553,13 @@ impl Writer {
             }
         }
     }
+    /// A u32 count, then each value (an empty list is the count 0).
+    fn values(&mut self, vs: &[Value]) {
+        self.u32(u32::try_from(vs.len()).unwrap_or(u32::MAX));
+        for v in vs {
+            self.value(v);
+        }
+    }
     pub(crate) fn raw(&mut self, v: &[u8]) {
         self.0.extend_from_slice(v);
     }
@@ -546,6 +602,23 @@ impl<'a> Reader<'a> {
     fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         let b = self.take(field, 4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    /// A u32 count and that many values; the count is checked against the bytes left before anything is
+    /// reserved, so a forged count allocates nothing.
+    fn values(&mut self) -> Result<Vec<Value>, DecodeError> {
+        let count = self.u32("argument count")? as usize;
+        if count > self.buf.len() {
+            return Err(DecodeError::Truncated {
+                field: "arguments",
+                needed: count,
+                left: self.buf.len(),
+            });
+        }
+        let mut out = Vec::with_capacity(count);
+        for _ in 0..count {
+            out.push(self.value()?);
+        }
+        Ok(out)
     }
     fn value(&mut self) -> Result<Value, DecodeError> {
         Ok(match self.u8("parameter type")? {
@@ -791,6 +864,78 @@ mod tests {
         assert_eq!(with["params"], serde_json::json!([5]));
         let back: Payload = serde_json::from_value(with).unwrap();
         assert_eq!(back, with_params(vec![Value::Integer(5)]).body.payload);
+    }
+
+    fn call(args: Vec<Value>) -> Transaction {
+        TxBody {
+            chain_id: "c".into(),
+            standard: "ed25519".into(),
+            sender: vec![7; 32],
+            nonce: 1,
+            payload: Payload::Call {
+                schema: "ids".into(),
+                action: "add_credential".into(),
+                args,
+            },
+        }
+        .with_signature(vec![9; 64])
+    }
+
+    #[test]
+    fn a_call_round_trips_under_tag_5_and_its_signed_text_names_action_and_argument_digest() {
+        let tx = call(vec![
+            Value::Text("c1".into()),
+            Value::Integer(3),
+            Value::Null,
+        ]);
+        let bytes = tx.encode();
+        assert_eq!(Transaction::decode(&bytes).unwrap(), tx);
+        assert_eq!(tx.body.payload.tag(), 5);
+        let expected = [
+            "05".to_string(),
+            "00000003696473".to_string(),
+            format!("0000000e{}", hex::encode("add_credential")),
+            "00000003".to_string(),
+            "02000000026331".to_string(),
+            "010000000000000003".to_string(),
+            "00".to_string(),
+        ]
+        .concat();
+        assert_eq!(hex::encode(tx.body.payload.encode()), expected);
+        let args = hex::encode(arguments_digest(&[
+            Value::Text("c1".into()),
+            Value::Integer(3),
+            Value::Null,
+        ]));
+        let text = tx.body.signed_text();
+        assert!(
+            text.contains(&format!(
+                "type: call\nschema: ids\naction: add_credential\narguments sha256: {args}\npayload sha256: "
+            )),
+            "{text}"
+        );
+        // No arguments is the count 0, one encoding.
+        let none = call(Vec::new());
+        assert_eq!(Transaction::decode(&none.encode()).unwrap(), none);
+        for cut in 0..bytes.len() {
+            assert!(Transaction::decode(&bytes[..cut]).is_err(), "prefix {cut}");
+        }
+    }
+
+    #[test]
+    fn a_forged_argument_count_is_refused_without_allocating() {
+        let mut bytes = call(vec![Value::Integer(1)]).encode();
+        // The count sits after version, chain id, standard, sender, nonce, tag, schema and action.
+        let at = 1 + 5 + 11 + 36 + 8 + 1 + 7 + 18;
+        assert_eq!(&bytes[at..at + 4], &[0, 0, 0, 1]);
+        bytes[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            Transaction::decode(&bytes),
+            Err(DecodeError::Truncated {
+                field: "arguments",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -1,0 +1,91 @@
+//! The action routes of the HTTP API: `POST /v1/call` (run a view action) and `GET /v1/schemas/{name}/actions`
+//! (list a schema's actions). docs/api.md and openapi.json describe them.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use dstorage_client::api::{ActionInfo, ActionsResponse, QueryResponse};
+use dstorage_types::read::{ReadEnvelope, ReadRequest};
+use dstorage_types::result::ResultCode;
+
+use crate::api::{blocking, ApiError, ApiResult, ApiState};
+
+/// `POST /v1/call`: the read envelope of `docs/api.md` ("Signed reads") naming an action. Unsigned, only a
+/// `public` view runs; signed, the caller is verified (and its challenge spent) by the same
+/// [`crate::reads::read_caller`] as `POST /v1/query`, then the view's rule decides.
+pub(crate) async fn call(
+    State(s): State<ApiState>,
+    body: Result<Json<ReadEnvelope>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<QueryResponse> {
+    let (envelope, request) = crate::reads::parse_envelope(body)?;
+    let ReadRequest::Action { action, args } = request.clone() else {
+        return Err(ApiError::bad_request(
+            "POST /v1/call runs a view action; send SQL to POST /v1/query",
+        ));
+    };
+    // Signature checks are CPU work: off the async workers, like the read itself.
+    let state = s.clone();
+    let schema = envelope.schema.clone();
+    let caller = blocking(move || crate::reads::read_caller(&state, &envelope, &request)).await??;
+    let app = s.app.clone();
+    let limit = app.config().cost_limit_per_tx;
+    let signed = caller.is_some();
+    let answer = blocking(move || {
+        app.reads()
+            .call_view(&schema, &action, &args, caller, limit)
+    })
+    .await?
+    .map_err(ApiError::from_sql)?;
+    match answer {
+        Ok((rows, height)) => Ok(Json(QueryResponse {
+            columns: rows.columns,
+            rows: rows.rows,
+            cost: rows.cost,
+            height,
+        })),
+        Err((code, message)) => Err(refusal(code, message, signed)),
+    }
+}
+
+/// The HTTP answer to a refused call: an unsigned caller the rule turns away is asked to sign (401); a signed
+/// one is refused (403).
+fn refusal(code: ResultCode, message: String, signed: bool) -> ApiError {
+    let status = match code {
+        ResultCode::Forbidden if !signed => {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "signature_required", message)
+        }
+        ResultCode::Forbidden => StatusCode::FORBIDDEN,
+        ResultCode::SchemaNotFound | ResultCode::ActionNotFound => StatusCode::NOT_FOUND,
+        ResultCode::BadArguments | ResultCode::NotAView => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::new(status, code.name(), message)
+}
+
+/// `GET /v1/schemas/{name}/actions`.
+pub(crate) async fn actions(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<ActionsResponse> {
+    let app = s.app.clone();
+    let schema = name.clone();
+    let catalog = blocking(move || app.reads().actions(&schema))
+        .await?
+        .map_err(ApiError::from_sql)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "schema_not_found",
+                format!("schema {name} does not exist"),
+            )
+        })?;
+    Ok(Json(ActionsResponse {
+        schema: name,
+        public_read: catalog.public_read,
+        actions: catalog
+            .actions
+            .values()
+            .map(ActionInfo::from_action)
+            .collect(),
+    }))
+}
