@@ -169,7 +169,7 @@ mod build_bundled {
         println!("cargo:include={}", include_dir.display());
         println!("cargo:rerun-if-changed={}", source.display());
         println!("cargo:rerun-if-changed=sqlite3/wasm32-wasi-vfs.c");
-        // dstorage: compile the amalgamation with dstorage-no-float.patch applied.
+        // dstorage: compile the amalgamation with the dstorage patches applied.
         #[cfg(not(feature = "bundled-sqlcipher"))]
         let source = super::dstorage_patch::patched_source(&source, out_dir);
         let mut cfg = cc::Build::new();

@@ -50,19 +50,19 @@ const BLOCKS: [Expected; 5] = [
         results: &[(
             "EB2E33CD595D845214BEA52E99AB73CC4F8B2A767AE1FF4CED6832CF5041086E",
             ResultCode::Ok,
-            29,
+            107,
         )],
         changeset: "8c853898d1e55157d0ce87a2e5be3bfe4e8664b4c27a18778ceb783c6a2fd487",
-        app_hash: "f11279b0b73a861bbbc340891014f09a7883480b46b66442c64e290ba9fcc704",
+        app_hash: "df778b2c61bbc3b8a782c58fd4cb08ee3dfa0ffa050e475c99802eec4901d533",
     },
     Expected {
         results: &[(
             "B1F88302334EAF449343C165BE752E59D6CE80B443C054B7B8609ED4FAECD077",
             ResultCode::Ok,
-            95,
+            103,
         )],
         changeset: "551aa4d5389b4b6b0dcb3c1d2a4e31518999c55e9cb77e2703ca16615659c1cf",
-        app_hash: "6b393725dc2eba18ba157480932fb788d334fb298461cacc0a8f70c8d70bc31a",
+        app_hash: "b35cb06cd701bdbbe286d57b9bddd458e193fce4c21ebc2f635e16604a5e168a",
     },
     // The seed example block: its changeset is the one docs/changeset.md prints byte by byte.
     Expected {
@@ -70,12 +70,12 @@ const BLOCKS: [Expected; 5] = [
             (
                 "90CA340630C2895E637B5CC4F0F389E7A2CF5653E7AB35243EEFA95F52A31A81",
                 ResultCode::Ok,
-                31,
+                34,
             ),
             (
                 "4BB75D3A861AB7F36965AF00E10A181039B36DF29C0004D83EFCCB71570322BE",
                 ResultCode::Ok,
-                65,
+                76,
             ),
             (
                 "6B2C508DDBF79600A04EF01453962DADC667481A238EA861D96FE0B2FCA79E00",
@@ -84,7 +84,7 @@ const BLOCKS: [Expected; 5] = [
             ),
         ],
         changeset: "2e70eddf53ef0f540d9567e08afc9eecee89a5eb0a0ab3c5f8eeb547389149c0",
-        app_hash: "2b0826929cfd8d5b36ac85361d90b311196b0c0c080843b8e340e0d163959384",
+        app_hash: "16670018b22f0dd3b96aa552a9ad2108ebee34ecaebfcd9177a97f5e9669b49d",
     },
     // Failed transactions change no row, but their results (code, cost) enter the app hash.
     Expected {
@@ -101,13 +101,13 @@ const BLOCKS: [Expected; 5] = [
             ),
         ],
         changeset: EMPTY_CHANGESET,
-        app_hash: "12a9f7db9421361e4fff49bd357ace2d1a2af1fed12ed6ffe655c883feceb460",
+        app_hash: "5f60286f0a0d03149f87338b564210cd4b5cff818c2f7db8d4a1cf04483df931",
     },
     // A block without transactions keeps the app hash.
     Expected {
         results: &[],
         changeset: EMPTY_CHANGESET,
-        app_hash: "12a9f7db9421361e4fff49bd357ace2d1a2af1fed12ed6ffe655c883feceb460",
+        app_hash: "5f60286f0a0d03149f87338b564210cd4b5cff818c2f7db8d4a1cf04483df931",
     },
 ];
 

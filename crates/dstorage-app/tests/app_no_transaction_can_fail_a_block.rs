@@ -111,7 +111,15 @@ fn the_three_block_halting_transactions_of_the_issue_commit() {
 
 #[test]
 fn a_hostile_generator_of_bytes_fails_alone_and_the_block_goes_on() {
-    let (_dir, h, mut w) = start(None);
+    // Under the default cost limit the bytes the generator moves stop it first
+    // (`a_hostile_generator_of_bytes_stops_at_the_cost_limit_and_the_block_goes_on`); with a
+    // limit high enough, its 20 MB meet the write limit.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = AppConfig {
+        cost_limit_per_tx: 1_000_000_000,
+        ..AppConfig::new(dir.path().join("db.sqlite"))
+    };
+    let (_dir, h, mut w) = start(Some(config));
     let (codes, _) = block(
         &h,
         vec![
@@ -133,6 +141,51 @@ fn a_hostile_generator_of_bytes_fails_alone_and_the_block_goes_on() {
         ]
     );
     assert_eq!(count(&h), Value::Integer(2));
+}
+
+#[test]
+fn a_hostile_generator_of_bytes_stops_at_the_cost_limit_and_the_block_goes_on() {
+    // Regression: the rows of an INSERT ... SELECT were made and sorted with only their VM
+    // steps charged (1,000 rows of 999 KB: about 1 GB, seconds of work on every validator)
+    // and then inserted in a loop with no meter call, where only the write limit or the
+    // last-resort interrupt (4x the limit, the block rolled back and executed again) ended
+    // it. Now the bytes it moves are charged and it stops at the cost limit, alone.
+    let outcome = || {
+        let (_dir, h, mut w) = start(None);
+        let height = h.app.committed().height + 1;
+        let out = h
+            .finalize_and_commit(
+                height,
+                vec![
+                    Bytes::from(w.tx(sql("app", "INSERT INTO b VALUES (1, x'01')"))),
+                    Bytes::from(w.tx(sql(
+                        "app",
+                        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<1000) \
+                         INSERT INTO b SELECT x + 10, zeroblob(999000) FROM c",
+                    ))),
+                    Bytes::from(w.tx(sql("app", "INSERT INTO b VALUES (2, x'02')"))),
+                ],
+            )
+            .expect("the block commits");
+        let codes: Vec<ResultCode> = out.results.iter().map(code).collect();
+        assert_eq!(
+            codes,
+            [
+                ResultCode::Ok,
+                ResultCode::CostLimitExceeded,
+                ResultCode::Ok
+            ]
+        );
+        assert_eq!(count(&h), Value::Integer(2));
+        let log = out.results[1].log.clone();
+        assert!(
+            log.starts_with("cost limit exceeded: limit 10000000, used "),
+            "{log}"
+        );
+        (out.results[1].gas_used, out.app_hash)
+    };
+    // The same cost and app hash on two independent nodes.
+    assert_eq!(outcome(), outcome());
 }
 
 #[test]

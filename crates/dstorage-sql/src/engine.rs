@@ -811,6 +811,8 @@ fn run_guarded_held<'c>(
         _ => None,
     };
     auth.set_mode(mode);
+    // A failed prepare must not be taken for the last statement's cost stop (see `fail`).
+    meter.clear_exceeded();
     let result = (|| {
         let stmt = match slot {
             Some((held, stmt)) if held.as_str() == sql => stmt,
@@ -960,7 +962,7 @@ fn run_inner(
     let total_before = conn.total_changes();
     let ncols = stmt.column_count();
     let names: Vec<String> = stmt.column_names().map(str::to_owned).collect();
-    meter.arm(limit.saturating_sub(used), !stmt.readonly());
+    meter.arm(limit.saturating_sub(used));
     let mut out_rows = Vec::new();
     let mut result_bytes = 0u64;
     {
@@ -1396,8 +1398,10 @@ impl<'e> Block<'e> {
             Err(e) => {
                 if self.conn.is_autocommit() {
                     // SQLite already rolled back the whole block transaction (it does so when a
-                    // writing statement is interrupted, e.g. by the cost meter): there is no
-                    // savepoint left. Report the original error; the caller must discard the block.
+                    // writing statement is interrupted, or fails with an I/O or memory error;
+                    // the cost meter stops statements with an ordinary error instead): there is
+                    // no savepoint left. Report the original error; the caller must discard the
+                    // block.
                     return Err(e);
                 }
                 internal(self.conn, "ROLLBACK TO dstorage_tx")?;
@@ -1722,9 +1726,9 @@ impl<'e> Block<'e> {
         // before any other statement runs.
         let settled = self.settle_limit();
         if self.conn.is_autocommit() {
-            // A write past its data limit that the meter then interrupted (SQLite rolls the
-            // whole block back for that): the caller re-executes the block without it, and
-            // reports the data limit.
+            // SQLite rolled the whole block back (an interrupt, an I/O or memory error; the
+            // meter stops a write with an ordinary error, so not for a cost or data limit):
+            // the caller re-executes the block without this transaction.
             return Err(self.write_limit_error().unwrap_or(SqlError::BlockAborted));
         }
         settled?;

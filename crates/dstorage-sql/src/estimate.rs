@@ -49,6 +49,15 @@ const WRITE_PER_ROW: u64 = 4;
 /// The byte charge of one value without TEXT or BLOB bytes (`meter::VALUE_OVERHEAD` at
 /// `meter::BYTES_PER_STEP`).
 const VALUE_CHARGE: u64 = VALUE_OVERHEAD / BYTES_PER_STEP;
+/// Steps per column of each row an `INSERT ... SELECT` writes, besides the write itself:
+/// its source rows are read, sorted (the ORDER BY the guard adds, `SORT_PER_ROW` a row),
+/// read back and built into records, each column a step or two and its bytes moved
+/// several times (docs/sql.md, "Cost").
+const INSERT_SELECT_PER_COLUMN: u64 = 4;
+/// How often the TEXT and BLOB bytes of an inserted literal are charged: once as a value
+/// the change log records, and as moved by SQLite's VM at least twice more (in the record
+/// it builds, and in the record it writes into the table).
+const LITERAL_BYTES_CHARGED: u64 = 3;
 
 /// The VM steps one `estimate` call may spend running its statements that only read (and
 /// the row counts of its writes). Small against the default per-transaction limit, so an
@@ -152,6 +161,16 @@ fn write_row_cost(
             .saturating_add(2 * columns)
             .saturating_add(tables.logged_per_column * columns * VALUE_CHARGE),
     )
+}
+
+/// What one row of an `INSERT ... SELECT` costs besides writing it: sorting its source row
+/// and moving its columns (`INSERT_SELECT_PER_COLUMN`).
+fn insert_select_row_cost(conn: &Connection, tables: &Tables) -> u64 {
+    let Some(w) = tables.written.as_ref() else {
+        return 0;
+    };
+    let physical = tables.by_name.get(w).cloned().unwrap_or_else(|| w.clone());
+    SORT_PER_ROW.saturating_add(INSERT_SELECT_PER_COLUMN * column_count(conn, &physical))
 }
 
 /// A query counting the rows statement `index` of `parsed` changes, in the user's own
@@ -318,7 +337,13 @@ pub(crate) fn estimate(
             let probe = guard::parse(&probe).ok().and_then(|p| {
                 guard::rewrite(&probe, &p, 0, schema, false, &Catalogue { conn }).ok()
             });
-            if let (Some(probe), Some(per_row)) = (probe, write_row_cost(conn, &tables, &stats)) {
+            let per_row = write_row_cost(conn, &tables, &stats).map(|cost| {
+                match &parsed.statements[index].body {
+                    Body::Insert(_) => cost.saturating_add(insert_select_row_cost(conn, &tables)),
+                    _ => cost,
+                }
+            });
+            if let (Some(probe), Some(per_row)) = (probe, per_row) {
                 if let Ok(Some(step)) = run_read(conn, auth, meter, schema, &probe, &mut run_budget)
                 {
                     let rows = match step.rows.as_ref().and_then(|r| r.rows.first()) {
@@ -469,7 +494,7 @@ fn price(
         cost = cost.saturating_add(written.saturating_mul(per_row));
         if tables.values_rows > 0 {
             // The TEXT and BLOB bytes of inserted literals are at most the text's length.
-            cost = cost.saturating_add(sql.len() as u64 / BYTES_PER_STEP);
+            cost = cost.saturating_add(LITERAL_BYTES_CHARGED * sql.len() as u64 / BYTES_PER_STEP);
         }
     }
     (cost, bounded)

@@ -1,8 +1,20 @@
 //! The cost meter: SQLite VM steps, counted by the progress handler, plus the bytes a
-//! statement produces, against a limit.
+//! statement produces and the bytes SQLite's VM moves while running it, against a limit.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use rusqlite::ffi;
+
+extern "C" {
+    /// The bytes the VM of `db` has moved since the connection was opened: a counter our
+    /// SQLite patch adds (vendor/libsqlite3-sys/dstorage-bytes-moved.patch). A build
+    /// without the patch does not link.
+    fn sqlite3_dstorage_bytes_moved(db: *mut ffi::sqlite3) -> u64;
+    /// Have the VM of `db` stop the running statement with "cost limit exceeded" as soon as
+    /// its moved-bytes counter passes `limit` (0: never). Same patch.
+    fn sqlite3_dstorage_set_moved_limit(db: *mut ffi::sqlite3, limit: u64);
+}
 
 /// VM steps between two progress-handler calls. Small, so a runaway statement is stopped
 /// within this many steps of the limit; large enough that the callback costs little.
@@ -37,8 +49,6 @@ pub(crate) struct Meter {
     ticks: AtomicU64,
     /// Steps that may still be spent in the current statement.
     budget: AtomicU64,
-    /// The current statement writes: do not interrupt it at the budget (see `tick`).
-    soft: AtomicBool,
     /// The budget has been passed in the current statement.
     exceeded: AtomicBool,
     /// Bytes of the result rows the current statement returned so far (`add_result_bytes`).
@@ -48,6 +58,11 @@ pub(crate) struct Meter {
     written: Arc<AtomicU64>,
     /// `written` when the current statement was armed.
     written_at_arm: AtomicU64,
+    /// The connection whose moved bytes are charged (set by `install`; null before, and
+    /// then nothing is counted).
+    db: AtomicPtr<ffi::sqlite3>,
+    /// The connection's moved-bytes counter when the current statement was armed.
+    moved_at_arm: AtomicU64,
 }
 
 /// Name of the SQL function injected into write statements (see `Meter::tick`).
@@ -66,22 +81,66 @@ impl Meter {
         })
     }
 
-    /// Start metering a statement that may spend `budget` steps; `writes` says whether it
-    /// changes the database.
-    pub(crate) fn arm(&self, budget: u64, writes: bool) {
+    /// Start metering a statement that may spend `budget` steps.
+    pub(crate) fn arm(&self, budget: u64) {
         self.ticks.store(0, Ordering::Relaxed);
         self.budget.store(budget, Ordering::Relaxed);
-        self.soft.store(writes, Ordering::Relaxed);
         self.exceeded.store(false, Ordering::Relaxed);
         self.result_bytes.store(0, Ordering::Relaxed);
         self.written_at_arm
             .store(self.written.load(Ordering::Relaxed), Ordering::Relaxed);
+        let moved = self.moved();
+        self.moved_at_arm.store(moved, Ordering::Relaxed);
+        self.limit_moved(moved, budget);
         self.active.store(true, Ordering::Relaxed);
     }
 
-    /// Whether the current statement passed its budget.
+    /// Have SQLite stop the statement once the bytes it moves from now on, at
+    /// [`BYTES_PER_STEP`], pass `left` steps (with the counter at `moved` now). Between two
+    /// progress calls the steps are not counted, so this only bounds a stretch of
+    /// instructions without a progress check (docs/sql.md, "Cost"); it depends only on the
+    /// counts, so it stops a statement at the same point everywhere.
+    fn limit_moved(&self, moved: u64, left: u64) {
+        let limit = moved.saturating_add(left.saturating_add(1).saturating_mul(BYTES_PER_STEP));
+        self.set_moved_limit(limit);
+    }
+
+    /// Set the connection's moved-bytes limit (0: none).
+    fn set_moved_limit(&self, limit: u64) {
+        let db = self.db.load(Ordering::Relaxed);
+        if !db.is_null() {
+            // SAFETY: as in `moved`; the function only stores one counter.
+            unsafe { sqlite3_dstorage_set_moved_limit(db, limit) }
+        }
+    }
+
+    /// The connection's count of the bytes its VM moved (see `sqlite3_dstorage_bytes_moved`).
+    fn moved(&self) -> u64 {
+        let db = self.db.load(Ordering::Relaxed);
+        if db.is_null() {
+            return 0;
+        }
+        // SAFETY: `db` is the handle of the open connection this meter was installed on;
+        // the meter is only read on the thread that runs that connection's statements
+        // (from its progress handler, or by the engine between steps), and the function
+        // only reads one counter.
+        unsafe { sqlite3_dstorage_bytes_moved(db) }
+    }
+
+    /// The bytes the VM moved since the current statement was armed.
+    pub(crate) fn moved_bytes(&self) -> u64 {
+        self.moved()
+            .saturating_sub(self.moved_at_arm.load(Ordering::Relaxed))
+    }
+
+    /// Whether the current (or last) statement passed its budget.
     pub(crate) fn exceeded(&self) -> bool {
         self.exceeded.load(Ordering::Relaxed)
+    }
+
+    /// Forget that the last statement passed its budget, before the next one is prepared.
+    pub(crate) fn clear_exceeded(&self) {
+        self.exceeded.store(false, Ordering::Relaxed);
     }
 
     /// Count `bytes` of result values the current statement returned.
@@ -89,8 +148,8 @@ impl Meter {
         self.result_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// The steps the current statement's bytes cost so far: its result values and the
-    /// values it wrote, at [`BYTES_PER_STEP`].
+    /// The steps the current statement's bytes cost so far: its result values, the values
+    /// it wrote and the bytes the VM moved, at [`BYTES_PER_STEP`].
     pub(crate) fn byte_charge(&self) -> u64 {
         let written = self
             .written
@@ -99,42 +158,54 @@ impl Meter {
         byte_steps(
             self.result_bytes
                 .load(Ordering::Relaxed)
-                .saturating_add(written),
+                .saturating_add(written)
+                .saturating_add(self.moved_bytes()),
         )
     }
 
     /// Stop metering; returns the cost the handler saw: the steps it counted (a multiple
-    /// of `PROGRESS_STEP`) plus the byte charge.
+    /// of `PROGRESS_STEP`) plus the byte charge. A statement that SQLite stopped at the
+    /// moved-bytes limit is marked exceeded here (its cost is then past the budget).
     pub(crate) fn disarm(&self) -> u64 {
-        self.active.store(false, Ordering::Relaxed);
-        (self.ticks.load(Ordering::Relaxed) * PROGRESS_STEP).saturating_add(self.byte_charge())
+        if !self.active.swap(false, Ordering::Relaxed) {
+            return (self.ticks.load(Ordering::Relaxed) * PROGRESS_STEP)
+                .saturating_add(self.byte_charge());
+        }
+        self.set_moved_limit(0);
+        let spent =
+            (self.ticks.load(Ordering::Relaxed) * PROGRESS_STEP).saturating_add(self.byte_charge());
+        if spent > self.budget.load(Ordering::Relaxed) {
+            self.exceeded.store(true, Ordering::Relaxed);
+        }
+        spent
     }
 
-    /// The progress callback: true interrupts the statement.
+    /// The progress callback: true stops the statement.
     ///
-    /// SQLite answers an interrupted *write* statement by rolling back the whole
-    /// transaction, which here is the whole block. So a write is not interrupted at its
-    /// budget: the callback only marks it exceeded, and the `dstorage_meter()` call the
-    /// guard injects into every WHERE of a write statement then fails it with an ordinary
-    /// error, which rolls back only the statement. Reads are interrupted directly. A write
-    /// whose VM steps alone run on to four times its budget is interrupted anyway; the
-    /// block then reports `BlockAborted` and the node must stop. Bytes never trigger that
-    /// last resort: one written row can cost far more in bytes than its budget, and is then
-    /// failed by the meter call or the engine's check after the statement.
+    /// It stops any statement, reads and writes alike, as soon as the steps counted plus
+    /// the byte charge pass the budget. Our SQLite patch (dstorage-bytes-moved.patch) makes
+    /// a stop by the progress handler an ordinary error (`cost limit exceeded`), which
+    /// SQLite answers by undoing the statement only; unpatched, SQLite would report
+    /// SQLITE_INTERRUPT and roll back the whole transaction of a write, here the whole
+    /// block. So a write's loops are stopped at the limit wherever they are, also the
+    /// insert loop of an `INSERT ... SELECT` over its sorted rows, which calls no
+    /// `dstorage_meter()`. The point where a statement stops depends only on its step and
+    /// byte counts, so it is the same on every node.
     pub(crate) fn tick(&self) -> bool {
         if !self.active.load(Ordering::Relaxed) {
             return false;
         }
         let t = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
         let steps = t.saturating_mul(PROGRESS_STEP);
+        let moved = self.moved();
         let spent = steps.saturating_add(self.byte_charge());
         let budget = self.budget.load(Ordering::Relaxed);
         if spent <= budget {
+            self.limit_moved(moved, budget - spent);
             return false;
         }
         self.exceeded.store(true, Ordering::Relaxed);
-        !self.soft.load(Ordering::Relaxed)
-            || steps > budget.saturating_mul(4).saturating_add(100_000)
+        true
     }
 
     /// Register `dstorage_meter()` on `conn`: 1 while within budget, an error after.
@@ -165,11 +236,14 @@ impl Meter {
         )
     }
 
-    /// Install the progress handler on `conn`.
+    /// Install the progress handler on `conn`, and charge the bytes its VM moves.
     pub(crate) fn install(
         self: &Arc<Self>,
         conn: &mut rusqlite::Connection,
     ) -> rusqlite::Result<()> {
+        // SAFETY: the handle is only passed to `sqlite3_dstorage_bytes_moved` while the
+        // connection runs a metered statement (see `moved`).
+        self.db.store(unsafe { conn.handle() }, Ordering::Relaxed);
         let meter = Arc::clone(self);
         // PROGRESS_STEP is a small constant; the cast cannot truncate.
         conn.progress_handler(PROGRESS_STEP as i32, Some(move || meter.tick()))

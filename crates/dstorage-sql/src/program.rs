@@ -12,6 +12,7 @@
 //!   graph is acyclic, so no instruction runs twice: a run takes at most as many VM steps
 //!   as the program has instructions; no instruction can make a value longer than the
 //!   program's constants and the bound parameters, so the byte charge of the row it writes
+//!   and of the bytes the VM moves (records built and written, values copied and compared)
 //!   is bounded too (`InsertProof::cost_bound`); the engine then requires that bound to fit
 //!   the call's budget, so the cost check cannot fail and the progress handler never stops
 //!   it;
@@ -73,7 +74,8 @@ enum Flow {
 /// opcode missing here (`Program`, `Gosub`, `Return`, `Yield`, `Delete`, `FkCounter`,
 /// `ResultRow`, loops' `Next`...) makes the proof fail. So do those that can make a value
 /// larger than the statement's constants and parameters (`Function`, `PureFunc`,
-/// `Concat`): the bytes a run writes must be bounded beforehand (`InsertProof::cost_bound`).
+/// `Concat`): the bytes a run writes and moves must be bounded beforehand
+/// (`InsertProof::cost_bound`).
 fn flow(opcode: &str) -> Option<Flow> {
     Some(match opcode {
         "Init" => Flow::Init,
@@ -86,10 +88,8 @@ fn flow(opcode: &str) -> Option<Flow> {
         "Transaction" | "OpenWrite" | "OpenRead" | "Close" | "SoftNull" | "Null" | "Variable"
         | "Integer" | "Int64" | "String8" | "String" | "Blob" | "SCopy" | "Copy" | "IntCopy"
         | "Move" | "TypeCheck" | "Affinity" | "MakeRecord" | "NewRowid" | "Add" | "Subtract"
-        | "Multiply" | "Divide" | "Remainder" | "Concat" | "BitAnd" | "BitOr" | "BitNot"
-        | "ShiftLeft" | "ShiftRight" | "Not" | "Cast" | "Noop" | "Insert" | "IdxInsert" => {
-            Flow::Next
-        }
+        | "Multiply" | "Divide" | "Remainder" | "BitAnd" | "BitOr" | "BitNot" | "ShiftLeft"
+        | "ShiftRight" | "Not" | "Cast" | "Noop" | "Insert" | "IdxInsert" => Flow::Next,
         _ => return None,
     })
 }
@@ -135,6 +135,9 @@ pub(crate) struct InsertProof {
     pub columns: u64,
     /// The longest constant string or blob in the program (a literal or a default).
     pub longest_constant: u64,
+    /// The bytes the VM moves in a run (counted by our SQLite patch, see
+    /// `moved_values`) are at most this many values' worth: see `InsertProof::cost_bound`.
+    pub moved_values: u64,
 }
 
 /// What one written value may count besides the longest constant or parameter it can come
@@ -142,12 +145,53 @@ pub(crate) struct InsertProof {
 /// longest decimal i64).
 const VALUE_BOUND: u64 = crate::meter::VALUE_OVERHEAD + 20;
 
+/// What one value the VM moves may count besides the longest constant or parameter: 20
+/// bytes for an integer as text, and in a record at most 9 bytes of serial type (an
+/// integer takes at most 8 bytes there; a record's header size, counted as one more value,
+/// at most 9).
+const MOVED_VALUE_BOUND: u64 = 9 + 20;
+
+/// How many values' worth of bytes (each at most `MOVED_VALUE_BOUND` plus the longest
+/// constant or parameter) the instructions of `program` that our SQLite patch counts as moving bytes
+/// (vendor/libsqlite3-sys/dstorage-bytes-moved.patch) can move in one run, which executes
+/// each instruction at most once. A record of `n` fields counts `n + 1` values (its header
+/// size counts one); an insert writes a record some `MakeRecord` built, so it counts as
+/// the largest of them.
+fn moved_values(program: &[Op]) -> u64 {
+    let record = program
+        .iter()
+        .filter(|op| op.opcode == "MakeRecord")
+        .map(|op| u64::try_from(op.p2).unwrap_or(0).saturating_add(1))
+        .max()
+        .unwrap_or(1);
+    let key_fields = |op: &Op| {
+        op.p4
+            .as_deref()
+            .and_then(|p4| p4.parse::<u64>().ok())
+            .filter(|&n| n > 0)
+    };
+    program
+        .iter()
+        .map(|op| match op.opcode.as_str() {
+            "MakeRecord" => u64::try_from(op.p2).unwrap_or(0).saturating_add(1),
+            "Insert" | "IdxInsert" => record,
+            // A key in `P4` registers, or (P4 = 0) a record.
+            "Found" | "NotFound" | "NoConflict" => key_fields(op).unwrap_or(record),
+            "Copy" => u64::try_from(op.p3).unwrap_or(0).saturating_add(1),
+            "Eq" | "Ne" | "Lt" | "Le" | "Gt" | "Ge" => 1,
+            _ => 0,
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
 impl InsertProof {
     /// The highest cost a run with `params` can be charged: its VM steps plus the byte
-    /// charge of the row it writes. Every value of that row is a copy of a constant or a
-    /// parameter, or an integer, or one of those cast to text (the proven opcodes cannot
-    /// make a longer value: no functions, no concatenation), and a parameter may fill
-    /// several columns, so each column counts the longest of them.
+    /// charge of the row it writes and of the bytes the VM moves. Every value of that row
+    /// is a copy of a constant or a parameter, or an integer, or one of those cast to text
+    /// (the proven opcodes cannot make a longer value: no functions, no concatenation), and
+    /// a parameter may fill several columns, so each column counts the longest of them; the
+    /// bytes moved are bounded the same way, per value an instruction moves
+    /// (`moved_values`).
     pub(crate) fn cost_bound(&self, params: &[dstorage_types::value::Value]) -> u64 {
         use dstorage_types::value::Value;
         let longest_param = params
@@ -159,9 +203,14 @@ impl InsertProof {
             })
             .max()
             .unwrap_or(0);
-        let bytes = self
+        let longest = longest_param.max(self.longest_constant);
+        let written = self
             .columns
-            .saturating_mul(VALUE_BOUND.saturating_add(longest_param.max(self.longest_constant)));
+            .saturating_mul(VALUE_BOUND.saturating_add(longest));
+        let moved = self
+            .moved_values
+            .saturating_mul(MOVED_VALUE_BOUND.saturating_add(longest));
+        let bytes = written.saturating_add(moved);
         self.steps
             .saturating_add(bytes.div_ceil(crate::meter::BYTES_PER_STEP))
     }
@@ -181,6 +230,7 @@ pub(crate) fn prove(program: &[Op], columns: u64) -> Option<InsertProof> {
         steps,
         columns,
         longest_constant,
+        moved_values: moved_values(program),
     })
 }
 
@@ -330,6 +380,29 @@ mod tests {
     #[test]
     fn a_plain_insert_is_bounded_by_its_length() {
         assert_eq!(step_bound(&program(&insert())), Some(22));
+    }
+
+    #[test]
+    fn the_bytes_a_plain_insert_moves_are_bounded_by_its_records() {
+        // A record of 3 fields (4 values with its header's size), built and written, and
+        // one comparison.
+        assert_eq!(moved_values(&program(&insert())), 4 + 4 + 1);
+        let proof = prove(&program(&insert()), 3).expect("proven");
+        let text = dstorage_types::value::Value::Text("x".repeat(100));
+        // Steps, then 3 written values and 9 moved ones of at most 100 bytes each.
+        assert_eq!(
+            proof.cost_bound(&[text]),
+            22 + (3 * (VALUE_BOUND + 100) + 9 * (MOVED_VALUE_BOUND + 100)).div_ceil(8)
+        );
+    }
+
+    #[test]
+    fn a_concatenation_fails_the_proof() {
+        // Regression: `||` was allowed, so a value could be longer than the longest
+        // parameter the bound counts; a run then cost more than its bound (BlockAborted).
+        let mut ops = insert();
+        ops[4] = ("Concat", 2, 2);
+        assert_eq!(step_bound(&program(&ops)), None);
     }
 
     #[test]

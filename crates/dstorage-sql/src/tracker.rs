@@ -308,15 +308,16 @@ impl Log {
                 // Over the transaction's or the block's write limit. The hook cannot fail the
                 // statement, so it stops recording (memory stays bounded) and has SQLite fail
                 // it with an ordinary error, which rolls back only the statement: the meter
-                // is given a budget of nothing, so within PROGRESS_STEP steps the meter call
-                // the guard puts in every write fails; and the length limit goes to its
-                // minimum, so a value or a record that needs a new buffer is SQLITE_TOOBIG.
+                // is given a budget of nothing, so within PROGRESS_STEP steps, or at the next
+                // value SQLite moves, the statement stops with `cost limit exceeded`; and the
+                // length limit goes to its minimum, so a value or a record that needs a new
+                // buffer is SQLITE_TOOBIG.
                 // The engine restores the limit and reports the write limit
                 // (`Block::write_limit_error`).
                 self.values.truncate(start);
                 self.over = true;
                 if let Some(meter) = &self.meter {
-                    meter.arm(0, true);
+                    meter.arm(0);
                 }
                 // SAFETY: `db` is the connection this hook call runs on.
                 unsafe {

@@ -192,9 +192,11 @@ fn check_ordered_aggregate(
     }
 }
 
-/// In a write, every loop over a table and every recursive CTE must call the meter: the
-/// progress handler does not interrupt a write (that would roll back the whole block), so
-/// the meter call is what stops it at its budget (docs/sql.md, "Cost"). Exempt are loops
+/// In a write, every loop over a table and every recursive CTE must call the meter. The
+/// progress handler stops a write at its budget itself (our SQLite patch makes that an
+/// ordinary error, not an interrupt that would roll back the whole block, see
+/// `Meter::tick`); the meter call is kept as a second stop, and a loop without it means the
+/// guard did not see the loop (docs/sql.md, "Cost"). Exempt are loops
 /// bounded by work metered elsewhere: over sorters and ephemeral tables filled by metered
 /// loops, over the rows a first pass collected, and the foreign-key checks SQLite adds (their
 /// bodies count a violation with `FkCounter`).

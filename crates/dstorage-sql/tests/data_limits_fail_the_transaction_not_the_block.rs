@@ -73,18 +73,25 @@ fn a_changeset_over_a_megabyte_is_stored_and_read_back() {
 
 #[test]
 fn a_hostile_generator_of_bytes_fails_alone_with_the_write_limit() {
-    let (_dir, mut engine) = engine_with(EngineConfig::default());
+    // The cost limit now stops the generator of 1,000 rows of 999 KB this test first ran
+    // (metering_stops_runaways.rs, `a_runaway_insert_select_stops_at_the_cost_limit`):
+    // with a limit high enough, 40 MB still meet the write limit first.
+    let limit = 1_000_000_000;
+    let (_dir, mut engine) = engine_with(EngineConfig {
+        cost_limit_per_tx: limit,
+        ..EngineConfig::default()
+    });
     let mut block = engine.begin_block().expect("begin");
     block
         .execute("app", "INSERT INTO b VALUES (1, x'01')", LIMIT)
         .expect("before");
-    // ~1 GB from a 100-byte statement.
+    // 40 MB from a 100-byte statement.
     let err = block
         .execute(
             "app",
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<1000) \
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<40) \
              INSERT INTO b SELECT x + 10, zeroblob(999000) FROM c",
-            LIMIT,
+            limit,
         )
         .expect_err("over the write limit");
     assert!(

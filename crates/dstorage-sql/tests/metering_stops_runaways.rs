@@ -415,3 +415,64 @@ fn a_read_costs_the_same_on_a_reader_that_saw_a_schema_change_and_on_a_fresh_one
     assert_eq!(after, fresh);
     assert_eq!(after, before);
 }
+
+/// Schema `app` with a parent row 1 and `children` rows referencing it: through an index on
+/// the reference, or (`indexed` false) without one, so SQLite's foreign-key check scans the
+/// whole child table for each parent row.
+fn with_children(children: u32, indexed: bool) -> (tempfile::TempDir, Engine) {
+    let (dir, mut engine) = engine();
+    let mut sql = vec![
+        "CREATE TABLE p(id INTEGER PRIMARY KEY) STRICT".to_owned(),
+        "CREATE TABLE c(id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) ON DELETE CASCADE) STRICT"
+            .to_owned(),
+        "INSERT INTO p VALUES (1), (2)".to_owned(),
+        format!(
+            "INSERT INTO c SELECT x, 1 FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL \
+             SELECT x + 1 FROM n WHERE x < {children}) SELECT x FROM n)"
+        ),
+    ];
+    if indexed {
+        sql.push("CREATE INDEX c_p ON c(p)".to_owned());
+    }
+    let sql: Vec<&str> = sql.iter().map(String::as_str).collect();
+    commit_block(&mut engine, Some("app"), "app", &sql);
+    (dir, engine)
+}
+
+// Regression: foreign-key cascades and the scans of SQLite's foreign-key checks run in
+// subprograms and loops without a dstorage_meter() call, and a write was only marked over
+// budget by the progress handler, so they ran to their end (or to 4x the limit, aborting
+// the block). Now the progress handler stops them where they pass the limit.
+#[test]
+fn foreign_key_cascades_and_checks_are_stopped_at_the_cost_limit() {
+    let limit = 20_000;
+    for (indexed, sql) in [
+        // Deletes 20,000 child rows through the cascade.
+        (true, "DELETE FROM p WHERE id = 1"),
+        // Scans 20,000 child rows for a parent no child references.
+        (false, "DELETE FROM p WHERE id = 2"),
+    ] {
+        let run = || {
+            let (_dir, mut engine) = with_children(20_000, indexed);
+            let mut block = engine.begin_block().expect("begin");
+            let used = match block.execute("app", sql, limit) {
+                Err(SqlError::CostLimitExceeded { limit: l, used }) if l == limit => used,
+                other => panic!("{sql}: expected cost limit exceeded, got {other:?}"),
+            };
+            assert!(block.changeset().expect("changeset").records.is_empty());
+            block
+                .execute("app", "INSERT INTO p VALUES (3)", LIMIT)
+                .expect("the block goes on");
+            block.commit().expect("commit");
+            used
+        };
+        let first = run();
+        assert_eq!(first, run(), "{sql}");
+        // A cascade deletes a row and records its values (one step per 8 bytes) between
+        // checks; a scan moves no value.
+        assert!(
+            first > limit && first <= limit + PROGRESS_STEP + 16,
+            "{sql}: used {first}"
+        );
+    }
+}

@@ -23,6 +23,10 @@ const FLOAT_EXPRESSIONS: &[&str] = &[
     "abs('-2.5')",
     "'7.5' % 2",
     "length(CAST('2' * '1.5' AS TEXT))",
+    // Regression: sign() made a REAL from the text to return an INTEGER, so no value check
+    // saw it and `sign('1.5')` was 1.
+    "sign('1.5')",
+    "sign('-1e3')",
 ];
 
 fn setup() -> (tempfile::TempDir, Engine) {
@@ -271,4 +275,40 @@ fn a_float_in_an_index_expression_or_a_view_is_an_error_when_it_runs() {
         "{err}"
     );
     assert_float_error(&mut engine, "INSERT INTO t(id, n) SELECT id + 10, x FROM v");
+}
+
+#[test]
+fn sign_of_a_text_is_an_error_unless_the_text_is_an_integer() {
+    let (_dir, engine) = setup();
+    let mut reader = engine.reader().expect("reader");
+    let err = reader
+        .query("app", "SELECT sign('1.5')", LIMIT)
+        .expect_err("a REAL through text")
+        .to_string();
+    assert!(
+        err.contains("floating-point value not allowed: text '1.5' used as a number"),
+        "{err}"
+    );
+    // Integers, integer texts, and what is no number at all behave as in SQLite.
+    let row = reader
+        .query(
+            "app",
+            "SELECT sign(-3), sign(0), sign(' 7 '), sign('-12'), sign('abc'), sign(x'01'), sign(NULL)",
+            LIMIT,
+        )
+        .expect("integers")
+        .rows
+        .remove(0);
+    assert_eq!(
+        row,
+        vec![
+            Value::Integer(-1),
+            Value::Integer(0),
+            Value::Integer(1),
+            Value::Integer(-1),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ]
+    );
 }

@@ -5,7 +5,7 @@ use dstorage_sql::{Changeset, Engine, EngineConfig};
 use tempfile::TempDir;
 
 /// A generous limit for statements that are not about metering.
-pub const LIMIT: u64 = 1_000_000;
+pub const LIMIT: u64 = 10_000_000;
 
 /// A fresh engine on a real SQLite file in a temporary directory.
 pub fn engine() -> (TempDir, Engine) {
