@@ -1,11 +1,11 @@
-//! The ABCI 2.0 server: tower-abci's v0.38 connection split into consensus, mempool, info and snapshot services.
+//! The ABCI 2.0 services: tower-abci's v0.38 connection split into consensus, mempool, info and snapshot services
+//! (the node serves them on its socket).
 //!
 //! Consensus requests go, in arrival order, to the consensus thread. CheckTx requests go, in arrival order, to
 //! one mempool thread: tower-abci polls a connection's pending futures concurrently, and a sender's nonces must
 //! be checked in the order the mempool received them.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::mpsc;
 use std::task::{Context, Poll};
@@ -86,7 +86,7 @@ impl MempoolService {
                         }
                     }))
                     .unwrap_or_else(|panic| {
-                        let reason = crate::shared::panic_message(&*panic);
+                        let reason = crate::sys::panic_message(&*panic);
                         tracing::error!(%reason, "CheckTx panicked");
                         resp::CheckTx {
                             code: dstorage_types::result::ResultCode::Malformed.code().into(),
@@ -191,27 +191,20 @@ impl Service<SnapshotRequest> for SnapshotService {
     }
 }
 
-/// Serve ABCI for `app` on the Unix socket `path` until the listener fails. Preferred over TCP: see
-/// `NodeConfig::abci_socket` in dstorage-node (no Nagle delay between CheckTx and Flush answers).
-pub async fn serve_unix(app: App, path: std::path::PathBuf) -> Result<(), BoxError> {
-    let server = tower_abci::v038::Server::builder()
-        .consensus(ConsensusService(app.clone()))
-        .mempool(MempoolService::new(app.clone()))
-        .info(InfoService(app))
-        .snapshot(SnapshotService)
-        .finish()
-        .ok_or("incomplete ABCI server")?;
-    server.listen_unix(path).await
-}
-
-/// Serve ABCI for `app` on `addr` until the listener fails.
-pub async fn serve(app: App, addr: SocketAddr) -> Result<(), BoxError> {
-    let server = tower_abci::v038::Server::builder()
-        .consensus(ConsensusService(app.clone()))
-        .mempool(MempoolService::new(app.clone()))
-        .info(InfoService(app))
-        .snapshot(SnapshotService)
-        .finish()
-        .ok_or("incomplete ABCI server")?;
-    server.listen_tcp(addr).await
+/// The four services of an ABCI connection for `app`: consensus, mempool (starting the mempool thread), info
+/// and snapshot. The app opens no socket: the node serves these with tower-abci's server.
+pub fn services(
+    app: App,
+) -> (
+    ConsensusService,
+    MempoolService,
+    InfoService,
+    SnapshotService,
+) {
+    (
+        ConsensusService(app.clone()),
+        MempoolService::new(app.clone()),
+        InfoService(app),
+        SnapshotService,
+    )
 }

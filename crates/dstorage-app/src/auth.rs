@@ -127,9 +127,9 @@ impl Verifier {
         let identity = match cached {
             Some(identity) => identity,
             None => {
-                let started = crate::shared::thread_cpu_time();
+                let started = crate::sys::thread_cpu_time();
                 let verified = self.verify(&tx);
-                let spent = crate::shared::thread_cpu_time().saturating_sub(started);
+                let spent = crate::sys::thread_cpu_time().saturating_sub(started);
                 let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
                 self.verify_nanos.fetch_add(nanos, Ordering::Relaxed);
                 let identity = verified?;

@@ -6,6 +6,7 @@
 //! crash before that commit loses the whole block, and CometBFT's handshake replays it (Info reports the last
 //! committed height).
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -20,7 +21,9 @@ use tendermint::abci::types::ExecTxResult;
 use tendermint::v0_38::abci::{request, ConsensusRequest, ConsensusResponse};
 
 use crate::auth::{Checked, Refusal};
-use crate::shared::{set_committed, Committed, ConsensusMsg, Shared};
+// The rules live in their own leaf module; these paths stay for callers that name them here.
+pub(crate) use crate::rules::{check_nonce, owner_rule};
+use crate::state::{set_committed, Committed, ConsensusMsg, Shared};
 use crate::{apphash, keys, AppError, CommitEvent, TxRecord};
 
 /// Serve consensus requests until the channel closes or a fatal error stops the thread.
@@ -303,7 +306,7 @@ fn finalize_and_commit(
     let block_time = u64::try_from(req.time.unix_timestamp()).unwrap_or(0);
     // Transactions known to abort the whole SQLite transaction (see `Aborted`), found on earlier attempts.
     let mut aborted: BTreeMap<u32, Aborted> = BTreeMap::new();
-    let execution_started = crate::shared::thread_cpu_time();
+    let execution_started = crate::sys::thread_cpu_time();
     let (block, response, event, nonces) = loop {
         let mut block = match engine.begin_block() {
             Ok(b) => b,
@@ -337,7 +340,7 @@ fn finalize_and_commit(
             }
         }
     };
-    let mut execution = crate::shared::thread_cpu_time().saturating_sub(execution_started);
+    let mut execution = crate::sys::thread_cpu_time().saturating_sub(execution_started);
     let _ = reply.send(Ok(ConsensusResponse::FinalizeBlock(response)));
 
     // CometBFT sends Commit next on this connection; anything else means we lost track of the protocol.
@@ -354,9 +357,9 @@ fn finalize_and_commit(
             return false;
         }
     }
-    let commit_started = crate::shared::thread_cpu_time();
+    let commit_started = crate::sys::thread_cpu_time();
     let committed = block.commit();
-    execution += crate::shared::thread_cpu_time().saturating_sub(commit_started);
+    execution += crate::sys::thread_cpu_time().saturating_sub(commit_started);
     shared.timings.execution_nanos.fetch_add(
         u64::try_from(execution.as_nanos()).unwrap_or(u64::MAX),
         std::sync::atomic::Ordering::Relaxed,
@@ -494,19 +497,10 @@ fn execute_block(
         nonces.insert(sender, nonce);
     }
     // The hash is the SHA-256 of the canonical encoding (docs/changeset.md), which the engine
-    // writes straight from its change log.
+    // writes straight from its change log with the changeset's one record encoder.
     let changeset = block.changeset_encoded()?;
     let encoded = changeset.bytes;
     let changeset_hash: [u8; 32] = sha2::Sha256::digest(&encoded).into();
-    if cfg!(debug_assertions) {
-        let decoded = dstorage_sql::Changeset::decode(&encoded)
-            .expect("the engine wrote a changeset that does not decode");
-        assert_eq!(
-            changeset_hash,
-            decoded.hash(),
-            "changeset hash is not SHA-256 of its encoding"
-        );
-    }
     // A block without transactions changes nothing, so it keeps the app hash. CometBFT relies on that: it
     // makes the next block at once only after a block that changed the app hash (the block that proves it),
     // and otherwise waits for transactions or `create_empty_blocks_interval`, so an idle network rests.
@@ -651,6 +645,9 @@ fn execute_tx(
         return Ok(rec);
     }
     let limit = shared.config.cost_limit_per_tx;
+    // The cost a failing statement had used, taken from the engine's error itself: a block re-executed
+    // after an abort records it (see `Aborted`), so it enters the app hash.
+    let metered = Cell::new(None);
     let outcome = match &tx.body.payload {
         Payload::DeploySchema { schema, sql } => {
             if block.kv_get(&keys::owner(schema))?.is_some() {
@@ -659,7 +656,7 @@ fn execute_tx(
                     format!("schema {schema} already exists"),
                 ))
             } else {
-                deploy(block, height, schema, sql, limit, &identity)?
+                deploy(block, height, schema, sql, limit, &identity, &metered)?
             }
         }
         Payload::DropSchema { schema } => match owner_check(block, schema, &identity)? {
@@ -671,7 +668,7 @@ fn execute_tx(
                     block.kv_delete(&keys::public_read(schema))?;
                     Ok(None)
                 }
-                Err(e) => Err(sql_refusal(e)?),
+                Err(e) => Err(sql_refusal_metered(e, &metered)?),
             },
         },
         Payload::Sql {
@@ -682,7 +679,7 @@ fn execute_tx(
             Err(r) => Err(r),
             Ok(()) => match block.execute_with_params(schema, sql, params, limit) {
                 Ok(out) => Ok(Some(out)),
-                Err(e) => Err(sql_refusal(e)?),
+                Err(e) => Err(sql_refusal_metered(e, &metered)?),
             },
         },
         Payload::Call {
@@ -697,7 +694,7 @@ fn execute_tx(
                 block_time: i64::try_from(block_time).unwrap_or(i64::MAX),
                 tx: Some(hash.0),
             };
-            call(block, schema, action, args, &context, limit)?
+            call(block, schema, action, args, &context, limit, &metered)?
         }
         Payload::Grant {
             grantee,
@@ -745,7 +742,7 @@ fn execute_tx(
         Ok(None) => {}
         Err((code, message)) => {
             if block_was_aborted(block, height)? {
-                let aborted = match cost_used(&message) {
+                let aborted = match metered.get() {
                     // A write past its data limit, stopped by the meter (see `Tracker::arm`).
                     _ if matches!(code, ResultCode::DataLimitExceeded | ResultCode::BlockFull) => {
                         Aborted {
@@ -810,35 +807,6 @@ impl From<SqlError> for BlockError {
     }
 }
 
-/// The cost a 'cost limit exceeded' message reports (`..., used N`).
-fn cost_used(message: &str) -> Option<u64> {
-    message
-        .rsplit("used ")
-        .next()?
-        .trim()
-        .trim_end_matches(')')
-        .parse()
-        .ok()
-}
-
-/// Nonce rule: exactly one more than the last used.
-pub fn check_nonce(nonce: u64, last: u64) -> Result<(), Refusal> {
-    let expected = last.saturating_add(1);
-    if nonce < expected {
-        Err((
-            ResultCode::NonceReplayed,
-            format!("nonce {nonce} was already used; the next nonce is {expected}"),
-        ))
-    } else if nonce > expected {
-        Err((
-            ResultCode::NonceGap,
-            format!("nonce {nonce} skips ahead; the next nonce is {expected}"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 fn owner_check(
     block: &Block<'_>,
     schema: &str,
@@ -851,28 +819,6 @@ fn owner_check(
     ))
 }
 
-/// Only a schema's owner writes to it: the refusal, given the schema's stored owner (None: no such schema).
-pub(crate) fn owner_rule(
-    owner: Option<Vec<u8>>,
-    schema: &str,
-    identity: &str,
-) -> Result<(), Refusal> {
-    match owner {
-        None => Err((
-            ResultCode::SchemaNotFound,
-            format!("schema {schema} does not exist"),
-        )),
-        Some(owner) if owner == identity.as_bytes() => Ok(()),
-        Some(owner) => Err((
-            ResultCode::Unauthorized,
-            format!(
-                "{identity} may not write to schema {schema}: it is owned by {}",
-                String::from_utf8_lossy(&owner)
-            ),
-        )),
-    }
-}
-
 /// Run a `call`: the rule and the arguments are checked again on the block's state (the schema may have been
 /// dropped or redeployed since CheckTx), then the action's statements run as one atomic unit.
 fn call(
@@ -882,6 +828,7 @@ fn call(
     args: &[dstorage_types::value::Value],
     context: &dstorage_types::action::CallContext,
     limit: u64,
+    metered: &Cell<Option<u64>>,
 ) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, BlockError> {
     let owner = block.kv_get(&keys::owner(schema))?;
     let catalog = crate::actions::decode_catalog(block.kv_get(&keys::actions(schema))?)?;
@@ -911,7 +858,9 @@ fn call(
     };
     match ran {
         Ok(out) => Ok(Ok(Some(out))),
-        Err(e) => Ok(Err(crate::actions::action_refusal(sql_refusal(e)?))),
+        Err(e) => Ok(Err(crate::actions::action_refusal(sql_refusal_metered(
+            e, metered,
+        )?))),
     }
 }
 
@@ -922,6 +871,7 @@ fn deploy(
     sql: &str,
     limit: u64,
     identity: &str,
+    metered: &Cell<Option<u64>>,
 ) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, BlockError> {
     // Tables and actions (docs/schemas.md): every action statement is judged now, so a bad one is refused
     // at deploy, never at a call.
@@ -930,7 +880,7 @@ fn deploy(
         Err(e) => return Ok(Err(sql_refusal(e)?)),
     };
     if let Err(e) = block.create_schema(schema) {
-        return Ok(Err(sql_refusal(e)?));
+        return Ok(Err(sql_refusal_metered(e, metered)?));
     }
     // The tables, then every action statement compiled against them, all or nothing.
     let checks: Vec<(&str, &str)> = file
@@ -959,7 +909,7 @@ fn deploy(
             Ok(Ok(Some(out)))
         }
         Err(e) => {
-            let refusal = sql_refusal(e)?;
+            let refusal = sql_refusal_metered(e, metered)?;
             // The failed statements left nothing; remove the empty namespace so the deploy is all-or-nothing
             // (unless the whole block transaction is gone, which the caller handles by re-executing).
             if !block_was_aborted(block, height)? {
@@ -978,6 +928,16 @@ fn block_was_aborted(block: &Block<'_>, height: u64) -> Result<bool, BlockError>
         Err(SqlError::BlockAborted) => Ok(true),
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`sql_refusal`], noting in `metered` the cost the engine reports the failed statement had used (a cost
+/// limit exceeded), or `None`.
+fn sql_refusal_metered(e: SqlError, metered: &Cell<Option<u64>>) -> Result<Refusal, AppError> {
+    metered.set(match &e {
+        SqlError::CostLimitExceeded { used, .. } => Some(*used),
+        _ => None,
+    });
+    sql_refusal(e)
 }
 
 /// Map an engine error caused by the transaction to a result code; pass storage failures up as fatal.

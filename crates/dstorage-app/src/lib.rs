@@ -1,32 +1,40 @@
 //! Replicate one SQL database: the ABCI 2.0 state machine that checks, orders and executes transactions and
 //! computes the app hash.
 //!
-//! The consensus connection is served by one dedicated thread that owns the SQLite writer ([`consensus`]), so
+//! The consensus connection is served by one dedicated thread that owns the SQLite writer (`consensus`), so
 //! requests are handled strictly in order and a block's SQLite transaction can stay open from FinalizeBlock to
-//! Commit. The mempool ([`mempool`]) and reads ([`reads`]) use their own read-only connections on committed state.
-//! [`abci`] adapts both to tower-abci's v0.38 server; [`testing`] drives the same code in-process without
-//! CometBFT.
+//! Commit. The mempool (`mempool`) and reads ([`reads`]) use their own read-only connections on committed state.
+//! [`abci`] offers both as tower-abci v0.38 services (the node serves them); [`testing`] drives the same code
+//! in-process without CometBFT.
+//!
+//! Layers, bottom up: leaf helpers (`sys`) and rules; the state (`state`: committed state, commit events,
+//! `Shared`); the services (`auth`, `mempool`, `consensus`, `reads`); the [`App`] handle (`shared`) on top.
+//! Modules are crate-private unless the node or the tests use them.
 
 pub mod abci;
 pub mod access;
 pub mod actions;
 pub mod apphash;
 pub mod auth;
-pub mod config;
-pub mod consensus;
+pub(crate) mod config;
+pub(crate) mod consensus;
 pub mod grants;
 pub mod keys;
-pub mod mempool;
+pub(crate) mod mempool;
 pub mod reads;
-pub mod record;
+pub(crate) mod record;
+mod rules;
 pub mod shared;
-pub mod sqlclass;
+pub(crate) mod sqlclass;
+mod state;
+mod sys;
 pub mod testing;
 pub mod validators;
 
 pub use config::AppConfig;
 pub use record::TxRecord;
 pub use shared::{App, CommitEvent};
+pub use sys::panic_message;
 
 /// A failure that leaves the node unable to continue safely: storage errors, a broken local invariant.
 ///

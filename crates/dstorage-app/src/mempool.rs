@@ -28,8 +28,9 @@ use dstorage_types::result::ResultCode;
 use dstorage_types::tx::Payload;
 
 use crate::auth::{Checked, Refusal};
-use crate::shared::{lock, Shared};
 use crate::sqlclass::follows_from_text;
+use crate::state::Shared;
+use crate::sys::lock;
 use crate::{keys, AppError};
 
 /// Mempool-side state.
@@ -91,7 +92,7 @@ impl Inner {
         match &checked.tx.body.payload {
             Payload::Sql { schema, sql, .. } => {
                 if let Err(r) =
-                    crate::consensus::owner_rule(self.owner(schema)?, schema, &checked.identity)
+                    crate::rules::owner_rule(self.owner(schema)?, schema, &checked.identity)
                 {
                     return Ok(Err(r));
                 }
@@ -208,6 +209,24 @@ impl Inner {
     }
 }
 
+/// The nonce rule as the mempool sees it: `last` counts the transactions it admitted, `committed` only
+/// committed ones. A nonce at or below `committed` was used in a block (`nonce_replayed`); one above it but
+/// not above `last` is held by a transaction still waiting in the mempool (`nonce_pending`): nothing committed
+/// it, and the waiting one may yet be dropped.
+fn pending_nonce_rule(nonce: u64, last: u64, committed: u64) -> Result<(), Refusal> {
+    match crate::rules::check_nonce(nonce, last) {
+        Err((ResultCode::NonceReplayed, _)) if nonce > committed => Err((
+            ResultCode::NoncePending,
+            format!(
+                "nonce {nonce} is held by another transaction of this sender that waits in the mempool \
+                 (not committed yet); the next free nonce is {}",
+                last.saturating_add(1)
+            ),
+        )),
+        other => other,
+    }
+}
+
 /// The refusal of an error that follows from the text: `sql_refused`, the code the same transaction gets in a
 /// block (`sqlclass::classify` classes every such error as refused).
 fn refusal(e: &dstorage_sql::SqlError) -> Refusal {
@@ -264,17 +283,9 @@ impl Mempool {
         }
     }
 
-    /// Decide whether `bytes` (a transaction or a bundle of them) may enter the mempool.
-    pub fn check(
-        &self,
-        shared: &Shared,
-        bytes: &[u8],
-    ) -> Result<Result<Admitted, Refusal>, AppError> {
-        self.check_with(shared, bytes, false)
-    }
-
-    /// Like [`Mempool::check`]. A bundle is admitted only if every member would be, in order, counting the
-    /// nonces of the members before it; otherwise nothing of it is admitted and the refusal names the member.
+    /// Decide whether `bytes` (a transaction or a bundle of them) may enter the mempool. A bundle is admitted
+    /// only if every member would be, in order, counting the nonces of the members before it; otherwise nothing
+    /// of it is admitted and the refusal names the member.
     ///
     /// With `recheck` (CometBFT re-checking its mempool after a block, under its mempool lock, so new
     /// transactions wait meanwhile) only the nonces are checked again: the signature is a cache hit, the cost
@@ -318,20 +329,25 @@ impl Mempool {
         let mut estimated: Option<u64> = None;
         for (i, c) in checked.into_iter().enumerate() {
             let refuse = |r: Refusal| Ok(Err(crate::auth::in_member(count, i, members[i], r)));
+            let committed = inner.committed_nonce(&c.identity)?;
             let last = match taken
                 .get(&c.identity)
                 .or_else(|| inner.pending.get(&c.identity))
             {
                 Some(next) => next - 1,
-                None => inner.committed_nonce(&c.identity)?,
+                None => committed,
             };
-            match crate::consensus::check_nonce(c.tx.body.nonce, last) {
+            match pending_nonce_rule(c.tx.body.nonce, last, committed) {
                 Ok(()) => {}
-                Err((ResultCode::NonceReplayed, _)) if recheck && count > 1 => continue,
+                Err((ResultCode::NonceReplayed | ResultCode::NoncePending, _))
+                    if recheck && count > 1 =>
+                {
+                    continue
+                }
                 // A resend of a waiting transaction (say, a client retrying) is admitted as it was. CometBFT
                 // then holds it twice (the first copy may sit in a bundle, under another hash); proposers
                 // take whichever comes first and leave the other out as stale.
-                Err((ResultCode::NonceReplayed, _))
+                Err((ResultCode::NoncePending, _))
                     if count == 1 && inner.admitted.contains(&c.hash.0) =>
                 {
                     return Ok(Ok(Admitted {

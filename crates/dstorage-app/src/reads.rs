@@ -10,7 +10,7 @@ use dstorage_sql::{Changeset, Estimate, QueryResult, Reader, SchemaInfo, SqlErro
 use dstorage_types::tx::TxHash;
 use serde::Serialize;
 
-use crate::shared::lock;
+use crate::sys::lock;
 use crate::{keys, TxRecord};
 
 /// A small pool of read connections.

@@ -1,86 +1,24 @@
-//! The application handle: what the ABCI services, the HTTP API and the test harness share.
+//! The application handle on top of the layers below it (`state`, then the services `auth`, `mempool`,
+//! `consensus`, `reads`): it opens the database, starts the consensus thread and is what the ABCI services, the
+//! HTTP API and the test harness hold.
 
 use std::sync::{Arc, Mutex, RwLock};
 
 use dstorage_sql::{Engine, EngineConfig};
-use dstorage_types::tx::TxHash;
 use tendermint::v0_38::abci::{ConsensusRequest, ConsensusResponse};
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::auth::{Refusal, Verifier};
+use crate::auth::Verifier;
 use crate::mempool::Mempool;
 use crate::reads::Reads;
 use crate::{keys, AppConfig, AppError};
 
-/// What is durably committed, as the last Commit left it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Committed {
-    /// Last committed height (0 before the first block).
-    pub height: u64,
-    /// App hash after that height (genesis hash after InitChain; zeros before it).
-    pub app_hash: [u8; 32],
-    /// The network's chain id, once InitChain has run.
-    pub chain_id: Option<String>,
-}
-
-/// Sent to subscribers after each Commit.
-#[derive(Debug, Clone)]
-pub struct CommitEvent {
-    /// The committed height.
-    pub height: u64,
-    /// Its app hash.
-    pub app_hash: [u8; 32],
-    /// Hashes of the block's transactions, in block order.
-    pub txs: Vec<TxHash>,
-    /// Result codes of the block's transactions, in block order.
-    pub codes: Vec<dstorage_types::result::ResultCode>,
-    /// Wall time FinalizeBlock spent executing (for metrics only; never part of consensus).
-    pub execution: std::time::Duration,
-    /// Records in the block's changeset.
-    pub changeset_records: usize,
-    /// Bytes of the block's encoded changeset.
-    pub changeset_bytes: usize,
-    /// The block created, altered or dropped a schema or table (its changeset holds DDL records).
-    pub schema_changed: bool,
-}
-
-/// State shared between the consensus thread and everything else.
-pub struct Shared {
-    /// The configuration the app was opened with.
-    pub config: AppConfig,
-    /// Stateless checks with the verified-signature cache.
-    pub verifier: Verifier,
-    /// The last committed state.
-    pub committed: RwLock<Committed>,
-    /// Mempool state (pending nonces), reset at every Commit.
-    pub mempool: Mempool,
-    /// Commit notifications.
-    pub commits: broadcast::Sender<CommitEvent>,
-    /// Set when the consensus thread stopped on a fatal error.
-    pub fatal: watch::Sender<Option<String>>,
-    /// Cumulative time spent executing blocks (metrics only).
-    pub timings: Timings,
-}
-
-/// Cumulative CPU time spent executing blocks, for `/metrics` and the benchmark (signature time is kept by
-/// [`Verifier`]). Never part of consensus: each node measures its own.
-#[derive(Debug, Default)]
-pub struct Timings {
-    /// Nanoseconds spent executing blocks (FinalizeBlock: SQL, changeset, app hash) and committing them.
-    pub execution_nanos: std::sync::atomic::AtomicU64,
-}
-
-// Requests are moved, not copied around; boxing them would only add an allocation per request.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum ConsensusMsg {
-    /// A request and where to send its response.
-    Request(
-        ConsensusRequest,
-        oneshot::Sender<Result<ConsensusResponse, AppError>>,
-    ),
-    /// Stop the thread; an open block is discarded, exactly as a crash before Commit would lose it.
-    Close,
-}
+use crate::state::{ConsensusMsg, Shared, Timings};
+// Where these lived before the state and the leaf helpers moved to their own layers; kept so existing paths
+// (`dstorage_app::shared::panic_message`, ...) still resolve.
+pub use crate::state::{CommitEvent, Committed};
+pub(crate) use crate::sys::lock;
+pub use crate::sys::{panic_message, thread_cpu_time};
 
 /// A running application: cheap to clone, safe to share across tasks.
 #[derive(Clone)]
@@ -349,57 +287,4 @@ impl App {
     pub fn config(&self) -> &AppConfig {
         &self.shared.config
     }
-}
-
-impl Shared {
-    /// The transactions one CometBFT transaction carries, under this network's size limits.
-    pub(crate) fn members<'a>(&self, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>, Refusal> {
-        crate::auth::members(
-            bytes,
-            self.config.max_tx_bytes,
-            self.config.max_bundle_bytes,
-        )
-    }
-}
-
-pub(crate) fn set_committed(shared: &Shared, committed: Committed) {
-    match shared.committed.write() {
-        Ok(mut c) => *c = committed,
-        Err(poisoned) => *poisoned.into_inner() = committed,
-    }
-}
-
-/// The calling thread's CPU time (user + system). Used for the time counters instead of the wall clock, which on a
-/// busy machine would also count the time the thread waited for a core.
-pub fn thread_cpu_time() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID is supported on every Linux.
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "CPU time feeds the time counters (metrics) only, never state or results"
-    )]
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return std::time::Duration::ZERO;
-    }
-    std::time::Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
-}
-
-/// The text of a panic payload.
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into())
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

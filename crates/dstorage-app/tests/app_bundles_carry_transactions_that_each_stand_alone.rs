@@ -144,9 +144,10 @@ fn checktx_admits_a_bundle_all_or_nothing_and_names_the_failing_member() {
         h.check_tx(&encode_bundle(&[a3.clone(), a4])).code.value(),
         0
     );
+    // a3 waits in the bundle: another transaction with its nonce is refused, as pending, not as a replay.
     assert_eq!(
         refused(&h, &insert(&alice, 3, "app", 99)).0,
-        ResultCode::NonceReplayed
+        ResultCode::NoncePending
     );
     let reversed = encode_bundle(&[insert(&bob, 3, "bobs", 1), insert(&bob, 2, "bobs", 2)]);
     assert_eq!(refused(&h, &reversed).0, ResultCode::NonceGap);
@@ -283,9 +284,9 @@ fn resending_a_transaction_that_waits_in_a_bundle_is_admitted_and_it_executes_on
     // A client retrying a2: the same bytes are admitted again, not refused as a replay of their own nonce.
     let again = h.check_tx(&a2);
     assert_eq!(again.code.value(), 0, "{}", again.log);
-    // Another transaction with a2's nonce is still a replay.
+    // Another transaction with a2's nonce is refused: a2 holds it, pending (nothing committed it yet).
     let rival = insert(&alice, 2, "app", 9);
-    assert_eq!(refused(&h, &rival).0, ResultCode::NonceReplayed);
+    assert_eq!(refused(&h, &rival).0, ResultCode::NoncePending);
     // The proposer takes the bundle and leaves the copy out; a2 runs once.
     let out = h.block(vec![bundle.clone(), a2.clone()]).unwrap();
     assert_eq!(out.txs, vec![bundle]);

@@ -118,8 +118,8 @@ fn a_sender_can_pipeline_nonces_and_recheck_after_commit_drops_the_stale_ones() 
     let t3_again = alice.tx_with_nonce(3, sql("app", "INSERT INTO users VALUES (3, 'c', 3)"));
     assert_eq!(h.check_tx(&t2).code.value(), 0);
     assert_eq!(h.check_tx(&t3).code.value(), 0);
-    // A second transaction with a nonce already admitted is a replay.
-    assert_eq!(refused(&h, &t3_again).0, ResultCode::NonceReplayed);
+    // A second transaction with a nonce already admitted is refused as pending (see the test below).
+    assert_eq!(refused(&h, &t3_again).0, ResultCode::NoncePending);
     // Commit t2 only; the recheck of t3 still passes, a recheck of t2 now is a replay.
     h.block(vec![t2.clone()]).unwrap();
     assert_eq!(refused(&h, &t2).0, ResultCode::NonceReplayed);
@@ -185,4 +185,30 @@ fn recheck_leaves_a_dropped_schema_to_execution_which_records_it() {
     let rec = h.app.reads().tx(&tx_hash(&t3)).unwrap().unwrap();
     assert_eq!(rec.code, ResultCode::SchemaNotFound);
     assert_eq!(h.app.reads().nonce(&alice.identity()).unwrap(), 3);
+}
+
+// Bug pinned (issue 13): a different transaction reusing the nonce of one that was only pending got
+// `nonce_replayed` ("nonce 2 was already used") although nothing had committed that nonce, while docs/api.md
+// uses that code for committed transactions. It is `nonce_pending` until a block uses the nonce, then
+// `nonce_replayed`.
+#[test]
+fn a_nonce_held_by_a_pending_transaction_is_nonce_pending_until_a_block_commits_it() {
+    let (_d, h, alice) = setup();
+    let first = alice.tx_with_nonce(2, sql("app", "INSERT INTO users VALUES (1, 'a', 1)"));
+    let rival = alice.tx_with_nonce(2, sql("app", "INSERT INTO users VALUES (2, 'b', 2)"));
+    assert_eq!(h.check_tx(&first).code.value(), 0);
+    let (code, log) = refused(&h, &rival);
+    assert_eq!(code, ResultCode::NoncePending, "{log}");
+    assert!(log.contains("nonce 2"), "{log}");
+    assert!(log.contains("not committed yet"), "{log}");
+    assert!(log.contains("next free nonce is 3"), "{log}");
+    // The same bytes again are a resend, admitted as they were.
+    assert_eq!(h.check_tx(&first).code.value(), 0);
+    // Nothing was spent by the refusal: the committed nonce is still 1.
+    assert_eq!(h.app.reads().nonce(&alice.identity()).unwrap(), 1);
+
+    h.block(vec![first]).unwrap();
+    let (code, log) = refused(&h, &rival);
+    assert_eq!(code, ResultCode::NonceReplayed, "{log}");
+    assert!(log.contains("nonce 2 was already used"), "{log}");
 }

@@ -8,12 +8,12 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use dstorage_app::sqlclass::{classify, ErrorClass};
 use dstorage_app::App;
 use dstorage_client::api::*;
-use dstorage_sql::SqlError;
+use dstorage_sql::{classify, ErrorClass, SqlError};
+use dstorage_types::result::ResultCode;
 use dstorage_types::tx::{tx_hash, Transaction, TxHash};
 
 use crate::batcher::Batcher;
@@ -44,11 +44,12 @@ pub struct ApiState {
     pub reads_auth: Arc<crate::readauth::ReadAuthenticator>,
 }
 
-/// An error answer: status plus `{"error", "code"}`.
+/// An error answer: status plus `{"error", "code"}`, and a `Retry-After` header when retrying later helps.
 #[derive(Debug)]
 pub struct ApiError {
     pub(crate) status: StatusCode,
     pub(crate) body: ErrorResponse,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -63,6 +64,7 @@ impl ApiError {
                 error: error.into(),
                 code: code.into(),
             },
+            retry_after: None,
         }
     }
 
@@ -93,38 +95,77 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(after) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, after.as_secs().max(1).into());
+        }
+        response
     }
+}
+
+/// How long a client should wait before sending again to a node that is catching up.
+pub const CATCHING_UP_RETRY: Duration = Duration::from_secs(2);
+
+/// A node whose last block is older than this is taken to be cut off (or the network halted): a live
+/// network makes a block at least every `create_empty_blocks_interval` (1 s) plus a round.
+pub const STALE_AFTER: Duration = Duration::from_secs(5);
+
+/// Why this node's view of the committed state may be behind the network's, if it may be: CometBFT is
+/// catching up, it has no peer although the network has other validators, or it has committed no block
+/// for longer than [`STALE_AFTER`]. `block_age` is `None` when the last block's time is unknown.
+pub fn behind_reason(
+    catching_up: bool,
+    peers: usize,
+    validators: usize,
+    block_age: Option<Duration>,
+) -> Option<String> {
+    if catching_up {
+        return Some("it is catching up with the network's blocks".into());
+    }
+    if validators > 1 && peers == 0 {
+        return Some(format!(
+            "it is cut off from the network: no peers, {validators} validators"
+        ));
+    }
+    match block_age {
+        Some(age) if age > STALE_AFTER => Some(format!(
+            "it has committed no block for {} s (cut off from its peers, or the network stalled)",
+            age.as_secs()
+        )),
+        _ => None,
+    }
+}
+
+/// Ask CometBFT whether this node may be behind the network (see [`behind_reason`]). An RPC failure counts
+/// as behind: the node cannot tell.
+async fn behind(s: &ApiState) -> Option<String> {
+    let status = match s.rpc.status().await {
+        Ok(st) => st,
+        Err(e) => return Some(format!("its consensus engine does not answer ({e})")),
+    };
+    let peers = s.rpc.net_info().await.map(|n| n.peers.len()).unwrap_or(0);
+    let validators = s.rpc.validators(None).await.map(|v| v.len()).unwrap_or(1);
+    let age = humantime::parse_rfc3339_weak(&status.latest_block_time)
+        .ok()
+        .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
+    behind_reason(status.catching_up, peers, validators, age)
 }
 
 pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
 
-/// Every route the router serves, as (method, path); the OpenAPI document must describe exactly these.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("post", "/v1/tx"),
-    ("get", "/v1/tx/{hash}"),
-    ("post", "/v1/query"),
-    ("post", "/v1/estimate"),
-    ("get", "/v1/schemas"),
-    ("get", "/v1/schemas/{name}"),
-    ("get", "/v1/schemas/{name}/actions"),
-    ("post", "/v1/call"),
-    ("get", "/v1/changesets/{height}"),
-    ("get", "/v1/status"),
-    ("get", "/v1/nonce/{identity}"),
-    ("get", "/v1/challenge"),
-    ("get", "/v1/grants"),
-    ("get", "/v1/validators"),
-    ("get", "/v1/validators/requests"),
-    ("get", "/health"),
-    ("get", "/metrics"),
-    ("get", "/openapi.json"),
-];
-
 /// Build the router.
 pub fn router(state: ApiState) -> Router {
+    served(state).router
+}
+
+/// The router and the path of every route it serves. The OpenAPI test compares the document with
+/// these paths and with the methods the router itself answers on each, so a route added here
+/// without documentation fails it.
+fn served(state: ApiState) -> Served {
     let max_body = state.app.config().max_tx_bytes * 2 + 4096;
-    Router::new()
+    Routes::new()
         .route("/v1/tx", post(broadcast))
         .route("/v1/tx/{hash}", get(tx))
         .route("/v1/query", post(crate::reads::query))
@@ -154,6 +195,55 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// A router being built that remembers the path of each route added (axum's `Router` cannot
+/// list its routes).
+struct Routes {
+    router: Router<ApiState>,
+    paths: Vec<&'static str>,
+}
+
+/// A finished router and its paths, in the order they were added.
+struct Served {
+    router: Router,
+    #[cfg_attr(not(test), allow(dead_code, reason = "read by the OpenAPI test"))]
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    fn new() -> Routes {
+        Routes {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
+    }
+
+    fn route(mut self, path: &'static str, handler: MethodRouter<ApiState>) -> Routes {
+        self.router = self.router.route(path, handler);
+        self.paths.push(path);
+        self
+    }
+
+    fn layer<L>(mut self, layer: L) -> Routes
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response: IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Error:
+            Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.router = self.router.layer(layer);
+        self
+    }
+
+    fn with_state(self, state: ApiState) -> Served {
+        Served {
+            router: self.router.with_state(state),
+            paths: self.paths,
+        }
+    }
+}
+
 /// Answer a request whose handler panicked with 500 `internal` naming the panic, instead of
 /// dropping the connection: the node keeps serving (a panic is a bug, and is logged as one).
 async fn catch_panics(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
@@ -172,7 +262,7 @@ async fn catch_panics(req: axum::extract::Request, next: axum::middleware::Next)
     }
 }
 
-use dstorage_app::shared::panic_message;
+use dstorage_app::panic_message;
 
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
@@ -265,7 +355,26 @@ async fn broadcast(
         }
     };
     if checked.check_tx.code != 0 {
-        let code = dstorage_types::result::ResultCode::from_code(checked.check_tx.code)
+        // A nonce that skips ahead may be the client's mistake, or this node's nonces may be behind the
+        // network's: the client must not be blamed for the node's state.
+        if checked.check_tx.code == ResultCode::NonceGap.code() {
+            if let Some(reason) = behind(&s).await {
+                s.metrics.checktx_refused(ResultCode::CatchingUp.name());
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResultCode::CatchingUp.name(),
+                    format!(
+                        "this node cannot judge the transaction's nonce: {reason}, so its view of nonces may be \
+                         behind ({}); retry in {} s or send it to another node",
+                        checked.check_tx.log,
+                        CATCHING_UP_RETRY.as_secs()
+                    ),
+                );
+                e.retry_after = Some(CATCHING_UP_RETRY);
+                return Err(e);
+            }
+        }
+        let code = ResultCode::from_code(checked.check_tx.code)
             .map(|c| c.name().to_string())
             .unwrap_or_else(|| format!("code_{}", checked.check_tx.code));
         s.metrics.checktx_refused(&code);
@@ -548,23 +657,100 @@ mod tests {
         server.abort();
     }
 
-    #[test]
-    fn openapi_document_describes_exactly_the_served_routes() {
+    /// A state for a router that is only probed: a real app on a temporary database, and a
+    /// CometBFT RPC address where nothing listens (handlers that ask it answer an error).
+    fn probe_state(dir: &std::path::Path) -> ApiState {
+        let app = App::open(dstorage_app::AppConfig::new(dir.join("db.sqlite"))).expect("app");
+        let rpc = CometRpc::new("http://127.0.0.1:9").expect("rpc");
+        let metrics = Arc::new(Metrics::new());
+        let batcher = Batcher::spawn(
+            rpc.clone(),
+            crate::batcher::BatchLimits {
+                max_txs: 1,
+                max_bytes: 1 << 20,
+                max_in_flight: 1,
+            },
+            metrics.clone(),
+        );
+        ApiState {
+            app,
+            rpc,
+            batcher,
+            metrics,
+            reads_auth: Arc::new(crate::readauth::ReadAuthenticator::new()),
+        }
+    }
+
+    // Bug pinned: the test compared openapi.json with a hand-kept ROUTES list the router never
+    // read, so a route added to the router without documentation passed. It now reads the
+    // router's own paths and asks the router which methods each one answers.
+    #[tokio::test]
+    async fn openapi_document_describes_exactly_the_routes_the_router_serves() {
+        use tower::ServiceExt;
         let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
         assert_eq!(doc["openapi"], "3.1.0");
-        let paths = doc["paths"].as_object().expect("paths");
         let mut documented = Vec::new();
-        for (path, ops) in paths {
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
             for method in ops.as_object().expect("operations").keys() {
-                documented.push((method.clone(), path.clone()));
+                documented.push((method.to_uppercase(), path.clone()));
             }
         }
-        let mut served: Vec<(String, String)> = ROUTES
-            .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
-            .collect();
         documented.sort();
-        served.sort();
-        assert_eq!(documented, served);
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let served = served(probe_state(dir.path()));
+        let mut paths = served.paths.clone();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), served.paths.len(), "a path is routed twice");
+        let mut answered = Vec::new();
+        for path in paths {
+            // A path parameter gets a value no handler finds, so no handler does real work.
+            let concrete: String = path
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "0" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+                let request = axum::extract::Request::builder()
+                    .method(method)
+                    .uri(&concrete)
+                    .body(axum::body::Body::empty())
+                    .expect("request");
+                let response = served
+                    .router
+                    .clone()
+                    .oneshot(request)
+                    .await
+                    .expect("answer");
+                if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+                    answered.push((method.to_string(), path.to_string()));
+                }
+            }
+        }
+        answered.sort();
+        assert_eq!(
+            documented, answered,
+            "openapi.json (left) and the router (right) disagree"
+        );
+    }
+
+    #[test]
+    fn a_node_is_behind_when_catching_up_cut_off_or_stalled_and_not_otherwise() {
+        let fresh = Some(Duration::from_millis(800));
+        assert_eq!(behind_reason(false, 3, 4, fresh), None);
+        assert_eq!(
+            behind_reason(false, 0, 1, fresh),
+            None,
+            "a single validator has no peers"
+        );
+        assert_eq!(behind_reason(false, 0, 1, None), None);
+        let r = behind_reason(true, 3, 4, fresh).expect("catching up");
+        assert!(r.contains("catching up"), "{r}");
+        let r = behind_reason(false, 0, 4, fresh).expect("cut off");
+        assert!(r.contains("no peers, 4 validators"), "{r}");
+        let r = behind_reason(false, 1, 4, Some(Duration::from_secs(9))).expect("stalled");
+        assert!(r.contains("no block for 9 s"), "{r}");
+        assert_eq!(behind_reason(false, 1, 4, Some(STALE_AFTER)), None);
     }
 }

@@ -20,7 +20,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,8 +36,9 @@ use dstorage_types::value::Value;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::cometbft::{self, CometRpc, PORTS_PER_NODE};
-use crate::config::NodeConfig;
+use dstorage_node::cometbft::{self, CometRpc, PORTS_PER_NODE};
+use dstorage_node::config::NodeConfig;
+use dstorage_node::localnet::{self, Localnet};
 
 const CHAIN_ID: &str = "dstorage-bench";
 const SCHEMA_SQL: &str =
@@ -283,14 +283,14 @@ fn progress(a: &BenchArgs, msg: &str) {
     }
 }
 
-/// The running processes of one network; stopped on drop.
+/// The running processes of one network (a [`Localnet`]); stopped on drop.
 pub(crate) struct Network {
+    local: Localnet,
     pub(crate) nodes: Vec<NodeProc>,
 }
 
 pub(crate) struct NodeProc {
     pub(crate) config: NodeConfig,
-    child: tokio::process::Child,
     pub(crate) pid: u32,
     pub(crate) comet_pid: Option<u32>,
 }
@@ -306,115 +306,37 @@ impl Network {
         let planned = {
             let bin = bin.to_path_buf();
             let dir = dir.to_path_buf();
-            tokio::task::spawn_blocking(move || plan(&bin, &dir, n, base_port, bundle_max_txs))
-                .await??
+            tokio::task::spawn_blocking(move || {
+                localnet::plan(&bin, &dir, n, base_port, CHAIN_ID, |c| {
+                    c.bundle_max_txs = bundle_max_txs
+                })
+            })
+            .await??
         };
-        let exe = std::env::current_exe()?;
-        let mut nodes = Vec::new();
-        for (home, config) in planned {
-            let log = std::fs::File::create(home.join("node.log"))?;
-            let child = tokio::process::Command::new(&exe)
-                .arg("start")
-                .arg("--home")
-                .arg(&home)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("starting the node in {}", home.display()))?;
-            let pid = child.id().context("node exited at once")?;
-            nodes.push(NodeProc {
-                config,
-                child,
-                pid,
-                comet_pid: None,
-            });
-        }
-        let mut net = Network { nodes };
-        net.wait_ready().await?;
-        for node in &mut net.nodes {
-            node.comet_pid = child_named(node.pid, "cometbft");
-            if node.comet_pid.is_none() {
+        let mut local = Localnet::spawn(
+            &std::env::current_exe()?,
+            planned,
+            localnet::Output::LogFile,
+        )?;
+        local.wait_ready(2, START_WAIT).await?;
+        let mut nodes = Vec::with_capacity(n);
+        for node in &local.nodes {
+            let comet_pid = child_named(node.pid, "cometbft");
+            if comet_pid.is_none() {
                 bail!("found no CometBFT child of node {}", node.config.moniker);
             }
+            nodes.push(NodeProc {
+                config: node.config.clone(),
+                pid: node.pid,
+                comet_pid,
+            });
         }
-        Ok(net)
-    }
-
-    async fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + START_WAIT;
-        for node in &mut self.nodes {
-            let client = Client::new(&node.config.api_addr);
-            loop {
-                if let Some(status) = node.child.try_wait()? {
-                    bail!(
-                        "node {} exited during start ({status}); see its node.log",
-                        node.config.moniker
-                    );
-                }
-                let ready = match client.status().await {
-                    Ok(s) => s.height >= 2 && !s.catching_up,
-                    Err(_) => false,
-                };
-                if ready {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    bail!(
-                        "node {} did not reach height 2 within {START_WAIT:?}",
-                        node.config.moniker
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        Ok(())
+        Ok(Network { local, nodes })
     }
 
     pub(crate) async fn stop(mut self) {
-        for node in &self.nodes {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(node.pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        for node in &mut self.nodes {
-            if tokio::time::timeout(Duration::from_secs(20), node.child.wait())
-                .await
-                .is_err()
-            {
-                let _ = node.child.kill().await;
-            }
-        }
+        self.local.stop(Duration::from_secs(20)).await;
     }
-}
-
-/// Lay out `n` validators under `dir` (as `dstorage testnet --init-only` does) and write their dstorage.toml.
-fn plan(
-    bin: &Path,
-    dir: &Path,
-    n: usize,
-    base_port: u16,
-    bundle_max_txs: usize,
-) -> anyhow::Result<Vec<(PathBuf, NodeConfig)>> {
-    let plans = cometbft::plan_testnet(bin, dir, n, base_port, CHAIN_ID)?;
-    let mut out = Vec::new();
-    for p in plans {
-        let mut c = NodeConfig::new(
-            CHAIN_ID,
-            &p.layout.moniker,
-            &format!("127.0.0.1:{}", p.api_port),
-            p.layout.p2p_port,
-            p.layout.rpc_port,
-            p.abci_port,
-        );
-        c.persistent_peers = p.layout.persistent_peers.clone();
-        c.bundle_max_txs = bundle_max_txs;
-        c.save(&p.node_home)?;
-        out.push((p.node_home, c));
-    }
-    Ok(out)
 }
 
 /// A process's user + system CPU seconds from `/proc/<pid>/stat` (0 if it is gone).

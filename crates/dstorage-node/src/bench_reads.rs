@@ -21,7 +21,7 @@ use dstorage_types::value::Value;
 use serde::Serialize;
 
 use crate::bench::{cpu_seconds, load_average, BenchArgs, Network};
-use crate::cometbft;
+use dstorage_node::cometbft;
 
 const ROWS: i64 = 1_000;
 

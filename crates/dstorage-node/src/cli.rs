@@ -17,6 +17,7 @@ use dstorage_types::tx::Payload;
 
 use crate::cometbft;
 use crate::config::{NodeConfig, DEFAULT_API_ADDR};
+use crate::localnet;
 
 /// Chain id of `dstorage devnet` and the default of `init`/`testnet`.
 pub const DEVNET_CHAIN_ID: &str = "dstorage-devnet";
@@ -129,8 +130,6 @@ pub enum NodeCommand {
         #[command(flatten)]
         common: CommonArgs,
     },
-    /// Benchmark local networks: committed tx/s, commit latency, where the CPU goes.
-    Bench(crate::bench::BenchArgs),
     /// Validators: list, requests, join, approve, leave, remove (signed with the node's validator key).
     Validator {
         #[command(subcommand)]
@@ -286,13 +285,20 @@ pub fn default_key_path() -> PathBuf {
 
 /// Run a node/client command.
 pub fn run(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
+    block_on(run_async(cmd))
+}
+
+/// Run `f` on the runtime every command runs on (the binary's `bench` too).
+pub fn block_on(
+    f: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Workers and the blocking pool run reads, which parse and guard SQL: enough stack to
         // do it on their own (the engine would grow it).
         .thread_stack_size(dstorage_sql::SQL_THREAD_STACK)
         .build()?;
-    rt.block_on(run_async(cmd))
+    rt.block_on(f)
 }
 
 async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
@@ -324,15 +330,15 @@ async fn run_async(cmd: NodeCommand) -> anyhow::Result<ExitCode> {
         NodeCommand::Start { home, json } => {
             let shown = home.clone();
             let ready: Option<crate::run::OnReady> = json.then(|| {
-                Box::new(move |c: &NodeConfig| println!("{}", ready_json(&shown, c)))
-                    as crate::run::OnReady
+                Box::new(move |c: &NodeConfig, _: &dstorage_app::App| {
+                    println!("{}", ready_json(&shown, c))
+                }) as crate::run::OnReady
             });
             crate::run::run_node(&home, ready).await?;
             Ok(ExitCode::SUCCESS)
         }
         NodeCommand::Devnet(a) => devnet(a).await,
         NodeCommand::Testnet(a) => testnet(a).await,
-        NodeCommand::Bench(a) => crate::bench::run(a).await,
         NodeCommand::Validator { cmd } => crate::validator_cmd::run(cmd).await,
         NodeCommand::Deploy {
             file,
@@ -560,32 +566,45 @@ async fn devnet(a: DevnetArgs) -> anyhow::Result<ExitCode> {
     let home_shown = home.display().to_string();
     let json = a.json;
     let home_for_json = home.clone();
-    let greeting: crate::run::OnReady = Box::new(move |c: &NodeConfig| {
+    let log_shown = crate::run::cometbft_log_path(&home).display().to_string();
+    let greeting: crate::run::OnReady = Box::new(move |c: &NodeConfig, app: &dstorage_app::App| {
         if json {
             println!("{}", ready_json(&home_for_json, c));
             return;
         }
+        use std::fmt::Write as _;
         let exe = command_name();
         let api = format!("http://{}", c.api_addr);
-        println!();
-        println!(
+        let mut banner = String::new();
+        banner.push('\n');
+        let _ = writeln!(
+            banner,
             "dstorage devnet is running: chain {}, 1 validator",
             c.chain_id
         );
-        println!("  API      {api}   (OpenAPI: {api}/openapi.json, metrics: {api}/metrics)");
-        println!("  data     {home_shown}");
-        println!();
-        println!("Try it from another terminal:");
-        println!("  echo 'CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT NOT NULL, age INTEGER) STRICT;' > users.sql");
-        println!("  {exe} deploy users.sql");
-        println!(
+        let _ = writeln!(
+            banner,
+            "  API      {api}   (OpenAPI: {api}/openapi.json, metrics: {api}/metrics)"
+        );
+        let _ = writeln!(banner, "  data     {home_shown}");
+        let _ = writeln!(banner, "  log      {log_shown}   (CometBFT's full log; this terminal shows blocks with transactions)");
+        banner.push('\n');
+        let _ = writeln!(banner, "Try it from another terminal:");
+        let _ = writeln!(banner, "  echo 'CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT NOT NULL, age INTEGER) STRICT;' > users.sql");
+        let _ = writeln!(banner, "  {exe} deploy users.sql");
+        let _ = writeln!(
+            banner,
             "  {exe} exec \"INSERT INTO users VALUES (1, 'satoshi', 49), (2, 'vitalik', 30)\""
         );
-        println!("  {exe} query \"SELECT * FROM users\"");
-        println!("  {exe} changeset <height printed by exec>");
-        println!("  curl {api}/v1/status");
-        println!();
-        println!("Ctrl-C stops the devnet; its data stays in {home_shown} (start again to continue, --reset to wipe).");
+        let _ = writeln!(banner, "  {exe} query \"SELECT * FROM users\"");
+        let _ = writeln!(banner, "  {exe} changeset <height printed by exec>");
+        let _ = writeln!(banner, "  curl {api}/v1/status");
+        banner.push('\n');
+        let _ = writeln!(banner, "Ctrl-C stops the devnet; its data stays in {home_shown} (start again to continue, --reset to wipe).");
+        banner.push('\n');
+        // Printed once CometBFT answers, so every command the banner suggests works at once.
+        let rpc = cometbft::CometRpc::local(c.rpc_port);
+        tokio::spawn(crate::progress::announce(rpc.ok(), banner, app.clone()));
     });
     let _ = config;
     crate::run::run_node(&home, Some(greeting)).await?;
@@ -607,102 +626,57 @@ fn command_name() -> String {
     }
 }
 
-/// Lay out (or reuse) a testnet and write each node's dstorage.toml.
-pub fn plan(bin: &Path, a: &TestnetArgs) -> anyhow::Result<Vec<(PathBuf, NodeConfig)>> {
-    let app_state = a.genesis.app_state()?;
-    let plans = cometbft::plan_testnet_with(
-        bin,
-        &a.dir,
-        a.validators,
-        a.base_port,
-        &a.chain_id,
-        &app_state,
-        // dstorage nodes accept only validators and listed peers (docs/ARCHITECTURE.md, "Validators").
-        |l| l.filter_peers = true,
-    )?;
-    let mut out = Vec::new();
-    for p in plans {
-        let mut c = NodeConfig::new(
-            &a.chain_id,
-            &p.layout.moniker,
-            &format!("127.0.0.1:{}", p.api_port),
-            p.layout.p2p_port,
-            p.layout.rpc_port,
-            p.abci_port,
-        );
-        c.persistent_peers = p.layout.persistent_peers.clone();
-        c.save(&p.node_home)?;
-        out.push((p.node_home, c));
-    }
-    Ok(out)
-}
-
 async fn testnet(a: TestnetArgs) -> anyhow::Result<ExitCode> {
     if a.validators == 0 {
         bail!("--validators must be at least 1");
     }
     let bin = tokio::task::spawn_blocking(cometbft::locate_cometbft).await??;
     let nodes = {
-        let a2 = a.clone();
-        tokio::task::spawn_blocking(move || plan(&bin, &a2)).await??
+        let a = a.clone();
+        let app_state = a.genesis.app_state()?;
+        tokio::task::spawn_blocking(move || {
+            localnet::plan_with_genesis(
+                &bin,
+                &a.dir,
+                a.validators,
+                a.base_port,
+                &a.chain_id,
+                &app_state,
+                |_| {},
+            )
+        })
+        .await??
     };
-    for (home, c) in &nodes {
+    for n in &nodes {
         if a.json {
-            println!("{}", ready_json(home, c));
+            println!("{}", ready_json(&n.home, &n.config));
         } else {
             println!(
                 "{}  home {}  API http://{}",
-                c.moniker,
-                home.display(),
-                c.api_addr
+                n.config.moniker,
+                n.home.display(),
+                n.config.api_addr
             );
         }
     }
     if a.init_only {
         return Ok(ExitCode::SUCCESS);
     }
-    let exe = std::env::current_exe()?;
-    let mut children = Vec::new();
-    for (home, _) in &nodes {
-        let child = tokio::process::Command::new(&exe)
-            .arg("start")
-            .arg("--home")
-            .arg(home)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting node in {}", home.display()))?;
-        children.push(child);
-    }
+    let count = nodes.len();
+    let mut net =
+        localnet::Localnet::spawn(&std::env::current_exe()?, nodes, localnet::Output::Inherit)?;
     // On stderr, so `--json` output stays one JSON object per line.
     eprintln!(
-        "testnet {} running with {} validators; Ctrl-C stops all",
-        a.chain_id,
-        nodes.len()
+        "testnet {} running with {count} validators; Ctrl-C stops all",
+        a.chain_id
     );
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let exited = {
-        let waits = children
-            .iter_mut()
-            .enumerate()
-            .map(|(i, c)| Box::pin(async move { (i, c.wait().await) }));
-        let any = futures::future::select_all(waits);
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => None,
-            _ = sigterm.recv() => None,
-            ((i, status), _, _) = any => Some((i, status)),
-        }
+    let exited = tokio::select! {
+        _ = tokio::signal::ctrl_c() => None,
+        _ = sigterm.recv() => None,
+        (i, status) = net.any_exit() => Some((i, status)),
     };
-    for c in &children {
-        if let Some(pid) = c.id() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-    }
-    for c in &mut children {
-        let _ = tokio::time::timeout(Duration::from_secs(15), c.wait()).await;
-    }
+    net.stop(Duration::from_secs(15)).await;
     match exited {
         None => Ok(ExitCode::SUCCESS),
         Some((i, status)) => bail!("node{i} exited unexpectedly ({status:?}); stopped the others"),

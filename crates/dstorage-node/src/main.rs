@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod bench_reads;
 mod key_cmd;
 
 /// dstorage: a byzantine-fault-tolerant relational database on SQLite and CometBFT.
@@ -22,6 +24,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmark local networks: committed tx/s, commit latency, where the CPU goes.
+    Bench(bench::BenchArgs),
     /// Manage keys: generate, show, sign, verify.
     Key {
         #[command(subcommand)]
@@ -41,17 +45,25 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<std::process::ExitCode> {
+    let cli = Cli::parse();
+    // The devnet is for a person at a terminal: its banner and block lines say what happens, so its log shows
+    // only warnings and errors (RUST_LOG still overrides). Other commands log from `info`.
+    let quiet = matches!(
+        cli.command,
+        Command::Node(dstorage_node::cli::NodeCommand::Devnet(_))
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Node(cmd) => return dstorage_node::cli::run(cmd),
         Command::Key { cmd } => return key_cmd::run(cmd),
+        Command::Bench(args) => return dstorage_node::cli::block_on(bench::run(args)),
         Command::Version { json: true } => println!(
             "{}",
             serde_json::json!({

@@ -69,7 +69,12 @@ async fn the_loser_of_a_nonce_race_is_answered_nonce_replayed_well_before_the_ti
             ..
         } => {
             assert_eq!(*status, 422, "{error}");
-            assert_eq!(code, "nonce_replayed", "{error}");
+            // Dropped after the winner committed (`nonce_replayed`), or refused at once by CheckTx if the
+            // winner reached the loser's node first (`nonce_pending` while it waits there).
+            assert!(
+                code == "nonce_replayed" || code == "nonce_pending",
+                "{code}: {error}"
+            );
         }
         other => panic!("loser failed otherwise: {other}"),
     }

@@ -18,9 +18,6 @@ pub const CHANGESET_MAGIC: &[u8; 4] = b"DSCS";
 /// The encoding version this build writes and reads.
 pub const CHANGESET_VERSION: u8 = 1;
 
-/// Bytes of encoding collected before they are hashed (see [`Changeset::hash`]).
-const ENCODE_CHUNK: usize = 32 * 1024;
-
 /// What happened to one row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -122,12 +119,65 @@ pub(crate) fn encode_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn encode_columns(out: &mut Vec<u8>, cols: &[ColumnValue]) {
-    out.extend_from_slice(&(cols.len() as u16).to_be_bytes());
-    for c in cols {
-        out.extend_from_slice(&c.position.to_be_bytes());
-        encode_value(out, &c.value);
+/// A column value the encoder writes: a [`Value`], or one the change log (`tracker.rs`)
+/// already holds in the encoding's value form.
+pub(crate) trait Cell {
+    /// Append the value's encoding.
+    fn write(&self, out: &mut Vec<u8>);
+}
+
+impl Cell for &Value {
+    fn write(&self, out: &mut Vec<u8>) {
+        encode_value(out, self)
     }
+}
+
+/// A value already in the encoding's value form (tag, then payload).
+pub(crate) struct Encoded<'a>(pub &'a [u8]);
+
+impl Cell for Encoded<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.0)
+    }
+}
+
+fn encode_columns<C: Cell>(out: &mut Vec<u8>, cols: impl ExactSizeIterator<Item = (u16, C)>) {
+    // A table has at most 32,767 columns (SQLite's hard limit), so the count fits.
+    out.extend_from_slice(&(cols.len() as u16).to_be_bytes());
+    for (position, value) in cols {
+        out.extend_from_slice(&position.to_be_bytes());
+        value.write(out);
+    }
+}
+
+/// Append one row record (docs/changeset.md, "Encoding"). The only code that writes a row
+/// record: [`Changeset::encode`] calls it with the records' values, the block's encoder
+/// (`tracker.rs`) with the values its change log holds.
+pub(crate) fn encode_row<C: Cell>(
+    out: &mut Vec<u8>,
+    op: RowOp,
+    table: &[u8],
+    key: impl ExactSizeIterator<Item = (u16, C)>,
+    columns: impl ExactSizeIterator<Item = (u16, C)>,
+) {
+    out.push(op.tag());
+    encode_bytes(out, table);
+    encode_columns(out, key);
+    encode_columns(out, columns);
+}
+
+/// Start an encoding in `out`: magic, version and a record count of 0, which
+/// [`set_record_count`] fills in once the records are written.
+pub(crate) fn begin_encoding(out: &mut Vec<u8>) {
+    out.extend_from_slice(CHANGESET_MAGIC);
+    out.push(CHANGESET_VERSION);
+    out.extend_from_slice(&0u32.to_be_bytes());
+}
+
+/// Write the record count of an encoding that `begin_encoding` started at the front of `out`.
+pub(crate) fn set_record_count(out: &mut [u8], records: u32) {
+    let at = CHANGESET_MAGIC.len() + 1;
+    out[at..at + 4].copy_from_slice(&records.to_be_bytes());
 }
 
 /// The canonical encoding of a key: its values in position order.
@@ -142,12 +192,13 @@ pub(crate) fn key_bytes(key: &[ColumnValue]) -> Vec<u8> {
 /// Append one record's encoding (docs/changeset.md, "Encoding").
 pub(crate) fn encode_record(out: &mut Vec<u8>, r: &ChangesetRecord) {
     match r {
-        ChangesetRecord::Row(row) => {
-            out.push(row.op.tag());
-            encode_bytes(out, row.table.as_bytes());
-            encode_columns(out, &row.key);
-            encode_columns(out, &row.columns);
-        }
+        ChangesetRecord::Row(row) => encode_row(
+            out,
+            row.op,
+            row.table.as_bytes(),
+            row.key.iter().map(|c| (c.position, &c.value)),
+            row.columns.iter().map(|c| (c.position, &c.value)),
+        ),
         ChangesetRecord::CreateSchema { name } => {
             out.push(4);
             encode_bytes(out, name.as_bytes());
@@ -175,10 +226,18 @@ impl RowOp {
 }
 
 impl Changeset {
-    /// The canonical, versioned byte encoding (see `docs/changeset.md`).
+    /// The canonical, versioned byte encoding (see `docs/changeset.md`). A block's own
+    /// changeset is written straight from the engine's change log
+    /// ([`crate::Block::changeset_encoded`]) through the same record writers.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len());
-        self.encode_with(&mut out, |_| {});
+        begin_encoding(&mut out);
+        for r in &self.records {
+            encode_record(&mut out, r);
+        }
+        // A changeset of more than u32::MAX records cannot be built: each is several bytes,
+        // and a block's data is capped far below (docs/sql.md, "Data limits").
+        set_record_count(&mut out, self.records.len() as u32);
         out
     }
 
@@ -207,32 +266,10 @@ impl Changeset {
         CHANGESET_MAGIC.len() + 1 + 4 + records
     }
 
-    /// Write the encoding into `out`, handing `out` to `flush` whenever it holds
-    /// `ENCODE_CHUNK` bytes or more, and once at the end; `flush` may drain it.
-    fn encode_with(&self, out: &mut Vec<u8>, mut flush: impl FnMut(&mut Vec<u8>)) {
-        out.extend_from_slice(CHANGESET_MAGIC);
-        out.push(CHANGESET_VERSION);
-        out.extend_from_slice(&(self.records.len() as u32).to_be_bytes());
-        for r in &self.records {
-            encode_record(out, r);
-            if out.len() >= ENCODE_CHUNK {
-                flush(out);
-            }
-        }
-        flush(out);
-    }
-
     /// SHA-256 of the canonical encoding. Because the encoding carries operation, table,
-    /// key, positions, type tags and lengths, so does the hash. The encoding is hashed in
-    /// chunks as it is written, not built whole first.
+    /// key, positions, type tags and lengths, so does the hash.
     pub fn hash(&self) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        let mut buf = Vec::with_capacity(2 * ENCODE_CHUNK);
-        self.encode_with(&mut buf, |b| {
-            hasher.update(&b[..]);
-            b.clear();
-        });
-        hasher.finalize().into()
+        Sha256::digest(self.encode()).into()
     }
 
     /// Decode canonical bytes. Any other encoding of the same records is refused: the

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authorizer::{Authorizer, Mode};
 use crate::changeset::{
-    encode_record, Changeset, ChangesetRecord, CHANGESET_MAGIC, CHANGESET_VERSION,
+    begin_encoding, encode_record, set_record_count, Changeset, ChangesetRecord, CHANGESET_MAGIC,
 };
 use crate::estimate::{self, Estimate};
 use crate::guard::{self, Catalog, Kind};
@@ -1838,9 +1838,7 @@ impl<'e> Block<'e> {
         let mut bytes = Vec::with_capacity(
             CHANGESET_MAGIC.len() + 5 + self.closed.len() + self.tracker.rows_size_hint(),
         );
-        bytes.extend_from_slice(CHANGESET_MAGIC);
-        bytes.push(CHANGESET_VERSION);
-        bytes.extend_from_slice(&[0; 4]);
+        begin_encoding(&mut bytes);
         bytes.extend_from_slice(&self.closed);
         for r in &self.pending_ddl {
             encode_record(&mut bytes, r);
@@ -1849,8 +1847,7 @@ impl<'e> Block<'e> {
         let count = self.closed_count as usize + self.pending_ddl.len() + rows as usize;
         let records = u32::try_from(count)
             .map_err(|_| SqlError::ChangeLog(format!("{count} records do not fit a changeset")))?;
-        bytes[CHANGESET_MAGIC.len() + 1..CHANGESET_MAGIC.len() + 5]
-            .copy_from_slice(&records.to_be_bytes());
+        set_record_count(&mut bytes, records);
         Ok(EncodedChangeset {
             bytes,
             records,

@@ -16,6 +16,7 @@
 pub mod actions;
 mod authorizer;
 mod changeset;
+mod class;
 mod engine;
 mod error;
 mod estimate;
@@ -33,6 +34,7 @@ pub use authorizer::ALLOWED_FUNCTIONS;
 pub use changeset::{
     Changeset, ChangesetRecord, ColumnValue, RowChange, RowOp, CHANGESET_MAGIC, CHANGESET_VERSION,
 };
+pub use class::{classify, follows_from_text, ErrorClass};
 pub use dstorage_types::value::Value;
 pub use engine::{
     sqlite_version, table_physical_name, Block, ColumnInfo, EncodedChangeset, Engine, EngineConfig,

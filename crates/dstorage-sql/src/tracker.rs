@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{ffi, Connection};
 
 use crate::changeset::{
-    encode_bytes, encode_integer, TAG_BLOB as BLOB, TAG_INTEGER as INTEGER, TAG_NULL as NULL,
-    TAG_TEXT as TEXT,
+    encode_bytes, encode_integer, encode_row, Encoded, RowOp, TAG_BLOB as BLOB,
+    TAG_INTEGER as INTEGER, TAG_NULL as NULL, TAG_TEXT as TEXT,
 };
 use crate::meter::{value_bytes, Meter};
 use crate::names::split_physical;
@@ -725,19 +725,16 @@ fn encode_log(log: &Log, conn: &Connection, out: &mut Vec<u8>) -> Result<u32, Sq
             (None, None) => {}
             (None, Some(after)) => {
                 split_columns(values, after, shape.total, &mut after_cols);
-                row_header(out, 1, name, shape, values, &after_cols);
-                out.extend_from_slice(&positions.to_be_bytes());
-                for p in 0..positions {
-                    out.extend_from_slice(&p.to_be_bytes());
-                    let (s, e) = column(&after_cols, shape, p);
-                    out.extend_from_slice(&values[s..e]);
-                }
+                let cell = |p: u16| (p, Encoded(range(values, column(&after_cols, shape, p))));
+                let key = shape.key.iter().map(|&p| cell(p));
+                encode_row(out, RowOp::Insert, name, key, (0..positions).map(cell));
                 count += 1;
             }
             (Some(before), None) => {
                 split_columns(values, before, shape.total, &mut before_cols);
-                row_header(out, 3, name, shape, values, &before_cols);
-                out.extend_from_slice(&0u16.to_be_bytes());
+                let cell = |p: u16| (p, Encoded(range(values, column(&before_cols, shape, p))));
+                let key = shape.key.iter().map(|&p| cell(p));
+                encode_row(out, RowOp::Delete, name, key, std::iter::empty());
                 count += 1;
             }
             (Some(before), Some(after)) => {
@@ -752,13 +749,15 @@ fn encode_log(log: &Log, conn: &Connection, out: &mut Vec<u8>) -> Result<u32, Sq
                     }
                 }
                 if !changed.is_empty() {
-                    row_header(out, 2, name, shape, values, &after_cols);
-                    out.extend_from_slice(&(changed.len() as u16).to_be_bytes());
-                    for &p in &changed {
-                        out.extend_from_slice(&p.to_be_bytes());
-                        let (s, e) = column(&after_cols, shape, p);
-                        out.extend_from_slice(&values[s..e]);
-                    }
+                    let cell = |p: u16| (p, Encoded(range(values, column(&after_cols, shape, p))));
+                    let key = shape.key.iter().map(|&p| cell(p));
+                    encode_row(
+                        out,
+                        RowOp::Update,
+                        name,
+                        key,
+                        changed.iter().map(|&p| cell(p)),
+                    );
                     count += 1;
                 }
             }
@@ -768,23 +767,9 @@ fn encode_log(log: &Log, conn: &Connection, out: &mut Vec<u8>) -> Result<u32, Sq
     Ok(count)
 }
 
-/// A row record up to its columns: tag, table, key.
-fn row_header(
-    out: &mut Vec<u8>,
-    tag: u8,
-    table: &[u8],
-    shape: &TableShape,
-    values: &[u8],
-    cols: &[usize],
-) {
-    out.push(tag);
-    encode_bytes(out, table);
-    out.extend_from_slice(&(shape.key.len() as u16).to_be_bytes());
-    for &p in &shape.key {
-        out.extend_from_slice(&p.to_be_bytes());
-        let (s, e) = column(cols, shape, p);
-        out.extend_from_slice(&values[s..e]);
-    }
+/// The bytes of `values` in `r`.
+fn range(values: &[u8], r: (usize, usize)) -> &[u8] {
+    &values[r.0..r.1]
 }
 
 /// The byte range of changeset position `p` in a row split by `split_columns`.

@@ -272,6 +272,11 @@ fn every_block_records_exactly_the_rows_it_changed() {
             }
         }
         let changeset = block.changeset().expect("changeset");
+        // The block's bytes come straight from the change log; the records' own encoding must
+        // be the same bytes (one record encoder serves both; the app hash takes the first).
+        let encoded = block.changeset_encoded().expect("encoded changeset");
+        assert_eq!(changeset.encode(), encoded.bytes, "block {height}");
+        assert_eq!(changeset.records.len(), encoded.records as usize);
         if height % 9 == 0 {
             block.discard().expect("discard");
             assert_eq!(state(&path), before, "a discarded block left changes");

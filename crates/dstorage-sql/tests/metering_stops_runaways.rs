@@ -255,8 +255,9 @@ fn estimate_is_within_a_factor_of_two_of_the_metered_cost() {
 
 #[test]
 fn runaway_write_fails_alone_and_the_block_keeps_its_earlier_transactions() {
-    // SQLite rolls back the whole transaction when a write statement is interrupted, so
-    // writes are stopped by the injected meter call instead: only this transaction goes.
+    // Regression: a runaway write was stopped by interrupting it, and SQLite rolls back the
+    // whole transaction when a write statement is interrupted, so the block lost every earlier
+    // transaction. Writes are now stopped by the injected meter call: only this one goes.
     let used_in_fresh_block = || {
         let (_dir, mut engine) = with_rows(50);
         let mut block = engine.begin_block().expect("begin");

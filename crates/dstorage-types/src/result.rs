@@ -44,6 +44,11 @@ pub enum ResultCode {
     DataLimitExceeded = 15,
     /// The block's byte budget was used up by the transactions before this one.
     BlockFull = 16,
+    /// Another transaction of the sender holds this nonce and waits in the mempool, not committed yet.
+    NoncePending = 17,
+    /// The node is catching up with the network or cut off from it, so its view of nonces may be behind;
+    /// the transaction was not judged (the API answers 503 with a retry hint).
+    CatchingUp = 18,
     /// The caller is authenticated but the rule says no: a read of a schema that is not theirs and not public, an
     /// action whose access rule refuses them.
     Forbidden = 20,
@@ -85,7 +90,7 @@ pub enum ResultCode {
 
 impl ResultCode {
     /// Every code, in numeric order.
-    pub const ALL: [ResultCode; 35] = [
+    pub const ALL: [ResultCode; 37] = [
         ResultCode::Ok,
         ResultCode::Malformed,
         ResultCode::BadSignature,
@@ -103,6 +108,8 @@ impl ResultCode {
         ResultCode::SqlRefused,
         ResultCode::DataLimitExceeded,
         ResultCode::BlockFull,
+        ResultCode::NoncePending,
+        ResultCode::CatchingUp,
         ResultCode::Forbidden,
         ResultCode::GrantLocked,
         ResultCode::GrantNotFound,
@@ -153,6 +160,8 @@ impl ResultCode {
             ResultCode::SqlRefused => "sql_refused",
             ResultCode::DataLimitExceeded => "data_limit_exceeded",
             ResultCode::BlockFull => "block_full",
+            ResultCode::NoncePending => "nonce_pending",
+            ResultCode::CatchingUp => "catching_up",
             ResultCode::Forbidden => "forbidden",
             ResultCode::GrantLocked => "grant_locked",
             ResultCode::GrantNotFound => "grant_not_found",

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::config::write_atomic;
 use super::error::{CometError, Result};
 
-/// Voting power of every validator: all validators weigh the same (DESIGN.md, Validators).
+/// Voting power of every validator: all validators weigh the same (the design brief, "Validators").
 pub const VALIDATOR_POWER: i64 = 10;
 
 /// Largest block, in bytes: room for many transactions of up to 1 MiB, small enough to gossip quickly on one

@@ -1,5 +1,6 @@
-//! The CometBFT child process: started in its own process group, its log lines forwarded to `tracing`,
-//! stopped with SIGTERM then SIGKILL, and never restarted behind the caller's back.
+//! The CometBFT child process: started in its own process group, its log lines forwarded to `tracing` (or
+//! written to a log file, with only warnings and errors forwarded), stopped with SIGTERM then SIGKILL, and
+//! never restarted behind the caller's back.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -44,7 +45,31 @@ pub struct CometProcess {
 
 impl CometProcess {
     /// Start `<bin> start --home <home>`. Must be called inside a tokio runtime (log forwarding runs as tasks).
+    /// Every log line goes to `tracing` at the level it names.
     pub fn spawn(bin: &Path, home: &Path) -> Result<Self> {
+        Self::start(bin, home, None)
+    }
+
+    /// Like [`CometProcess::spawn`], but CometBFT's full log is appended to `log_file` (created if missing),
+    /// and only its warnings and errors go to `tracing`: a node's own output stays readable (CometBFT logs
+    /// several lines per block).
+    pub fn spawn_with_log_file(bin: &Path, home: &Path, log_file: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_file)
+            .map_err(|source| CometError::Spawn {
+                bin: bin.to_owned(),
+                home: home.to_owned(),
+                source: std::io::Error::new(
+                    source.kind(),
+                    format!("cannot open the log file {}: {source}", log_file.display()),
+                ),
+            })?;
+        Self::start(bin, home, Some(Arc::new(Mutex::new(file))))
+    }
+
+    fn start(bin: &Path, home: &Path, file: Option<Arc<Mutex<std::fs::File>>>) -> Result<Self> {
         let mut child = Command::new(bin)
             .arg("start")
             .arg("--home")
@@ -72,6 +97,7 @@ impl CometProcess {
         let logs = Arc::new(LogState {
             recent: Mutex::new(VecDeque::with_capacity(RECENT_LINES)),
             stopping: AtomicBool::new(false),
+            file,
         });
         let mut forwarders = Vec::with_capacity(2);
         if let Some(stdout) = child.stdout.take() {
@@ -225,9 +251,12 @@ struct LogState {
     recent: Mutex<VecDeque<String>>,
     /// Set once we asked CometBFT to stop.
     stopping: AtomicBool,
+    /// Where every line goes when the log is kept in a file; then only warnings and errors reach `tracing`.
+    file: Option<Arc<Mutex<std::fs::File>>>,
 }
 
-/// Forward each line of `stream` to `tracing` (target `cometbft`) at the level the line itself names.
+/// Forward each line of `stream` to `tracing` (target `cometbft`) at the level the line itself names (with a
+/// log file: each line to the file, and only warnings and errors to `tracing`).
 async fn forward(
     stream: impl AsyncRead + Unpin,
     label: String,
@@ -257,6 +286,19 @@ async fn forward(
         if level == Level::ERROR && logs.stopping.load(Ordering::Relaxed) {
             // Closing listeners and peers on SIGTERM logs "errors" that are part of a clean stop.
             level = Level::WARN;
+        }
+        if let Some(file) = &logs.file {
+            use std::io::Write;
+            if let Ok(mut f) = file.lock() {
+                // A full disk must not stop the node; the line still reaches `recent` (and tracing if it is
+                // a warning or an error).
+                let _ = writeln!(f, "{line}");
+            }
+            // While stopping, CometBFT's "errors" about closed listeners are part of a clean stop: the file has
+            // them, the terminal need not.
+            if level > Level::WARN || logs.stopping.load(Ordering::Relaxed) {
+                continue;
+            }
         }
         match level {
             Level::ERROR => tracing::error!(target: "cometbft", node = %label, "{message}"),

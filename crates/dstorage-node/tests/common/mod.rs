@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,6 +18,7 @@ use dstorage_client::api::StatusResponse;
 use dstorage_client::{Client, Signer};
 use dstorage_node::cometbft::{find_free_ports, CometRpc, PORTS_PER_NODE};
 use dstorage_node::config::NodeConfig;
+use dstorage_node::localnet::start_command;
 use dstorage_types::identity::KeyType;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -133,15 +134,12 @@ impl Node {
             .expect("node log file");
         use std::io::Write as _;
         writeln!(&log, "===== test: start #{} =====", self.starts).expect("write log");
-        let child = Command::new(DSTORAGE)
-            .arg("start")
-            .arg("--home")
-            .arg(&self.home)
+        // The same command `dstorage testnet` and `dstorage bench` run (`localnet`).
+        let child = start_command(std::path::Path::new(DSTORAGE), &self.home)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             )
-            .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
             .spawn()
