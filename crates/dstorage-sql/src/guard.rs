@@ -147,6 +147,26 @@ pub(crate) fn rewrite(
     let mut out = RewriteFacts::default();
     g.meter = kind == Kind::Dml;
     let kind = grow(|| g.statement(stmt, kind, &mut out))?;
+    if !read_only {
+        // Everything a transaction runs is public: its rows land in its record and its copies in tables anyone
+        // may read. So a write, DDL (a view's body included) or an action's statement reads only its own schema;
+        // otherwise `INSERT INTO mine SELECT * FROM victim.t`, or a view or public action over `victim.t`, would
+        // hand a private schema to anyone. Ad-hoc reads may name other schemas, each checked by the API.
+        if let Some((other, table)) = g
+            .tables
+            .iter()
+            .filter_map(|t| crate::names::split_physical(t))
+            .find(|(s, _)| *s != schema)
+        {
+            return Err(SqlError::Refused {
+                construct: format!("reading {other}.{table} from schema {schema}"),
+                reason:
+                    "a write, a view or an action reads only its own schema (another schema may be \
+                         private; read it with its own owner's signed query)"
+                        .into(),
+            });
+        }
+    }
     let text = g.apply(stmt.first, stmt.last)?;
     Ok(Rewritten {
         exec_sql: text.clone(),

@@ -232,7 +232,7 @@ fn drop_schema_deletes_rows_visibly_and_removes_tables() {
 }
 
 #[test]
-fn cross_schema_reads_work_and_writes_are_refused() {
+fn cross_schema_reads_are_for_reads_and_writes_are_refused() {
     let (_dir, mut engine) = engine();
     seed_users(&mut engine);
     commit_block(
@@ -241,18 +241,31 @@ fn cross_schema_reads_work_and_writes_are_refused() {
         "other",
         &["CREATE TABLE t(id INTEGER PRIMARY KEY) STRICT"],
     );
-    let mut block = engine.begin_block().expect("begin");
-    let out = block
-        .execute(
+    // A read may name another schema (the API checks that schema's owner or PUBLIC READ flag first).
+    let mut reader = engine.reader().expect("reader");
+    let r = reader
+        .query(
             "other",
             "SELECT username FROM app.users WHERE id = 2",
             LIMIT,
         )
         .expect("read across");
-    assert_eq!(
-        out.rows.expect("rows").rows,
-        vec![vec![Value::Text("vitalik".into())]]
-    );
+    assert_eq!(r.rows, vec![vec![Value::Text("vitalik".into())]]);
+    drop(reader);
+    // What a transaction runs is public (its rows land in its record), so in a block even a SELECT reads only
+    // its own schema, as do writes that copy (`INSERT ... SELECT`) and views.
+    let mut block = engine.begin_block().expect("begin");
+    for sql in [
+        "SELECT username FROM app.users WHERE id = 2",
+        "INSERT INTO t SELECT id FROM app.users",
+        "CREATE VIEW v AS SELECT username FROM app.users",
+    ] {
+        let err = block.execute("other", sql, LIMIT).expect_err(sql);
+        assert!(
+            matches!(&err, SqlError::Refused { construct, .. } if construct.contains("app.users")),
+            "{sql}: {err}"
+        );
+    }
     for sql in [
         "INSERT INTO app.users VALUES (7, 'x', 1)",
         "UPDATE app.users SET age = 0",
