@@ -62,12 +62,7 @@ fn check_schema_file_inner(
     schema: &str,
     file: &str,
 ) -> Result<SchemaFile, SqlError> {
-    if file.len() > config.max_sql_length {
-        return Err(refused(
-            format!("SQL of {} bytes", file.len()),
-            format!("the limit is {} bytes", config.max_sql_length),
-        ));
-    }
+    config.check_sql_length(file)?;
     let parsed = parse_schema_file(file)?;
     // A file of only actions may have no table SQL; any other file is judged exactly as before actions
     // existed (an empty one is refused as holding no statement).

@@ -100,6 +100,17 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// Refuse SQL text longer than [`EngineConfig::max_sql_length`], before any parsing.
+    pub fn check_sql_length(&self, sql: &str) -> Result<(), SqlError> {
+        if sql.len() > self.max_sql_length {
+            return Err(SqlError::Refused {
+                construct: format!("SQL of {} bytes", sql.len()),
+                reason: format!("the limit is {} bytes", self.max_sql_length),
+            });
+        }
+        Ok(())
+    }
+
     /// Check that the limits fit together: every system value a block writes (its
     /// changeset, a transaction record) must stay under [`SYSTEM_VALUE_LIMIT`] whatever its
     /// transactions do, so that no transaction can make the block's bookkeeping fail.
@@ -1457,12 +1468,7 @@ impl<'e> Block<'e> {
         cost_limit: u64,
     ) -> Result<ExecOutcome, SqlError> {
         self.alive()?;
-        if sql.len() > self.config.max_sql_length {
-            return Err(SqlError::Refused {
-                construct: format!("SQL of {} bytes", sql.len()),
-                reason: format!("the limit is {} bytes", self.config.max_sql_length),
-            });
-        }
+        self.config.check_sql_length(sql)?;
         let limit = self.limit(cost_limit);
         self.begin_tx();
         // A cache hit implies the schema exists: dropping a schema clears the cache.
@@ -1959,12 +1965,7 @@ impl Reader {
         params: &[Value],
         cost_limit: u64,
     ) -> Result<QueryResult, SqlError> {
-        if sql.len() > self.config.max_sql_length {
-            return Err(SqlError::Refused {
-                construct: format!("SQL of {} bytes", sql.len()),
-                reason: format!("the limit is {} bytes", self.config.max_sql_length),
-            });
-        }
+        self.config.check_sql_length(sql)?;
         let limit = cost_limit.min(self.config.cost_limit_per_tx);
         // One read transaction: the schema version and the statement see one snapshot.
         self.conn.execute_batch("BEGIN")?;
@@ -2048,12 +2049,7 @@ impl Reader {
     /// running it. Views are named, not expanded: a view's own body is its schema's
     /// business.
     pub fn schemas_named(&mut self, schema: &str, sql: &str) -> Result<Vec<String>, SqlError> {
-        if sql.len() > self.config.max_sql_length {
-            return Err(SqlError::Refused {
-                construct: format!("SQL of {} bytes", sql.len()),
-                reason: format!("the limit is {} bytes", self.config.max_sql_length),
-            });
-        }
+        self.config.check_sql_length(sql)?;
         self.conn.execute_batch("BEGIN")?;
         let result = self.forget_stale_statements().and_then(|()| {
             with_sql_stack(|| {
@@ -2146,12 +2142,7 @@ impl Catalog for TextOnly {
 
 /// See [`Reader::check`].
 pub(crate) fn check_text(config: &EngineConfig, schema: &str, sql: &str) -> Result<(), SqlError> {
-    if sql.len() > config.max_sql_length {
-        return Err(SqlError::Refused {
-            construct: format!("SQL of {} bytes", sql.len()),
-            reason: format!("the limit is {} bytes", config.max_sql_length),
-        });
-    }
+    config.check_sql_length(sql)?;
     validate_schema_name(schema)?;
     let parsed = guard::parse(sql)?;
     for index in 0..parsed.statements.len() {
@@ -2362,14 +2353,8 @@ impl Block<'_> {
         cost_limit: u64,
     ) -> Result<ExecOutcome, SqlError> {
         self.alive()?;
-        if let Some((sql, _)) = statements
-            .iter()
-            .find(|(sql, _)| sql.len() > self.config.max_sql_length)
-        {
-            return Err(SqlError::Refused {
-                construct: format!("SQL of {} bytes", sql.len()),
-                reason: format!("the limit is {} bytes", self.config.max_sql_length),
-            });
+        for (sql, _) in statements {
+            self.config.check_sql_length(sql)?;
         }
         let limit = self.limit(cost_limit);
         self.begin_tx();
@@ -2403,12 +2388,7 @@ impl Block<'_> {
         cost_limit: u64,
     ) -> Result<ExecOutcome, SqlError> {
         self.alive()?;
-        if sql.len() > self.config.max_sql_length {
-            return Err(SqlError::Refused {
-                construct: format!("SQL of {} bytes", sql.len()),
-                reason: format!("the limit is {} bytes", self.config.max_sql_length),
-            });
-        }
+        self.config.check_sql_length(sql)?;
         let limit = self.limit(cost_limit);
         self.begin_tx();
         require_schema(self.conn, schema)?;
@@ -2559,14 +2539,8 @@ impl Reader {
         statements: &[(&str, &[Value])],
         cost_limit: u64,
     ) -> Result<QueryResult, SqlError> {
-        if let Some((sql, _)) = statements
-            .iter()
-            .find(|(sql, _)| sql.len() > self.config.max_sql_length)
-        {
-            return Err(SqlError::Refused {
-                construct: format!("SQL of {} bytes", sql.len()),
-                reason: format!("the limit is {} bytes", self.config.max_sql_length),
-            });
+        for (sql, _) in statements {
+            self.config.check_sql_length(sql)?;
         }
         let limit = cost_limit.min(self.config.cost_limit_per_tx);
         self.conn.execute_batch("BEGIN")?;

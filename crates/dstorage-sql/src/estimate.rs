@@ -288,12 +288,7 @@ pub(crate) fn estimate(
     sql: &str,
     config: &EngineConfig,
 ) -> Result<Estimate, SqlError> {
-    if sql.len() > config.max_sql_length {
-        return Err(SqlError::Refused {
-            construct: format!("SQL of {} bytes", sql.len()),
-            reason: format!("the limit is {} bytes", config.max_sql_length),
-        });
-    }
+    config.check_sql_length(sql)?;
     validate_schema_name(schema)?;
     let parsed = guard::parse(sql)?;
     let mut total = Estimate {
