@@ -9,17 +9,6 @@ use dstorage_types::value::Value;
 use crate::auth::Refusal;
 use crate::AppError;
 
-/// The caller a signed transaction runs as. `@caller_key` is the sender's bytes where the standard's sender
-/// is its public key; `eth_personal_sign` names an address, whose key this build does not recover, so it is
-/// NULL there.
-pub fn tx_caller(identity: &str, standard: &str, sender: &[u8]) -> Caller {
-    Caller {
-        identity: identity.to_owned(),
-        standard: standard.to_owned(),
-        key: (standard != "eth_personal_sign").then(|| sender.to_vec()),
-    }
-}
-
 /// Decode a stored catalog. A stored value that does not decode is a broken invariant (the node wrote it).
 pub fn decode_catalog(stored: Option<Vec<u8>>) -> Result<ActionCatalog, AppError> {
     match stored {

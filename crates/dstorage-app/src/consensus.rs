@@ -687,7 +687,11 @@ fn execute_tx(
             action,
             args,
         } => {
-            let caller = crate::actions::tx_caller(&identity, &tx.body.standard, &tx.body.sender);
+            let caller = dstorage_types::caller::Caller::from_sender(
+                &identity,
+                &tx.body.standard,
+                &tx.body.sender,
+            );
             let context = dstorage_types::action::CallContext {
                 caller: Some(caller),
                 height,

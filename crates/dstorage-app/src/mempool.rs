@@ -128,7 +128,7 @@ impl Inner {
                 let owner = self.owner(schema)?;
                 let catalog =
                     crate::actions::decode_catalog(self.reader.kv_get(&keys::actions(schema))?)?;
-                let caller = crate::actions::tx_caller(
+                let caller = dstorage_types::caller::Caller::from_sender(
                     &checked.identity,
                     &checked.tx.body.standard,
                     &checked.tx.body.sender,

@@ -220,11 +220,7 @@ impl ReadAuthenticator {
             ))
         })?;
         self.spend(expires_at, random, now)?;
-        Ok(Caller {
-            identity,
-            standard: auth.standard.clone(),
-            key: caller_key(&auth.standard, &sender),
-        })
+        Ok(Caller::from_sender(&identity, &auth.standard, &sender))
     }
 
     fn open_challenge(&self, text: &str) -> Result<(u64, [u8; RANDOM_BYTES]), ReadAuthError> {
@@ -289,15 +285,6 @@ impl ReadAuthenticator {
     /// How many spent challenges are remembered now (tests, metrics).
     pub fn spent_len(&self) -> usize {
         self.spent.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-}
-
-/// The caller's public key where the standard's sender is one (ed25519, NEAR, Solana: the 32-byte key;
-/// secp256k1_sha256: the 33-byte compressed key); `None` for Ethereum, whose sender is an address.
-pub fn caller_key(standard: &str, sender: &[u8]) -> Option<Vec<u8>> {
-    match standard {
-        "eth_personal_sign" => None,
-        _ => Some(sender.to_vec()),
     }
 }
 

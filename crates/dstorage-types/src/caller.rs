@@ -17,3 +17,17 @@ pub struct Caller {
     /// (`@caller_key`).
     pub key: Option<Vec<u8>>,
 }
+
+impl Caller {
+    /// The caller a verified signature names: `sender` is the signer as its standard spells it (the envelope's
+    /// sender bytes). The key is the sender itself where that is a public key (ed25519, NEAR, Solana: 32 bytes;
+    /// secp256k1_sha256: the 33-byte compressed key); `None` for Ethereum, whose sender is an address. One rule
+    /// for transactions and signed reads, so `@caller_key` means the same in both.
+    pub fn from_sender(identity: &str, standard: &str, sender: &[u8]) -> Caller {
+        Caller {
+            identity: identity.to_owned(),
+            standard: standard.to_owned(),
+            key: (standard != "eth_personal_sign").then(|| sender.to_vec()),
+        }
+    }
+}
