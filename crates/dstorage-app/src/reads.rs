@@ -147,10 +147,11 @@ impl Reads {
     ) -> Result<Result<(QueryResult, u64), crate::auth::Refusal>, SqlError> {
         self.with(|r| {
             let owner = r.kv_get(&keys::owner(schema))?;
-            let catalog = match crate::actions::decode_catalog(r.kv_get(&keys::actions(schema))?) {
-                Ok(c) => c,
-                Err(e) => return Err(SqlError::ChangeLog(e.to_string())),
-            };
+            let catalog =
+                match crate::actions::decode_catalog(schema, r.kv_get(&keys::actions(schema))?) {
+                    Ok(c) => c,
+                    Err(e) => return Err(SqlError::ChangeLog(e.to_string())),
+                };
             // A write action is never run here, whoever asks.
             if catalog.actions.get(action).is_some_and(|a| !a.view) {
                 return Ok(Err((
@@ -211,8 +212,8 @@ impl Reads {
             if r.kv_get(&keys::owner(schema))?.is_none() {
                 return Ok(None);
             }
-            crate::actions::decode_catalog(r.kv_get(&keys::actions(schema))?)
-                .map(Some)
+            crate::actions::decode_catalog(schema, r.kv_get(&keys::actions(schema))?)
+                .map(|c| Some((*c).clone()))
                 .map_err(|e| SqlError::ChangeLog(e.to_string()))
         })
     }
