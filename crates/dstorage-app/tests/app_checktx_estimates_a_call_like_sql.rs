@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use dstorage_app::AppConfig;
 use dstorage_app::testing::Harness;
+use dstorage_app::AppConfig;
 use dstorage_types::result::ResultCode;
 use dstorage_types::tx::Payload;
 use dstorage_types::value::Value;
