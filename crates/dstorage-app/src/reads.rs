@@ -145,62 +145,66 @@ impl Reads {
         caller: Option<dstorage_types::caller::Caller>,
         cost_limit: u64,
     ) -> Result<Result<(QueryResult, u64), crate::auth::Refusal>, SqlError> {
+        // One read transaction: the owner, catalog, height and rows are of one committed state.
         self.with(|r| {
-            let owner = r.kv_get(&keys::owner(schema))?;
-            let catalog =
-                match crate::actions::decode_catalog(schema, r.kv_get(&keys::actions(schema))?) {
-                    Ok(c) => c,
-                    Err(e) => return Err(SqlError::ChangeLog(e.to_string())),
+            r.in_snapshot(|r| {
+                let owner = r.kv_get(&keys::owner(schema))?;
+                let catalog =
+                    match crate::actions::decode_catalog(schema, r.kv_get(&keys::actions(schema))?)
+                    {
+                        Ok(c) => c,
+                        Err(e) => return Err(SqlError::ChangeLog(e.to_string())),
+                    };
+                // A write action is never run here, whoever asks.
+                if catalog.actions.get(action).is_some_and(|a| !a.view) {
+                    return Ok(Err((
+                        dstorage_types::result::ResultCode::NotAView,
+                        format!(
+                            "{schema}.{action} writes: send it as a call transaction (POST /v1/tx)"
+                        ),
+                    )));
+                }
+                let (found, _) = match crate::actions::resolve(
+                    owner,
+                    &catalog,
+                    schema,
+                    action,
+                    args,
+                    caller.as_ref(),
+                ) {
+                    Ok(x) => x,
+                    Err(refusal) => return Ok(Err(refusal)),
                 };
-            // A write action is never run here, whoever asks.
-            if catalog.actions.get(action).is_some_and(|a| !a.view) {
-                return Ok(Err((
-                    dstorage_types::result::ResultCode::NotAView,
-                    format!(
-                        "{schema}.{action} writes: send it as a call transaction (POST /v1/tx)"
-                    ),
-                )));
-            }
-            let (found, _) = match crate::actions::resolve(
-                owner,
-                &catalog,
-                schema,
-                action,
-                args,
-                caller.as_ref(),
-            ) {
-                Ok(x) => x,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            let height = keys::last_nonce(r.kv_get(keys::HEIGHT)?.as_deref());
-            let block_time = r
-                .kv_get(keys::BLOCK_TIME)?
-                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                .map_or(0, i64::from_be_bytes);
-            let context = dstorage_types::action::CallContext {
-                caller,
-                height,
-                block_time,
-                tx: None,
-            };
-            let bindings = found.bindings(args, &context);
-            let statements: Vec<(&str, &[dstorage_types::value::Value])> = found
-                .statements
-                .iter()
-                .zip(&bindings)
-                .map(|(s, b)| (s.exec_sql.as_str(), b.as_slice()))
-                .collect();
-            match r.query_statements(schema, &statements, cost_limit) {
-                Ok(rows) => Ok(Ok((rows, height))),
-                Err(e) => match dstorage_sql::functions::action_error_message(&e.to_string()) {
-                    Some(m) => Ok(Err((
-                        dstorage_types::result::ResultCode::ActionError,
-                        m.to_owned(),
-                    ))),
-                    None => Err(e),
-                },
-            }
-        })
+                let height = keys::last_nonce(r.kv_get(keys::HEIGHT)?.as_deref());
+                let block_time = r
+                    .kv_get(keys::BLOCK_TIME)?
+                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                    .map_or(0, i64::from_be_bytes);
+                let context = dstorage_types::action::CallContext {
+                    caller,
+                    height,
+                    block_time,
+                    tx: None,
+                };
+                let bindings = found.bindings(args, &context);
+                let statements: Vec<(&str, &[dstorage_types::value::Value])> = found
+                    .statements
+                    .iter()
+                    .zip(&bindings)
+                    .map(|(s, b)| (s.exec_sql.as_str(), b.as_slice()))
+                    .collect();
+                match r.query_statements(schema, &statements, cost_limit) {
+                    Ok(rows) => Ok(Ok((rows, height))),
+                    Err(e) => match dstorage_sql::functions::action_error_message(&e.to_string()) {
+                        Some(m) => Ok(Err((
+                            dstorage_types::result::ResultCode::ActionError,
+                            m.to_owned(),
+                        ))),
+                        None => Err(e),
+                    },
+                }
+            })
+        })?
     }
 
     /// A schema's action catalog (empty if it declares none), or None if there is no such schema.
