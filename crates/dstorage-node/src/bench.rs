@@ -101,6 +101,10 @@ pub struct BenchArgs {
     /// challenge, signing a one-row SELECT as the schema's owner and posting it (`crate::bench_reads`).
     #[arg(long)]
     pub signed_reads: bool,
+    /// With `--signed-reads`: challenges each reader fetches at once (`GET /v1/challenge?count=N`, at most 100);
+    /// 1 fetches one per read.
+    #[arg(long, default_value_t = 1)]
+    pub challenge_batch: usize,
 }
 
 /// What one run measured, for all network sizes.

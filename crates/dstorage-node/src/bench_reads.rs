@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use dstorage_auth::SecretKey;
 use dstorage_client::{Client, Signer};
+use dstorage_types::read::ReadEnvelope;
 use dstorage_types::result::ResultCode;
 use dstorage_types::value::Value;
 use serde::Serialize;
@@ -38,6 +39,8 @@ pub struct ReadsReport {
     pub clients: usize,
     /// Signature standard of the reads.
     pub standard: String,
+    /// Challenges each reader fetched per `GET /v1/challenge` (`--challenge-batch`).
+    pub challenge_batch: usize,
     /// Signed ad-hoc SQL reads (`POST /v1/query`).
     pub sql: ReadsPhase,
     /// Signed view action reads (`POST /v1/call`).
@@ -79,13 +82,19 @@ pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     if a.clients == 0 || a.seconds == 0 {
         bail!("--clients and --seconds must be positive");
     }
+    if !(1..=dstorage_client::api::MAX_CHALLENGES).contains(&a.challenge_batch) {
+        bail!(
+            "--challenge-batch takes 1 to {}",
+            dstorage_client::api::MAX_CHALLENGES
+        );
+    }
     let report = bench(a).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "signed reads ({}) on 1 node, {} clients, {} cores (load {:.2} before):",
-            report.standard, report.clients, report.cores, report.load_before
+            "signed reads ({}) on 1 node, {} clients, {} challenge(s) per GET /v1/challenge, {} cores (load {:.2} before):",
+            report.standard, report.clients, report.challenge_batch, report.cores, report.load_before
         );
         for (what, p) in [
             ("SQL    (POST /v1/query)", &report.sql),
@@ -162,14 +171,15 @@ CREATE VIEW ACTION get($id INTEGER) AUTHENTICATED AS BEGIN SELECT payload FROM t
     if r.code != ResultCode::Ok {
         bail!("deploying the read schema failed: {}", r.message);
     }
-    client.chain_id().await?;
-    let sql = phase(a, node, &client, &owner, Kind::Sql).await?;
-    let action = phase(a, node, &client, &owner, Kind::Action).await?;
+    let chain_id = client.chain_id().await?;
+    let sql = phase(a, node, &client, (&owner, &chain_id), Kind::Sql).await?;
+    let action = phase(a, node, &client, (&owner, &chain_id), Kind::Action).await?;
     Ok(ReadsReport {
         cores,
         load_before,
         clients: a.clients,
         standard: a.standard.clone(),
+        challenge_batch: a.challenge_batch,
         action_over_sql: if sql.reads_per_second > 0.0 {
             action.reads_per_second / sql.reads_per_second
         } else {
@@ -184,7 +194,7 @@ async fn phase(
     a: &BenchArgs,
     node: &crate::bench::NodeProc,
     client: &Client,
-    owner: &Arc<Signer>,
+    (owner, chain_id): (&Arc<Signer>, &str),
     kind: Kind,
 ) -> anyhow::Result<ReadsPhase> {
     let load_before = load_average();
@@ -201,27 +211,42 @@ async fn phase(
             reads.clone(),
             errors.clone(),
         );
+        let chain_id = chain_id.to_owned();
+        let batch = a.challenge_batch;
         tasks.push(tokio::spawn(async move {
             let mut id = (c as i64 * 7919) % ROWS + 1;
+            let mut challenges: Vec<String> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 id = id % ROWS + 1;
-                let answer = match kind {
-                    Kind::Sql => {
-                        client
-                            .query_signed(
-                                &owner,
-                                "reads",
-                                "SELECT payload FROM t WHERE id = ?",
-                                vec![Value::Integer(id)],
-                            )
-                            .await
-                    }
-                    Kind::Action => {
-                        client
-                            .read_action(Some(&owner), "reads", "get", vec![Value::Integer(id)])
-                            .await
-                    }
+                let (path, envelope) = match kind {
+                    Kind::Sql => (
+                        "/v1/query",
+                        ReadEnvelope::sql(
+                            "reads",
+                            "SELECT payload FROM t WHERE id = ?",
+                            vec![Value::Integer(id)],
+                        ),
+                    ),
+                    Kind::Action => (
+                        "/v1/call",
+                        ReadEnvelope::action("reads", "get", vec![Value::Integer(id)]),
+                    ),
                 };
+                let answer = async {
+                    if challenges.is_empty() {
+                        challenges = if batch == 1 {
+                            vec![client.challenge().await?.challenge]
+                        } else {
+                            client.challenges(batch).await?
+                        };
+                    }
+                    let challenge = challenges.pop().unwrap_or_default();
+                    let signed = owner.sign_read(&chain_id, &challenge, envelope)?;
+                    client
+                        .post_read::<dstorage_client::api::QueryResponse>(path, &signed)
+                        .await
+                }
+                .await;
                 let ok = matches!(&answer, Ok(r) if r.rows == vec![vec![Value::Text(format!("row {id}"))]]);
                 if counting.load(Ordering::Relaxed) {
                     if ok {

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use dstorage_app::access::{may_read, ReadDenied};
 use dstorage_client::api::{
-    ChallengeResponse, EstimateResponse, GrantInfo, GrantsResponse, QueryResponse,
+    ChallengeResponse, EstimateResponse, GrantInfo, GrantsResponse, QueryResponse, MAX_CHALLENGES,
 };
 use dstorage_types::caller::Caller;
 use dstorage_types::read::{ReadEnvelope, ReadRequest};
@@ -79,13 +79,38 @@ pub fn read_caller(
     ))
 }
 
-/// `GET /v1/challenge`.
-pub async fn challenge(State(s): State<ApiState>) -> Json<ChallengeResponse> {
-    let c = s.reads_auth.issue();
-    Json(ChallengeResponse {
-        challenge: c.challenge,
-        expires_at: c.expires_at,
-    })
+/// `?count=N` of `GET /v1/challenge`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ChallengeQuery {
+    count: Option<usize>,
+}
+
+/// `GET /v1/challenge[?count=N]`: one challenge, or N (at most `MAX_CHALLENGES`) for a client that signs many
+/// reads within their lifetime; each is still single-use. Issuing stores nothing (a challenge is HMAC'd), so a
+/// batch costs the node only the hashing.
+pub async fn challenge(
+    State(s): State<ApiState>,
+    query: Result<Query<ChallengeQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<ChallengeResponse> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let count = q.count.unwrap_or(1);
+    if !(1..=MAX_CHALLENGES).contains(&count) {
+        return Err(ApiError::bad_request(format!(
+            "count is {count}; ask for 1 to {MAX_CHALLENGES} challenges"
+        )));
+    }
+    let now = crate::readauth::now();
+    let issued: Vec<_> = (0..count).map(|_| s.reads_auth.issue_at(now)).collect();
+    let first = issued[0].clone();
+    Ok(Json(ChallengeResponse {
+        challenge: first.challenge,
+        expires_at: first.expires_at,
+        challenges: if count > 1 {
+            issued.into_iter().map(|c| c.challenge).collect()
+        } else {
+            Vec::new()
+        },
+    }))
 }
 
 /// `POST /v1/query`: one SELECT, by the owner of every schema it names, or of schemas that are public.
