@@ -52,6 +52,58 @@ impl Reads {
         self.with(|r| r.query_with_params(schema, sql, params, cost_limit))
     }
 
+    /// `POST /v1/query`'s read: `sql` in `schema` by `who` (`None`: unsigned), answered only if the rule of
+    /// [`crate::access::may_read`] lets `who` read the schema (checked before the SQL is parsed) and every other
+    /// schema the statement names. One reader and one read transaction for the rule's lookups and the read, so
+    /// the rule is decided on the state the rows come from.
+    pub fn query_as(
+        &self,
+        schema: &str,
+        sql: &str,
+        params: &[dstorage_sql::Value],
+        cost_limit: u64,
+        who: Option<&str>,
+    ) -> Result<Result<QueryResult, QueryRefused>, SqlError> {
+        self.with(|r| {
+            r.in_snapshot(|r| {
+                let rule =
+                    |r: &Reader, name: &str| -> Result<Result<(), QueryRefused>, SqlError> {
+                        let Some(owner) = r.kv_get(&keys::owner(name))? else {
+                            return Ok(Err(QueryRefused::NoSchema(name.to_owned())));
+                        };
+                        let public = r.kv_get(&keys::public_read(name))?.is_some();
+                        Ok(crate::access::may_read(
+                            name,
+                            &String::from_utf8_lossy(&owner),
+                            public,
+                            who,
+                        )
+                        .map_err(QueryRefused::Denied))
+                    };
+                if let Err(refused) = rule(r, schema)? {
+                    return Ok(Err(refused));
+                }
+                for other in r.schemas_named(schema, sql)? {
+                    if other == schema {
+                        continue;
+                    }
+                    match rule(r, &other)? {
+                        Ok(()) => {}
+                        // A named schema without an owner (none: the guard resolved its tables) is nobody's
+                        // to read.
+                        Err(QueryRefused::NoSchema(_)) => {
+                            if let Err(denied) = crate::access::may_read(&other, "", false, who) {
+                                return Ok(Err(QueryRefused::Denied(denied)));
+                            }
+                        }
+                        Err(refused) => return Ok(Err(refused)),
+                    }
+                }
+                r.query_with_params(schema, sql, params, cost_limit).map(Ok)
+            })?
+        })
+    }
+
     /// The schemas a read of `sql` in `schema` names (see `Reader::schemas_named`).
     pub fn schemas_named(&self, schema: &str, sql: &str) -> Result<Vec<String>, SqlError> {
         self.with(|r| r.schemas_named(schema, sql))
@@ -251,6 +303,15 @@ impl Reads {
     pub fn is_validator_node(&self, node_id: &str) -> Result<bool, crate::AppError> {
         self.with(|r| crate::validators::is_validator_node(r, node_id))
     }
+}
+
+/// Why [`Reads::query_as`] did not answer.
+#[derive(Debug)]
+pub enum QueryRefused {
+    /// The schema read does not exist.
+    NoSchema(String),
+    /// The access rule says no.
+    Denied(crate::access::ReadDenied),
 }
 
 /// The validator set as the API shows it.

@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use dstorage_app::access::{may_read, ReadDenied};
+use dstorage_app::reads::QueryRefused;
 use dstorage_client::api::{
     ChallengeResponse, EstimateResponse, GrantInfo, GrantsResponse, QueryResponse, MAX_CHALLENGES,
 };
@@ -132,12 +133,17 @@ pub async fn query(
     let state = s.clone();
     let r = blocking(move || -> Result<_, ApiError> {
         let caller = read_caller(&state, &envelope, &request)?;
-        let reads = state.app.reads();
         let who = caller.as_ref().map(|c| c.identity.as_str());
-        check_read_access(reads, &envelope.schema, &sql, who, true)?;
-        reads
-            .query_with_params(&envelope.schema, &sql, &params, limit)
-            .map_err(ApiError::from_sql)
+        match state
+            .app
+            .reads()
+            .query_as(&envelope.schema, &sql, &params, limit, who)
+            .map_err(ApiError::from_sql)?
+        {
+            Ok(rows) => Ok(rows),
+            Err(QueryRefused::NoSchema(schema)) => Err(no_schema(&schema)),
+            Err(QueryRefused::Denied(denied)) => Err(denied.into()),
+        }
     })
     .await??;
     Ok(Json(QueryResponse {
@@ -146,6 +152,15 @@ pub async fn query(
         cost: r.cost,
         height,
     }))
+}
+
+/// 404 `schema_not_found`.
+fn no_schema(schema: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "schema_not_found",
+        format!("schema {schema} does not exist"),
+    )
 }
 
 /// The ad-hoc read rule for `sql` in `schema` by `who` (`None`: unsigned): the schema itself first, before the
@@ -159,11 +174,7 @@ fn check_read_access(
     named: bool,
 ) -> Result<(), ApiError> {
     let Some(owner) = reads.owner(schema).map_err(ApiError::from_sql)? else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "schema_not_found",
-            format!("schema {schema} does not exist"),
-        ));
+        return Err(no_schema(schema));
     };
     let public = reads.public_read(schema).map_err(ApiError::from_sql)?;
     may_read(schema, &owner, public, who)?;
