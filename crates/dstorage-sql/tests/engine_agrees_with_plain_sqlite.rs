@@ -386,7 +386,9 @@ fn step(
                 Ok(out) if rule == "float via affinity" && no_row_reached(pair, sql, &out) => {
                     *report
                         .must_refuse_refused
-                        .entry(format!("{rule} -> ran on an empty table (no row evaluated)"))
+                        .entry(format!(
+                            "{rule} -> ran on an empty table (no row evaluated)"
+                        ))
                         .or_default() += 1;
                     Ok(())
                 }

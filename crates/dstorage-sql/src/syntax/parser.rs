@@ -1812,7 +1812,9 @@ impl Parser<'_> {
                 self.pos += 1;
                 self.expect(Tk::LParen)?;
                 if !self.eat_kw(Kw::Ignore) {
-                    if !(self.eat_kw(Kw::Rollback) || self.eat_kw(Kw::Abort) || self.eat_kw(Kw::Fail))
+                    if !(self.eat_kw(Kw::Rollback)
+                        || self.eat_kw(Kw::Abort)
+                        || self.eat_kw(Kw::Fail))
                     {
                         return Err(self.syntax_error());
                     }
@@ -2137,9 +2139,15 @@ mod tests {
             Err(SqlError::Parse(m)) => m,
             other => panic!("{sql}: {other:?}"),
         };
-        assert_eq!(error("SELECT RAISE(SELECT 2)"), "near \"SELECT\": syntax error");
+        assert_eq!(
+            error("SELECT RAISE(SELECT 2)"),
+            "near \"SELECT\": syntax error"
+        );
         assert_eq!(error("SELECT RAISE(ABORT)"), "near \")\": syntax error");
-        assert_eq!(error("SELECT RAISE(IGNORE, 'x')"), "near \",\": syntax error");
+        assert_eq!(
+            error("SELECT RAISE(IGNORE, 'x')"),
+            "near \",\": syntax error"
+        );
         assert_eq!(
             error("SELECT max(a) OVER (WHERE a > 1) FROM t"),
             "near \"WHERE\": syntax error"
