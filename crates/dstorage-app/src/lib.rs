@@ -23,6 +23,7 @@ pub mod keys;
 pub(crate) mod mempool;
 pub mod reads;
 pub(crate) mod record;
+pub(crate) mod refusal;
 mod rules;
 pub mod shared;
 pub(crate) mod sqlclass;
@@ -33,6 +34,7 @@ pub mod validators;
 
 pub use config::AppConfig;
 pub use record::TxRecord;
+pub use refusal::Refusal;
 pub use shared::{App, CommitEvent};
 pub use sys::panic_message;
 

@@ -11,6 +11,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::auth::Verifier;
 use crate::mempool::Mempool;
 use crate::reads::Reads;
+use crate::refusal::Refusal;
 use crate::{keys, AppConfig, AppError};
 
 use crate::state::{ConsensusMsg, Shared, Timings};
@@ -178,7 +179,7 @@ impl App {
                     .unwrap_or_default(),
                 ..Default::default()
             },
-            Ok(Err((code, message))) => CheckTx {
+            Ok(Err(Refusal { code, message })) => CheckTx {
                 code: code.code().into(),
                 log: message,
                 codespace: "dstorage".into(),

@@ -8,8 +8,9 @@ use dstorage_types::tx::TxHash;
 use tendermint::v0_38::abci::{ConsensusRequest, ConsensusResponse};
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::auth::{Refusal, Verifier};
+use crate::auth::Verifier;
 use crate::mempool::Mempool;
+use crate::refusal::Refusal;
 use crate::{AppConfig, AppError};
 
 /// What is durably committed, as the last Commit left it.

@@ -10,7 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use dstorage_app::App;
+use dstorage_app::{App, Refusal};
 use dstorage_client::api::*;
 use dstorage_sql::{classify, ErrorClass, SqlError};
 use dstorage_types::result::ResultCode;
@@ -355,9 +355,20 @@ async fn broadcast(
         }
     };
     if checked.check_tx.code != 0 {
+        let Some(code) = ResultCode::from_code(checked.check_tx.code) else {
+            // Only this node's app answers CheckTx, so this is a version mismatch, not the client's doing.
+            let code = format!("code_{}", checked.check_tx.code);
+            s.metrics.checktx_refused(&code);
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                checked.check_tx.log,
+            ));
+        };
+        let refused = Refusal::new(code, checked.check_tx.log);
         // A nonce that skips ahead may be the client's mistake, or this node's nonces may be behind the
         // network's: the client must not be blamed for the node's state.
-        if checked.check_tx.code == ResultCode::NonceGap.code() {
+        if refused.code == ResultCode::NonceGap {
             if let Some(reason) = behind(&s).await {
                 s.metrics.checktx_refused(ResultCode::CatchingUp.name());
                 let mut e = ApiError::new(
@@ -366,7 +377,7 @@ async fn broadcast(
                     format!(
                         "this node cannot judge the transaction's nonce: {reason}, so its view of nonces may be \
                          behind ({}); retry in {} s or send it to another node",
-                        checked.check_tx.log,
+                        refused.message,
                         CATCHING_UP_RETRY.as_secs()
                     ),
                 );
@@ -374,14 +385,11 @@ async fn broadcast(
                 return Err(e);
             }
         }
-        let code = ResultCode::from_code(checked.check_tx.code)
-            .map(|c| c.name().to_string())
-            .unwrap_or_else(|| format!("code_{}", checked.check_tx.code));
-        s.metrics.checktx_refused(&code);
+        s.metrics.checktx_refused(refused.code.name());
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            code,
-            checked.check_tx.log,
+            refused.code.name(),
+            refused.message,
         ));
     }
     if req.wait == WaitFor::Sync {
