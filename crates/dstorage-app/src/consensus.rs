@@ -20,6 +20,7 @@ use tendermint::abci::types::ExecTxResult;
 use tendermint::v0_38::abci::{request, ConsensusRequest, ConsensusResponse};
 
 use crate::auth::Checked;
+use crate::mempool::Mempool;
 use crate::refusal::Refusal;
 // The rules live in their own leaf module; these paths stay for callers that name them here.
 pub(crate) use crate::rules::{check_nonce, owner_rule};
@@ -27,11 +28,16 @@ use crate::state::{set_committed, Committed, ConsensusMsg, Shared};
 use crate::{apphash, keys, AppError, CommitEvent, TxRecord};
 
 /// Serve consensus requests until the channel closes or a fatal error stops the thread.
-pub(crate) fn run(mut engine: Engine, shared: Arc<Shared>, rx: Receiver<ConsensusMsg>) {
+pub(crate) fn run(
+    mut engine: Engine,
+    shared: Arc<Shared>,
+    mempool: Arc<Mempool>,
+    rx: Receiver<ConsensusMsg>,
+) {
     while let Ok(ConsensusMsg::Request(req, reply)) = rx.recv() {
         let result = match req {
             ConsensusRequest::FinalizeBlock(req) => {
-                let closed = finalize_and_commit(&mut engine, &shared, &rx, req, reply);
+                let closed = finalize_and_commit(&mut engine, &shared, &mempool, &rx, req, reply);
                 if closed || shared.fatal.borrow().is_some() {
                     return;
                 }
@@ -293,6 +299,7 @@ fn process_proposal(
 fn finalize_and_commit(
     engine: &mut Engine,
     shared: &Shared,
+    mempool: &Mempool,
     rx: &Receiver<ConsensusMsg>,
     req: request::FinalizeBlock,
     reply: tokio::sync::oneshot::Sender<Result<ConsensusResponse, AppError>>,
@@ -380,7 +387,7 @@ fn finalize_and_commit(
             chain_id: previous.chain_id,
         },
     );
-    shared.mempool.committed(event.schema_changed, nonces);
+    mempool.committed(event.schema_changed, nonces);
     let _ = shared.commits.send(event);
     let _ = reply.send(Ok(ConsensusResponse::Commit(resp::Commit {
         data: Bytes::new(),

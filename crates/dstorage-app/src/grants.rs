@@ -21,9 +21,6 @@ use sha2::{Digest, Sha256};
 use crate::keys;
 use crate::refusal::Refusal;
 
-/// The grants table's name.
-pub const TABLE: &str = dstorage_sql::functions::GRANTS_TABLE;
-
 /// The grants table and its indexes. The primary key is the (owner, grantee, data_id) index `has_grant` looks
 /// up; the second index serves listings by grantee.
 pub const DDL: &str = "

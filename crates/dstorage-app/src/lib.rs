@@ -7,26 +7,28 @@
 //! [`abci`] offers both as tower-abci v0.38 services (the node serves them); [`testing`] drives the same code
 //! in-process without CometBFT.
 //!
-//! Layers, bottom up: leaf helpers (`sys`) and rules; the state (`state`: committed state, commit events,
-//! `Shared`); the services (`auth`, `mempool`, `consensus`, `reads`); the [`App`] handle (`shared`) on top.
-//! Modules are crate-private unless the node or the tests use them.
+//! Layers, bottom up: leaves (`sys`, `keys`, `refusal`, `error`, ...); rules (`rules`, `auth`, `grants`, `actions`,
+//! `validators`, ...); the state (`state`: committed state, commit events, `Shared`); the services (`mempool`,
+//! `consensus`, `reads`); the [`App`] handle (`shared`), [`abci`] and [`testing`] on top. docs/ARCHITECTURE.md,
+//! "Module layers", lists every module's layer and uses (checked by a test). Modules are crate-private unless
+//! the node or the tests use them.
 
 pub mod abci;
 pub mod access;
-pub mod actions;
+pub(crate) mod actions;
 pub mod apphash;
-pub mod auth;
+pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod consensus;
 mod error;
-pub mod grants;
-pub mod keys;
+pub(crate) mod grants;
+pub(crate) mod keys;
 pub(crate) mod mempool;
 pub mod reads;
 pub(crate) mod record;
 pub(crate) mod refusal;
 mod rules;
-pub mod shared;
+pub(crate) mod shared;
 pub(crate) mod sqlclass;
 mod state;
 mod sys;
@@ -37,5 +39,7 @@ pub use config::AppConfig;
 pub use error::AppError;
 pub use record::TxRecord;
 pub use refusal::Refusal;
-pub use shared::{App, CommitEvent};
+pub use grants::Grant;
+pub use shared::App;
+pub use state::{CommitEvent, Committed};
 pub use sys::panic_message;
