@@ -37,9 +37,9 @@ pub mod validators;
 
 pub use config::AppConfig;
 pub use error::AppError;
+pub use grants::Grant;
 pub use record::TxRecord;
 pub use refusal::Refusal;
-pub use grants::Grant;
 pub use shared::App;
 pub use state::{CommitEvent, Committed};
 pub use sys::panic_message;
