@@ -9,7 +9,7 @@ use dstorage_client::api::{ActionInfo, ActionsResponse, QueryResponse};
 use dstorage_types::read::{ReadEnvelope, ReadRequest};
 use dstorage_types::result::ResultCode;
 
-use crate::api::{blocking, ApiError, ApiResult, ApiState};
+use crate::api_common::{blocking, ApiError, ApiResult, ApiState};
 use crate::reads::{parse_envelope, read_caller};
 
 /// `POST /v1/call`: the read envelope with `action` and `args`; unsigned (no `auth`) only a public view runs.
