@@ -3,7 +3,7 @@
 //! lists dstorage-app's modules, their layer, visibility and uses; this test reads that table and the sources
 //! and fails on any difference, and checks that the modules of every workspace crate form no cycle beyond the ones that table lists as left.
 //!
-//! A use is a `crate::` path outside comments (`use crate::{a, b::C}` uses `a` and `b`); a name the crate root
+//! A use is a `crate::` path outside comments and test-only items (`#[cfg(test)]`) (`use crate::{a, b::C}` uses `a` and `b`); a name the crate root
 //! re-exports (`pub use module::Name;` in lib.rs) counts as its module; one the root defines itself is no use
 //! of a module.
 
@@ -81,6 +81,31 @@ fn ident(s: &str) -> &str {
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(s.len());
     &s[..end]
+}
+
+/// The source without its test-only items (`#[cfg(test)]` modules and impls): what tests use is no
+/// dependency of the module they sit in.
+fn strip_test_items(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut lines = source.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() != "#[cfg(test)]" {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let Some(item) = lines.next() else { break };
+        if item.trim_end().ends_with('{') {
+            let close = format!("{indent}}}");
+            for inner in lines.by_ref() {
+                if inner.trim_end() == close {
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The first path segment of every `crate::` path in `source` (every item of a `crate::{...}` group).
@@ -187,7 +212,7 @@ fn module_graph(src: &Path) -> Graph {
     for (module, paths) in &files {
         let mut uses = BTreeSet::new();
         for path in paths {
-            for name in crate_paths(&strip_comments(&read(path))) {
+            for name in crate_paths(&strip_test_items(&strip_comments(&read(path)))) {
                 let used = if modules.contains(&name) {
                     name
                 } else if let Some(m) = reexports.get(&name) {
@@ -410,6 +435,10 @@ fn the_graph_reader_sees_grouped_uses_and_ignores_comments() {
     let found = crate_paths(&strip_comments(source));
     let expected: BTreeSet<String> = ["a", "b", "e", "j", "o"].map(String::from).into();
     assert_eq!(found, expected);
+    let with_tests = "use crate::p;\n#[cfg(test)]\nmod tests {\n    use crate::q;\n    fn f() {\n    }\n}\n\
+                      #[cfg(test)]\nuse crate::r;\nimpl S {\n    #[cfg(test)]\n    fn g() {\n        crate::t();\n    }\n}\n";
+    let found = crate_paths(&strip_test_items(&strip_comments(with_tests)));
+    assert_eq!(found, BTreeSet::from(["p".to_string()]));
     let graph: Graph = [
         ("x", vec!["y"]),
         ("y", vec!["z"]),

@@ -17,28 +17,28 @@ use rusqlite::{
 use serde::{Deserialize, Serialize};
 
 use crate::authorizer::{Authorizer, Mode};
+use crate::catalog::*;
 use crate::changeset::{
     begin_encoding, encode_record, set_record_count, Changeset, ChangesetRecord, CHANGESET_MAGIC,
 };
-use crate::estimate::{self, Estimate};
 use crate::guard::{self, Catalog, Kind};
 use crate::meter::{value_bytes, Meter};
-use crate::names::{physical_name, split_physical, validate_schema_name};
+use crate::names::{split_physical, validate_schema_name};
 use crate::program;
 use crate::tracker::{Log, Mark, Tracker};
 use crate::verify;
 use crate::SqlError;
 
 mod block;
-mod catalog;
 mod config;
+pub(crate) mod estimate;
 mod kv;
 mod reader;
 mod run;
 
 pub use self::block::*;
-pub use self::catalog::*;
 pub use self::config::*;
+pub use self::estimate::Estimate;
 pub use self::kv::*;
 pub use self::reader::*;
 pub(crate) use self::run::*;

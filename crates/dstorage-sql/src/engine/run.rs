@@ -92,20 +92,6 @@ pub(crate) struct StepOutcome {
     pub rows: Option<QueryResult>,
 }
 
-pub(super) fn value_of(v: ValueRef<'_>, column: &str) -> Result<Value, SqlError> {
-    Ok(match v {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Integer(i),
-        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-        ValueRef::Real(_) => {
-            return Err(SqlError::RealValue {
-                column: column.to_owned(),
-            })
-        }
-    })
-}
-
 /// Run one rewritten statement under the authorizer `mode` and the meter. `used` steps
 /// are already spent of `limit`.
 pub(crate) fn run_guarded(
@@ -422,4 +408,20 @@ pub(super) fn internal_held<'c>(
     };
     stmt.raw_execute()?;
     Ok(())
+}
+
+/// Give the names in a PRAGMA's rows as the schema knows them: `app.ix` is `ix`, and
+/// SQLite's own `sqlite_autoindex_app.t_1` is `sqlite_autoindex_t_1`.
+pub(super) fn names_in_schema(rows: &mut QueryResult, schema: &str) {
+    let own = format!("{schema}.");
+    let auto = format!("sqlite_autoindex_{schema}.");
+    for v in rows.rows.iter_mut().flatten() {
+        if let Value::Text(t) = v {
+            if let Some(rest) = t.strip_prefix(&auto) {
+                *t = format!("sqlite_autoindex_{rest}");
+            } else if let Some(rest) = t.strip_prefix(&own) {
+                *t = rest.to_owned();
+            }
+        }
+    }
 }

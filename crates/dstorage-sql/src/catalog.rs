@@ -1,7 +1,15 @@
 //! The catalog as the engine reads it from SQLite: schemas, tables, their keys and columns, and dropping a
 //! schema's objects.
 
-use super::*;
+use dstorage_types::value::Value;
+use rusqlite::types::ValueRef;
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+
+use crate::authorizer::{Authorizer, Mode};
+use crate::guard::Catalog;
+use crate::names::{physical_name, split_physical, validate_schema_name};
+use crate::SqlError;
 
 /// Every user table (physical name) with its rows in key order.
 pub type TableDump = Vec<(String, Vec<Vec<Value>>)>;
@@ -37,10 +45,10 @@ pub struct SchemaInfo {
     pub tables: Vec<TableInfo>,
 }
 
-pub(super) struct ConnCatalog<'a> {
-    pub(super) conn: &'a Connection,
-    pub(super) auth: &'a Authorizer,
-    pub(super) mode: Mode,
+pub(crate) struct ConnCatalog<'a> {
+    pub(crate) conn: &'a Connection,
+    pub(crate) auth: &'a Authorizer,
+    pub(crate) mode: Mode,
 }
 
 /// The primary-key columns of `physical` in key order, or None for an unknown (or keyless) table.
@@ -113,28 +121,12 @@ impl Catalog for ConnCatalog<'_> {
     }
 }
 
-/// Give the names in a PRAGMA's rows as the schema knows them: `app.ix` is `ix`, and
-/// SQLite's own `sqlite_autoindex_app.t_1` is `sqlite_autoindex_t_1`.
-pub(super) fn names_in_schema(rows: &mut QueryResult, schema: &str) {
-    let own = format!("{schema}.");
-    let auto = format!("sqlite_autoindex_{schema}.");
-    for v in rows.rows.iter_mut().flatten() {
-        if let Value::Text(t) = v {
-            if let Some(rest) = t.strip_prefix(&auto) {
-                *t = format!("sqlite_autoindex_{rest}");
-            } else if let Some(rest) = t.strip_prefix(&own) {
-                *t = rest.to_owned();
-            }
-        }
-    }
-}
-
-pub(super) fn schema_exists(conn: &Connection, schema: &str) -> Result<bool, SqlError> {
+pub(crate) fn schema_exists(conn: &Connection, schema: &str) -> Result<bool, SqlError> {
     let mut stmt = conn.prepare_cached("SELECT 1 FROM _dstorage_schemas WHERE name = ?1")?;
     Ok(stmt.exists([schema])?)
 }
 
-pub(super) fn require_schema(conn: &Connection, schema: &str) -> Result<(), SqlError> {
+pub(crate) fn require_schema(conn: &Connection, schema: &str) -> Result<(), SqlError> {
     validate_schema_name(schema)?;
     if schema_exists(conn, schema)? {
         Ok(())
@@ -144,7 +136,7 @@ pub(super) fn require_schema(conn: &Connection, schema: &str) -> Result<(), SqlE
 }
 
 /// Physical names of every object of `schema` of the given SQLite type, sorted.
-pub(super) fn schema_objects(
+pub(crate) fn schema_objects(
     conn: &Connection,
     schema: &str,
     kind: &str,
@@ -160,7 +152,7 @@ pub(super) fn schema_objects(
     Ok(names)
 }
 
-pub(super) fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
@@ -177,7 +169,7 @@ pub(crate) fn drop_schema_objects(conn: &Connection, schema: &str) -> Result<(),
     Ok(())
 }
 
-pub(super) fn schemas(conn: &Connection) -> Result<Vec<SchemaInfo>, SqlError> {
+pub(crate) fn schemas(conn: &Connection) -> Result<Vec<SchemaInfo>, SqlError> {
     let names: Vec<String> = conn
         .prepare_cached("SELECT name FROM _dstorage_schemas ORDER BY name")?
         .query_map([], |r| r.get(0))?
@@ -212,7 +204,7 @@ pub(super) fn schemas(conn: &Connection) -> Result<Vec<SchemaInfo>, SqlError> {
     Ok(out)
 }
 
-pub(super) fn dump(conn: &Connection) -> Result<TableDump, SqlError> {
+pub(crate) fn dump(conn: &Connection) -> Result<TableDump, SqlError> {
     let tables: Vec<String> = conn
         .prepare(
             "SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE '%.%' ORDER BY name",
@@ -246,4 +238,18 @@ pub(super) fn dump(conn: &Connection) -> Result<TableDump, SqlError> {
 /// Physical name helper re-exported for callers that build names themselves.
 pub fn table_physical_name(schema: &str, table: &str) -> String {
     physical_name(schema, table)
+}
+
+pub(crate) fn value_of(v: ValueRef<'_>, column: &str) -> Result<Value, SqlError> {
+    Ok(match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        ValueRef::Real(_) => {
+            return Err(SqlError::RealValue {
+                column: column.to_owned(),
+            })
+        }
+    })
 }
