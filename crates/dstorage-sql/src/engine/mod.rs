@@ -1,4 +1,10 @@
 //! The engine: one write connection, blocks with a change log, readers, system KV.
+//!
+//! This module holds the `Engine` handle and the result types; each part has its own file: `config` (how a
+//! connection is opened and limited), `kv` (the system KV), `run` (running one guarded statement), `block` (a
+//! block's transaction and changeset), `reader` (reads of committed state) and `estimate` (cost estimates).
+//! The catalog as SQLite holds it is `crate::catalog`. The files read this module's names (`use super::*`) and
+//! it re-exports theirs, so `crate::engine::X` paths name them all.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;

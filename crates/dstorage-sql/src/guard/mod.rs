@@ -6,6 +6,11 @@
 //! token with its physical name and by inserting text between tokens, and before the text
 //! goes to SQLite it checks that the result tokenizes to exactly the user's tokens plus
 //! those changes: what SQLite runs is what the guard judged.
+//!
+//! This module holds the entry (`rewrite`) and the walk of a statement; each job the walk calls on has its own
+//! file: `names` (where every name lives), `checks` (constructs refused by their text), `ordering` (guaranteed
+//! ordering), `write_meter` (the meter in a write's WHERE) and `text` (the edits and their token check). They
+//! are `impl Guard` blocks reading this module's names (`use super::*`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
