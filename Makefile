@@ -29,10 +29,13 @@ bench: deps
 # installed from crates.io when missing; see docs/sql.md, "Adversarial campaign"). Not part
 # of `make check`: CI runs its stable twin test instead.
 # FUZZ_ARGS="-fork=1 -ignore_crashes=1" keeps going after a crash, collecting every class.
+# The nightly is pinned so a new nightly cannot turn CI red; rustup fetches it when missing.
 SECONDS ?= 60
 FUZZ_ARGS ?=
+FUZZ_TOOLCHAIN ?= nightly-2026-05-20
 fuzz-sql:
+	@rustup run $(FUZZ_TOOLCHAIN) rustc --version >/dev/null 2>&1 || rustup toolchain install $(FUZZ_TOOLCHAIN) --profile minimal
 	@cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 	mkdir -p crates/dstorage-sql/fuzz/corpus/sql_rules
-	cd crates/dstorage-sql/fuzz && cargo +nightly fuzz run sql_rules corpus/sql_rules seeds/sql_rules -- \
+	cd crates/dstorage-sql/fuzz && cargo +$(FUZZ_TOOLCHAIN) fuzz run sql_rules corpus/sql_rules seeds/sql_rules -- \
 		-max_total_time=$(SECONDS) -dict=sql.dict -max_len=2048 $(FUZZ_ARGS)

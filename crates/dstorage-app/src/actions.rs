@@ -9,7 +9,7 @@ use dstorage_types::caller::Caller;
 use dstorage_types::result::ResultCode;
 use dstorage_types::value::Value;
 
-use crate::auth::Refusal;
+use crate::refusal::Refusal;
 use crate::sys::lock;
 use crate::AppError;
 
@@ -94,21 +94,21 @@ pub fn resolve<'c>(
     caller: Option<&Caller>,
 ) -> Result<(&'c Action, String), Refusal> {
     let Some(owner) = owner else {
-        return Err((
+        return Err(Refusal::new(
             ResultCode::SchemaNotFound,
             format!("schema {schema} does not exist"),
         ));
     };
     let owner = String::from_utf8_lossy(&owner).into_owned();
     let Some(found) = catalog.actions.get(action) else {
-        return Err((
+        return Err(Refusal::new(
             ResultCode::ActionNotFound,
             format!("schema {schema} has no action {action}"),
         ));
     };
     if !found.access.allows(caller, &owner) {
         let who = caller.map_or("an unsigned caller", |c| c.identity.as_str());
-        return Err((
+        return Err(Refusal::new(
             ResultCode::Forbidden,
             format!(
                 "{who} may not call {schema}.{action}: it is {}",
@@ -121,14 +121,14 @@ pub fn resolve<'c>(
     }
     found
         .check_arguments(args)
-        .map_err(|m| (ResultCode::BadArguments, m))?;
+        .map_err(|m| Refusal::new(ResultCode::BadArguments, m))?;
     Ok((found, owner))
 }
 
 /// The result of an action's SQL error: `action_error` with just the message for `error('...')`.
-pub fn action_refusal((code, message): Refusal) -> Refusal {
-    match dstorage_sql::functions::action_error_message(&message) {
-        Some(m) => (ResultCode::ActionError, m.to_owned()),
-        None => (code, message),
+pub fn action_refusal(refusal: Refusal) -> Refusal {
+    match dstorage_sql::functions::action_error_message(&refusal.message) {
+        Some(m) => Refusal::new(ResultCode::ActionError, m),
+        None => refusal,
     }
 }

@@ -13,8 +13,7 @@ use dstorage_auth::Registry;
 use dstorage_types::result::ResultCode;
 use dstorage_types::tx::{split_bundle, tx_hash, Transaction, TxHash, BUNDLE_VERSION};
 
-/// A refusal: the code and a message naming the cause.
-pub type Refusal = (ResultCode, String);
+use crate::refusal::Refusal;
 
 /// A transaction that decoded, is for this chain, and whose signature verified.
 #[derive(Debug, Clone)]
@@ -53,7 +52,7 @@ pub fn members(
         _ => ("transaction", max_tx_bytes),
     };
     if bytes.len() > limit {
-        return Err((
+        return Err(Refusal::new(
             ResultCode::TooLarge,
             format!(
                 "{what} is {} bytes; the limit is {limit} bytes",
@@ -61,19 +60,21 @@ pub fn members(
             ),
         ));
     }
-    split_bundle(bytes).map_err(|e| (ResultCode::Malformed, format!("malformed transaction: {e}")))
+    split_bundle(bytes)
+        .map_err(|e| Refusal::new(ResultCode::Malformed, format!("malformed transaction: {e}")))
 }
 
 /// A refusal of one member of a bundle, naming it; a bare transaction's refusal is passed on as it is.
-pub fn in_member(count: usize, index: usize, member: &[u8], (code, message): Refusal) -> Refusal {
+pub fn in_member(count: usize, index: usize, member: &[u8], refusal: Refusal) -> Refusal {
     if count == 1 {
-        return (code, message);
+        return refusal;
     }
-    (
-        code,
+    Refusal::new(
+        refusal.code,
         format!(
-            "bundle member {index} of {count} ({}): {message}",
-            tx_hash(member)
+            "bundle member {index} of {count} ({}): {}",
+            tx_hash(member),
+            refusal.message
         ),
     )
 }
@@ -112,7 +113,7 @@ impl Verifier {
     /// Run every stateless check on raw transaction bytes for chain `chain_id`.
     pub fn check(&self, bytes: &[u8], chain_id: &str) -> Result<Checked, Refusal> {
         if bytes.len() > self.max_tx_bytes {
-            return Err((
+            return Err(Refusal::new(
                 ResultCode::TooLarge,
                 format!(
                     "transaction is {} bytes; the limit is {} bytes",
@@ -121,10 +122,11 @@ impl Verifier {
                 ),
             ));
         }
-        let tx = Transaction::decode(bytes)
-            .map_err(|e| (ResultCode::Malformed, format!("malformed transaction: {e}")))?;
+        let tx = Transaction::decode(bytes).map_err(|e| {
+            Refusal::new(ResultCode::Malformed, format!("malformed transaction: {e}"))
+        })?;
         if tx.body.chain_id != chain_id {
-            return Err((
+            return Err(Refusal::new(
                 ResultCode::WrongChainId,
                 format!(
                     "transaction is for chain {:?}, this is chain {:?}",
@@ -170,7 +172,7 @@ impl Verifier {
     fn verify(&self, tx: &Transaction) -> Result<(String, Vec<u8>), Refusal> {
         let standard = &tx.body.standard;
         let authenticator = self.registry.get(standard).map_err(|e| {
-            (
+            Refusal::new(
                 ResultCode::UnknownStandard,
                 format!("unknown signature standard: {e}"),
             )
@@ -182,13 +184,13 @@ impl Verifier {
                 &tx.signature,
             )
             .map_err(|e| {
-                (
+                Refusal::new(
                     ResultCode::BadSignature,
                     format!("signature does not verify under {standard}: {e}"),
                 )
             })?;
         let identity = authenticator.identifier(&tx.body.sender).map_err(|e| {
-            (
+            Refusal::new(
                 ResultCode::BadSignature,
                 format!("sender is not a valid {standard} identity: {e}"),
             )

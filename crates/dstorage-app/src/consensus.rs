@@ -6,7 +6,6 @@
 //! crash before that commit loses the whole block, and CometBFT's handshake replays it (Info reports the last
 //! committed height).
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -20,18 +19,25 @@ use tendermint::abci::response as resp;
 use tendermint::abci::types::ExecTxResult;
 use tendermint::v0_38::abci::{request, ConsensusRequest, ConsensusResponse};
 
-use crate::auth::{Checked, Refusal};
+use crate::auth::Checked;
+use crate::mempool::Mempool;
+use crate::refusal::Refusal;
 // The rules live in their own leaf module; these paths stay for callers that name them here.
 pub(crate) use crate::rules::{check_nonce, owner_rule};
 use crate::state::{set_committed, Committed, ConsensusMsg, Shared};
 use crate::{apphash, keys, AppError, CommitEvent, TxRecord};
 
 /// Serve consensus requests until the channel closes or a fatal error stops the thread.
-pub(crate) fn run(mut engine: Engine, shared: Arc<Shared>, rx: Receiver<ConsensusMsg>) {
+pub(crate) fn run(
+    mut engine: Engine,
+    shared: Arc<Shared>,
+    mempool: Arc<Mempool>,
+    rx: Receiver<ConsensusMsg>,
+) {
     while let Ok(ConsensusMsg::Request(req, reply)) = rx.recv() {
         let result = match req {
             ConsensusRequest::FinalizeBlock(req) => {
-                let closed = finalize_and_commit(&mut engine, &shared, &rx, req, reply);
+                let closed = finalize_and_commit(&mut engine, &shared, &mempool, &rx, req, reply);
                 if closed || shared.fatal.borrow().is_some() {
                     return;
                 }
@@ -161,7 +167,7 @@ fn prepare_proposal(
     'txs: for bytes in req.txs {
         let members = match shared.members(&bytes) {
             Ok(m) => m,
-            Err((code, message)) => {
+            Err(Refusal { code, message }) => {
                 tracing::debug!(%code, %message, "proposal drops a transaction");
                 continue;
             }
@@ -176,7 +182,7 @@ fn prepare_proposal(
                         checked.tx.body.nonce,
                     ));
                 }
-                Err((code, message)) => {
+                Err(Refusal { code, message }) => {
                     tracing::debug!(%code, %message, "proposal drops a transaction");
                     continue 'txs;
                 }
@@ -261,7 +267,7 @@ fn process_proposal(
     for (i, bytes) in req.txs.iter().enumerate() {
         let members = match shared.members(bytes) {
             Ok(m) => m,
-            Err((code, message)) => {
+            Err(Refusal { code, message }) => {
                 tracing::warn!(height = %req.height, index = i, %code, %message, "rejecting proposal with an invalid transaction");
                 return Ok(resp::ProcessProposal::Reject);
             }
@@ -269,7 +275,7 @@ fn process_proposal(
         for (m, member) in members.iter().enumerate() {
             let checked = match shared.verifier.check(member, &chain_id) {
                 Ok(c) => c,
-                Err((code, message)) => {
+                Err(Refusal { code, message }) => {
                     tracing::warn!(height = %req.height, index = i, member = m, %code, %message, "rejecting proposal with an invalid transaction");
                     return Ok(resp::ProcessProposal::Reject);
                 }
@@ -293,6 +299,7 @@ fn process_proposal(
 fn finalize_and_commit(
     engine: &mut Engine,
     shared: &Shared,
+    mempool: &Mempool,
     rx: &Receiver<ConsensusMsg>,
     req: request::FinalizeBlock,
     reply: tokio::sync::oneshot::Sender<Result<ConsensusResponse, AppError>>,
@@ -380,7 +387,7 @@ fn finalize_and_commit(
             chain_id: previous.chain_id,
         },
     );
-    shared.mempool.committed(event.schema_changed, nonces);
+    mempool.committed(event.schema_changed, nonces);
     let _ = shared.commits.send(event);
     let _ = reply.send(Ok(ConsensusResponse::Commit(resp::Commit {
         data: Bytes::new(),
@@ -447,7 +454,7 @@ fn execute_block(
                     aborted,
                     &mut validator_changes,
                 )?,
-                Err((code, message)) => record(
+                Err(Refusal { code, message }) => record(
                     dstorage_types::tx::tx_hash(bytes),
                     height,
                     index,
@@ -624,7 +631,7 @@ fn execute_tx(
         tx, identity, key, ..
     } = match shared.verifier.check(bytes, chain_id) {
         Ok(c) => c,
-        Err((code, message)) => return Ok(record(hash, height, index, code, message)),
+        Err(Refusal { code, message }) => return Ok(record(hash, height, index, code, message)),
     };
     let mut rec = record(hash, height, index, ResultCode::Ok, String::new());
     rec.sender = Some(identity.clone());
@@ -632,7 +639,7 @@ fn execute_tx(
 
     let nonce_key = keys::nonce(&identity);
     let last = keys::last_nonce(block.kv_get(&nonce_key)?.as_deref());
-    if let Err((code, message)) = check_nonce(tx.body.nonce, last) {
+    if let Err(Refusal { code, message }) = check_nonce(tx.body.nonce, last) {
         rec.code = code;
         rec.message = message;
         return Ok(rec);
@@ -647,22 +654,20 @@ fn execute_tx(
         return Ok(rec);
     }
     let limit = shared.config.cost_limit_per_tx;
-    // The cost a failing statement had used, taken from the engine's error itself: a block re-executed
-    // after an abort records it (see `Aborted`), so it enters the app hash.
-    let metered = Cell::new(None);
-    let outcome = match &tx.body.payload {
+    let outcome: Result<Option<dstorage_sql::ExecOutcome>, Failed> = match &tx.body.payload {
         Payload::DeploySchema { schema, sql } => {
             if block.kv_get(&keys::owner(schema))?.is_some() {
-                Err((
+                Err(Refusal::new(
                     ResultCode::SchemaExists,
                     format!("schema {schema} already exists"),
-                ))
+                )
+                .into())
             } else {
-                deploy(block, height, schema, sql, limit, &identity, &metered)?
+                deploy(block, height, schema, sql, limit, &identity)?
             }
         }
         Payload::DropSchema { schema } => match owner_check(block, schema, &identity)? {
-            Err(r) => Err(r),
+            Err(r) => Err(r.into()),
             Ok(()) => match block.drop_schema(schema) {
                 Ok(()) => {
                     block.kv_delete(&keys::owner(schema))?;
@@ -670,7 +675,7 @@ fn execute_tx(
                     block.kv_delete(&keys::public_read(schema))?;
                     Ok(None)
                 }
-                Err(e) => Err(sql_refusal_metered(e, &metered)?),
+                Err(e) => Err(failed_sql(e)?),
             },
         },
         Payload::Sql {
@@ -678,10 +683,10 @@ fn execute_tx(
             sql,
             params,
         } => match owner_check(block, schema, &identity)? {
-            Err(r) => Err(r),
+            Err(r) => Err(r.into()),
             Ok(()) => match block.execute_with_params(schema, sql, params, limit) {
                 Ok(out) => Ok(Some(out)),
-                Err(e) => Err(sql_refusal_metered(e, &metered)?),
+                Err(e) => Err(failed_sql(e)?),
             },
         },
         Payload::Call {
@@ -700,7 +705,7 @@ fn execute_tx(
                 block_time: i64::try_from(block_time).unwrap_or(i64::MAX),
                 tx: Some(hash.0),
             };
-            call(block, schema, action, args, &context, limit, &metered)?
+            call(block, schema, action, args, &context, limit)?
         }
         Payload::Grant {
             grantee,
@@ -712,29 +717,34 @@ fn execute_tx(
             data_id,
             *locked_until,
         ) {
-            Err(r) => Err(r),
+            Err(r) => Err(r.into()),
             Ok(()) => {
                 crate::grants::grant(block, &identity, grantee, data_id, *locked_until, height)?
                     .map(|()| None)
+                    .map_err(Failed::from)
             }
         },
         Payload::Revoke { grantee, data_id } => {
             match crate::grants::validate(dstorage_auth::default_registry(), grantee, data_id, 0) {
-                Err(r) => Err(r),
+                Err(r) => Err(r.into()),
                 Ok(()) => {
                     crate::grants::revoke(block, &identity, grantee, data_id, block_time, height)?
                         .map(|()| None)
+                        .map_err(Failed::from)
                 }
             }
         }
         p if crate::validators::is_validator_payload(p) => {
-            crate::validators::execute(block, validator_changes, height, &tx)?.map(|()| None)
+            crate::validators::execute(block, validator_changes, height, &tx)?
+                .map(|()| None)
+                .map_err(Failed::from)
         }
         #[allow(unreachable_patterns)]
-        other => Err((
+        other => Err(Refusal::new(
             ResultCode::Malformed,
             format!("payload type {} is not supported yet", other.type_name()),
-        )),
+        )
+        .into()),
     };
     match outcome {
         Ok(Some(out)) => {
@@ -746,9 +756,12 @@ fn execute_tx(
             }
         }
         Ok(None) => {}
-        Err((code, message)) => {
+        Err(Failed {
+            refusal: Refusal { code, message },
+            metered,
+        }) => {
             if block_was_aborted(block, height)? {
-                let aborted = match metered.get() {
+                let aborted = match metered {
                     // A write past its data limit, stopped by the meter (see `Tracker::arm`).
                     _ if matches!(code, ResultCode::DataLimitExceeded | ResultCode::BlockFull) => {
                         Aborted {
@@ -790,6 +803,24 @@ pub(crate) struct Aborted {
     code: ResultCode,
     cost: u64,
     message: String,
+}
+
+/// A transaction that failed in a block: its refusal, and the cost its statement had used when the meter
+/// stopped it (the engine's `SqlError::CostLimitExceeded` says), which a block re-executed after an abort records
+/// (see [`Aborted`]) so that it enters the app hash.
+#[derive(Debug)]
+struct Failed {
+    refusal: Refusal,
+    metered: Option<u64>,
+}
+
+impl From<Refusal> for Failed {
+    fn from(refusal: Refusal) -> Failed {
+        Failed {
+            refusal,
+            metered: None,
+        }
+    }
 }
 
 /// How executing a block can fail.
@@ -834,8 +865,7 @@ fn call(
     args: &[dstorage_types::value::Value],
     context: &dstorage_types::action::CallContext,
     limit: u64,
-    metered: &Cell<Option<u64>>,
-) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, BlockError> {
+) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Failed>, BlockError> {
     let owner = block.kv_get(&keys::owner(schema))?;
     let catalog = crate::actions::decode_catalog(schema, block.kv_get(&keys::actions(schema))?)?;
     let (found, _owner) = match crate::actions::resolve(
@@ -847,7 +877,7 @@ fn call(
         context.caller.as_ref(),
     ) {
         Ok(x) => x,
-        Err(r) => return Ok(Err(r)),
+        Err(r) => return Ok(Err(r.into())),
     };
     let bindings = found.bindings(args, context);
     let statements: Vec<(&str, &[dstorage_types::value::Value])> = found
@@ -864,9 +894,13 @@ fn call(
     };
     match ran {
         Ok(out) => Ok(Ok(Some(out))),
-        Err(e) => Ok(Err(crate::actions::action_refusal(sql_refusal_metered(
-            e, metered,
-        )?))),
+        Err(e) => {
+            let Failed { refusal, metered } = failed_sql(e)?;
+            Ok(Err(Failed {
+                refusal: crate::actions::action_refusal(refusal),
+                metered,
+            }))
+        }
     }
 }
 
@@ -877,16 +911,15 @@ fn deploy(
     sql: &str,
     limit: u64,
     identity: &str,
-    metered: &Cell<Option<u64>>,
-) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Refusal>, BlockError> {
+) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Failed>, BlockError> {
     // Tables and actions (docs/schemas.md): every action statement is judged now, so a bad one is refused
     // at deploy, never at a call.
     let file = match dstorage_sql::actions::check_schema_file(block.config(), schema, sql) {
         Ok(f) => f,
-        Err(e) => return Ok(Err(sql_refusal(e)?)),
+        Err(e) => return Ok(Err(sql_refusal(e)?.into())),
     };
     if let Err(e) = block.create_schema(schema) {
-        return Ok(Err(sql_refusal_metered(e, metered)?));
+        return Ok(Err(failed_sql(e)?));
     }
     // The tables, then every action statement compiled against them, all or nothing.
     let checks: Vec<(&str, &str)> = file
@@ -915,13 +948,13 @@ fn deploy(
             Ok(Ok(Some(out)))
         }
         Err(e) => {
-            let refusal = sql_refusal_metered(e, metered)?;
+            let failed = failed_sql(e)?;
             // The failed statements left nothing; remove the empty namespace so the deploy is all-or-nothing
             // (unless the whole block transaction is gone, which the caller handles by re-executing).
             if !block_was_aborted(block, height)? {
                 block.drop_schema(schema)?;
             }
-            Ok(Err(refusal))
+            Ok(Err(failed))
         }
     }
 }
@@ -936,14 +969,17 @@ fn block_was_aborted(block: &Block<'_>, height: u64) -> Result<bool, BlockError>
     }
 }
 
-/// [`sql_refusal`], noting in `metered` the cost the engine reports the failed statement had used (a cost
-/// limit exceeded), or `None`.
-fn sql_refusal_metered(e: SqlError, metered: &Cell<Option<u64>>) -> Result<Refusal, AppError> {
-    metered.set(match &e {
+/// The failure of a transaction whose SQL the engine refused: [`sql_refusal`], with the cost the engine reports
+/// the statement had used when it passed the cost limit.
+fn failed_sql(e: SqlError) -> Result<Failed, AppError> {
+    let metered = match &e {
         SqlError::CostLimitExceeded { used, .. } => Some(*used),
         _ => None,
-    });
-    sql_refusal(e)
+    };
+    Ok(Failed {
+        refusal: sql_refusal(e)?,
+        metered,
+    })
 }
 
 /// Map an engine error caused by the transaction to a result code; pass storage failures up as fatal.
@@ -952,10 +988,9 @@ fn sql_refusal(e: SqlError) -> Result<Refusal, AppError> {
     if matches!(e, SqlError::BlockAborted) {
         // The engine interrupted a write that ran far past its budget; SQLite then dropped the whole block
         // transaction. The caller notices (`block_was_aborted`) and re-executes the block without it.
-        return Ok((
+        return Ok(Refusal::new(
             ResultCode::CostLimitExceeded,
-            "cost limit exceeded: the statement ran far past the limit and was interrupted"
-                .to_string(),
+            "cost limit exceeded: the statement ran far past the limit and was interrupted",
         ));
     }
     let code = match classify(&e) {
@@ -966,5 +1001,5 @@ fn sql_refusal(e: SqlError) -> Result<Refusal, AppError> {
         ErrorClass::Input => ResultCode::SqlError,
         ErrorClass::Storage => return Err(AppError::Storage(e)),
     };
-    Ok((code, format!("{e:#}")))
+    Ok(Refusal::new(code, format!("{e:#}")))
 }

@@ -18,11 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::Refusal;
 use crate::keys;
-
-/// The grants table's name.
-pub const TABLE: &str = dstorage_sql::functions::GRANTS_TABLE;
+use crate::refusal::Refusal;
 
 /// The grants table and its indexes. The primary key is the (owner, grantee, data_id) index `has_grant` looks
 /// up; the second index serves listings by grantee.
@@ -72,7 +69,7 @@ pub fn validate(
     data_id: &str,
     locked_until: u64,
 ) -> Result<(), Refusal> {
-    let bad = |m: String| Err((ResultCode::BadGrant, m));
+    let bad = |m: String| Err(Refusal::new(ResultCode::BadGrant, m));
     if data_id.is_empty() || data_id.len() > MAX_DATA_ID_BYTES {
         return bad(format!(
             "data id is {} bytes; it must be 1 to {MAX_DATA_ID_BYTES}",
@@ -105,7 +102,7 @@ pub fn grant(
 ) -> Result<Result<(), Refusal>, SqlError> {
     let conn = block.system_connection()?;
     if find(conn, owner, grantee, data_id)?.is_some() {
-        return Ok(Err((
+        return Ok(Err(Refusal::new(
             ResultCode::GrantExists,
             format!(
                 "{owner} already granted {data_id:?} to {grantee}; revoke it first to change it"
@@ -133,13 +130,13 @@ pub fn revoke(
 ) -> Result<Result<(), Refusal>, SqlError> {
     let conn = block.system_connection()?;
     let Some(existing) = find(conn, owner, grantee, data_id)? else {
-        return Ok(Err((
+        return Ok(Err(Refusal::new(
             ResultCode::GrantNotFound,
             format!("{owner} has no grant of {data_id:?} to {grantee}"),
         )));
     };
     if block_time < existing.locked_until {
-        return Ok(Err((
+        return Ok(Err(Refusal::new(
             ResultCode::GrantLocked,
             format!(
                 "the grant of {data_id:?} to {grantee} is locked until {} (unix seconds); the block time is {block_time}",

@@ -7,24 +7,28 @@
 //! [`abci`] offers both as tower-abci v0.38 services (the node serves them); [`testing`] drives the same code
 //! in-process without CometBFT.
 //!
-//! Layers, bottom up: leaf helpers (`sys`) and rules; the state (`state`: committed state, commit events,
-//! `Shared`); the services (`auth`, `mempool`, `consensus`, `reads`); the [`App`] handle (`shared`) on top.
-//! Modules are crate-private unless the node or the tests use them.
+//! Layers, bottom up: leaves (`sys`, `keys`, `refusal`, `error`, ...); rules (`rules`, `auth`, `grants`, `actions`,
+//! `validators`, ...); the state (`state`: committed state, commit events, `Shared`); the services (`mempool`,
+//! `consensus`, `reads`); the [`App`] handle (`shared`), [`abci`] and [`testing`] on top. docs/ARCHITECTURE.md,
+//! "Module layers", lists every module's layer and uses (checked by a test). Modules are crate-private unless
+//! the node or the tests use them.
 
 pub mod abci;
 pub mod access;
-pub mod actions;
+pub(crate) mod actions;
 pub mod apphash;
-pub mod auth;
+pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod consensus;
-pub mod grants;
-pub mod keys;
+mod error;
+pub(crate) mod grants;
+pub(crate) mod keys;
 pub(crate) mod mempool;
 pub mod reads;
 pub(crate) mod record;
+pub(crate) mod refusal;
 mod rules;
-pub mod shared;
+pub(crate) mod shared;
 pub(crate) mod sqlclass;
 mod state;
 mod sys;
@@ -32,23 +36,10 @@ pub mod testing;
 pub mod validators;
 
 pub use config::AppConfig;
+pub use error::AppError;
+pub use grants::Grant;
 pub use record::TxRecord;
-pub use shared::{App, CommitEvent};
+pub use refusal::Refusal;
+pub use shared::App;
+pub use state::{CommitEvent, Committed};
 pub use sys::panic_message;
-
-/// A failure that leaves the node unable to continue safely: storage errors, a broken local invariant.
-///
-/// Invalid input never produces this; it becomes a result code instead.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AppError {
-    /// The SQL engine failed on something that is not the transaction's fault (I/O, corruption, commit).
-    #[error("storage: {0}")]
-    Storage(#[from] dstorage_sql::SqlError),
-    /// A local invariant broke; the node must stop rather than continue on possibly divergent state.
-    #[error("invariant broken: {0}")]
-    Invariant(String),
-    /// The consensus thread has stopped (after a fatal error).
-    #[error("the consensus thread has stopped")]
-    Stopped,
-}

@@ -27,7 +27,8 @@ use dstorage_sql::Reader;
 use dstorage_types::result::ResultCode;
 use dstorage_types::tx::Payload;
 
-use crate::auth::{Checked, Refusal};
+use crate::auth::Checked;
+use crate::refusal::Refusal;
 use crate::sqlclass::follows_from_text;
 use crate::state::Shared;
 use crate::sys::lock;
@@ -99,7 +100,7 @@ impl Inner {
                 let limit = shared.config.cost_limit_per_tx;
                 let estimate = self.estimate(schema, sql);
                 match estimate {
-                    Ok(cost) if cost > limit => Ok(Err((
+                    Ok(cost) if cost > limit => Ok(Err(Refusal::new(
                         ResultCode::CostEstimateTooHigh,
                         format!(
                             "estimated cost {cost} exceeds the limit of {limit} per transaction"
@@ -156,7 +157,7 @@ impl Inner {
                     }
                 }
                 if cost > limit {
-                    return Ok(Err((
+                    return Ok(Err(Refusal::new(
                         ResultCode::CostEstimateTooHigh,
                         format!(
                             "{schema}.{action}: estimated cost {cost} exceeds the limit of {limit} per transaction"
@@ -182,10 +183,12 @@ impl Inner {
                         .map(|()| None),
                 )
             }
-            Payload::DropSchema { schema } if self.owner(schema)?.is_none() => Ok(Err((
-                ResultCode::SchemaNotFound,
-                format!("schema {schema} does not exist"),
-            ))),
+            Payload::DropSchema { schema } if self.owner(schema)?.is_none() => {
+                Ok(Err(Refusal::new(
+                    ResultCode::SchemaNotFound,
+                    format!("schema {schema} does not exist"),
+                )))
+            }
             // What a validator transaction's text alone fails (standard, key, contact); the rest needs the set
             // as the block finds it.
             p if crate::validators::is_validator_payload(p) => {
@@ -242,7 +245,7 @@ impl Inner {
 /// it, and the waiting one may yet be dropped.
 fn pending_nonce_rule(nonce: u64, last: u64, committed: u64) -> Result<(), Refusal> {
     match crate::rules::check_nonce(nonce, last) {
-        Err((ResultCode::NonceReplayed, _)) if nonce > committed => Err((
+        Err(Refusal { code: ResultCode::NonceReplayed, .. }) if nonce > committed => Err(Refusal::new(
             ResultCode::NoncePending,
             format!(
                 "nonce {nonce} is held by another transaction of this sender that waits in the mempool \
@@ -257,7 +260,7 @@ fn pending_nonce_rule(nonce: u64, last: u64, committed: u64) -> Result<(), Refus
 /// The refusal of an error that follows from the text: `sql_refused`, the code the same transaction gets in a
 /// block (`sqlclass::classify` classes every such error as refused).
 fn refusal(e: &dstorage_sql::SqlError) -> Refusal {
-    (ResultCode::SqlRefused, format!("{e:#}"))
+    Refusal::new(ResultCode::SqlRefused, format!("{e:#}"))
 }
 
 /// Remembered estimates before the cache starts over (literal SQL makes every text new).
@@ -331,7 +334,7 @@ impl Mempool {
             Err(p) => p.into_inner().chain_id.clone(),
         };
         let Some(chain_id) = chain_id else {
-            return Ok(Err((
+            return Ok(Err(Refusal::new(
                 ResultCode::WrongChainId,
                 "the node has not initialised its chain yet".to_string(),
             )));
@@ -366,17 +369,17 @@ impl Mempool {
             };
             match pending_nonce_rule(c.tx.body.nonce, last, committed) {
                 Ok(()) => {}
-                Err((ResultCode::NonceReplayed | ResultCode::NoncePending, _))
-                    if recheck && count > 1 =>
-                {
-                    continue
-                }
+                Err(Refusal {
+                    code: ResultCode::NonceReplayed | ResultCode::NoncePending,
+                    ..
+                }) if recheck && count > 1 => continue,
                 // A resend of a waiting transaction (say, a client retrying) is admitted as it was. CometBFT
                 // then holds it twice (the first copy may sit in a bundle, under another hash); proposers
                 // take whichever comes first and leave the other out as stale.
-                Err((ResultCode::NoncePending, _))
-                    if count == 1 && inner.admitted.contains(&c.hash.0) =>
-                {
+                Err(Refusal {
+                    code: ResultCode::NoncePending,
+                    ..
+                }) if count == 1 && inner.admitted.contains(&c.hash.0) => {
                     return Ok(Ok(Admitted {
                         checked: vec![c],
                         estimated_cost: None,
@@ -395,7 +398,7 @@ impl Mempool {
             admitted.push(c);
         }
         if admitted.is_empty() {
-            return Ok(Err((
+            return Ok(Err(Refusal::new(
                 ResultCode::NonceReplayed,
                 format!("every member of this bundle of {count} has been committed or replaced"),
             )));

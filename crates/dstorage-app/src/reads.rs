@@ -10,6 +10,7 @@ use dstorage_sql::{Changeset, Estimate, QueryResult, Reader, SchemaInfo, SqlErro
 use dstorage_types::tx::TxHash;
 use serde::Serialize;
 
+use crate::refusal::Refusal;
 use crate::sys::lock;
 use crate::{keys, TxRecord};
 
@@ -196,7 +197,7 @@ impl Reads {
         args: &[dstorage_types::value::Value],
         caller: Option<dstorage_types::caller::Caller>,
         cost_limit: u64,
-    ) -> Result<Result<(QueryResult, u64), crate::auth::Refusal>, SqlError> {
+    ) -> Result<Result<(QueryResult, u64), Refusal>, SqlError> {
         // One read transaction: the owner, catalog, height and rows are of one committed state.
         self.with(|r| {
             r.in_snapshot(|r| {
@@ -209,7 +210,7 @@ impl Reads {
                     };
                 // A write action is never run here, whoever asks.
                 if catalog.actions.get(action).is_some_and(|a| !a.view) {
-                    return Ok(Err((
+                    return Ok(Err(Refusal::new(
                         dstorage_types::result::ResultCode::NotAView,
                         format!(
                             "{schema}.{action} writes: send it as a call transaction (POST /v1/tx)"
@@ -248,7 +249,7 @@ impl Reads {
                 match r.query_statements(schema, &statements, cost_limit) {
                     Ok(rows) => Ok(Ok((rows, height))),
                     Err(e) => match dstorage_sql::functions::action_error_message(&e.to_string()) {
-                        Some(m) => Ok(Err((
+                        Some(m) => Ok(Err(Refusal::new(
                             dstorage_types::result::ResultCode::ActionError,
                             m.to_owned(),
                         ))),

@@ -4,18 +4,18 @@
 
 use dstorage_types::result::ResultCode;
 
-use crate::auth::Refusal;
+use crate::refusal::Refusal;
 
 /// Nonce rule: exactly one more than the last used.
 pub(crate) fn check_nonce(nonce: u64, last: u64) -> Result<(), Refusal> {
     let expected = last.saturating_add(1);
     if nonce < expected {
-        Err((
+        Err(Refusal::new(
             ResultCode::NonceReplayed,
             format!("nonce {nonce} was already used; the next nonce is {expected}"),
         ))
     } else if nonce > expected {
-        Err((
+        Err(Refusal::new(
             ResultCode::NonceGap,
             format!("nonce {nonce} skips ahead; the next nonce is {expected}"),
         ))
@@ -31,12 +31,12 @@ pub(crate) fn owner_rule(
     identity: &str,
 ) -> Result<(), Refusal> {
     match owner {
-        None => Err((
+        None => Err(Refusal::new(
             ResultCode::SchemaNotFound,
             format!("schema {schema} does not exist"),
         )),
         Some(owner) if owner == identity.as_bytes() => Ok(()),
-        Some(owner) => Err((
+        Some(owner) => Err(Refusal::new(
             ResultCode::Unauthorized,
             format!(
                 "{identity} may not write to schema {schema}: it is owned by {}",

@@ -1,6 +1,6 @@
-//! The application handle on top of the layers below it (`state`, then the services `auth`, `mempool`,
-//! `consensus`, `reads`): it opens the database, starts the consensus thread and is what the ABCI services, the
-//! HTTP API and the test harness hold.
+//! The application handle on top of the layers below it (`state`, then the services `mempool`, `consensus`,
+//! `reads`): it opens the database, starts the consensus thread (handing it the mempool, which Commit updates)
+//! and is what the ABCI services, the HTTP API and the test harness hold.
 
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -11,19 +11,17 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::auth::Verifier;
 use crate::mempool::Mempool;
 use crate::reads::Reads;
+use crate::refusal::Refusal;
 use crate::{keys, AppConfig, AppError};
 
-use crate::state::{ConsensusMsg, Shared, Timings};
-// Where these lived before the state and the leaf helpers moved to their own layers; kept so existing paths
-// (`dstorage_app::shared::panic_message`, ...) still resolve.
-pub use crate::state::{CommitEvent, Committed};
-pub(crate) use crate::sys::lock;
-pub use crate::sys::{panic_message, thread_cpu_time};
+use crate::state::{CommitEvent, Committed, ConsensusMsg, Shared, Timings};
+use crate::sys::{lock, panic_message};
 
 /// A running application: cheap to clone, safe to share across tasks.
 #[derive(Clone)]
 pub struct App {
     pub(crate) shared: Arc<Shared>,
+    mempool: Arc<Mempool>,
     consensus: std::sync::mpsc::Sender<ConsensusMsg>,
     thread: Arc<Mutex<Option<std::thread::JoinHandle<()>>>>,
     reads: Reads,
@@ -67,7 +65,7 @@ impl App {
         .map_err(|e| AppError::Storage(e.into()))?;
         let registry = dstorage_auth::Registry::with_default_standards();
         let verifier = Verifier::new(registry, config.max_tx_bytes, config.verified_cache_size);
-        let mempool = Mempool::new(engine.reader()?);
+        let mempool = Arc::new(Mempool::new(engine.reader()?));
         let reads = Reads::new(
             (0..4).map(|_| engine.reader()).collect::<Result<_, _>>()?,
             grants_reader,
@@ -82,13 +80,13 @@ impl App {
                 app_hash,
                 chain_id,
             }),
-            mempool,
             commits,
             fatal,
             timings: Timings::default(),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let thread_shared = shared.clone();
+        let thread_mempool = Arc::clone(&mempool);
         #[allow(
             clippy::disallowed_methods,
             reason = "the one consensus thread: it runs every state transition, in block order, alone"
@@ -103,7 +101,7 @@ impl App {
                 // node exits non-zero on `fatal`), rather than leave CometBFT waiting on a
                 // thread that is gone. The open block, if any, is rolled back as it unwinds.
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    crate::consensus::run(engine, thread_shared, rx)
+                    crate::consensus::run(engine, thread_shared, thread_mempool, rx)
                 }));
                 if let Err(panic) = run {
                     crate::consensus::stop(
@@ -115,6 +113,7 @@ impl App {
             .map_err(|e| AppError::Invariant(format!("cannot start consensus thread: {e}")))?;
         Ok(App {
             shared,
+            mempool,
             consensus: tx,
             thread: Arc::new(Mutex::new(Some(thread))),
             reads,
@@ -163,7 +162,7 @@ impl App {
 
     fn check_tx_kind(&self, tx: &[u8], recheck: bool) -> tendermint::abci::response::CheckTx {
         use tendermint::abci::response::CheckTx;
-        match self.shared.mempool.check_with(&self.shared, tx, recheck) {
+        match self.mempool.check_with(&self.shared, tx, recheck) {
             Ok(Ok(admitted)) => CheckTx {
                 gas_wanted: admitted
                     .estimated_cost
@@ -178,7 +177,7 @@ impl App {
                     .unwrap_or_default(),
                 ..Default::default()
             },
-            Ok(Err((code, message))) => CheckTx {
+            Ok(Err(Refusal { code, message })) => CheckTx {
                 code: code.code().into(),
                 log: message,
                 codespace: "dstorage".into(),

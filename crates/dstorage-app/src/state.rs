@@ -8,8 +8,8 @@ use dstorage_types::tx::TxHash;
 use tendermint::v0_38::abci::{ConsensusRequest, ConsensusResponse};
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::auth::{Refusal, Verifier};
-use crate::mempool::Mempool;
+use crate::auth::Verifier;
+use crate::refusal::Refusal;
 use crate::{AppConfig, AppError};
 
 /// What is durably committed, as the last Commit left it.
@@ -44,7 +44,8 @@ pub struct CommitEvent {
     pub schema_changed: bool,
 }
 
-/// State shared between the consensus thread and everything else.
+/// State shared between the consensus thread and everything else. The services' own state (the mempool's
+/// caches, the read pool) is theirs: this layer knows no service.
 pub struct Shared {
     /// The configuration the app was opened with.
     pub config: AppConfig,
@@ -52,8 +53,6 @@ pub struct Shared {
     pub verifier: Verifier,
     /// The last committed state.
     pub committed: RwLock<Committed>,
-    /// Mempool state (pending nonces), reset at every Commit.
-    pub mempool: Mempool,
     /// Commit notifications.
     pub commits: broadcast::Sender<CommitEvent>,
     /// Set when the consensus thread stopped on a fatal error.

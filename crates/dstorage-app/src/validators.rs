@@ -14,7 +14,7 @@ use dstorage_types::tx::{Payload, Transaction, TxBody};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::auth::Refusal;
+use crate::refusal::Refusal;
 use crate::AppError;
 
 /// A block's validator updates: (ed25519 public key, power), in key order.
@@ -364,10 +364,6 @@ fn truncate(s: &str) -> String {
     s.chars().take(80).collect()
 }
 
-fn refusal(code: ResultCode, message: impl Into<String>) -> Refusal {
-    (code, message.into())
-}
-
 fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
     serde_json::to_vec(value)
         .map_err(|e| AppError::Invariant(format!("encoding validator state: {e}")))
@@ -548,13 +544,13 @@ pub fn execute(
     match &tx.body.payload {
         Payload::ValidatorJoin { node_id, address } => {
             if set.contains_key(&sender) {
-                return Ok(Err(refusal(
+                return Ok(Err(Refusal::new(
                     ResultCode::AlreadyValidator,
                     format!("{sender_hex} is already a validator"),
                 )));
             }
             if let Some(open) = open_request(block, RequestKind::Join, &sender, height)? {
-                return Ok(Err(refusal(
+                return Ok(Err(Refusal::new(
                     ResultCode::RequestPending,
                     format!(
                         "{sender_hex} already has pending join request {} (open until height {})",
@@ -579,7 +575,7 @@ pub fn execute(
                 return Ok(Err(not_a_validator(&sender_hex)));
             }
             let Some(mut req) = request(block, *id)? else {
-                return Ok(Err(refusal(
+                return Ok(Err(Refusal::new(
                     ResultCode::RequestNotFound,
                     format!("there is no validator request {id}"),
                 )));
@@ -587,7 +583,7 @@ pub fn execute(
             match req.status_at(height) {
                 RequestStatus::Pending => {}
                 RequestStatus::Expired => {
-                    return Ok(Err(refusal(
+                    return Ok(Err(Refusal::new(
                         ResultCode::RequestExpired,
                         format!(
                             "validator request {id} expired at height {}; this is height {height}",
@@ -596,14 +592,14 @@ pub fn execute(
                     )))
                 }
                 other => {
-                    return Ok(Err(refusal(
+                    return Ok(Err(Refusal::new(
                         ResultCode::RequestNotFound,
                         format!("validator request {id} is no longer pending ({other:?})"),
                     )))
                 }
             }
             if !req.votes.insert(sender_hex.clone()) {
-                return Ok(Err(refusal(
+                return Ok(Err(Refusal::new(
                     ResultCode::AlreadyVoted,
                     format!("{sender_hex} already voted for validator request {id}"),
                 )));
@@ -626,7 +622,7 @@ pub fn execute(
         }
         Payload::ValidatorRemove { key } => {
             let Ok(target) = <[u8; 32]>::try_from(key.as_slice()) else {
-                return Ok(Err(refusal(
+                return Ok(Err(Refusal::new(
                     ResultCode::InvalidValidatorRequest,
                     format!("validator key has {} bytes, not 32", key.len()),
                 )));
@@ -636,7 +632,7 @@ pub fn execute(
             }
             let target_hex = hex::encode(target);
             if !set.contains_key(&target) {
-                return Ok(Err(refusal(
+                return Ok(Err(Refusal::new(
                     ResultCode::ValidatorNotFound,
                     format!("{target_hex} is not a validator"),
                 )));
@@ -662,7 +658,7 @@ pub fn execute(
                 }
             };
             if !req.votes.insert(sender_hex.clone()) {
-                return Ok(Err(refusal(
+                return Ok(Err(Refusal::new(
                     ResultCode::AlreadyVoted,
                     format!(
                         "{sender_hex} already voted to remove {target_hex} (request {})",
@@ -685,7 +681,7 @@ pub fn execute(
 /// Returns the sender's key. Shared with CheckTx.
 pub fn stateless(body: &TxBody) -> Result<[u8; 32], Refusal> {
     if body.standard != STANDARD {
-        return Err(refusal(
+        return Err(Refusal::new(
             ResultCode::InvalidValidatorRequest,
             format!(
                 "validator transactions are signed under {STANDARD} with the CometBFT validator key, not {}",
@@ -694,7 +690,7 @@ pub fn stateless(body: &TxBody) -> Result<[u8; 32], Refusal> {
         ));
     }
     let sender: [u8; 32] = body.sender.as_slice().try_into().map_err(|_| {
-        refusal(
+        Refusal::new(
             ResultCode::InvalidValidatorRequest,
             format!(
                 "sender has {} bytes, not a 32-byte ed25519 key",
@@ -706,10 +702,10 @@ pub fn stateless(body: &TxBody) -> Result<[u8; 32], Refusal> {
         Payload::ValidatorJoin { node_id, address } => {
             check_node_id(node_id)
                 .and_then(|()| check_address(address))
-                .map_err(|e| refusal(ResultCode::InvalidValidatorRequest, e))?;
+                .map_err(|e| Refusal::new(ResultCode::InvalidValidatorRequest, e))?;
         }
         Payload::ValidatorRemove { key } if key.len() != 32 => {
-            return Err(refusal(
+            return Err(Refusal::new(
                 ResultCode::InvalidValidatorRequest,
                 format!("validator key has {} bytes, not 32", key.len()),
             ))
@@ -731,7 +727,7 @@ pub fn is_validator_payload(payload: &Payload) -> bool {
 }
 
 fn not_a_validator(sender_hex: &str) -> Refusal {
-    refusal(
+    Refusal::new(
         ResultCode::NotAValidator,
         format!("{sender_hex} is not a current validator"),
     )
@@ -739,7 +735,7 @@ fn not_a_validator(sender_hex: &str) -> Refusal {
 
 fn unsafe_change(start: &BTreeSet<[u8; 32]>, new: &BTreeSet<[u8; 32]>, what: &str) -> Refusal {
     let kept = start.intersection(new).count();
-    refusal(
+    Refusal::new(
         ResultCode::ValidatorSetUnsafe,
         format!(
             "after this {what} the set would have {} validators, {kept} of them validators at the start of the \

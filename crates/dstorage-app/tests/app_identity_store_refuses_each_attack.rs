@@ -124,6 +124,7 @@ impl Store {
             .call_view("ids", action, &args, who, 1_000_000)
             .unwrap()
             .map(|(rows, _)| rows.rows)
+            .map_err(|r| (r.code, r.message))
     }
 
     fn credentials(&self) -> Vec<Vec<Value>> {

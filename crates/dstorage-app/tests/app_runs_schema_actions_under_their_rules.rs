@@ -423,7 +423,7 @@ fn views_run_unsigned_only_when_public_and_never_write() {
         .call_view("app", "my_notes", &[], None, 1_000_000)
         .unwrap()
         .unwrap_err();
-    assert_eq!(refused.0, ResultCode::Forbidden);
+    assert_eq!(refused.code, ResultCode::Forbidden);
     let (mine, _) = reads
         .call_view("app", "my_notes", &[], Some(caller_of(&alice)), 1_000_000)
         .unwrap()
@@ -433,17 +433,17 @@ fn views_run_unsigned_only_when_public_and_never_write() {
         .call_view("app", "owner_view", &[], Some(caller_of(&alice)), 1_000_000)
         .unwrap()
         .unwrap_err();
-    assert_eq!(refused.0, ResultCode::Forbidden);
+    assert_eq!(refused.code, ResultCode::Forbidden);
     let refused = reads
         .call_view("app", "wipe", &[], Some(caller_of(&owner)), 1_000_000)
         .unwrap()
         .unwrap_err();
-    assert_eq!(refused.0, ResultCode::NotAView);
+    assert_eq!(refused.code, ResultCode::NotAView);
     let refused = reads
         .call_view("app", "get_note", &[Value::Integer(1)], None, 1_000_000)
         .unwrap()
         .unwrap_err();
-    assert_eq!(refused.0, ResultCode::BadArguments);
+    assert_eq!(refused.code, ResultCode::BadArguments);
     let listed = reads.actions("app").unwrap().unwrap();
     assert_eq!(listed.actions["get_note"].access, Access::Public);
     assert!(listed.actions["get_note"].view);

@@ -161,10 +161,7 @@ fn a_shared_credential_is_read_by_its_grantee_only_while_granted() {
     .unwrap_err();
     assert_eq!(
         refused,
-        (
-            ResultCode::ActionError,
-            "no grant for this credential".into()
-        )
+        dstorage_app::Refusal::new(ResultCode::ActionError, "no grant for this credential")
     );
     // Alice grants bob the copy.
     all_ok(
@@ -197,16 +194,16 @@ fn a_shared_credential_is_read_by_its_grantee_only_while_granted() {
         Some(caller_of(&carol)),
     )
     .unwrap_err();
-    assert_eq!(refused.0, ResultCode::ActionError);
+    assert_eq!(refused.code, ResultCode::ActionError);
     let refused = view(
         "get_shared_credential",
         vec![text("kyc-1")],
         Some(caller_of(&bob)),
     )
     .unwrap_err();
-    assert_eq!(refused.0, ResultCode::ActionError);
+    assert_eq!(refused.code, ResultCode::ActionError);
     let refused = view("get_shared_credential", vec![text("kyc-1-bob")], None).unwrap_err();
-    assert_eq!(refused.0, ResultCode::Forbidden);
+    assert_eq!(refused.code, ResultCode::Forbidden);
     // Only the public count runs unsigned.
     let (count, _) = view("count_humans", Vec::new(), None).unwrap();
     assert_eq!(count.rows, vec![vec![Value::Integer(2)]]);
@@ -231,7 +228,7 @@ fn a_shared_credential_is_read_by_its_grantee_only_while_granted() {
         )
         .unwrap()
         .unwrap_err();
-    assert_eq!(refused.0, ResultCode::ActionError);
+    assert_eq!(refused.code, ResultCode::ActionError);
 
     // Removing the original is alice's to do; her copy for bob stays under its grant.
     all_ok(

@@ -1,4 +1,5 @@
-//! The authenticator trait and the registry that maps standard names to authenticators.
+//! The authenticator trait and the registry that maps standard names to authenticators (the registry of the
+//! standards this crate ships is built in `standards`, which uses this module, not the other way round).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -97,13 +98,6 @@ impl Registry {
         Registry {
             standards: BTreeMap::new(),
         }
-    }
-
-    /// A registry with every standard this crate ships, in its default configuration.
-    pub fn with_default_standards() -> Registry {
-        let mut registry = Registry::empty();
-        crate::standards::register_defaults(&mut registry);
-        registry
     }
 
     /// Add a standard, replacing (and returning) any registered under the same name; this is how a network

@@ -2,7 +2,6 @@
 //! Prometheus metrics and the OpenAPI document. Routes and shapes are documented in docs/api.md and
 //! `openapi.json`; the JSON types live in `dstorage_client::api`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -10,15 +9,15 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use dstorage_app::App;
+use dstorage_app::Refusal;
 use dstorage_client::api::*;
-use dstorage_sql::{classify, ErrorClass, SqlError};
 use dstorage_types::result::ResultCode;
 use dstorage_types::tx::{tx_hash, Transaction, TxHash};
 
-use crate::batcher::Batcher;
-use crate::cometbft::{BroadcastSync, CometError, CometRpc};
-use crate::metrics::Metrics;
+use crate::cometbft::{BroadcastSync, CometError};
+
+pub(crate) use crate::api_common::{blocking, ApiResult};
+pub use crate::api_common::{ApiError, ApiState};
 
 /// The OpenAPI 3 document describing every route.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -28,82 +27,6 @@ pub const COMMIT_WAIT: Duration = Duration::from_secs(60);
 
 /// CometBFT's RPC error for bytes already in its mempool cache (committed or pending).
 const TX_IN_CACHE: &str = "tx already exists in cache";
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct ApiState {
-    /// The application (reads, commit notifications).
-    pub app: App,
-    /// CometBFT's RPC (status).
-    pub rpc: CometRpc,
-    /// Submits transactions to CometBFT, grouped into bundles under load (`crate::batcher`).
-    pub batcher: Batcher,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Challenges and signature checks of signed reads (`crate::readauth`).
-    pub reads_auth: Arc<crate::readauth::ReadAuthenticator>,
-}
-
-/// An error answer: status plus `{"error", "code"}`, and a `Retry-After` header when retrying later helps.
-#[derive(Debug)]
-pub struct ApiError {
-    pub(crate) status: StatusCode,
-    pub(crate) body: ErrorResponse,
-    pub(crate) retry_after: Option<Duration>,
-}
-
-impl ApiError {
-    pub(crate) fn new(
-        status: StatusCode,
-        code: impl Into<String>,
-        error: impl Into<String>,
-    ) -> ApiError {
-        ApiError {
-            status,
-            body: ErrorResponse {
-                error: error.into(),
-                code: code.into(),
-            },
-            retry_after: None,
-        }
-    }
-
-    pub(crate) fn bad_request(error: impl Into<String>) -> ApiError {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", error)
-    }
-
-    pub(crate) fn internal(error: impl std::fmt::Display) -> ApiError {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            error.to_string(),
-        )
-    }
-
-    pub(crate) fn from_sql(e: SqlError) -> ApiError {
-        let (status, code) = match classify(&e) {
-            ErrorClass::Refused => (StatusCode::UNPROCESSABLE_ENTITY, "sql_refused"),
-            ErrorClass::CostLimit => (StatusCode::UNPROCESSABLE_ENTITY, "cost_limit_exceeded"),
-            ErrorClass::DataLimit => (StatusCode::UNPROCESSABLE_ENTITY, "data_limit_exceeded"),
-            ErrorClass::BlockFull => (StatusCode::UNPROCESSABLE_ENTITY, "block_full"),
-            ErrorClass::Input => (StatusCode::BAD_REQUEST, "sql_error"),
-            ErrorClass::Storage => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
-        Self::new(status, code, format!("{e:#}"))
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        if let Some(after) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, after.as_secs().max(1).into());
-        }
-        response
-    }
-}
 
 /// How long a client should wait before sending again to a node that is catching up.
 pub const CATCHING_UP_RETRY: Duration = Duration::from_secs(2);
@@ -152,8 +75,6 @@ async fn behind(s: &ApiState) -> Option<String> {
         .and_then(|t| std::time::SystemTime::now().duration_since(t).ok());
     behind_reason(status.catching_up, peers, validators, age)
 }
-
-pub(crate) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Build the router.
 pub fn router(state: ApiState) -> Router {
@@ -263,22 +184,6 @@ async fn catch_panics(req: axum::extract::Request, next: axum::middleware::Next)
 }
 
 use dstorage_app::panic_message;
-
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| match e.try_into_panic() {
-            Ok(panic) => {
-                let reason = panic_message(panic.as_ref());
-                tracing::error!(%reason, "a read panicked");
-                ApiError::internal(format!("the node failed while answering: {reason}"))
-            }
-            Err(e) => ApiError::internal(e),
-        })
-}
-
 async fn broadcast(
     State(s): State<ApiState>,
     body: Result<Json<BroadcastRequest>, axum::extract::rejection::JsonRejection>,
@@ -355,9 +260,20 @@ async fn broadcast(
         }
     };
     if checked.check_tx.code != 0 {
+        let Some(code) = ResultCode::from_code(checked.check_tx.code) else {
+            // Only this node's app answers CheckTx, so this is a version mismatch, not the client's doing.
+            let code = format!("code_{}", checked.check_tx.code);
+            s.metrics.checktx_refused(&code);
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                checked.check_tx.log,
+            ));
+        };
+        let refused = Refusal::new(code, checked.check_tx.log);
         // A nonce that skips ahead may be the client's mistake, or this node's nonces may be behind the
         // network's: the client must not be blamed for the node's state.
-        if checked.check_tx.code == ResultCode::NonceGap.code() {
+        if refused.code == ResultCode::NonceGap {
             if let Some(reason) = behind(&s).await {
                 s.metrics.checktx_refused(ResultCode::CatchingUp.name());
                 let mut e = ApiError::new(
@@ -366,7 +282,7 @@ async fn broadcast(
                     format!(
                         "this node cannot judge the transaction's nonce: {reason}, so its view of nonces may be \
                          behind ({}); retry in {} s or send it to another node",
-                        checked.check_tx.log,
+                        refused.message,
                         CATCHING_UP_RETRY.as_secs()
                     ),
                 );
@@ -374,14 +290,11 @@ async fn broadcast(
                 return Err(e);
             }
         }
-        let code = ResultCode::from_code(checked.check_tx.code)
-            .map(|c| c.name().to_string())
-            .unwrap_or_else(|| format!("code_{}", checked.check_tx.code));
-        s.metrics.checktx_refused(&code);
+        s.metrics.checktx_refused(refused.code.name());
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            code,
-            checked.check_tx.log,
+            refused.code.name(),
+            refused.message,
         ));
     }
     if req.wait == WaitFor::Sync {
@@ -625,7 +538,14 @@ async fn openapi() -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use dstorage_app::App;
+
     use super::*;
+    use crate::batcher::Batcher;
+    use crate::cometbft::CometRpc;
+    use crate::metrics::Metrics;
 
     // Issue 10: a panic on a request thread must become an error answer, not a dropped
     // connection (or, with a stack overflow, a process abort).

@@ -4,11 +4,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use dstorage_app::Refusal;
 use dstorage_client::api::{ActionInfo, ActionsResponse, QueryResponse};
 use dstorage_types::read::{ReadEnvelope, ReadRequest};
 use dstorage_types::result::ResultCode;
 
-use crate::api::{blocking, ApiError, ApiResult, ApiState};
+use crate::api_common::{blocking, ApiError, ApiResult, ApiState};
 use crate::reads::{parse_envelope, read_caller};
 
 /// `POST /v1/call`: the read envelope with `action` and `args`; unsigned (no `auth`) only a public view runs.
@@ -44,13 +45,13 @@ pub(crate) async fn call(
             cost: rows.cost,
             height,
         })),
-        Err((code, message)) => Err(refusal(code, message, signed)),
+        Err(refused) => Err(refusal(refused, signed)),
     }
 }
 
 /// The HTTP answer to a refused call: an unsigned caller the rule turns away is asked to sign (401
 /// `signature_required`, as `POST /v1/query` answers); a signed one is refused (403 `forbidden`).
-fn refusal(code: ResultCode, message: String, signed: bool) -> ApiError {
+fn refusal(Refusal { code, message }: Refusal, signed: bool) -> ApiError {
     let status = match code {
         ResultCode::Forbidden if !signed => {
             return ApiError::new(StatusCode::UNAUTHORIZED, "signature_required", message)

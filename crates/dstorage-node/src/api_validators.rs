@@ -9,7 +9,7 @@ use dstorage_client::api::{
     ValidatorsResponse,
 };
 
-use crate::api::{blocking, ApiError, ApiState};
+use crate::api_common::{blocking, ApiError, ApiState};
 
 /// Requests `GET /v1/validators/requests` lists at most (the newest).
 pub const MAX_REQUESTS_LISTED: usize = 1000;

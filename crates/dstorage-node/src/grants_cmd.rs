@@ -11,7 +11,7 @@ use dstorage_types::read::ReadEnvelope;
 use dstorage_types::tx::Payload;
 use dstorage_types::value::Value;
 
-use crate::cli::{CommonArgs, SignerArgs};
+use crate::cli_common::{CommonArgs, SignerArgs};
 
 /// `dstorage grant`.
 #[derive(Args, Debug)]
@@ -104,14 +104,14 @@ fn json_values(flag: &str, texts: &[String]) -> anyhow::Result<Vec<Value>> {
 /// `dstorage grant`.
 pub async fn grant(a: GrantArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&a.common.node);
-    let signer = crate::cli::load_signer(&a.signer)?;
+    let signer = crate::cli_common::load_signer(&a.signer)?;
     let payload = Payload::Grant {
         grantee: a.grantee.clone(),
         data_id: a.data_id.clone(),
         locked_until: a.locked_until,
     };
-    let r = crate::cli::submit(&client, &signer, payload, &a.common).await?;
-    crate::cli::print_tx_result(
+    let r = crate::cli_common::submit(&client, &signer, payload, &a.common).await?;
+    crate::cli_common::print_tx_result(
         &r,
         &a.common,
         Some(&format!("granted {:?} to {}", a.data_id, a.grantee)),
@@ -121,13 +121,13 @@ pub async fn grant(a: GrantArgs) -> anyhow::Result<ExitCode> {
 /// `dstorage revoke`.
 pub async fn revoke(a: RevokeArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&a.common.node);
-    let signer = crate::cli::load_signer(&a.signer)?;
+    let signer = crate::cli_common::load_signer(&a.signer)?;
     let payload = Payload::Revoke {
         grantee: a.grantee.clone(),
         data_id: a.data_id.clone(),
     };
-    let r = crate::cli::submit(&client, &signer, payload, &a.common).await?;
-    crate::cli::print_tx_result(
+    let r = crate::cli_common::submit(&client, &signer, payload, &a.common).await?;
+    crate::cli_common::print_tx_result(
         &r,
         &a.common,
         Some(&format!("revoked {:?} from {}", a.data_id, a.grantee)),
@@ -138,7 +138,11 @@ pub async fn revoke(a: RevokeArgs) -> anyhow::Result<ExitCode> {
 pub async fn grants(a: GrantsArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&a.common.node);
     let owner = match (&a.owner, &a.grantee) {
-        (None, None) => Some(crate::cli::load_signer(&a.signer)?.identity().to_owned()),
+        (None, None) => Some(
+            crate::cli_common::load_signer(&a.signer)?
+                .identity()
+                .to_owned(),
+        ),
         _ => a.owner.clone(),
     };
     let r: GrantsResponse = client
@@ -162,7 +166,7 @@ pub async fn grants(a: GrantsArgs) -> anyhow::Result<ExitCode> {
 /// `dstorage read`: a signed read, of one SELECT (`--sql`, the owner's) or of a view action.
 pub async fn read(a: ReadArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&a.common.node);
-    let signer = crate::cli::load_signer(&a.signer)?;
+    let signer = crate::cli_common::load_signer(&a.signer)?;
     let (envelope, path) = match (&a.sql, &a.action) {
         (Some(sql), None) => (
             ReadEnvelope::sql(&a.schema, sql, json_values("--param", &a.params)?),
@@ -180,7 +184,7 @@ pub async fn read(a: ReadArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
         match serde_json::from_value::<QueryResponse>(answer.clone()) {
-            Ok(rows) => print!("{}", crate::cli::render_rows(&rows)),
+            Ok(rows) => print!("{}", crate::cli_common::render_rows(&rows)),
             Err(_) => println!("{}", serde_json::to_string_pretty(&answer)?),
         }
     }

@@ -2,10 +2,12 @@
 
 pub mod api;
 pub mod api_actions;
+mod api_common;
 pub mod api_validators;
 pub mod batcher;
 pub mod cli;
 pub mod cli_actions;
+mod cli_common;
 pub mod cometbft;
 pub mod config;
 pub mod convert;

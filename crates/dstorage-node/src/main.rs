@@ -63,6 +63,9 @@ fn run() -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Node(cmd) => return dstorage_node::cli::run(cmd),
         Command::Key { cmd } => return key_cmd::run(cmd),
+        Command::Bench(args) if args.signed_reads => {
+            return dstorage_node::cli::block_on(bench_reads::run(&args))
+        }
         Command::Bench(args) => return dstorage_node::cli::block_on(bench::run(args)),
         Command::Version { json: true } => println!(
             "{}",

@@ -14,7 +14,7 @@ use dstorage_client::api::{
 use dstorage_types::caller::Caller;
 use dstorage_types::read::{ReadEnvelope, ReadRequest};
 
-use crate::api::{blocking, ApiError, ApiResult, ApiState};
+use crate::api_common::{blocking, ApiError, ApiResult, ApiState};
 use crate::readauth::ReadAuthError;
 
 impl From<ReadAuthError> for ApiError {

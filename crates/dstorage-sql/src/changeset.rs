@@ -406,7 +406,7 @@ fn apply_schema_record(conn: &Connection, r: &ChangesetRecord) -> Result<(), Sql
             conn.execute("INSERT INTO _dstorage_schemas(name) VALUES (?1)", [name])?;
         }
         ChangesetRecord::DropSchema { name } => {
-            crate::engine::drop_schema_objects(conn, name)?;
+            crate::catalog::drop_schema_objects(conn, name)?;
             conn.execute("DELETE FROM _dstorage_schemas WHERE name = ?1", [name])?;
         }
         ChangesetRecord::Ddl { schema, sql } => {

@@ -15,11 +15,11 @@
 
 pub mod actions;
 mod authorizer;
+mod catalog;
 mod changeset;
 mod class;
 mod engine;
 mod error;
-mod estimate;
 pub mod functions;
 pub mod fuzzing;
 mod guard;
@@ -31,17 +31,18 @@ mod tracker;
 mod verify;
 
 pub use authorizer::ALLOWED_FUNCTIONS;
+pub use catalog::{table_physical_name, ColumnInfo, SchemaInfo, TableDump, TableInfo};
 pub use changeset::{
     Changeset, ChangesetRecord, ColumnValue, RowChange, RowOp, CHANGESET_MAGIC, CHANGESET_VERSION,
 };
 pub use class::{classify, follows_from_text, ErrorClass};
 pub use dstorage_types::value::Value;
+pub use engine::estimate::{Estimate, RUN_BUDGET as ESTIMATE_RUN_BUDGET};
 pub use engine::{
-    sqlite_version, table_physical_name, Block, ColumnInfo, EncodedChangeset, Engine, EngineConfig,
-    ExecOutcome, KvPairs, QueryResult, Reader, SchemaInfo, TableDump, TableInfo, SQLITE_VERSION,
-    SQL_STACK_RED_ZONE, SQL_STACK_SEGMENT, SQL_THREAD_STACK, SYSTEM_VALUE_LIMIT,
+    sqlite_version, Block, EncodedChangeset, Engine, EngineConfig, ExecOutcome, KvPairs,
+    QueryResult, Reader, SQLITE_VERSION, SQL_STACK_RED_ZONE, SQL_STACK_SEGMENT, SQL_THREAD_STACK,
+    SYSTEM_VALUE_LIMIT,
 };
 pub use error::SqlError;
-pub use estimate::{Estimate, RUN_BUDGET as ESTIMATE_RUN_BUDGET};
 pub use meter::{BYTES_PER_STEP, PROGRESS_STEP, VALUE_OVERHEAD};
 pub use names::{physical_name, validate_schema_name};

@@ -1,5 +1,5 @@
 //! The second layer of the guard: rules checked on what SQLite itself prepared or created,
-//! so that they hold even if the statement guard (`guard.rs`) were bypassed entirely.
+//! so that they hold even if the statement guard (`guard/`) were bypassed entirely.
 //!
 //! - [`check_program`] reads the program SQLite compiled for a statement (its `EXPLAIN`
 //!   listing), once per compile: no REAL literal, no cast that makes a REAL, no window

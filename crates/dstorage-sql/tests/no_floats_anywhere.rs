@@ -312,3 +312,50 @@ fn sign_of_a_text_is_an_error_unless_the_text_is_an_integer() {
         ]
     );
 }
+
+/// Regression (2,000-seed campaign): `UPDATE t3 SET c = '0.1' + '0.2' RETURNING c` on an
+/// empty table ran, changed nothing and returned nothing, where the campaign expected the
+/// float error. The rule is that the error is raised where SQLite would make the REAL value,
+/// so what decides is SQLite's program for the statement: an expression evaluated per row
+/// fails only when a row reaches it; a constant SQLite computes once before its loop (here
+/// the one in a WHERE term) fails whether or not a row comes. The program depends only on
+/// the statement, the schema and the pinned SQLite (no statistics), so every node fails the
+/// same statements on the same state; the same statement on a row always fails.
+#[test]
+fn a_float_is_an_error_when_sqlite_evaluates_it_and_only_then() {
+    let (_dir, mut engine) = setup();
+    commit_block(
+        &mut engine,
+        None,
+        "app",
+        &["CREATE TABLE e(id INTEGER PRIMARY KEY, s TEXT) STRICT"],
+    );
+    let run = |engine: &mut Engine, sql: &str| {
+        let mut block = engine.begin_block().expect("begin");
+        let r = block
+            .execute("app", sql, LIMIT)
+            .map(|o| (o.rows_changed, o.rows.map_or(0, |r| r.rows.len())));
+        block.discard().expect("discard");
+        r.map_err(|e| e.to_string())
+    };
+    // No row reaches the expression: nothing is evaluated, nothing fails.
+    for (sql, rows) in [
+        ("UPDATE e SET s = '0.1' + '0.2' RETURNING s", 0),
+        ("UPDATE t SET s = '0.1' + '0.2' WHERE id = 99", 0),
+        ("SELECT '0.1' + '0.2' FROM e", 0),
+        ("SELECT CASE WHEN n > 100 THEN '1.5' + 0 END FROM t", 3),
+    ] {
+        assert_eq!(run(&mut engine, sql), Ok((0, rows)), "{sql}");
+    }
+    // A constant of a WHERE term is computed before the loop.
+    let err = run(&mut engine, "DELETE FROM t WHERE id = 99 AND n = '1.5' + 0").unwrap_err();
+    assert!(names_a_float(&err), "{err}");
+    // A row reaches it.
+    for sql in [
+        "UPDATE t SET s = '0.1' + '0.2' RETURNING s",
+        "SELECT '0.1' + '0.2' FROM t",
+    ] {
+        let err = run(&mut engine, sql).unwrap_err();
+        assert!(names_a_float(&err), "{sql}: {err}");
+    }
+}

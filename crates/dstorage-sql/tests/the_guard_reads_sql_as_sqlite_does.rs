@@ -227,6 +227,25 @@ fn a_minus_sign_before_a_negative_number_is_not_a_comment() {
     );
 }
 
+// Regression check for the 2,000-seed campaign's `- 168` vs `---\n168`: the generator's
+// rendering joined a `-` token to a `--` line comment, so one side read `168` and the other
+// `-168`. The bug was the generator's; what the engine sends SQLite reads three minus signs
+// as SQLite does (a comment from the first two), with and without the guard's additions
+// (an ORDER BY appended, a table renamed) on the same line.
+#[test]
+fn three_minus_signs_start_a_comment_as_sqlite_reads_them() {
+    let p = pair();
+    assert_eq!(p.rows("SELECT ---\n168"), vec![vec![int(168)]]);
+    assert_eq!(p.rows("SELECT - --\n168"), vec![vec![int(-168)]]);
+    p.all_same(&[
+        "SELECT ---\n168, 2---\n- 1",
+        "SELECT -/**/-\n168, - -- x\n- 1",
+        "SELECT id FROM ord WHERE id > ---\n3",
+        "SELECT id, ---\n3 FROM ord LIMIT ---\n+ - 4",
+        "SELECT id FROM ord WHERE id > 0 ---\n",
+    ]);
+}
+
 #[test]
 fn hex_literals_are_integers() {
     let mut p = pair();

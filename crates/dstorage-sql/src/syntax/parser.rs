@@ -1206,27 +1206,79 @@ impl Parser<'_> {
         loop {
             self.nm()?;
             self.expect_kw(Kw::As)?;
-            self.skip_parens()?;
+            self.window_spec()?;
             if !self.eat(Tk::Comma) {
                 return Ok(());
             }
         }
     }
 
-    /// Skip a balanced `( ... )`.
-    fn skip_parens(&mut self) -> Result<(), SqlError> {
+    /// `( [name] [PARTITION BY exprs] [ORDER BY terms] [frame] )`, read by parse.y's
+    /// `window` rule only to find where it ends (the guard refuses windows), so that what
+    /// SQLite calls a syntax error is one here too (the 100k-case parser run found
+    /// `OVER (WHERE a > 1)` accepted by skipping the parentheses).
+    fn window_spec(&mut self) -> Result<(), SqlError> {
         self.expect(Tk::LParen)?;
-        let mut depth = 1usize;
-        while depth > 0 {
-            match self.peek() {
-                Some(Tk::LParen) => depth += 1,
-                Some(Tk::RParen) => depth -= 1,
-                None => return Err(self.syntax_error()),
-                _ => {}
-            }
-            self.pos += 1;
+        // PARTITION, RANGE, ROWS and GROUPS fall back to names, but SQLite's parser reads
+        // them as keywords where a window may start with one.
+        let clause_word = matches!(
+            self.peek(),
+            Some(Tk::Keyword(
+                Kw::Partition | Kw::Range | Kw::Rows | Kw::Groups
+            ))
+        );
+        if self.is_nm_at(0) && !clause_word {
+            self.nm()?;
         }
+        if self.eat_kw(Kw::Partition) {
+            self.expect_kw(Kw::By)?;
+            self.nexprlist()?;
+        }
+        if self.eat_kw(Kw::Order) {
+            self.expect_kw(Kw::By)?;
+            self.sortlist()?;
+        }
+        if self.eat_kw(Kw::Range) || self.eat_kw(Kw::Rows) || self.eat_kw(Kw::Groups) {
+            if self.eat_kw(Kw::Between) {
+                self.frame_bound()?;
+                self.expect_kw(Kw::And)?;
+            }
+            self.frame_bound()?;
+            if self.eat_kw(Kw::Exclude) {
+                if self.eat_kw(Kw::No) {
+                    self.expect_kw(Kw::Others)?;
+                } else if self.eat_kw(Kw::Current) {
+                    self.expect_kw(Kw::Row)?;
+                } else if !(self.eat_kw(Kw::Group) || self.eat_kw(Kw::Ties)) {
+                    return Err(self.syntax_error());
+                }
+            }
+        }
+        self.expect(Tk::RParen)?;
         Ok(())
+    }
+
+    /// `UNBOUNDED PRECEDING|FOLLOWING`, `CURRENT ROW` or `expr PRECEDING|FOLLOWING`.
+    fn frame_bound(&mut self) -> Result<(), SqlError> {
+        if self.is_kw(Kw::Unbounded)
+            && matches!(
+                self.peek_at(1),
+                Some(Tk::Keyword(Kw::Preceding | Kw::Following))
+            )
+        {
+            self.pos += 2;
+            return Ok(());
+        }
+        if self.is_kw(Kw::Current) && self.is_kw_at(1, Kw::Row) {
+            self.pos += 2;
+            return Ok(());
+        }
+        self.expr()?;
+        if self.eat_kw(Kw::Preceding) || self.eat_kw(Kw::Following) {
+            Ok(())
+        } else {
+            Err(self.syntax_error())
+        }
     }
 
     fn selcollist(&mut self) -> Result<Vec<ResultColumn>, SqlError> {
@@ -1754,8 +1806,22 @@ impl Parser<'_> {
                 Ok((self.node(first, ExprKind::Cast(Box::new(e), ty)), h + 1))
             }
             Some(Tk::Keyword(Kw::Raise)) => {
+                // `RAISE(IGNORE)` or `RAISE(ROLLBACK|ABORT|FAIL, expr)`, as parse.y has it
+                // (the 100k-case parser run found `RAISE(SELECT 2)` accepted by skipping the
+                // parentheses, a statement SQLite calls a syntax error).
                 self.pos += 1;
-                self.skip_parens()?;
+                self.expect(Tk::LParen)?;
+                if !self.eat_kw(Kw::Ignore) {
+                    if !(self.eat_kw(Kw::Rollback)
+                        || self.eat_kw(Kw::Abort)
+                        || self.eat_kw(Kw::Fail))
+                    {
+                        return Err(self.syntax_error());
+                    }
+                    self.expect(Tk::Comma)?;
+                    self.expr()?;
+                }
+                self.expect(Tk::RParen)?;
                 Ok((self.node(first, ExprKind::Raise), 1))
             }
             _ if self.is_idj_at(0) && self.peek_at(1) == Some(Tk::LParen) => self.function(),
@@ -1904,7 +1970,7 @@ impl Parser<'_> {
         if self.eat_kw(Kw::Over) {
             f.over = true;
             if self.is(Tk::LParen) {
-                self.skip_parens()?;
+                self.window_spec()?;
             } else {
                 self.nm()?;
             }
@@ -2060,6 +2126,47 @@ mod tests {
         match parse(sql, &toks) {
             Err(SqlError::Parse(m)) => assert_eq!(m, "near \"FROM\": syntax error"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    // Regression: the 100k-case parser run (`DSTORAGE_PARSER_CASES=100000`) found RAISE(...)
+    // and OVER (...) read by skipping balanced parentheses, so `RAISE(SELECT 2)` and
+    // `OVER (WHERE a > 1)` parsed where SQLite reports a syntax error. The guard refuses
+    // both constructs anyway; the parse error must still be SQLite's.
+    #[test]
+    fn raise_and_window_definitions_follow_sqlites_grammar() {
+        let error = |sql: &str| match parse(sql, &significant(sql)) {
+            Err(SqlError::Parse(m)) => m,
+            other => panic!("{sql}: {other:?}"),
+        };
+        assert_eq!(
+            error("SELECT RAISE(SELECT 2)"),
+            "near \"SELECT\": syntax error"
+        );
+        assert_eq!(error("SELECT RAISE(ABORT)"), "near \")\": syntax error");
+        assert_eq!(
+            error("SELECT RAISE(IGNORE, 'x')"),
+            "near \",\": syntax error"
+        );
+        assert_eq!(
+            error("SELECT max(a) OVER (WHERE a > 1) FROM t"),
+            "near \"WHERE\": syntax error"
+        );
+        assert_eq!(
+            error("SELECT max(a) OVER (ROWS 1) FROM t"),
+            "near \")\": syntax error"
+        );
+        assert_eq!(
+            error("SELECT max(a) OVER w FROM t WINDOW w AS (ORDER a)"),
+            "near \"a\": syntax error"
+        );
+        for sql in [
+            "SELECT RAISE(IGNORE), RAISE(FAIL, 'no ' || a) FROM t",
+            "SELECT max(a) OVER (), max(a) OVER (w), max(a) OVER (partition BY b)",
+            "SELECT max(a) OVER (w ORDER BY a DESC RANGE BETWEEN UNBOUNDED PRECEDING AND 2 FOLLOWING EXCLUDE NO OTHERS)",
+            "SELECT max(a) OVER w FROM t WINDOW w AS (ROWS CURRENT ROW EXCLUDE TIES), v AS (GROUPS 1 PRECEDING)",
+        ] {
+            one(sql);
         }
     }
 }

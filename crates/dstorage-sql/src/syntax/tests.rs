@@ -41,6 +41,8 @@ const CORPUS: &[&str] = &[
     "PRAGMA main.index_list = t",
     "SELECT key, replace(a, 'b', 'c'), like(a, b), left.x FROM t AS left",
     "SELECT max(a) FILTER (WHERE a > 1) FROM t",
+    "SELECT max(a) FILTER (WHERE a > 1) OVER (PARTITION BY b ORDER BY a ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW EXCLUDE NO OTHERS), sum(a) OVER w FROM t WINDOW w AS (ORDER BY a RANGE 2 PRECEDING)",
+    "SELECT RAISE(IGNORE), RAISE(ABORT, 'x' || a) FROM t",
     "CREATE TABLE g (a INTEGER PRIMARY KEY, b INTEGER GENERATED ALWAYS AS (a * 2) VIRTUAL, c TEXT AS (b) STORED, d KEY)",
     "SELECT CAST(a AS), - NOT a, a BETWEEN b ISNULL AND c FROM t",
 ];

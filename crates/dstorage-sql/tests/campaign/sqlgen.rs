@@ -293,6 +293,12 @@ const ODD_COL_NAMES: &[&str] = &["key", "order", "Select", "col with space", "x\
 /// Key values: small, so writes meet existing rows and conflicts happen.
 const KEY_RANGE: i64 = 24;
 
+/// A column name as a quoted identifier (the odd names hold a `"`: the hostile templates
+/// once wrote `"x"y"`, a parse error, where they meant a rule to break).
+fn quote_id(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// SQL text of a string literal.
 pub fn quote_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
@@ -356,6 +362,11 @@ fn render_into(out: &mut String, tokens: &[T], oracle: bool, rng: &mut StdRng, p
             } else {
                 " "
             };
+            // A separator that starts a line comment must not touch a `-` before it:
+            // `-` then `--\n` is `---\n`, a comment that swallows the minus.
+            if sep.starts_with('-') && out.ends_with('-') {
+                out.push(' ');
+            }
             out.push_str(sep);
         }
         out.push_str(&text);
@@ -2486,9 +2497,9 @@ impl SqlGen {
             .cols
             .iter()
             .find(|c| c.ty == Ty::Int)
-            .map(|c| format!("\"{}\"", c.name))
+            .map(|c| quote_id(&c.name))
             .unwrap_or_else(|| "1".into());
-        let any_col = format!("\"{}\"", t.cols[1].name);
+        let any_col = quote_id(&t.cols[1].name);
         let text_col = t
             .cols
             .iter()
@@ -2496,7 +2507,7 @@ impl SqlGen {
             .find(|(i, c)| {
                 c.ty == Ty::Text && !t.pk.contains(i) && !t.fks.iter().any(|(fc, _)| fc == i)
             })
-            .map(|(_, c)| format!("\"{}\"", c.name));
+            .map(|(_, c)| quote_id(&c.name));
         let mut cases: Vec<(&'static str, String)> = vec![
             ("REAL literal", "SELECT 1.5".into()),
             (
@@ -2648,8 +2659,8 @@ impl SqlGen {
             "runaway write stopped by the meter",
             format!(
                 "WITH RECURSIVE c(x) AS (SELECT 1000 UNION ALL SELECT x + 1 FROM c) \
-                 INSERT OR IGNORE INTO {tn}(\"{}\") SELECT {key_expr} FROM c",
-                key.name
+                 INSERT OR IGNORE INTO {tn}({}) SELECT {key_expr} FROM c",
+                quote_id(&key.name)
             ),
         ));
         if let Some(tc) = text_col {
