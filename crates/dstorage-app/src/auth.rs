@@ -24,6 +24,19 @@ pub struct Checked {
     pub hash: TxHash,
     /// The sender's identity string (what SQL and ownership see).
     pub identity: String,
+    /// The signer's public key (`@caller_key`; for Ethereum, recovered from the signature).
+    pub key: Vec<u8>,
+}
+
+impl Checked {
+    /// The caller an action this transaction calls runs as.
+    pub fn caller(&self) -> dstorage_types::caller::Caller {
+        dstorage_types::caller::Caller {
+            identity: self.identity.clone(),
+            standard: self.tx.body.standard.clone(),
+            key: Some(self.key.clone()),
+        }
+    }
 }
 
 /// The transactions one CometBFT transaction carries: itself, or the members of a bundle
@@ -78,7 +91,8 @@ pub struct Verifier {
 struct Cache {
     capacity: usize,
     order: VecDeque<[u8; 32]>,
-    identities: BTreeMap<[u8; 32], String>,
+    /// Each verified transaction's identity and signer key.
+    identities: BTreeMap<[u8; 32], (String, Vec<u8>)>,
 }
 
 impl Verifier {
@@ -126,22 +140,27 @@ impl Verifier {
             .lock()
             .ok()
             .and_then(|c| c.identities.get(&hash.0).cloned());
-        let identity = match cached {
-            Some(identity) => identity,
+        let (identity, key) = match cached {
+            Some(verified) => verified,
             None => {
                 let started = crate::sys::thread_cpu_time();
                 let verified = self.verify(&tx);
                 let spent = crate::sys::thread_cpu_time().saturating_sub(started);
                 let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
                 self.verify_nanos.fetch_add(nanos, Ordering::Relaxed);
-                let identity = verified?;
+                let verified = verified?;
                 if let Ok(mut cache) = self.cache.lock() {
-                    cache.insert(hash.0, identity.clone());
+                    cache.insert(hash.0, verified.clone());
                 }
-                identity
+                verified
             }
         };
-        Ok(Checked { tx, hash, identity })
+        Ok(Checked {
+            tx,
+            hash,
+            identity,
+            key,
+        })
     }
 
     /// CPU seconds spent verifying signatures so far (cache misses only; never part of consensus).
@@ -149,7 +168,8 @@ impl Verifier {
         self.verify_nanos.load(Ordering::Relaxed) as f64 / 1e9
     }
 
-    fn verify(&self, tx: &Transaction) -> Result<String, Refusal> {
+    /// The sender's identity and signer key.
+    fn verify(&self, tx: &Transaction) -> Result<(String, Vec<u8>), Refusal> {
         let standard = &tx.body.standard;
         let authenticator = self.registry.get(standard).map_err(|e| {
             Refusal::new(
@@ -157,8 +177,8 @@ impl Verifier {
                 format!("unknown signature standard: {e}"),
             )
         })?;
-        authenticator
-            .verify(
+        let key = authenticator
+            .verify_signer_key(
                 &tx.body.sender,
                 tx.body.signed_text().as_bytes(),
                 &tx.signature,
@@ -169,17 +189,18 @@ impl Verifier {
                     format!("signature does not verify under {standard}: {e}"),
                 )
             })?;
-        authenticator.identifier(&tx.body.sender).map_err(|e| {
+        let identity = authenticator.identifier(&tx.body.sender).map_err(|e| {
             Refusal::new(
                 ResultCode::BadSignature,
                 format!("sender is not a valid {standard} identity: {e}"),
             )
-        })
+        })?;
+        Ok((identity, key))
     }
 }
 
 impl Cache {
-    fn insert(&mut self, hash: [u8; 32], identity: String) {
+    fn insert(&mut self, hash: [u8; 32], identity: (String, Vec<u8>)) {
         if self.capacity == 0 || self.identities.contains_key(&hash) {
             return;
         }

@@ -627,7 +627,9 @@ fn execute_tx(
     validator_changes: &mut crate::validators::BlockChanges,
 ) -> Result<TxRecord, BlockError> {
     let hash = dstorage_types::tx::tx_hash(bytes);
-    let Checked { tx, identity, .. } = match shared.verifier.check(bytes, chain_id) {
+    let Checked {
+        tx, identity, key, ..
+    } = match shared.verifier.check(bytes, chain_id) {
         Ok(c) => c,
         Err(Refusal { code, message }) => return Ok(record(hash, height, index, code, message)),
     };
@@ -692,11 +694,11 @@ fn execute_tx(
             action,
             args,
         } => {
-            let caller = dstorage_types::caller::Caller::from_sender(
-                &identity,
-                &tx.body.standard,
-                &tx.body.sender,
-            );
+            let caller = dstorage_types::caller::Caller {
+                identity: identity.clone(),
+                standard: tx.body.standard.clone(),
+                key: Some(key.clone()),
+            };
             let context = dstorage_types::action::CallContext {
                 caller: Some(caller),
                 height,
@@ -865,7 +867,7 @@ fn call(
     limit: u64,
 ) -> Result<Result<Option<dstorage_sql::ExecOutcome>, Failed>, BlockError> {
     let owner = block.kv_get(&keys::owner(schema))?;
-    let catalog = crate::actions::decode_catalog(block.kv_get(&keys::actions(schema))?)?;
+    let catalog = crate::actions::decode_catalog(schema, block.kv_get(&keys::actions(schema))?)?;
     let (found, _owner) = match crate::actions::resolve(
         owner,
         &catalog,

@@ -127,17 +127,44 @@ impl Inner {
                 args,
             } => {
                 let owner = self.owner(schema)?;
-                let catalog =
-                    crate::actions::decode_catalog(self.reader.kv_get(&keys::actions(schema))?)?;
-                let caller = dstorage_types::caller::Caller::from_sender(
-                    &checked.identity,
-                    &checked.tx.body.standard,
-                    &checked.tx.body.sender,
-                );
-                Ok(
-                    crate::actions::resolve(owner, &catalog, schema, action, args, Some(&caller))
-                        .map(|_| None),
-                )
+                let catalog = crate::actions::decode_catalog(
+                    schema,
+                    self.reader.kv_get(&keys::actions(schema))?,
+                )?;
+                let caller = checked.caller();
+                let found = match crate::actions::resolve(
+                    owner,
+                    &catalog,
+                    schema,
+                    action,
+                    args,
+                    Some(&caller),
+                ) {
+                    Ok((found, _)) => found,
+                    Err(r) => return Ok(Err(r)),
+                };
+                // The same spam filter as an `sql` transaction's: the statements' estimated cost, summed
+                // (placeholders are planned unbound, as for a parameterised statement).
+                let limit = shared.config.cost_limit_per_tx;
+                let mut cost = 0u64;
+                for statement in &found.statements {
+                    match self.estimate(schema, &statement.exec_sql) {
+                        Ok(c) => cost = cost.saturating_add(c),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "no estimate of an action statement");
+                            return Ok(Ok(None));
+                        }
+                    }
+                }
+                if cost > limit {
+                    return Ok(Err(Refusal::new(
+                        ResultCode::CostEstimateTooHigh,
+                        format!(
+                            "{schema}.{action}: estimated cost {cost} exceeds the limit of {limit} per transaction"
+                        ),
+                    )));
+                }
+                Ok(Ok(Some(cost)))
             }
             Payload::Grant {
                 grantee,

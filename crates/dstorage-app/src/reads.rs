@@ -53,6 +53,58 @@ impl Reads {
         self.with(|r| r.query_with_params(schema, sql, params, cost_limit))
     }
 
+    /// `POST /v1/query`'s read: `sql` in `schema` by `who` (`None`: unsigned), answered only if the rule of
+    /// [`crate::access::may_read`] lets `who` read the schema (checked before the SQL is parsed) and every other
+    /// schema the statement names. One reader and one read transaction for the rule's lookups and the read, so
+    /// the rule is decided on the state the rows come from.
+    pub fn query_as(
+        &self,
+        schema: &str,
+        sql: &str,
+        params: &[dstorage_sql::Value],
+        cost_limit: u64,
+        who: Option<&str>,
+    ) -> Result<Result<QueryResult, QueryRefused>, SqlError> {
+        self.with(|r| {
+            r.in_snapshot(|r| {
+                let rule =
+                    |r: &Reader, name: &str| -> Result<Result<(), QueryRefused>, SqlError> {
+                        let Some(owner) = r.kv_get(&keys::owner(name))? else {
+                            return Ok(Err(QueryRefused::NoSchema(name.to_owned())));
+                        };
+                        let public = r.kv_get(&keys::public_read(name))?.is_some();
+                        Ok(crate::access::may_read(
+                            name,
+                            &String::from_utf8_lossy(&owner),
+                            public,
+                            who,
+                        )
+                        .map_err(QueryRefused::Denied))
+                    };
+                if let Err(refused) = rule(r, schema)? {
+                    return Ok(Err(refused));
+                }
+                for other in r.schemas_named(schema, sql)? {
+                    if other == schema {
+                        continue;
+                    }
+                    match rule(r, &other)? {
+                        Ok(()) => {}
+                        // A named schema without an owner (none: the guard resolved its tables) is nobody's
+                        // to read.
+                        Err(QueryRefused::NoSchema(_)) => {
+                            if let Err(denied) = crate::access::may_read(&other, "", false, who) {
+                                return Ok(Err(QueryRefused::Denied(denied)));
+                            }
+                        }
+                        Err(refused) => return Ok(Err(refused)),
+                    }
+                }
+                r.query_with_params(schema, sql, params, cost_limit).map(Ok)
+            })?
+        })
+    }
+
     /// The schemas a read of `sql` in `schema` names (see `Reader::schemas_named`).
     pub fn schemas_named(&self, schema: &str, sql: &str) -> Result<Vec<String>, SqlError> {
         self.with(|r| r.schemas_named(schema, sql))
@@ -146,61 +198,66 @@ impl Reads {
         caller: Option<dstorage_types::caller::Caller>,
         cost_limit: u64,
     ) -> Result<Result<(QueryResult, u64), Refusal>, SqlError> {
+        // One read transaction: the owner, catalog, height and rows are of one committed state.
         self.with(|r| {
-            let owner = r.kv_get(&keys::owner(schema))?;
-            let catalog = match crate::actions::decode_catalog(r.kv_get(&keys::actions(schema))?) {
-                Ok(c) => c,
-                Err(e) => return Err(SqlError::ChangeLog(e.to_string())),
-            };
-            // A write action is never run here, whoever asks.
-            if catalog.actions.get(action).is_some_and(|a| !a.view) {
-                return Ok(Err(Refusal::new(
-                    dstorage_types::result::ResultCode::NotAView,
-                    format!(
-                        "{schema}.{action} writes: send it as a call transaction (POST /v1/tx)"
-                    ),
-                )));
-            }
-            let (found, _) = match crate::actions::resolve(
-                owner,
-                &catalog,
-                schema,
-                action,
-                args,
-                caller.as_ref(),
-            ) {
-                Ok(x) => x,
-                Err(refusal) => return Ok(Err(refusal)),
-            };
-            let height = keys::last_nonce(r.kv_get(keys::HEIGHT)?.as_deref());
-            let block_time = r
-                .kv_get(keys::BLOCK_TIME)?
-                .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
-                .map_or(0, i64::from_be_bytes);
-            let context = dstorage_types::action::CallContext {
-                caller,
-                height,
-                block_time,
-                tx: None,
-            };
-            let bindings = found.bindings(args, &context);
-            let statements: Vec<(&str, &[dstorage_types::value::Value])> = found
-                .statements
-                .iter()
-                .zip(&bindings)
-                .map(|(s, b)| (s.exec_sql.as_str(), b.as_slice()))
-                .collect();
-            match r.query_statements(schema, &statements, cost_limit) {
-                Ok(rows) => Ok(Ok((rows, height))),
-                Err(e) => match dstorage_sql::functions::action_error_message(&e.to_string()) {
-                    Some(m) => Ok(Err(Refusal::new(
-                        dstorage_types::result::ResultCode::ActionError,
-                        m.to_owned(),
-                    ))),
-                    None => Err(e),
-                },
-            }
-        })
+            r.in_snapshot(|r| {
+                let owner = r.kv_get(&keys::owner(schema))?;
+                let catalog =
+                    match crate::actions::decode_catalog(schema, r.kv_get(&keys::actions(schema))?)
+                    {
+                        Ok(c) => c,
+                        Err(e) => return Err(SqlError::ChangeLog(e.to_string())),
+                    };
+                // A write action is never run here, whoever asks.
+                if catalog.actions.get(action).is_some_and(|a| !a.view) {
+                    return Ok(Err(Refusal::new(
+                        dstorage_types::result::ResultCode::NotAView,
+                        format!(
+                            "{schema}.{action} writes: send it as a call transaction (POST /v1/tx)"
+                        ),
+                    )));
+                }
+                let (found, _) = match crate::actions::resolve(
+                    owner,
+                    &catalog,
+                    schema,
+                    action,
+                    args,
+                    caller.as_ref(),
+                ) {
+                    Ok(x) => x,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+                let height = keys::last_nonce(r.kv_get(keys::HEIGHT)?.as_deref());
+                let block_time = r
+                    .kv_get(keys::BLOCK_TIME)?
+                    .and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+                    .map_or(0, i64::from_be_bytes);
+                let context = dstorage_types::action::CallContext {
+                    caller,
+                    height,
+                    block_time,
+                    tx: None,
+                };
+                let bindings = found.bindings(args, &context);
+                let statements: Vec<(&str, &[dstorage_types::value::Value])> = found
+                    .statements
+                    .iter()
+                    .zip(&bindings)
+                    .map(|(s, b)| (s.exec_sql.as_str(), b.as_slice()))
+                    .collect();
+                match r.query_statements(schema, &statements, cost_limit) {
+                    Ok(rows) => Ok(Ok((rows, height))),
+                    Err(e) => match dstorage_sql::functions::action_error_message(&e.to_string()) {
+                        Some(m) => Ok(Err(Refusal::new(
+                            dstorage_types::result::ResultCode::ActionError,
+                            m.to_owned(),
+                        ))),
+                        None => Err(e),
+                    },
+                }
+            })
+        })?
     }
 
     /// A schema's action catalog (empty if it declares none), or None if there is no such schema.
@@ -212,8 +269,8 @@ impl Reads {
             if r.kv_get(&keys::owner(schema))?.is_none() {
                 return Ok(None);
             }
-            crate::actions::decode_catalog(r.kv_get(&keys::actions(schema))?)
-                .map(Some)
+            crate::actions::decode_catalog(schema, r.kv_get(&keys::actions(schema))?)
+                .map(|c| Some((*c).clone()))
                 .map_err(|e| SqlError::ChangeLog(e.to_string()))
         })
     }
@@ -247,6 +304,15 @@ impl Reads {
     pub fn is_validator_node(&self, node_id: &str) -> Result<bool, crate::AppError> {
         self.with(|r| crate::validators::is_validator_node(r, node_id))
     }
+}
+
+/// Why [`Reads::query_as`] did not answer.
+#[derive(Debug)]
+pub enum QueryRefused {
+    /// The schema read does not exist.
+    NoSchema(String),
+    /// The access rule says no.
+    Denied(crate::access::ReadDenied),
 }
 
 /// The validator set as the API shows it.

@@ -222,7 +222,12 @@ fn context_values_are_the_signers_and_the_blocks() {
     let h = start(&dir);
     let mut owner = Wallet::ed25519();
     let mut alice = Wallet::ed25519();
-    let mut bob = Wallet::eth();
+    let bob_key = dstorage_auth::SecretKey::generate(dstorage_types::identity::KeyType::Secp256k1);
+    let mut bob = Wallet {
+        signer: dstorage_client::Signer::new(bob_key.clone(), "eth_personal_sign").unwrap(),
+        next_nonce: 1,
+        chain: CHAIN.to_string(),
+    };
     deployed(&h, &mut owner);
     let a = alice.tx(call("app", "record", vec![Value::Integer(1)]));
     let b = bob.tx(call("app", "record", vec![Value::Integer(2)]));
@@ -264,7 +269,8 @@ fn context_values_are_the_signers_and_the_blocks() {
                 Value::Integer(2),
                 text(&bob.identity()),
                 text("eth_personal_sign"),
-                Value::Null,
+                // Recovered from the signature: the 33-byte compressed key whose address bob's is.
+                Value::Blob(bob_key.public_key().to_bytes()),
                 height,
                 time,
                 hash(&b),

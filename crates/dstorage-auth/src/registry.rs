@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use dstorage_types::caller::Caller;
 use dstorage_types::identity::KeyType;
 
 use crate::error::{AuthError, VerifyError};
@@ -24,6 +25,20 @@ pub trait Authenticator: Send + Sync {
     /// `sender` is the bytes a transaction carries to name its signer (eth: 20-byte address; ed25519/nep413/solana:
     /// 32-byte key; secp256k1_sha256: 33-byte compressed key).
     fn verify(&self, sender: &[u8], message: &[u8], signature: &[u8]) -> Result<(), VerifyError>;
+
+    /// [`Authenticator::verify`], returning the signer's public key: what `@caller_key` is in action SQL
+    /// (docs/auth.md). Where the sender is the key (ed25519, NEAR, Solana: 32 bytes; secp256k1_sha256: the
+    /// 33-byte compressed key) it is the sender; standards whose sender is an address (Ethereum) override this
+    /// to return the key recovered from the signature, as a 33-byte compressed secp256k1 point.
+    fn verify_signer_key(
+        &self,
+        sender: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<Vec<u8>, VerifyError> {
+        self.verify(sender, message, signature)?;
+        Ok(sender.to_vec())
+    }
 
     /// The canonical identity string of `sender` (the caller identity in SQL).
     fn identifier(&self, sender: &[u8]) -> Result<String, AuthError>;
@@ -122,6 +137,26 @@ impl Registry {
         let authenticator = self.get(standard)?;
         authenticator.verify(sender, message, signature)?;
         authenticator.identifier(sender)
+    }
+
+    /// Verify a signature and return the caller it authenticates: canonical identity, standard and public key
+    /// ([`Authenticator::verify_signer_key`]). Transactions and signed reads both get their caller here, so
+    /// `@caller...` means the same in a block and in a read.
+    pub fn verify_caller(
+        &self,
+        standard: &str,
+        sender: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<Caller, AuthError> {
+        let authenticator = self.get(standard)?;
+        let key = authenticator.verify_signer_key(sender, message, signature)?;
+        let identity = authenticator.identifier(sender)?;
+        Ok(Caller {
+            identity,
+            standard: authenticator.name().to_owned(),
+            key: Some(key),
+        })
     }
 
     /// Verify a signature against an identity string; returns the canonical identity.

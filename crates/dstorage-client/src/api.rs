@@ -258,6 +258,9 @@ impl ActionInfo {
     }
 }
 
+/// Most challenges one `GET /v1/challenge?count=N` gives.
+pub const MAX_CHALLENGES: usize = 100;
+
 /// `GET /v1/challenge`: a single-use challenge for one signed read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChallengeResponse {
@@ -265,6 +268,10 @@ pub struct ChallengeResponse {
     pub challenge: String,
     /// Unix seconds (the node's clock) after which the node refuses it.
     pub expires_at: u64,
+    /// With `?count=N` (2 to 100): all N challenges, `challenge` being the first; each is single-use and
+    /// expires at `expires_at`. Absent for one challenge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub challenges: Vec<String>,
 }
 
 /// One access grant (`GET /v1/grants`).

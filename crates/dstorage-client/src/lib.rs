@@ -344,6 +344,17 @@ impl Client {
         self.get("/v1/challenge").await
     }
 
+    /// `GET /v1/challenge?count=N`: `count` single-use challenges at once (at most
+    /// [`api::MAX_CHALLENGES`]), for a client that signs many reads within the challenges' lifetime.
+    pub async fn challenges(&self, count: usize) -> Result<Vec<String>, ClientError> {
+        let r: ChallengeResponse = self.get(&format!("/v1/challenge?count={count}")).await?;
+        Ok(if r.challenges.is_empty() {
+            vec![r.challenge]
+        } else {
+            r.challenges
+        })
+    }
+
     /// The node's chain id (asked once per client).
     pub async fn chain_id(&self) -> Result<String, ClientError> {
         if let Some(id) = self.chain_id.get() {

@@ -82,8 +82,9 @@ pub struct BenchArgs {
     /// placeholders: every insert is then a new statement to parse and prepare.
     #[arg(long)]
     pub literal: bool,
-    /// Insert through a write action (`call put(id, client, payload)`, docs/schemas.md) instead of a
-    /// parameterised `sql` transaction.
+    /// Also insert through a write action (`call put(id, client, payload)`, docs/schemas.md): for each network
+    /// size, a network measured with parameterised `sql` inserts and then a fresh one measured with the same
+    /// inserts as action calls, and the ratio of the two.
     #[arg(long, conflicts_with = "literal")]
     pub actions: bool,
     /// Most transactions a node's API groups into one bundle (its `bundle_max_txs`); 1 submits every
@@ -100,6 +101,10 @@ pub struct BenchArgs {
     /// challenge, signing a one-row SELECT as the schema's owner and posting it (`crate::bench_reads`).
     #[arg(long)]
     pub signed_reads: bool,
+    /// With `--signed-reads`: challenges each reader fetches at once (`GET /v1/challenge?count=N`, at most 100);
+    /// 1 fetches one per read.
+    #[arg(long, default_value_t = 1)]
+    pub challenge_batch: usize,
 }
 
 /// What one run measured, for all network sizes.
@@ -121,7 +126,7 @@ pub struct BenchReport {
     pub standard: String,
     /// Whether values were written into the SQL text instead of bound as parameters.
     pub literal: bool,
-    /// Whether inserts went through a write action.
+    /// Whether action calls were measured too (each network size twice: inserts, then action calls).
     pub actions: bool,
     /// The nodes' `bundle_max_txs`.
     pub bundle_max_txs: usize,
@@ -134,6 +139,8 @@ pub struct BenchReport {
 pub struct NetworkReport {
     /// Validators (nodes) in the network.
     pub validators: usize,
+    /// Whether its inserts were `call`s of a write action (else parameterised `sql` transactions).
+    pub actions: bool,
     /// Transactions committed during the measured window.
     pub committed_tx: u64,
     /// Of those, transactions whose result was an error (from the nodes' `dstorage_tx_errors`, node 0).
@@ -251,11 +258,23 @@ pub async fn bench(a: &BenchArgs) -> anyhow::Result<BenchReport> {
             a,
             &format!("starting a {n}-validator network in {}", dir.display()),
         );
-        let result = run_network(a, &bin, &dir, n, cores).await;
-        if temporary {
-            std::fs::remove_dir_all(&dir).ok();
+        // With --actions, each size is measured twice on fresh networks: plain inserts, then action calls.
+        let kinds: &[bool] = if a.actions { &[false, true] } else { &[false] };
+        for &actions in kinds {
+            let run = BenchArgs {
+                actions,
+                ..a.clone()
+            };
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot clear {}", dir.display()))?;
+            }
+            let result = run_network(&run, &bin, &dir, n, cores).await;
+            if temporary {
+                std::fs::remove_dir_all(&dir).ok();
+            }
+            networks.push(result.with_context(|| format!("benchmark of {n} validators"))?);
         }
-        networks.push(result.with_context(|| format!("benchmark of {n} validators"))?);
     }
     if temporary {
         std::fs::remove_dir_all(&root).ok();
@@ -664,6 +683,7 @@ async fn drive(
     };
     Ok(NetworkReport {
         validators: n,
+        actions: a.actions,
         cpu_ms_per_tx,
         committed_tx,
         failed_tx: d(|s| s.tx_errors) as u64,
@@ -880,7 +900,7 @@ pub fn render(r: &BenchReport) -> String {
         r.window,
         r.standard,
         if r.actions {
-            "action calls"
+            "bound parameters, then action calls"
         } else if r.literal {
             "literal SQL"
         } else {
@@ -892,13 +912,14 @@ pub fn render(r: &BenchReport) -> String {
         r.cores,
         r.load_before
     ));
-    out.push_str("validators | committed tx/s | p50 ms | p99 ms | committed | signatures | SQL   | consensus | other dstorage | CPU used (network + client)\n");
-    out.push_str("-----------+----------------+--------+--------+-----------+------------+-------+-----------+----------------+----------------------------\n");
+    out.push_str("validators | inserts | committed tx/s | p50 ms | p99 ms | committed | signatures | SQL   | consensus | other dstorage | CPU used (network + client)\n");
+    out.push_str("-----------+---------+----------------+--------+--------+-----------+------------+-------+-----------+----------------+----------------------------\n");
     for n in &r.networks {
         let c = &n.cpu_seconds;
         out.push_str(&format!(
-            "{:>10} | {:>14.0} | {:>6.0} | {:>6.0} | {:>9} | {:>9.1}% | {:>4.1}% | {:>8.1}% | {:>13.1}% | {:.0}% + {:.0}% of {:.0} core-s\n",
+            "{:>10} | {:>7} | {:>14.0} | {:>6.0} | {:>6.0} | {:>9} | {:>9.1}% | {:>4.1}% | {:>8.1}% | {:>13.1}% | {:.0}% + {:.0}% of {:.0} core-s\n",
             n.validators,
+            if n.actions { "action" } else { "sql" },
             n.tx_per_sec,
             n.latency_ms.p50,
             n.latency_ms.p99,
@@ -915,9 +936,29 @@ pub fn render(r: &BenchReport) -> String {
     out.push('\n');
     for n in &r.networks {
         out.push_str(&format!(
-            "{} validator(s): {} blocks, {} sent, {} refused, {} uncommitted, {} failed in blocks; commit p90 {:.0} ms, max {:.0} ms; broadcast (CheckTx) p50 {:.1} ms, p99 {:.1} ms; {:.1} txs per CometBFT tx; network CPU {:.2} ms per committed tx\n",
-            n.validators, n.blocks, n.sent, n.refused, n.uncommitted, n.failed_tx, n.latency_ms.p90, n.latency_ms.max, n.broadcast_ms.p50, n.broadcast_ms.p99, n.txs_per_submission, n.cpu_ms_per_tx
+            "{} validator(s), {}: {} blocks, {} sent, {} refused, {} uncommitted, {} failed in blocks; commit p90 {:.0} ms, max {:.0} ms; broadcast (CheckTx) p50 {:.1} ms, p99 {:.1} ms; {:.1} txs per CometBFT tx; network CPU {:.2} ms per committed tx\n",
+            n.validators, if n.actions { "action calls" } else { "sql inserts" }, n.blocks, n.sent, n.refused, n.uncommitted, n.failed_tx, n.latency_ms.p90, n.latency_ms.max, n.broadcast_ms.p50, n.broadcast_ms.p99, n.txs_per_submission, n.cpu_ms_per_tx
         ));
+    }
+    for pair in r.networks.windows(2) {
+        if let [sql, action] = pair {
+            if !sql.actions
+                && action.actions
+                && sql.validators == action.validators
+                && sql.tx_per_sec > 0.0
+            {
+                out.push_str(&format!(
+                    "{} validator(s): action calls / sql inserts = {:.2} in tx/s ({:.0} / {:.0}), {:.2} in network CPU per tx ({:.2} / {:.2} ms)\n",
+                    sql.validators,
+                    action.tx_per_sec / sql.tx_per_sec,
+                    action.tx_per_sec,
+                    sql.tx_per_sec,
+                    action.cpu_ms_per_tx / sql.cpu_ms_per_tx.max(1e-9),
+                    action.cpu_ms_per_tx,
+                    sql.cpu_ms_per_tx,
+                ));
+            }
+        }
     }
     out.push_str("CPU shares are of the network's CPU time (all dstorage and CometBFT processes); signature and SQL time are thread CPU time measured inside the nodes.\n");
     out

@@ -1,9 +1,11 @@
 //! `dstorage bench --signed-reads`: signed reads per second on one real node.
 //!
-//! One validator is started (a real `dstorage start` with its CometBFT), a schema of 1,000 rows is deployed by
-//! an owner key, and `--clients` concurrent readers each loop: `GET /v1/challenge`, sign a one-row
-//! `SELECT ... WHERE id = ?` as the owner under `--standard`, `POST /v1/query`, check the row. After `--warmup`
-//! seconds, completed reads are counted for `--seconds`. The report gives end-to-end reads per second on this
+//! One validator is started (a real `dstorage start` with its CometBFT), a schema of 1,000 rows with a view
+//! action `get($id)` is deployed by an owner key, and two phases run one after the other on that node, each with
+//! `--clients` concurrent readers looping: `GET /v1/challenge`, sign the read as the owner under `--standard`,
+//! post it, check the row. The SQL phase posts a one-row `SELECT ... WHERE id = ?` to `POST /v1/query`; the
+//! action phase calls `get(id)` through `POST /v1/call`. In each phase, after `--warmup` seconds, completed reads
+//! are counted for `--seconds`; the report gives both and their ratio (one run, one machine load). The report gives end-to-end reads per second on this
 //! machine (the benchmark client's signing and HTTP share the cores with the node) and the node's own CPU per
 //! read (its process and CometBFT's, from `/proc`), from which the reads one node could answer per second of
 //! each core it has follows: what the node costs, separated from what the client costs.
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use dstorage_auth::SecretKey;
 use dstorage_client::{Client, Signer};
+use dstorage_types::read::ReadEnvelope;
 use dstorage_types::result::ResultCode;
 use dstorage_types::value::Value;
 use serde::Serialize;
@@ -36,6 +39,21 @@ pub struct ReadsReport {
     pub clients: usize,
     /// Signature standard of the reads.
     pub standard: String,
+    /// Challenges each reader fetched per `GET /v1/challenge` (`--challenge-batch`).
+    pub challenge_batch: usize,
+    /// Signed ad-hoc SQL reads (`POST /v1/query`).
+    pub sql: ReadsPhase,
+    /// Signed view action reads (`POST /v1/call`).
+    pub action: ReadsPhase,
+    /// Action reads per second over SQL reads per second.
+    pub action_over_sql: f64,
+}
+
+/// One phase of the signed-read benchmark.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadsPhase {
+    /// 1-minute load average when the phase started.
+    pub load_before: f64,
     /// Measured seconds.
     pub seconds: f64,
     /// Reads answered (200 with the expected row) in the window.
@@ -52,29 +70,49 @@ pub struct ReadsReport {
     pub client_cpu_us_per_read: f64,
 }
 
+/// Which read a phase sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sql,
+    Action,
+}
+
 /// Run the signed-read benchmark and print its report.
 pub async fn run(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     if a.clients == 0 || a.seconds == 0 {
         bail!("--clients and --seconds must be positive");
+    }
+    if !(1..=dstorage_client::api::MAX_CHALLENGES).contains(&a.challenge_batch) {
+        bail!(
+            "--challenge-batch takes 1 to {}",
+            dstorage_client::api::MAX_CHALLENGES
+        );
     }
     let report = bench(a).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "signed reads ({}) on 1 node, {} clients, {} s on {} cores (load {:.2} before):",
-            report.standard, report.clients, report.seconds, report.cores, report.load_before
+            "signed reads ({}) on 1 node, {} clients, {} challenge(s) per GET /v1/challenge, {} cores (load {:.2} before):",
+            report.standard, report.clients, report.challenge_batch, report.cores, report.load_before
         );
-        println!(
-            "  {:.0} reads/s end to end ({} reads, {} errors)",
-            report.reads_per_second, report.reads, report.errors
-        );
-        println!(
-            "  node CPU {:.1} us/read = {:.0} reads/s per node core; client CPU {:.1} us/read",
-            report.node_cpu_us_per_read,
-            report.reads_per_node_core_second,
-            report.client_cpu_us_per_read
-        );
+        for (what, p) in [
+            ("SQL    (POST /v1/query)", &report.sql),
+            ("action (POST /v1/call) ", &report.action),
+        ] {
+            println!(
+                "  {what}: {:.0} reads/s end to end ({} reads, {} errors, {:.0} s, load {:.2}); node CPU {:.1} us/read = {:.0} reads/s per node core; client CPU {:.1} us/read",
+                p.reads_per_second,
+                p.reads,
+                p.errors,
+                p.seconds,
+                p.load_before,
+                p.node_cpu_us_per_read,
+                p.reads_per_node_core_second,
+                p.client_cpu_us_per_read
+            );
+        }
+        println!("  action reads / SQL reads: {:.2}", report.action_over_sql);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -121,7 +159,8 @@ async fn measure(
             &owner,
             "reads",
             &format!(
-                "CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT NOT NULL) STRICT; INSERT INTO t VALUES {}",
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, payload TEXT NOT NULL) STRICT; INSERT INTO t VALUES {};
+CREATE VIEW ACTION get($id INTEGER) AUTHENTICATED AS BEGIN SELECT payload FROM t WHERE id = $id; END;",
                 (1..=ROWS)
                     .map(|i| format!("({i}, 'row {i}')"))
                     .collect::<Vec<_>>()
@@ -132,8 +171,33 @@ async fn measure(
     if r.code != ResultCode::Ok {
         bail!("deploying the read schema failed: {}", r.message);
     }
-    client.chain_id().await?;
+    let chain_id = client.chain_id().await?;
+    let sql = phase(a, node, &client, (&owner, &chain_id), Kind::Sql).await?;
+    let action = phase(a, node, &client, (&owner, &chain_id), Kind::Action).await?;
+    Ok(ReadsReport {
+        cores,
+        load_before,
+        clients: a.clients,
+        standard: a.standard.clone(),
+        challenge_batch: a.challenge_batch,
+        action_over_sql: if sql.reads_per_second > 0.0 {
+            action.reads_per_second / sql.reads_per_second
+        } else {
+            0.0
+        },
+        sql,
+        action,
+    })
+}
 
+async fn phase(
+    a: &BenchArgs,
+    node: &crate::bench::NodeProc,
+    client: &Client,
+    (owner, chain_id): (&Arc<Signer>, &str),
+    kind: Kind,
+) -> anyhow::Result<ReadsPhase> {
+    let load_before = load_average();
     let counting = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
@@ -147,18 +211,42 @@ async fn measure(
             reads.clone(),
             errors.clone(),
         );
+        let chain_id = chain_id.to_owned();
+        let batch = a.challenge_batch;
         tasks.push(tokio::spawn(async move {
             let mut id = (c as i64 * 7919) % ROWS + 1;
+            let mut challenges: Vec<String> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 id = id % ROWS + 1;
-                let answer = client
-                    .query_signed(
-                        &owner,
-                        "reads",
-                        "SELECT payload FROM t WHERE id = ?",
-                        vec![Value::Integer(id)],
-                    )
-                    .await;
+                let (path, envelope) = match kind {
+                    Kind::Sql => (
+                        "/v1/query",
+                        ReadEnvelope::sql(
+                            "reads",
+                            "SELECT payload FROM t WHERE id = ?",
+                            vec![Value::Integer(id)],
+                        ),
+                    ),
+                    Kind::Action => (
+                        "/v1/call",
+                        ReadEnvelope::action("reads", "get", vec![Value::Integer(id)]),
+                    ),
+                };
+                let answer = async {
+                    if challenges.is_empty() {
+                        challenges = if batch == 1 {
+                            vec![client.challenge().await?.challenge]
+                        } else {
+                            client.challenges(batch).await?
+                        };
+                    }
+                    let challenge = challenges.pop().unwrap_or_default();
+                    let signed = owner.sign_read(&chain_id, &challenge, envelope)?;
+                    client
+                        .post_read::<dstorage_client::api::QueryResponse>(path, &signed)
+                        .await
+                }
+                .await;
                 let ok = matches!(&answer, Ok(r) if r.rows == vec![vec![Value::Text(format!("row {id}"))]]);
                 if counting.load(Ordering::Relaxed) {
                     if ok {
@@ -188,11 +276,8 @@ async fn measure(
     let n = reads.load(Ordering::Relaxed);
     let per_read = |cpu: f64| if n == 0 { 0.0 } else { cpu / n as f64 * 1e6 };
     let node_us = per_read(node_cpu);
-    Ok(ReadsReport {
-        cores,
+    Ok(ReadsPhase {
         load_before,
-        clients: a.clients,
-        standard: a.standard.clone(),
         seconds: elapsed,
         reads: n,
         errors: errors.load(Ordering::Relaxed),

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use dstorage_auth::Registry;
+use dstorage_auth::{AuthError, Registry};
 use dstorage_types::caller::Caller;
 use dstorage_types::read::{ReadAuth, ReadEnvelope, ReadRequest};
 use sha2::{Digest, Sha256};
@@ -197,7 +197,8 @@ impl ReadAuthenticator {
                 now,
             });
         }
-        let authenticator = self.registry.get(&auth.standard).map_err(|e| {
+        // An unknown standard is named as such before anything else is read.
+        self.registry.get(&auth.standard).map_err(|e| {
             ReadAuthError::UnknownStandard(format!("unknown signature standard: {e}"))
         })?;
         let sender = hex::decode(auth.sender.trim_start_matches("0x"))
@@ -205,22 +206,24 @@ impl ReadAuthenticator {
         let signature = hex::decode(auth.signature.trim_start_matches("0x"))
             .map_err(|e| ReadAuthError::BadSignature(format!("signature is not hex: {e}")))?;
         let text = envelope.signed_text(request, auth);
-        authenticator
-            .verify(&sender, text.as_bytes(), &signature)
-            .map_err(|e| {
-                ReadAuthError::BadSignature(format!(
+        let caller = self
+            .registry
+            .verify_caller(&auth.standard, &sender, text.as_bytes(), &signature)
+            .map_err(|e| match e {
+                AuthError::UnknownStandard { .. } => {
+                    ReadAuthError::UnknownStandard(format!("unknown signature standard: {e}"))
+                }
+                AuthError::Verify(e) => ReadAuthError::BadSignature(format!(
                     "signature does not verify under {}: {e}",
                     auth.standard
-                ))
+                )),
+                e => ReadAuthError::BadSignature(format!(
+                    "sender is not a valid {} identity: {e}",
+                    auth.standard
+                )),
             })?;
-        let identity = authenticator.identifier(&sender).map_err(|e| {
-            ReadAuthError::BadSignature(format!(
-                "sender is not a valid {} identity: {e}",
-                auth.standard
-            ))
-        })?;
         self.spend(expires_at, random, now)?;
-        Ok(Caller::from_sender(&identity, &auth.standard, &sender))
+        Ok(caller)
     }
 
     fn open_challenge(&self, text: &str) -> Result<(u64, [u8; RANDOM_BYTES]), ReadAuthError> {

@@ -7,8 +7,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use dstorage_app::access::{may_read, ReadDenied};
+use dstorage_app::reads::QueryRefused;
 use dstorage_client::api::{
-    ChallengeResponse, EstimateResponse, GrantInfo, GrantsResponse, QueryResponse,
+    ChallengeResponse, EstimateResponse, GrantInfo, GrantsResponse, QueryResponse, MAX_CHALLENGES,
 };
 use dstorage_types::caller::Caller;
 use dstorage_types::read::{ReadEnvelope, ReadRequest};
@@ -79,13 +80,38 @@ pub fn read_caller(
     ))
 }
 
-/// `GET /v1/challenge`.
-pub async fn challenge(State(s): State<ApiState>) -> Json<ChallengeResponse> {
-    let c = s.reads_auth.issue();
-    Json(ChallengeResponse {
-        challenge: c.challenge,
-        expires_at: c.expires_at,
-    })
+/// `?count=N` of `GET /v1/challenge`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ChallengeQuery {
+    count: Option<usize>,
+}
+
+/// `GET /v1/challenge[?count=N]`: one challenge, or N (at most `MAX_CHALLENGES`) for a client that signs many
+/// reads within their lifetime; each is still single-use. Issuing stores nothing (a challenge is HMAC'd), so a
+/// batch costs the node only the hashing.
+pub async fn challenge(
+    State(s): State<ApiState>,
+    query: Result<Query<ChallengeQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<ChallengeResponse> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))?;
+    let count = q.count.unwrap_or(1);
+    if !(1..=MAX_CHALLENGES).contains(&count) {
+        return Err(ApiError::bad_request(format!(
+            "count is {count}; ask for 1 to {MAX_CHALLENGES} challenges"
+        )));
+    }
+    let now = crate::readauth::now();
+    let issued: Vec<_> = (0..count).map(|_| s.reads_auth.issue_at(now)).collect();
+    let first = issued[0].clone();
+    Ok(Json(ChallengeResponse {
+        challenge: first.challenge,
+        expires_at: first.expires_at,
+        challenges: if count > 1 {
+            issued.into_iter().map(|c| c.challenge).collect()
+        } else {
+            Vec::new()
+        },
+    }))
 }
 
 /// `POST /v1/query`: one SELECT, by the owner of every schema it names, or of schemas that are public.
@@ -107,12 +133,17 @@ pub async fn query(
     let state = s.clone();
     let r = blocking(move || -> Result<_, ApiError> {
         let caller = read_caller(&state, &envelope, &request)?;
-        let reads = state.app.reads();
         let who = caller.as_ref().map(|c| c.identity.as_str());
-        check_read_access(reads, &envelope.schema, &sql, who, true)?;
-        reads
-            .query_with_params(&envelope.schema, &sql, &params, limit)
-            .map_err(ApiError::from_sql)
+        match state
+            .app
+            .reads()
+            .query_as(&envelope.schema, &sql, &params, limit, who)
+            .map_err(ApiError::from_sql)?
+        {
+            Ok(rows) => Ok(rows),
+            Err(QueryRefused::NoSchema(schema)) => Err(no_schema(&schema)),
+            Err(QueryRefused::Denied(denied)) => Err(denied.into()),
+        }
     })
     .await??;
     Ok(Json(QueryResponse {
@@ -121,6 +152,15 @@ pub async fn query(
         cost: r.cost,
         height,
     }))
+}
+
+/// 404 `schema_not_found`.
+fn no_schema(schema: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "schema_not_found",
+        format!("schema {schema} does not exist"),
+    )
 }
 
 /// The ad-hoc read rule for `sql` in `schema` by `who` (`None`: unsigned): the schema itself first, before the
@@ -134,11 +174,7 @@ fn check_read_access(
     named: bool,
 ) -> Result<(), ApiError> {
     let Some(owner) = reads.owner(schema).map_err(ApiError::from_sql)? else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "schema_not_found",
-            format!("schema {schema} does not exist"),
-        ));
+        return Err(no_schema(schema));
     };
     let public = reads.public_read(schema).map_err(ApiError::from_sql)?;
     may_read(schema, &owner, public, who)?;

@@ -1,4 +1,4 @@
-//! The identity store (`examples/identity_store.sql`) on four real validators: humans with Ethereum and ed25519
+//! The identity store (`examples/identity_store.sql`) on four real validators: humans with Ethereum and NEAR
 //! wallets call its actions through node 0, every refusal gets the same code on every node, another identity's
 //! write through an action fails by the action's own SQL, views answer on node 3 unsigned only when public, and
 //! every node ends with the same app hash at every height.
@@ -36,9 +36,11 @@ async fn identity_store_runs_on_four_validators() {
     let net = Net::start(4).await;
     let (c0, c3) = (net.nodes[0].client(), net.nodes[3].client());
     let operator = common::new_signer();
-    let alice =
-        Signer::new(SecretKey::generate(KeyType::Secp256k1), "eth_personal_sign").expect("eth");
-    let bob = common::new_signer();
+    let alice_key = SecretKey::generate(KeyType::Secp256k1);
+    let alice = Signer::new(alice_key.clone(), "eth_personal_sign").expect("eth");
+    // Bob's wallet is a NEAR one (NEP-413 over ed25519).
+    let bob_key = SecretKey::generate(KeyType::Ed25519);
+    let bob = Signer::new(bob_key.clone(), "near_nep413").expect("near");
     let mallory = common::new_signer();
 
     let r = c0.deploy(&operator, "ids", STORE).await.expect("deploy");
@@ -117,6 +119,30 @@ async fn identity_store_runs_on_four_validators() {
         let there = c3.tx(&r.hash).await.expect("record on node3");
         assert_eq!((there.code, &there.message), (r.code, &r.message));
     }
+    // Each wallet's key as create_human stored it from @caller_key: Alice's recovered from her Ethereum
+    // signature on every node alike (the app hashes compared below cover the other nodes).
+    let wallets = c3
+        .query_signed(
+            &operator,
+            "ids",
+            "SELECT standard, public_key FROM wallets ORDER BY standard",
+            Vec::new(),
+        )
+        .await
+        .expect("the operator's read of the wallets");
+    assert_eq!(
+        wallets.rows,
+        vec![
+            vec![
+                text("eth_personal_sign"),
+                Value::Blob(alice_key.public_key().to_bytes())
+            ],
+            vec![
+                text("near_nep413"),
+                Value::Blob(bob_key.public_key().to_bytes())
+            ],
+        ]
+    );
     let humans = c3
         .call_view("ids", "count_humans", Vec::new())
         .await

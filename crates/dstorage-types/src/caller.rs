@@ -1,8 +1,8 @@
 //! Who is asking: the authenticated caller a write, an action or a signed read runs as.
 //!
 //! A transaction's caller comes from its verified envelope; a signed read's from its verified read signature
-//! (`docs/api.md`). Both paths produce the same value, so an action's access rule and its `@caller...` values
-//! are decided the same way whether it writes in a block or reads on one node.
+//! (`docs/api.md`). Both come from `dstorage_auth::Registry::verify_caller`, so an action's access rule and its
+//! `@caller...` values are decided the same way whether it writes in a block or reads on one node.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,21 +13,10 @@ pub struct Caller {
     pub identity: String,
     /// The signature standard the caller signed with (`@caller_standard`).
     pub standard: String,
-    /// The caller's public key bytes where the standard gives one (recovered for Ethereum), else `None`
-    /// (`@caller_key`).
+    /// The caller's public key bytes (`@caller_key`), as the signature's verification gives it
+    /// (`dstorage_auth::Registry::verify_caller`, the one place this is decided): the sender bytes where they
+    /// are the key (ed25519, NEAR, Solana: 32 bytes; secp256k1_sha256: the 33-byte compressed key) and, for
+    /// Ethereum, whose sender is an address, the key recovered from the signature as a 33-byte compressed
+    /// secp256k1 point. `None` only for a caller built without a signature (tests, tools).
     pub key: Option<Vec<u8>>,
-}
-
-impl Caller {
-    /// The caller a verified signature names: `sender` is the signer as its standard spells it (the envelope's
-    /// sender bytes). The key is the sender itself where that is a public key (ed25519, NEAR, Solana: 32 bytes;
-    /// secp256k1_sha256: the 33-byte compressed key); `None` for Ethereum, whose sender is an address. One rule
-    /// for transactions and signed reads, so `@caller_key` means the same in both.
-    pub fn from_sender(identity: &str, standard: &str, sender: &[u8]) -> Caller {
-        Caller {
-            identity: identity.to_owned(),
-            standard: standard.to_owned(),
-            key: (standard != "eth_personal_sign").then(|| sender.to_vec()),
-        }
-    }
 }

@@ -82,6 +82,38 @@ pub fn parse_address(text: &str) -> Result<[u8; 20], String> {
     Ok(out)
 }
 
+/// The public key that signed `message` (EIP-191 personal_sign) with this 65-byte r ‖ s ‖ v signature, as
+/// `ecrecover` finds it, with the same refusals as verification: a wrong length, a recovery byte other than
+/// 27/28/0/1, r or s out of range, high S, or no key recovering. Which address the key has is the caller's to
+/// compare ([`address`]).
+pub fn recover_key(message: &[u8], signature: &[u8]) -> Result<secp256k1::PublicKey, VerifyError> {
+    let signature: &[u8; 65] = signature
+        .try_into()
+        .map_err(|_| VerifyError::SignatureLength {
+            standard: NAME,
+            expected: "65 (r ‖ s ‖ v)",
+            actual: signature.len(),
+        })?;
+    let (compact, v) = signature.split_at(64);
+    let v = v[0];
+    let recovery_id = match v {
+        27 | 0 => RecoveryId::Zero,
+        28 | 1 => RecoveryId::One,
+        // 29/30 (x ≥ n) are never produced in practice and EIP-155 values belong to transactions.
+        _ => return Err(VerifyError::RecoveryId { standard: NAME, v }),
+    };
+    let mut rs = [0u8; 64];
+    rs.copy_from_slice(compact);
+    check_secp256k1_scalars(NAME, &rs)?;
+    let unrecoverable = |_| VerifyError::Unrecoverable { standard: NAME };
+    let recoverable =
+        RecoverableSignature::from_compact(&rs, recovery_id).map_err(unrecoverable)?;
+    let digest = Message::from_digest(personal_message_hash(message));
+    SECP256K1
+        .recover_ecdsa(&digest, &recoverable)
+        .map_err(unrecoverable)
+}
+
 impl Authenticator for EthPersonalSign {
     fn name(&self) -> &'static str {
         NAME
@@ -92,38 +124,23 @@ impl Authenticator for EthPersonalSign {
     }
 
     fn verify(&self, sender: &[u8], message: &[u8], signature: &[u8]) -> Result<(), VerifyError> {
+        self.verify_signer_key(sender, message, signature)
+            .map(|_| ())
+    }
+
+    fn verify_signer_key(
+        &self,
+        sender: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<Vec<u8>, VerifyError> {
         let sender: &[u8; 20] = sender.try_into().map_err(|_| VerifyError::SenderLength {
             standard: NAME,
             expected: 20,
             actual: sender.len(),
             what: "Ethereum address",
         })?;
-        let signature: &[u8; 65] =
-            signature
-                .try_into()
-                .map_err(|_| VerifyError::SignatureLength {
-                    standard: NAME,
-                    expected: "65 (r ‖ s ‖ v)",
-                    actual: signature.len(),
-                })?;
-        let (compact, v) = signature.split_at(64);
-        let v = v[0];
-        let recovery_id = match v {
-            27 | 0 => RecoveryId::Zero,
-            28 | 1 => RecoveryId::One,
-            // 29/30 (x ≥ n) are never produced in practice and EIP-155 values belong to transactions.
-            _ => return Err(VerifyError::RecoveryId { standard: NAME, v }),
-        };
-        let mut rs = [0u8; 64];
-        rs.copy_from_slice(compact);
-        check_secp256k1_scalars(NAME, &rs)?;
-        let unrecoverable = |_| VerifyError::Unrecoverable { standard: NAME };
-        let recoverable =
-            RecoverableSignature::from_compact(&rs, recovery_id).map_err(unrecoverable)?;
-        let digest = Message::from_digest(personal_message_hash(message));
-        let key = SECP256K1
-            .recover_ecdsa(&digest, &recoverable)
-            .map_err(unrecoverable)?;
+        let key = recover_key(message, signature)?;
         let signer = address(&key);
         if &signer != sender {
             return Err(VerifyError::SignerMismatch {
@@ -132,7 +149,7 @@ impl Authenticator for EthPersonalSign {
                 recovered: checksum_address(&signer),
             });
         }
-        Ok(())
+        Ok(key.serialize().to_vec())
     }
 
     fn identifier(&self, sender: &[u8]) -> Result<String, AuthError> {
@@ -208,6 +225,31 @@ mod tests {
             EthPersonalSign.verify(&sender, b"Some data", &signature),
             Ok(())
         );
+    }
+
+    #[test]
+    fn the_signer_key_is_the_compressed_key_that_signed() {
+        let key = web3_key();
+        let sender = parse_address(WEB3_ADDRESS).unwrap();
+        let signature = hex::decode(WEB3_SIGNATURE).unwrap();
+        let PublicKey::Secp256k1(public) = key.public_key() else {
+            panic!("a secp256k1 key")
+        };
+        assert_eq!(recover_key(b"Some data", &signature).unwrap(), public);
+        let signer = EthPersonalSign
+            .verify_signer_key(&sender, b"Some data", &signature)
+            .unwrap();
+        assert_eq!(signer, public.serialize().to_vec());
+        assert_eq!(signer.len(), 33);
+        // Another message recovers another key, whose address is not the sender's.
+        assert!(matches!(
+            EthPersonalSign.verify_signer_key(&sender, b"Other data", &signature),
+            Err(VerifyError::SignerMismatch { .. })
+        ));
+        assert!(matches!(
+            recover_key(b"Some data", &signature[..64]),
+            Err(VerifyError::SignatureLength { actual: 64, .. })
+        ));
     }
 
     #[test]
