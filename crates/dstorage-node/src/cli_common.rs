@@ -163,7 +163,13 @@ pub fn render_rows(r: &QueryResponse) -> String {
     let line = |vals: &[String]| -> String {
         vals.iter()
             .enumerate()
-            .map(|(i, v)| format!("{:<w$}", v, w = widths.get(i).copied().unwrap_or(0)))
+            // Padded by hand: `format!`'s width is a u16, and a cell can be a blob of a megabyte
+            // (its hex is longer than 65,535 characters), which panicked the CLI.
+            .map(|(i, v)| {
+                let width = widths.get(i).copied().unwrap_or(0);
+                let pad = width.saturating_sub(v.chars().count());
+                format!("{v}{}", " ".repeat(pad))
+            })
             .collect::<Vec<_>>()
             .join(" | ")
             .trim_end()
@@ -190,4 +196,41 @@ pub fn render_rows(r: &QueryResponse) -> String {
         if cells.len() == 1 { "" } else { "s" }
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dstorage_types::value::Value;
+
+    #[test]
+    fn a_table_with_a_megabyte_blob_renders_aligned_instead_of_panicking() {
+        // Bug pinned: `format!("{:<w$}")` takes a u16 width, so `dstorage exec ... RETURNING v` of a
+        // 300 kB blob panicked the CLI with "Formatting argument out of range" after the write committed.
+        let big = Value::Blob(vec![0; 300_000]);
+        let big_len = big.to_string().chars().count();
+        let r = QueryResponse {
+            columns: vec!["v".into(), "n".into()],
+            rows: vec![
+                vec![big, Value::Integer(1)],
+                vec![Value::Blob(vec![1]), Value::Integer(22)],
+            ],
+            cost: 0,
+            height: 1,
+        };
+        let out = render_rows(&r);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 5, "header, rule, two rows, count");
+        // Every line puts its second column after the first column's full width.
+        for line in &lines[..4] {
+            assert_eq!(
+                line.find(" | ").or(line.find("-+-")),
+                Some(big_len),
+                "{}",
+                &line[..20]
+            );
+        }
+        assert!(lines[3].ends_with(" | 22"));
+        assert_eq!(lines[4], "(2 rows)");
+    }
 }
