@@ -167,8 +167,9 @@ async fn a_float_made_through_type_affinity_is_an_error_not_a_value() {
 /// ... RETURNING` on a TEXT-keyed rowid table returned rows in insertion order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_are_defined_by_key_not_by_the_plan() {
-    // Plain SQLite answers 19 to the scalar subquery on this table: it walks the covering
-    // index on (grp, pos), where 19 (inserted first, pos 0) comes before 3.
+    // Plain SQLite (checked in the sqlite3 shell) answers 19 to the scalar subquery on this
+    // table: it walks the covering index on (grp, pos), where 19 (inserted first, pos 0)
+    // comes before 3; and its RETURNING below gives b, a, c.
     let (_net, client, owner) = node_with(
         "CREATE TABLE ord(id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, pos INTEGER NOT NULL) STRICT; \
          CREATE INDEX ord_grp ON ord(grp, pos); \
@@ -316,9 +317,10 @@ async fn a_read_of_many_large_rows_stops_at_the_data_limit_and_memory_stays_boun
         );
     }
     let grown = peak_rss(pid).saturating_sub(peak_before);
-    // Unstopped, the read would hold the 40 MB of rows and then their 80 MB hex JSON
-    // answer; stopped, it holds at most 8 MiB of rows and one value past it (the rest is
-    // the allocator keeping freed memory per thread: 10 to 22 MB measured).
+    // Stopped, the read holds at most 8 MiB of rows and one value past it (the rest is the
+    // allocator keeping freed memory per thread: 10 to 22 MB measured). Unstopped (the
+    // result limit raised to 100 MiB), the same read grew the peak by 111 MB: its 40 MB of
+    // rows and their hex JSON answer.
     assert!(
         grown < 48 * 1024 * 1024,
         "peak memory grew by {grown} bytes over three refused reads"
