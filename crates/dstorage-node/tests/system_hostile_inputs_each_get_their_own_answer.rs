@@ -341,8 +341,8 @@ async fn a_read_of_many_large_rows_stops_at_the_data_limit_and_memory_stays_boun
 
 /// Issue 10, "unbounded": `count(*)` was charged 9 steps whether the table held 10k or 1M
 /// rows, so a transaction of many `count(*)` subqueries cost almost nothing and kept every
-/// validator busy for seconds. It is now charged for the rows it walks, and such a
-/// transaction stops at the cost limit.
+/// validator busy for seconds, and estimates were far off. It is now charged for the rows it
+/// walks, such a transaction is refused at the cost limit, and estimates match the cost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn count_is_charged_for_the_rows_it_walks() {
     const LIMIT: u64 = 1_500_000;
@@ -434,6 +434,40 @@ async fn count_is_charged_for_the_rows_it_walks() {
     .await;
     assert_eq!(r.rows, vec![vec![int(50_500)]]);
     assert!(r.cost >= 50_500, "{r:?}");
+
+    // Estimates were far off (`count(*)` 1,668x, `BETWEEN` 11x, a join 8.6x). A read's
+    // estimate runs it, so it is its metered cost; a write's is within 2x.
+    for sql in [
+        "SELECT count(*) FROM big",
+        "SELECT count(*) FROM big WHERE id BETWEEN 100 AND 20000",
+        "SELECT count(*) FROM small s JOIN big b ON b.id = s.id + 7",
+        "SELECT sum(b.id) FROM small s JOIN big b ON b.id > s.id * 99 WHERE s.id < 5",
+    ] {
+        let estimate = client
+            .estimate_signed(&owner, SCHEMA, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .cost;
+        let metered = read(&client, &owner, sql).await.cost;
+        assert_eq!(estimate, metered, "{sql}");
+    }
+    for sql in [
+        "UPDATE big SET id = id + 100000 WHERE id BETWEEN 1 AND 1000",
+        "DELETE FROM big WHERE id BETWEEN 49001 AND 50000",
+    ] {
+        let estimate = client
+            .estimate_signed(&owner, SCHEMA, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .cost;
+        let r = exec(&client, &owner, sql, ResultCode::Ok).await;
+        assert_eq!(r.rows_changed, 1000, "{sql}");
+        assert!(
+            estimate <= 2 * r.cost && r.cost <= 2 * estimate,
+            "{sql}: estimated {estimate}, metered {}",
+            r.cost
+        );
+    }
 }
 
 /// Issue 10, "fooled": valid SQLite was refused with parse errors (`GLOB` / `NOT GLOB` as
