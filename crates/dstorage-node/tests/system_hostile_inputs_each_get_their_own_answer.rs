@@ -311,8 +311,9 @@ async fn a_read_of_many_large_rows_stops_at_the_data_limit_and_memory_stays_boun
             (
                 422,
                 "data_limit_exceeded",
-                "data limit exceeded: the transaction returns more than 8388608 bytes; split it \
-                 into smaller transactions"
+                "data limit exceeded: the statement returns more than 8388608 bytes of rows; ask \
+                 for fewer rows or columns (LIMIT, a narrower WHERE) or read the large values one \
+                 row at a time"
             )
         );
     }

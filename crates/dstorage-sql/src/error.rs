@@ -68,7 +68,7 @@ pub enum SqlError {
     },
     /// The transaction wrote, or returned, more bytes than one transaction may (see
     /// `EngineConfig::max_tx_write_bytes` and `max_result_bytes`); it was rolled back.
-    #[error("data limit exceeded: the transaction {what} more than {limit} bytes; split it into smaller transactions")]
+    #[error("data limit exceeded: {}", data_limit_advice(what, *limit))]
     DataLimitExceeded {
         /// What went over: "writes" (row changes) or "returns" (result rows).
         what: &'static str,
@@ -126,4 +126,19 @@ pub enum SqlError {
     /// stop rather than continue on unknown state.
     #[error("the block's transaction was aborted; the block cannot continue")]
     BlockAborted,
+}
+
+/// The cause and the remedy of [`SqlError::DataLimitExceeded`]: a read is not a transaction, so
+/// "split the transaction" is advice only for writes.
+fn data_limit_advice(what: &str, limit: u64) -> String {
+    if what == "returns" {
+        format!(
+            "the statement returns more than {limit} bytes of rows; ask for fewer rows or columns \
+             (LIMIT, a narrower WHERE) or read the large values one row at a time"
+        )
+    } else {
+        format!(
+            "the transaction {what} more than {limit} bytes; split it into smaller transactions"
+        )
+    }
 }
