@@ -53,10 +53,10 @@ impl Reads {
         self.with(|r| r.query_with_params(schema, sql, params, cost_limit))
     }
 
-    /// `POST /v1/query`'s read: `sql` in `schema` by `who` (`None`: unsigned), answered only if the rule of
-    /// [`crate::access::may_read`] lets `who` read the schema (checked before the SQL is parsed) and every other
-    /// schema the statement names. One reader and one read transaction for the rule's lookups and the read, so
-    /// the rule is decided on the state the rows come from.
+    /// `POST /v1/query`'s read: `sql` in `schema` by `who` (`None`: unsigned), answered only if
+    /// [`read_rule`] lets `who` read the schema and every other schema the statement names. One reader and one
+    /// read transaction for the rule's lookups and the read, so the rule is decided on the state the rows come
+    /// from.
     pub fn query_as(
         &self,
         schema: &str,
@@ -67,47 +67,23 @@ impl Reads {
     ) -> Result<Result<QueryResult, QueryRefused>, SqlError> {
         self.with(|r| {
             r.in_snapshot(|r| {
-                let rule =
-                    |r: &Reader, name: &str| -> Result<Result<(), QueryRefused>, SqlError> {
-                        let Some(owner) = r.kv_get(&keys::owner(name))? else {
-                            return Ok(Err(QueryRefused::NoSchema(name.to_owned())));
-                        };
-                        let public = r.kv_get(&keys::public_read(name))?.is_some();
-                        Ok(crate::access::may_read(
-                            name,
-                            &String::from_utf8_lossy(&owner),
-                            public,
-                            who,
-                        )
-                        .map_err(QueryRefused::Denied))
-                    };
-                if let Err(refused) = rule(r, schema)? {
+                if let Err(refused) = read_rule(r, schema, sql, who, NamedSchemas::Required)? {
                     return Ok(Err(refused));
-                }
-                for other in r.schemas_named(schema, sql)? {
-                    if other == schema {
-                        continue;
-                    }
-                    match rule(r, &other)? {
-                        Ok(()) => {}
-                        // A named schema without an owner (none: the guard resolved its tables) is nobody's
-                        // to read.
-                        Err(QueryRefused::NoSchema(_)) => {
-                            if let Err(denied) = crate::access::may_read(&other, "", false, who) {
-                                return Ok(Err(QueryRefused::Denied(denied)));
-                            }
-                        }
-                        Err(refused) => return Ok(Err(refused)),
-                    }
                 }
                 r.query_with_params(schema, sql, params, cost_limit).map(Ok)
             })?
         })
     }
 
-    /// The schemas a read of `sql` in `schema` names (see `Reader::schemas_named`).
-    pub fn schemas_named(&self, schema: &str, sql: &str) -> Result<Vec<String>, SqlError> {
-        self.with(|r| r.schemas_named(schema, sql))
+    /// `POST /v1/estimate`'s access rule: [`read_rule`] for `sql` in `schema` by `who`, where the other schemas
+    /// named are checked only when `sql` is one read (a write is only planned by the estimate, not run).
+    pub fn estimate_allowed(
+        &self,
+        schema: &str,
+        sql: &str,
+        who: Option<&str>,
+    ) -> Result<Result<(), QueryRefused>, SqlError> {
+        self.with(|r| r.in_snapshot(|r| read_rule(r, schema, sql, who, NamedSchemas::IfOneRead))?)
     }
 
     /// A schema's owner, `None` if there is no such schema.
@@ -304,6 +280,60 @@ impl Reads {
     pub fn is_validator_node(&self, node_id: &str) -> Result<bool, crate::AppError> {
         self.with(|r| crate::validators::is_validator_node(r, node_id))
     }
+}
+
+/// Whether [`read_rule`] must find the schemas a statement names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NamedSchemas {
+    /// `sql` must be one read; any other statement is refused with the read guard's error.
+    Required,
+    /// Only when `sql` is one read: a write (or several statements) names nothing the rule checks.
+    IfOneRead,
+}
+
+/// The ad-hoc read rule ([`crate::access::may_read`]) on reader `r`: `schema` itself first, before the SQL is
+/// parsed, then every other schema the statement names. A named schema without an owner (the guard resolved
+/// its tables, so none exists) is nobody's to read.
+fn read_rule(
+    r: &mut Reader,
+    schema: &str,
+    sql: &str,
+    who: Option<&str>,
+    named: NamedSchemas,
+) -> Result<Result<(), QueryRefused>, SqlError> {
+    let decide = |name: &str, owner: &[u8], public: bool| {
+        crate::access::may_read(name, &String::from_utf8_lossy(owner), public, who)
+            .map_err(QueryRefused::Denied)
+    };
+    let Some(owner) = r.kv_get(&keys::owner(schema))? else {
+        return Ok(Err(QueryRefused::NoSchema(schema.to_owned())));
+    };
+    let public = r.kv_get(&keys::public_read(schema))?.is_some();
+    if let Err(refused) = decide(schema, &owner, public) {
+        return Ok(Err(refused));
+    }
+    let others = match r.schemas_named(schema, sql) {
+        Ok(others) => others,
+        Err(e) if named == NamedSchemas::Required => return Err(e),
+        Err(e) => {
+            tracing::debug!(error = %e, "the access rule of a statement that is no single read");
+            return Ok(Ok(()));
+        }
+    };
+    for other in others.iter().filter(|o| *o != schema) {
+        let verdict = match r.kv_get(&keys::owner(other))? {
+            Some(owner) => decide(
+                other,
+                &owner,
+                r.kv_get(&keys::public_read(other))?.is_some(),
+            ),
+            None => decide(other, b"", false),
+        };
+        if let Err(refused) = verdict {
+            return Ok(Err(refused));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Why [`Reads::query_as`] did not answer.

@@ -6,7 +6,7 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use dstorage_app::access::{may_read, ReadDenied};
+use dstorage_app::access::ReadDenied;
 use dstorage_app::reads::QueryRefused;
 use dstorage_client::api::{
     ChallengeResponse, EstimateResponse, GrantInfo, GrantsResponse, QueryResponse, MAX_CHALLENGES,
@@ -134,16 +134,12 @@ pub async fn query(
     let r = blocking(move || -> Result<_, ApiError> {
         let caller = read_caller(&state, &envelope, &request)?;
         let who = caller.as_ref().map(|c| c.identity.as_str());
-        match state
+        state
             .app
             .reads()
             .query_as(&envelope.schema, &sql, &params, limit, who)
             .map_err(ApiError::from_sql)?
-        {
-            Ok(rows) => Ok(rows),
-            Err(QueryRefused::NoSchema(schema)) => Err(no_schema(&schema)),
-            Err(QueryRefused::Denied(denied)) => Err(denied.into()),
-        }
+            .map_err(refused)
     })
     .await??;
     Ok(Json(QueryResponse {
@@ -154,6 +150,14 @@ pub async fn query(
     }))
 }
 
+/// The answer to a read the access rule refused: 404 `schema_not_found`, or the rule's 401/403.
+fn refused(why: QueryRefused) -> ApiError {
+    match why {
+        QueryRefused::NoSchema(schema) => no_schema(&schema),
+        QueryRefused::Denied(denied) => denied.into(),
+    }
+}
+
 /// 404 `schema_not_found`.
 fn no_schema(schema: &str) -> ApiError {
     ApiError::new(
@@ -161,41 +165,6 @@ fn no_schema(schema: &str) -> ApiError {
         "schema_not_found",
         format!("schema {schema} does not exist"),
     )
-}
-
-/// The ad-hoc read rule for `sql` in `schema` by `who` (`None`: unsigned): the schema itself first, before the
-/// SQL is parsed; then, with `named`, every other schema the statement names (reads only: a statement the read
-/// guard refuses is answered by that refusal).
-fn check_read_access(
-    reads: &dstorage_app::reads::Reads,
-    schema: &str,
-    sql: &str,
-    who: Option<&str>,
-    named: bool,
-) -> Result<(), ApiError> {
-    let Some(owner) = reads.owner(schema).map_err(ApiError::from_sql)? else {
-        return Err(no_schema(schema));
-    };
-    let public = reads.public_read(schema).map_err(ApiError::from_sql)?;
-    may_read(schema, &owner, public, who)?;
-    if !named {
-        return Ok(());
-    }
-    for other in reads
-        .schemas_named(schema, sql)
-        .map_err(ApiError::from_sql)?
-    {
-        if other == schema {
-            continue;
-        }
-        let owner = reads
-            .owner(&other)
-            .map_err(ApiError::from_sql)?
-            .unwrap_or_default();
-        let public = reads.public_read(&other).map_err(ApiError::from_sql)?;
-        may_read(&other, &owner, public, who)?;
-    }
-    Ok(())
 }
 
 /// `POST /v1/estimate`: the same envelope and rule as `POST /v1/query` (an estimate of a read runs it, and its
@@ -216,13 +185,10 @@ pub async fn estimate(
     let e = blocking(move || -> Result<_, ApiError> {
         let reads = app.reads();
         let who = caller.as_ref().map(|c| c.identity.as_str());
-        check_read_access(reads, &envelope.schema, &sql, who, false)?;
-        // Named schemas matter for reads, which the estimate runs; a write is refused by the read guard here
-        // and only planned by the estimate.
-        match reads.schemas_named(&envelope.schema, &sql) {
-            Ok(_) => check_read_access(reads, &envelope.schema, &sql, who, true)?,
-            Err(e) => tracing::debug!(error = %e, "estimate of a statement that is no single read"),
-        }
+        reads
+            .estimate_allowed(&envelope.schema, &sql, who)
+            .map_err(ApiError::from_sql)?
+            .map_err(refused)?;
         reads
             .estimate(&envelope.schema, &sql)
             .map_err(ApiError::from_sql)
