@@ -375,28 +375,7 @@ impl Drop for Net {
 impl Net {
     /// Lay out `n` validators with `dstorage testnet --init-only` on free ports (nothing runs yet).
     pub fn layout(n: usize) -> Net {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let base = find_free_ports(n as u16 * PORTS_PER_NODE).expect("free ports");
-        let out = Command::new(DSTORAGE)
-            .args(["testnet", "--init-only", "--chain-id", CHAIN_ID])
-            .arg("--validators")
-            .arg(n.to_string())
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--base-port")
-            .arg(base.to_string())
-            .output()
-            .expect("run dstorage testnet --init-only");
-        assert!(
-            out.status.success(),
-            "dstorage testnet --init-only failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let nodes = (0..n)
-            .map(|i| Node::new(i, dir.path().join(format!("node{i}"))))
-            .collect();
-        Net { nodes, dir }
+        Net::layout_with(n, &[], 0).0
     }
 
     /// Like [`Net::layout`], with extra `dstorage testnet` arguments (e.g. genesis parameters) and `extra`
